@@ -1,0 +1,269 @@
+"""The local index: `.merkl/index.sqlite` in WAL mode.
+
+Tables:
+- `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size.
+- `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
+  duration, size, time) — the provenance log.
+- `file_state`: (path, inode, size, mtime_ns) → oid, so unchanged files are never re-read.
+
+One connection per thread and per process (sqlite3 connections are not shareable); every
+statement runs in autocommit or a short `BEGIN IMMEDIATE` transaction, with a busy timeout and a
+retry with backoff, so concurrent writers wait instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from merkl.errors import CacheError
+
+SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outputs (
+    out_hash TEXT PRIMARY KEY,
+    oid TEXT NOT NULL,
+    serializer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    pushable INTEGER NOT NULL DEFAULT 1,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outputs_oid ON outputs (oid);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    out_hash TEXT NOT NULL,
+    out_index INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    module TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    args_hash TEXT NOT NULL,
+    arg_hashes TEXT NOT NULL,
+    parents TEXT NOT NULL,
+    duration REAL NOT NULL,
+    size INTEGER NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_out_hash ON runs (out_hash);
+CREATE INDEX IF NOT EXISTS runs_task ON runs (module, task);
+CREATE TABLE IF NOT EXISTS file_state (
+    path TEXT PRIMARY KEY,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    oid TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEntry:
+    """Where a cached output lives."""
+
+    out_hash: str
+    oid: str
+    serializer: str
+    size: int
+    pushable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One computed output, as logged in `runs`."""
+
+    out_hash: str
+    out_index: int
+    task: str
+    module: str
+    code_hash: str
+    args_hash: str
+    arg_hashes: dict[str, str]
+    parents: list[str]
+    duration: float
+    size: int
+    time: float
+
+
+class Index:
+    """Thread- and process-safe access to `index.sqlite`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._schema_ready = False
+
+    # -- connection management ------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                _retry(lambda: self._init_schema(conn))
+                self._schema_ready = True
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(
+                f"cannot open the index {self.path}: {exc}; run `merkl verify --repair` or "
+                f"delete the file to rebuild it"
+            ) from exc
+        return conn
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        return _retry(lambda: self._connection().execute(sql, tuple(params)).fetchall())
+
+    def _write(self, statements: Callable[[sqlite3.Connection], _T]) -> _T:
+        def transaction() -> _T:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = statements(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return _retry(transaction)
+
+    # -- outputs --------------------------------------------------------------------------
+    def find_output(self, out_hash: str) -> OutputEntry | None:
+        rows = self._read(
+            "SELECT out_hash, oid, serializer, size, pushable FROM outputs WHERE out_hash = ?",
+            (out_hash,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    def add_outputs(
+        self, entries: Iterable[OutputEntry], runs: Iterable[RunRecord] = ()
+    ) -> None:
+        """Record outputs (first writer wins) and their run-log rows in one transaction."""
+        now = time.time()
+        output_rows = [
+            (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), now) for e in entries
+        ]
+        run_rows = [
+            (
+                r.out_hash, r.out_index, r.task, r.module, r.code_hash, r.args_hash,
+                orjson.dumps(r.arg_hashes, option=orjson.OPT_SORT_KEYS).decode(),
+                orjson.dumps(r.parents).decode(), r.duration, r.size, r.time,
+            )
+            for r in runs
+        ]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO outputs (out_hash, oid, serializer, size, pushable, "
+                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                output_rows,
+            )
+            conn.executemany(
+                "INSERT INTO runs (out_hash, out_index, task, module, code_hash, args_hash, "
+                "arg_hashes, parents, duration, size, time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                run_rows,
+            )
+
+        self._write(insert)
+
+    def remove_outputs(self, out_hashes: Iterable[str]) -> None:
+        rows = [(h,) for h in out_hashes]
+        self._write(lambda conn: conn.executemany("DELETE FROM outputs WHERE out_hash = ?", rows))
+
+    def iter_outputs(self) -> Iterator[OutputEntry]:
+        for row in self._read("SELECT out_hash, oid, serializer, size, pushable FROM outputs"):
+            yield _entry(row)
+
+    # -- run log --------------------------------------------------------------------------
+    def iter_runs(
+        self, *, out_hash: str | None = None, limit: int | None = None
+    ) -> Iterator[RunRecord]:
+        sql = (
+            "SELECT out_hash, out_index, task, module, code_hash, args_hash, arg_hashes, "
+            "parents, duration, size, time FROM runs"
+        )
+        params: list[Any] = []
+        if out_hash is not None:
+            sql += " WHERE out_hash = ?"
+            params.append(out_hash)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        for row in self._read(sql, params):
+            yield RunRecord(
+                row[0], row[1], row[2], row[3], row[4], row[5],
+                orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9], row[10],
+            )
+
+    # -- stat cache -----------------------------------------------------------------------
+    def find_file_oid(self, path: str, inode: int, size: int, mtime_ns: int) -> str | None:
+        rows = self._read(
+            "SELECT oid FROM file_state WHERE path = ? AND inode = ? AND size = ? "
+            "AND mtime_ns = ?",
+            (path, inode, size, mtime_ns),
+        )
+        return rows[0][0] if rows else None
+
+    def set_file_oids(self, states: Iterable[tuple[str, int, int, int, str]]) -> None:
+        """Record (path, inode, size, mtime_ns, oid) rows."""
+        rows = list(states)
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT OR REPLACE INTO file_state (path, inode, size, mtime_ns, oid) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+
+def _entry(row: Any) -> OutputEntry:
+    return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]))
+
+
+def _retry(operation: Callable[[], _T], attempts: int = 50) -> _T:
+    """Run `operation`, retrying with jittered backoff while the database is locked or busy."""
+    delay = 0.005
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if ("locked" not in message and "busy" not in message) or attempt == attempts - 1:
+                raise CacheError(f"index database error: {exc}") from exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")

@@ -1,0 +1,111 @@
+"""ObjectStore: content-addressed, read-only blobs under `.merkl/objects/ab/cdef…`.
+
+Every write goes to a temporary file in `.merkl/tmp`, is fsynced, made read-only and renamed into
+place, so a crash at any moment leaves either no object or a complete one. Reads re-hash the bytes
+(BLAKE3 runs at GB/s), and an object that does not match its oid is deleted and reported, never
+served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+
+from merkl.errors import CorruptObjectError
+from merkl.hashing import hash_bytes, is_hex_hash
+
+_READ_ONLY = 0o444
+_CHUNK = 1 << 20
+
+
+class ObjectStore:
+    """Blobs addressed by the BLAKE3 hash (`oid`) of their bytes."""
+
+    def __init__(self, root: Path, tmp_dir: Path) -> None:
+        self.root = root
+        self.tmp_dir = tmp_dir
+
+    def oid_to_path(self, oid: str) -> Path:
+        return self.root / oid[:2] / oid[2:]
+
+    def has(self, oid: str) -> bool:
+        return os.path.exists(self.oid_to_path(oid))
+
+    def size(self, oid: str) -> int:
+        return os.stat(self.oid_to_path(oid)).st_size
+
+    def put_bytes(self, data: bytes, oid: str | None = None) -> str:
+        """Store `data` (if not already there) and return its oid."""
+        oid = oid or hash_bytes(data)
+        if not self.has(oid):
+            with self._atomic_writer(oid) as handle:
+                handle.write(data)
+        return oid
+
+    def put_file(self, source: Path, oid: str) -> None:
+        """Copy a file whose content hashes to `oid` into the store."""
+        if self.has(oid):
+            return
+        with self._atomic_writer(oid) as handle, open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, _CHUNK)
+
+    def get_bytes(self, oid: str, *, verify: bool = True) -> bytes:
+        """The object's bytes; raises FileNotFoundError or CorruptObjectError."""
+        path = self.oid_to_path(oid)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if verify and hash_bytes(data) != oid:
+            self.remove(oid)
+            raise CorruptObjectError(
+                f"object {oid[:12]} at {path} does not match its hash; it was removed and will "
+                f"be recomputed or pulled again",
+                oid=oid,
+                path=path,
+            )
+        return data
+
+    def verify(self, oid: str) -> bool:
+        """True when the object on disk hashes to `oid` (large files hashed in parallel)."""
+        path = self.oid_to_path(oid)
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(path)
+        return hasher.hexdigest() == oid
+
+    def remove(self, oid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.oid_to_path(oid))
+
+    def iter_oids(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for prefix in sorted(os.listdir(self.root)):
+            folder = self.root / prefix
+            if len(prefix) != 2 or not folder.is_dir():
+                continue
+            for rest in sorted(os.listdir(folder)):
+                if is_hex_hash(prefix + rest):
+                    yield prefix + rest
+
+    @contextlib.contextmanager
+    def _atomic_writer(self, oid: str) -> Iterator[object]:
+        target = self.oid_to_path(oid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=oid[:12] + ".")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, _READ_ONLY)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise

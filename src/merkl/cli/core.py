@@ -1,0 +1,51 @@
+"""Commands of the core engine: `init` and `run`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
+from merkl.repo import Repo
+
+
+def init(path: str = ".") -> str:
+    """Create a merkl repository.
+
+    Creates the hidden `.merkl/` folder (local cache and index), a committed `merkl.toml` with
+    the project settings, and adds `.merkl/` to `.gitignore`. Running it again is harmless.
+
+    :param path: the project's root folder
+    """
+    repo = Repo.init(Path(path))
+    return f"Initialized merkl repository in {repo.dot_dir}"
+
+
+def run(
+    target: str,
+    *pipeline_args: str,
+    dry: bool = False,
+    fill_missing: bool = False,
+    no_cache: bool = False,
+) -> None:
+    """Run a pipeline or task function and print its result.
+
+    TARGET is `module.function`, importable from the current directory. The arguments after it
+    are the function's own, parsed from its signature (`merkl run mod.fn --help` lists them).
+    Tasks whose outputs are cached are not executed. The result's repr is the last line of
+    stdout; progress and a summary go to stderr.
+
+    Write output N of the result to a file with `-N FILE` after the arguments, e.g.
+    `merkl run pipeline2.pipeline data.csv -0 score.json -1 model.bin`.
+
+    :param target: the pipeline, as module.function
+    :param pipeline_args: the pipeline function's arguments
+    :param dry: compute hashes only: print each output's hash, task and whether it is cached
+    :param fill_missing: stand in for missing pipeline arguments with placeholders, so a dry
+        run still hashes everything that does not depend on them
+    :param no_cache: neither read nor write any cache: run every task
+    """
+    args, output_files = parse_output_files(list(pipeline_args))
+    options = RunOptions(dry=dry, fill_missing=fill_missing, no_cache=no_cache)
+    text = run_pipeline(target, args, options, output_files)
+    sys.stdout.write(text)

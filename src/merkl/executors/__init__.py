@@ -1,0 +1,33 @@
+"""Executors: where task bodies run. `local` (in-process, the default) and others by name."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from merkl.errors import ExecutorError, UsageError
+from merkl.executors.base import Executor
+
+# name -> "module:Class"; imported on first use so `import merkl` stays light.
+KNOWN_EXECUTORS: dict[str, str] = {
+    "local": "merkl.executors.local:LocalExecutor",
+}
+
+
+def get_executor(spec: Executor | str | None = None, **options: Any) -> Executor:
+    """An executor instance from an instance, a registered name, or None (local)."""
+    if isinstance(spec, Executor):
+        return spec
+    name = spec or "local"
+    try:
+        path = KNOWN_EXECUTORS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown executor {name!r}; known: {', '.join(sorted(KNOWN_EXECUTORS))}"
+        ) from None
+    module_name, _, class_name = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise ExecutorError(f"executor {name!r} is not available: {exc}") from exc
+    return cls(**options)  # type: ignore[no-any-return]

@@ -1,0 +1,118 @@
+"""Executor interface and the steps every executor shares: run one call, store its outputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from merkl.cache.index import RunRecord
+from merkl.errors import EvaluationError
+from merkl.graph import Plan
+from merkl.placeholder import Lazy
+from merkl.session import Session
+from merkl.task import Call, substitute
+
+
+class Executor:
+    """Runs the calls of a `Plan`.
+
+    `run(plan, values, session)` receives `values` already holding every cached output and
+    leaf the plan needs (or a loader for them) and must add the value of every output of every
+    call in `plan.calls`, running each call once, after its dependencies.
+    """
+
+    name = "base"
+
+    def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
+        raise NotImplementedError
+
+
+class ValueMap(dict[Lazy, Any]):
+    """Values by lazy node; cached outputs are loaded from the cache on first use."""
+
+    def __init__(self, loader: Callable[[Lazy], Any]) -> None:
+        super().__init__()
+        self._loader = loader
+
+    def __missing__(self, key: Lazy) -> Any:
+        value = self[key] = self._loader(key)
+        return value
+
+
+def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:
+    """Run the task body on the values of its arguments; return its outputs and duration.
+
+    An exception from the body propagates unchanged, with a note naming the task.
+    """
+    bound = call.bound
+    arguments = substitute(bound.arguments, values)
+    args, kwargs = _split(call, arguments)
+    start = time.perf_counter()
+    try:
+        result = call.task.fn(*args, **kwargs)
+    except Exception as exc:
+        digest = call.outputs[0].hash or "unknown"
+        exc.add_note(f"in merkl task {call.task.module}.{call.task.name} [{digest[:12]}]")
+        raise
+    duration = time.perf_counter() - start
+    return split_outputs(call, result), duration
+
+
+def split_outputs(call: Call, result: Any) -> tuple[Any, ...]:
+    """The body's return value as one value per output; a wrong count is an error."""
+    task = call.task
+    if call.n_outs == 1 and task.outs == 1:
+        return (result,)
+    if not isinstance(result, (tuple, list)):
+        raise EvaluationError(
+            f"task {task.name} declares {call.n_outs} outputs but returned one "
+            f"{type(result).__name__}; return a tuple of {call.n_outs} values",
+            task=task.name,
+        )
+    if len(result) != call.n_outs:
+        raise EvaluationError(
+            f"task {task.name} declares {call.n_outs} outputs but returned {len(result)}",
+            task=task.name,
+        )
+    return tuple(result)
+
+
+def store_outputs(
+    call: Call, outputs: tuple[Any, ...], duration: float, session: Session
+) -> list[Any]:
+    """Cache the outputs of one call as their policies say and log the run.
+
+    Returns the values as a cache hit would later return them.
+    """
+    if not session.use_cache:
+        return list(outputs)
+    task = call.task
+    parents = sorted({dep.hash for dep in call.deps if dep.hash})
+    arg_hashes = call.arg_hashes()
+    now = time.time()
+    items = []
+    runs = []
+    for placeholder, value in zip(call.outputs, outputs, strict=True):
+        index = placeholder.index
+        out_hash = placeholder.hash
+        assert out_hash is not None, "a computed output always has a hash"
+        items.append((out_hash, value, task.serializer(index), task.policy(index)))
+        runs.append(
+            RunRecord(
+                out_hash, index, task.name, task.module, task.code_hash, call.args_hash or "",
+                arg_hashes, parents, duration, 0, now,
+            )
+        )
+    try:
+        return session.require_repo().cache.save(items, runs)
+    except Exception as exc:
+        exc.add_note(f"while storing the outputs of merkl task {task.module}.{task.name}")
+        raise
+
+
+def _split(call: Call, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    import inspect
+
+    bound = inspect.BoundArguments(call.task.signature, arguments)  # type: ignore[arg-type]
+    return list(bound.args), dict(bound.kwargs)

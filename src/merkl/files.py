@@ -1,0 +1,227 @@
+"""Files as DAG nodes: inputs (`path`, `read_file`), outputs (`write_file`), pointers (`load`).
+
+A file input's hash is its content hash (BLAKE3), looked up in the index's stat cache first, so
+an unchanged file is never re-read and a pipeline re-runs exactly when its input data changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from merkl.errors import CacheMissError, TrackedFileChangedError
+from merkl.hashing import hash_bytes
+from merkl.placeholder import Lazy, Placeholder
+from merkl.pointer import Pointer, pointer_path, read_pointer, write_pointer
+from merkl.repo import Repo
+from merkl.serializers import get_serializer
+from merkl.session import Session, current_session
+
+_MMAP_THRESHOLD = 4 << 20  # below this, a plain read beats mmap + threads
+
+
+def hash_file(path: Path | str) -> str:
+    """BLAKE3 of a file's content; large files are hashed memory-mapped on all cores."""
+    size = os.path.getsize(path)
+    if size < _MMAP_THRESHOLD:
+        with open(path, "rb") as handle:
+            return hash_bytes(handle.read())
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update_mmap(path)
+    return hasher.hexdigest()
+
+
+def file_oid(path: Path | str, repo: Repo | None) -> str:
+    """Content hash of `path`, from the stat cache when size, mtime and inode are unchanged."""
+    st = os.stat(path)
+    if repo is None:
+        return hash_file(path)
+    key = os.path.abspath(path)
+    oid = repo.index.find_file_oid(key, st.st_ino, st.st_size, st.st_mtime_ns)
+    if oid is None:
+        oid = hash_file(path)
+        repo.index.set_file_oids([(key, st.st_ino, st.st_size, st.st_mtime_ns, oid)])
+    return oid
+
+
+def _session_repo() -> Repo | None:
+    try:
+        session = current_session()
+    except Exception:
+        return None
+    return session.repo if session.use_cache else None
+
+
+class FileRef(Lazy):
+    """An input file; its hash is its content hash. `as_bytes` makes `.get()` read it."""
+
+    __slots__ = ("_oid", "as_bytes", "path")
+
+    def __init__(self, path: Path | str, *, as_bytes: bool) -> None:
+        self.path = Path(path)
+        self.as_bytes = as_bytes
+        if not self.path.exists():
+            raise FileNotFoundError(f"input file {str(self.path)!r} does not exist")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"input {str(self.path)!r} is a directory, not a file")
+        self._oid = file_oid(self.path, _session_repo())
+
+    @property
+    def hash(self) -> str:
+        return self._oid
+
+    def resolve(self, session: Session) -> Any:
+        if not self.as_bytes:
+            return self.path
+        data = self.path.read_bytes()
+        if hash_bytes(data) != self._oid:
+            raise TrackedFileChangedError(
+                f"input file {str(self.path)!r} changed while the pipeline ran; run it again",
+                path=self.path,
+            )
+        return data
+
+    def __repr__(self) -> str:
+        kind = "read_file" if self.as_bytes else "path"
+        return f"<{kind}({str(self.path)!r})@{self._oid[:8]}>"
+
+
+def path(file: Path | str) -> FileRef:
+    """A task input standing for the path of a file; its hash is the file's content hash."""
+    return FileRef(file, as_bytes=False)
+
+
+def read_file(file: Path | str) -> FileRef:
+    """A task input standing for a file's bytes; its hash is the file's content hash."""
+    return FileRef(file, as_bytes=True)
+
+
+class FileOutput(Lazy):
+    """A pending `write_file`: evaluating it writes the serialized value of `source`."""
+
+    __slots__ = ("path", "source", "track")
+
+    def __init__(self, source: Placeholder, file: Path | str, track: bool) -> None:
+        self.source = source
+        self.path = Path(file)
+        self.track = track
+
+    @property
+    def hash(self) -> str | None:
+        return self.source.hash
+
+    def write(self, value: Any, session: Session) -> Path:
+        """Write the serialized value unless the file already holds exactly those bytes."""
+        serializer = self.source.task.serializer(self.source.index)
+        data = serializer.dump(value)
+        oid = hash_bytes(data)
+        repo = session.repo if session.use_cache else None
+        if not (self.path.is_file() and file_oid(self.path, repo) == oid):
+            write_atomic(self.path, data)
+        if self.track:
+            repo = session.require_repo()
+            repo.store.put_bytes(data, oid)
+            write_pointer(
+                pointer_path(self.path),
+                Pointer(
+                    oid=oid, size=len(data), path=repo.relpath(self.path),
+                    output=self.source.hash, serializer=serializer.name,
+                ),
+            )
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<write_file({str(self.path)!r}) of {self.source!r}>"
+
+
+def write_file(source: Placeholder, file: Path | str, track: bool = False) -> FileOutput:
+    """Write a task output to `file` (serialized as the task's serializer does).
+
+    Inside `merkl run` (or any pipeline session) the write is queued and happens after the
+    pipeline's outputs are evaluated, and not at all with `--dry`; elsewhere it happens now.
+    With `track=True`, `file.merkl` records the output hash so `merkl.load()` can give the
+    placeholder back in another process.
+    """
+    if not isinstance(source, Placeholder):
+        raise TypeError(
+            f"write_file expects a task output placeholder, got {type(source).__name__}"
+        )
+    output = FileOutput(source, file, track)
+    session = current_session()
+    if session.pending_writes is not None:
+        session.pending_writes.append(output)
+    else:
+        output.get()
+    return output
+
+
+class StoredOutput(Lazy):
+    """A task output recorded in a pointer file by `write_file(..., track=True)`."""
+
+    __slots__ = ("pointer", "pointer_file")
+
+    def __init__(self, pointer_file: Path, pointer: Pointer) -> None:
+        self.pointer_file = pointer_file
+        self.pointer = pointer
+
+    @property
+    def hash(self) -> str:
+        return self.pointer.output or self.pointer.oid
+
+    def resolve(self, session: Session) -> Any:
+        from merkl.cache import CachePolicy
+
+        repo = session.require_repo()
+        entry = repo.cache.find(self.hash, CachePolicy.EVERYWHERE)
+        if entry is not None:
+            return repo.cache.load(self.hash, entry)
+        serializer = get_serializer(self.pointer.serializer or "bytes")
+        if repo.store.has(self.pointer.oid):
+            return serializer.load(repo.store.get_bytes(self.pointer.oid))
+        data_file = repo.root / self.pointer.path
+        if data_file.is_file() and file_oid(data_file, repo) == self.pointer.oid:
+            return serializer.load(data_file.read_bytes())
+        raise CacheMissError(
+            f"{self.pointer_file}: output {self.hash[:12]} is in no cache and "
+            f"{self.pointer.path!r} does not hold it; run the pipeline or `merkl pull`",
+            out_hash=self.hash,
+        )
+
+    def __repr__(self) -> str:
+        return f"<load({str(self.pointer_file)!r})@{self.hash[:8]}>"
+
+
+def load(file: Path | str) -> StoredOutput:
+    """The placeholder recorded in `file` (a `.merkl` pointer, or the data file beside one)."""
+    pointer_file = pointer_path(file) if not str(file).endswith(".merkl") else Path(file)
+    return StoredOutput(pointer_file, read_pointer(pointer_file))
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Replace `target` with `data` so readers see the old or the new file, never a mix."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        target.unlink()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,83 @@
+"""Walk a DAG of lazy values: what is cached, what must run, in which order.
+
+Shared by the executors, `merkl run --dry` and `merkl dag`. Walks are iterative, so a chain of
+100,000 tasks does not hit the recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from merkl.cache import Cache
+from merkl.cache.index import OutputEntry
+from merkl.placeholder import Lazy, Placeholder
+from merkl.task import Call
+
+
+@dataclass
+class Plan:
+    """The work needed to evaluate some targets."""
+
+    calls: list[Call] = field(default_factory=list)  # to execute, dependencies first
+    cached: dict[Placeholder, OutputEntry] = field(default_factory=dict)  # to load
+    leaves: list[Lazy] = field(default_factory=list)  # files, stored outputs, missing args
+
+
+def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
+    """Decide what to load and what to run; with `cache=None` everything runs.
+
+    A cached output's upstream is never visited: the Merkle hash already vouches for it.
+    """
+    plan = Plan()
+    seen: set[Lazy] = set()
+    queued: set[Call] = set()
+    stack: list[tuple[bool, Lazy | Call]] = [(False, t) for t in reversed(list(targets))]
+    while stack:
+        is_done, item = stack.pop()
+        if is_done:
+            plan.calls.append(item)  # type: ignore[arg-type]
+            continue
+        if isinstance(item, Call):  # pragma: no cover - only Lazy are pushed unexpanded
+            continue
+        if item in seen:
+            continue
+        seen.add(item)
+        if not isinstance(item, Placeholder):
+            plan.leaves.append(item)
+            continue
+        call = item.call
+        if call in queued:
+            continue
+        entry = _find(item, cache)
+        if entry is not None:
+            plan.cached[item] = entry
+            continue
+        queued.add(call)
+        stack.append((True, call))
+        stack.extend((False, dep) for dep in reversed(call.deps))
+    return plan
+
+
+def _find(placeholder: Placeholder, cache: Cache | None) -> OutputEntry | None:
+    out_hash = placeholder.hash
+    if cache is None or out_hash is None:
+        return None
+    return cache.find(out_hash, placeholder.task.policy(placeholder.index))
+
+
+def iter_nodes(targets: Iterable[Lazy]) -> Iterator[Lazy]:
+    """Every lazy value the targets depend on, each once, dependencies before dependents."""
+    seen: set[Lazy] = set()
+    stack: list[tuple[bool, Lazy]] = [(False, t) for t in reversed(list(targets))]
+    while stack:
+        is_done, node = stack.pop()
+        if is_done:
+            yield node
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((True, node))
+        if isinstance(node, Placeholder):
+            stack.extend((False, dep) for dep in reversed(node.call.deps))

@@ -1,0 +1,254 @@
+"""Canonical, type-tagged encoding of values and BLAKE3 hashing.
+
+Every value that feeds a Merkle hash is first turned into bytes by `encode_value`. The encoding
+is deterministic across processes, machines and `PYTHONHASHSEED` (no `hash()`, no pickle) and
+injective: every value starts with a one-byte type tag and every variable-length part carries
+its length, so `[1]` ≠ `(1,)`, `{1: x}` ≠ `{"1": x}`, `1` ≠ `1.0` ≠ `True`, `"a"` ≠ `b"a"`.
+
+Bumping `HASH_SCHEMA` invalidates every cached output; the golden digests in
+`tests/test_hashing.py` pin it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import math
+import pathlib
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import blake3
+
+from merkl.errors import HashingError
+
+HASH_SCHEMA = 1
+HASH_PREFIX = "blake3:"
+HEX_LEN = 64
+
+_Encoder = Callable[[Any, bytearray, str], None]
+_user_encoders: dict[type, Callable[[Any], Any]] = {}
+
+
+def hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    """BLAKE3 hex digest (64 hex chars) of raw bytes."""
+    return blake3.blake3(data).hexdigest()
+
+
+def hash_struct(*parts: Any) -> str:
+    """Hash a domain-tagged struct of encodable values, e.g. `hash_struct("output", ...)`."""
+    return hash_bytes(encode_value(list(parts)))
+
+
+def encode_value(value: Any, path: str = "value") -> bytes:
+    """Canonical bytes of `value`; `path` names it in errors (e.g. `argument 'x'`)."""
+    out = bytearray()
+    _encode(value, out, path)
+    return bytes(out)
+
+
+def register_encoder(cls: type, fn: Callable[[Any], Any]) -> None:
+    """Teach merkl to hash values of `cls`: `fn(value)` returns an encodable stand-in.
+
+    The stand-in is tagged with the class's qualified name, so two types that map to the same
+    stand-in still hash differently.
+
+    Example:
+        >>> register_encoder(Decimal, str)
+    """
+    if not isinstance(cls, type):
+        raise HashingError(f"register_encoder: expected a class, got {cls!r}")
+    _user_encoders[cls] = fn
+
+
+def unregister_encoder(cls: type) -> None:
+    """Remove an encoder added by `register_encoder` (mainly for tests)."""
+    _user_encoders.pop(cls, None)
+
+
+def is_hex_hash(text: str) -> bool:
+    """True for a 64-char lowercase hex string."""
+    return len(text) == HEX_LEN and all(c in "0123456789abcdef" for c in text)
+
+
+def _put(out: bytearray, tag: bytes, payload: bytes) -> None:
+    out += tag
+    out += struct.pack(">Q", len(payload))
+    out += payload
+
+
+def _put_str(out: bytearray, tag: bytes, text: str) -> None:
+    _put(out, tag, text.encode("utf-8", "surrogatepass"))
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _enc_none(value: Any, out: bytearray, path: str) -> None:
+    out += b"N"
+
+
+def _enc_bool(value: Any, out: bytearray, path: str) -> None:
+    out += b"T" if value else b"F"
+
+
+def _enc_int(value: Any, out: bytearray, path: str) -> None:
+    _put_str(out, b"i", str(int(value)))
+
+
+def _enc_float(value: Any, out: bytearray, path: str) -> None:
+    value = float(value)
+    if math.isnan(value):
+        value = math.nan  # one NaN, whatever its payload bits
+    out += b"f"
+    out += struct.pack(">d", value)
+
+
+def _enc_str(value: Any, out: bytearray, path: str) -> None:
+    _put_str(out, b"s", value)
+
+
+def _enc_bytes(value: Any, out: bytearray, path: str) -> None:
+    _put(out, b"b", bytes(value))
+
+
+def _enc_seq(tag: bytes) -> _Encoder:
+    def encode(value: Any, out: bytearray, path: str) -> None:
+        out += tag
+        out += struct.pack(">Q", len(value))
+        for i, item in enumerate(value):
+            _encode(item, out, f"{path}[{i}]")
+
+    return encode
+
+
+def _enc_dict(value: Any, out: bytearray, path: str) -> None:
+    items = sorted(
+        ((encode_value(k, f"{path} key"), v, k) for k, v in value.items()),
+        key=lambda item: item[0],
+    )
+    out += b"d"
+    out += struct.pack(">Q", len(items))
+    for key_bytes, item, key in items:
+        out += key_bytes
+        _encode(item, out, f"{path}[{key!r}]")
+
+
+def _enc_set(tag: bytes) -> _Encoder:
+    def encode(value: Any, out: bytearray, path: str) -> None:
+        encoded = sorted(encode_value(item, f"{path} item") for item in value)
+        out += tag
+        out += struct.pack(">Q", len(encoded))
+        for item_bytes in encoded:
+            out += item_bytes
+
+    return encode
+
+
+_EXACT: dict[type, _Encoder] = {
+    type(None): _enc_none,
+    bool: _enc_bool,
+    int: _enc_int,
+    float: _enc_float,
+    str: _enc_str,
+    bytes: _enc_bytes,
+    bytearray: _enc_bytes,
+    list: _enc_seq(b"l"),
+    tuple: _enc_seq(b"t"),
+    dict: _enc_dict,
+    set: _enc_set(b"S"),
+    frozenset: _enc_set(b"Z"),
+}
+
+
+def _encode(value: Any, out: bytearray, path: str) -> None:
+    encoder = _EXACT.get(type(value))
+    if encoder is not None:
+        encoder(value, out, path)
+        return
+    merkle_hash = getattr(value, "__merkl_hash__", None)
+    if merkle_hash is not None and not isinstance(value, type):
+        digest = merkle_hash()
+        if digest is None:
+            raise _UnknownHash(path)
+        _put_str(out, b"H", digest)
+        return
+    _encode_other(value, out, path)
+
+
+class _UnknownHash(Exception):
+    """A placeholder whose hash is not known (a --fill-missing argument) was reached."""
+
+
+def _encode_other(value: Any, out: bytearray, path: str) -> None:
+    cls = type(value)
+    for base in cls.__mro__:
+        fn = _user_encoders.get(base)
+        if fn is not None:
+            out += b"U"
+            _put_str(out, b"s", _type_name(base))
+            _encode(fn(value), out, path)
+            return
+    if isinstance(value, enum.Enum):
+        out += b"E"
+        _put_str(out, b"s", _type_name(cls))
+        _encode(value.value, out, path)
+    elif dataclasses.is_dataclass(value):
+        out += b"C"
+        _put_str(out, b"s", _type_name(cls))
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        _enc_dict(fields, out, path)
+    elif isinstance(value, pathlib.PurePath):
+        out += b"P"
+        _put_str(out, b"s", _type_name(cls))
+        _put_str(out, b"s", value.as_posix())
+    elif isinstance(value, (dt.datetime, dt.date, dt.time)):
+        out += b"W"
+        _put_str(out, b"s", _type_name(cls))
+        _put_str(out, b"s", value.isoformat())
+    elif isinstance(value, dt.timedelta):
+        out += b"W"
+        _put_str(out, b"s", "timedelta")
+        _put_str(out, b"s", f"{value.days},{value.seconds},{value.microseconds}")
+    elif _is_numpy(value):
+        _enc_numpy(value, out, path)
+    elif isinstance(value, (bool, int, float, str, bytes, list, tuple, dict, set, frozenset)):
+        # Subclasses of builtins (IntFlag aside, caught above) encode as their base type.
+        for base in cls.__mro__:
+            if base in _EXACT:
+                _EXACT[base](value, out, path)
+                return
+    else:
+        raise HashingError(
+            f"cannot hash {path} of type {_type_name(cls)}: merkl hashes None, bool, int, float, "
+            f"str, bytes, list, tuple, dict, set, dataclasses, enums, paths, datetimes and numpy "
+            f"arrays; register an encoder with merkl.register_encoder({cls.__qualname__}, fn)",
+            path=path,
+            type=cls,
+        )
+
+
+def _is_numpy(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic))
+
+
+def _enc_numpy(value: Any, out: bytearray, path: str) -> None:
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.dtype.hasobject:
+        raise HashingError(
+            f"cannot hash {path}: numpy array of dtype object; convert it to a list or a "
+            f"numeric dtype",
+            path=path,
+            type=type(value),
+        )
+    out += b"A" if isinstance(value, np.ndarray) else b"a"
+    _put_str(out, b"s", array.dtype.str)
+    _enc_seq(b"t")(tuple(int(n) for n in array.shape), out, path)
+    _put(out, b"b", np.ascontiguousarray(array).tobytes())

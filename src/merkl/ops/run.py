@@ -1,0 +1,198 @@
+"""`merkl run`: import a pipeline, call it with command-line arguments, evaluate its result.
+
+No `from __future__ import annotations` here: sigtools reads the annotations of the wrapper in
+`call_with_cli_args` as strings when this module postpones them, and they are real types.
+"""
+
+import functools
+import importlib
+import inspect
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from clize import Clize
+
+from merkl.errors import UsageError
+from merkl.evaluate import EvalStats, evaluate_value
+from merkl.files import FileOutput, FileRef, write_atomic
+from merkl.graph import iter_nodes
+from merkl.placeholder import Lazy, MissingArgument, Placeholder
+from merkl.repo import Repo
+from merkl.session import Session, use_session
+from merkl.task import Task, iter_lazy
+
+_OUTPUT_OPTION = re.compile(r"^-(\d+)$")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry: bool = False
+    fill_missing: bool = False
+    no_cache: bool = False
+    executor: str | None = None
+
+
+def parse_output_files(args: list[str]) -> tuple[list[str], dict[int, Path]]:
+    """Split `-N FILE` pairs (write output N to FILE) from the pipeline's own arguments."""
+    rest: list[str] = []
+    files: dict[int, Path] = {}
+    i = 0
+    while i < len(args):
+        match = _OUTPUT_OPTION.match(args[i])
+        if match is None:
+            rest.append(args[i])
+            i += 1
+            continue
+        if i + 1 >= len(args):
+            raise UsageError(f"option {args[i]} needs a file name", exit_code=2)
+        files[int(match.group(1))] = Path(args[i + 1])
+        i += 2
+    return rest, files
+
+
+def import_target(target: str) -> Callable[..., Any]:
+    """The function named `module.function`, imported from the current directory."""
+    module_name, _, function_name = target.rpartition(".")
+    if not module_name or not function_name:
+        raise UsageError(
+            f"target {target!r} is not of the form module.function (e.g. pipeline1.my_pipeline)",
+            exit_code=2,
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UsageError(
+                f"cannot import module {module_name!r} (looked in {cwd} and on sys.path)"
+            ) from exc
+        raise
+    function = getattr(module, function_name, None)
+    if function is None or not callable(function):
+        raise UsageError(f"module {module_name!r} has no function {function_name!r}")
+    return function  # type: ignore[no-any-return]
+
+
+def call_with_cli_args(
+    function: Callable[..., Any], target: str, args: list[str], fill_missing: bool
+) -> Any:
+    """Call `function` with arguments parsed by clize from its signature."""
+    inner = function.fn if isinstance(function, Task) else function
+    signature = inspect.signature(inner)
+    if fill_missing:
+        signature = signature.replace(
+            parameters=[
+                p.replace(default=MissingArgument(p.name))
+                if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                else p
+                for p in signature.parameters.values()
+            ]
+        )
+
+    @functools.wraps(inner)
+    def call(*a: Any, **kw: Any) -> Any:
+        return _call_with_defaults(function, signature, a, kw)
+
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    del call.__wrapped__  # type: ignore[attr-defined]
+    return Clize.get_cli(call)(f"merkl run {target}", *args)
+
+
+def _call_with_defaults(
+    function: Callable[..., Any], signature: inspect.Signature, args: Any, kwargs: Any
+) -> Any:
+    # Not `function(*args, **kwargs)`: sigtools would see the forwarding and report the
+    # callee's signature to clize instead of `signature`.
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return function(*bound.args, **bound.kwargs)
+
+
+def run_pipeline(
+    target: str, args: list[str], options: RunOptions, output_files: dict[int, Path]
+) -> str:
+    """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
+    repo = Repo.find()
+    function = import_target(target)
+    if any(a in ("-h", "--help") for a in args):
+        help_text = call_with_cli_args(function, target, ["--help"], False)
+        return f"{help_text}\n"
+    session = Session(repo, use_cache=not options.no_cache, pending_writes=[])
+    with use_session(session):
+        result = call_with_cli_args(function, target, args, options.fill_missing)
+        writes = list(session.pending_writes or [])
+        outputs = _result_items(result)
+        for index in output_files:
+            if index >= len(outputs):
+                raise UsageError(
+                    f"-{index}: {target} returns {len(outputs)} output(s), numbered 0 to "
+                    f"{len(outputs) - 1}",
+                    exit_code=2,
+                )
+        writes += [
+            FileOutput(outputs[i], file, track=False)
+            for i, file in output_files.items()
+            if isinstance(outputs[i], Placeholder)
+        ]
+        if options.dry:
+            return dry_run_table(result, writes, session)
+        stats = EvalStats()
+        start = time.perf_counter()
+        value = evaluate_value((result, writes), executor=options.executor, stats=stats)[0]
+        for index, file in output_files.items():
+            if not isinstance(outputs[index], Placeholder):
+                write_atomic(file, _dump_plain(_result_items(value)[index]))
+        print(
+            f"merkl: {stats.ran} task(s) run, {stats.loaded} output(s) from cache, "
+            f"{time.perf_counter() - start:.2f}s",
+            file=sys.stderr,
+        )
+    return f"{value!r}\n"
+
+
+def _result_items(result: Any) -> list[Any]:
+    return list(result) if isinstance(result, (tuple, list)) else [result]
+
+
+def _dump_plain(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def dry_run_table(result: Any, writes: list[FileOutput], session: Session) -> str:
+    """One line per node: hash, what it is, and whether it is cached (nothing runs)."""
+    roots: list[Lazy] = [*iter_lazy(result), *(w.source for w in writes)]
+    cache = session.repo.cache if session.use_cache and session.repo else None
+    lines = []
+    for node in iter_nodes(roots):
+        digest = node.hash or "?" * 64
+        if isinstance(node, Placeholder):
+            suffix = f"[{node.index}]" if node.call.n_outs > 1 else ""
+            name = f"{node.task.module}.{node.task.name}{suffix}"
+            policy = node.task.policy(node.index)
+            if node.hash is None:
+                state = "unknown"
+            elif cache is not None and cache.find(node.hash, policy) is not None:
+                state = "cached"
+            else:
+                state = "missing"
+        elif isinstance(node, FileRef):
+            name, state = f"file {node.path}", "file"
+        elif isinstance(node, MissingArgument):
+            name, state = f"argument {node.name}", "missing-argument"
+        else:
+            name, state = repr(node), "input"
+        lines.append(f"{digest}  {name}  {state}")
+    lines += [f"{w.hash or '?' * 64}  write {w.path}  planned" for w in writes]
+    return "".join(f"{line}\n" for line in lines)

@@ -1,0 +1,141 @@
+"""Lazy values: task outputs (`Placeholder`) and the leaves a DAG starts from.
+
+A lazy value knows its Merkle `hash` without being computed; `.get()` computes or fetches it.
+Using one as if it were its value (truth-testing, iteration, `len`, arithmetic, comparison,
+indexing) raises an error telling the user to call `.get()`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from merkl.errors import EvaluationError, UsageError
+
+if TYPE_CHECKING:
+    from merkl.session import Session
+    from merkl.task import Call, Task
+
+
+class Lazy:
+    """Base of everything `.get()`-able. Subclasses set `hash` and implement `resolve` (leaves)
+    or carry a `call` (task outputs)."""
+
+    __slots__ = ()
+
+    @property
+    def hash(self) -> str | None:
+        raise NotImplementedError
+
+    def __merkl_hash__(self) -> str | None:
+        return self.hash
+
+    def get(self, *, executor: Any = None) -> Any:
+        """Compute or fetch the value, running only what no cache holds."""
+        from merkl.evaluate import evaluate
+
+        return evaluate([self], executor=executor)[0]
+
+    def resolve(self, session: Session) -> Any:
+        """The value of a leaf (a file, a stored output); task outputs are evaluated instead."""
+        raise NotImplementedError
+
+    def _misuse(self, what: str) -> NoReturn:
+        raise UsageError(
+            f"{what} on {self!r}, which is a placeholder for a value that has not been computed; "
+            f"call .get() to get the value"
+        )
+
+    def __bool__(self) -> bool:
+        self._misuse("truth-testing")
+
+    def __len__(self) -> int:
+        self._misuse("len()")
+
+    def __iter__(self) -> NoReturn:
+        self._misuse("iterating")
+
+    def __contains__(self, item: object) -> bool:
+        self._misuse("`in`")
+
+    def __getitem__(self, key: object) -> NoReturn:
+        self._misuse("indexing")
+
+    def __int__(self) -> int:
+        self._misuse("int()")
+
+    def __float__(self) -> float:
+        self._misuse("float()")
+
+    def __index__(self) -> int:
+        self._misuse("using as an index")
+
+
+def _make_misuse(op: str) -> Any:
+    def method(self: Lazy, *args: object) -> NoReturn:
+        self._misuse(f"`{op}`")
+
+    return method
+
+
+for _name, _op in {
+    "add": "+", "sub": "-", "mul": "*", "matmul": "@", "truediv": "/", "floordiv": "//",
+    "mod": "%", "pow": "**", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>",
+}.items():
+    setattr(Lazy, f"__{_name}__", _make_misuse(_op))
+    setattr(Lazy, f"__r{_name}__", _make_misuse(_op))
+for _name, _op in {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "neg": "-", "pos": "+",
+                   "abs": "abs()", "invert": "~", "round": "round()"}.items():
+    setattr(Lazy, f"__{_name}__", _make_misuse(_op))
+
+
+class Placeholder(Lazy):
+    """Output number `index` of one task call."""
+
+    __slots__ = ("_hash", "call", "index")
+
+    def __init__(self, call: Call, index: int) -> None:
+        self.call = call
+        self.index = index
+        self._hash: str | None = None
+
+    @property
+    def hash(self) -> str | None:
+        if self._hash is None:
+            self._hash = self.call.out_hash(self.index)
+        return self._hash
+
+    @property
+    def task(self) -> Task:
+        return self.call.task
+
+    def __repr__(self) -> str:
+        digest = self.hash
+        short = digest[:8] if digest else "????????"
+        suffix = f"[{self.index}]" if self.call.n_outs > 1 else ""
+        return f"<{self.call.task.name}(…){suffix}@{short}>"
+
+
+class MissingArgument(Lazy):
+    """Stands in for a pipeline argument that was not given (`merkl run --fill-missing`).
+
+    Its hash is unknown, so everything computed from it has an unknown hash too.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def hash(self) -> None:
+        return None
+
+    def resolve(self, session: Session) -> NoReturn:
+        raise EvaluationError(
+            f"pipeline argument {self.name!r} was not given (filled in by --fill-missing); "
+            f"pass it to compute the outputs that depend on it",
+            argument=self.name,
+        )
+
+    def __repr__(self) -> str:
+        return f"<missing argument {self.name!r}>"

@@ -1,0 +1,130 @@
+"""Repo: a directory with a `.merkl/` folder; owns the store, the index and the settings."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from merkl.cache import Cache
+from merkl.cache.index import Index
+from merkl.cache.store import ObjectStore
+from merkl.errors import ConfigError, NotARepoError
+
+DOT_DIR = ".merkl"
+PROJECT_CONFIG = "merkl.toml"
+LOCAL_CONFIG = "config.toml"
+
+_PROJECT_TEMPLATE = """\
+# merkl project settings (committed). Local overrides go in .merkl/config.toml.
+# Credentials never go here: use environment variables or ${VAR} references.
+
+[core]
+# How tracked files are linked back from the store: symlink, hardlink, copy or reflink.
+link = "symlink"
+"""
+
+
+class Repo:
+    """A merkl repository rooted at `root` (the folder holding `.merkl/`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.dot_dir = self.root / DOT_DIR
+
+    def __repr__(self) -> str:
+        return f"Repo({str(self.root)!r})"
+
+    @classmethod
+    def find(cls, start: Path | str | None = None) -> Repo:
+        """The repo containing `start` (default: the working directory or `$MERKL_REPO`)."""
+        if start is None:
+            start = os.environ.get("MERKL_REPO") or Path.cwd()
+        origin = Path(start).resolve()
+        for folder in (origin, *origin.parents):
+            if (folder / DOT_DIR).is_dir():
+                return cls(folder)
+        raise NotARepoError(
+            f"not a merkl repository (no {DOT_DIR}/ in {origin} or any parent); "
+            f"run `merkl init` in your project's root first",
+            path=origin,
+        )
+
+    @classmethod
+    def init(cls, path: Path | str = ".") -> Repo:
+        """Create `.merkl/` (idempotent), a `merkl.toml` if absent, and ignore `.merkl/` in git."""
+        root = Path(path).resolve()
+        repo = cls(root)
+        for folder in (repo.dot_dir, repo.objects_dir, repo.tmp_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        project_config = root / PROJECT_CONFIG
+        if not project_config.exists():
+            project_config.write_text(_PROJECT_TEMPLATE)
+        add_gitignore_entry(root, f"/{DOT_DIR}/")
+        repo.index.find_output("0" * 64)  # creates the database and its schema now
+        return repo
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.dot_dir / "objects"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.dot_dir / "tmp"
+
+    @functools.cached_property
+    def store(self) -> ObjectStore:
+        return ObjectStore(self.objects_dir, self.tmp_dir)
+
+    @functools.cached_property
+    def index(self) -> Index:
+        return Index(self.dot_dir / "index.sqlite")
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        return Cache(self.store, self.index)
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        """`merkl.toml` merged with `.merkl/config.toml` (local values win, table by table)."""
+        merged: dict[str, Any] = {}
+        for path in (self.root / PROJECT_CONFIG, self.dot_dir / LOCAL_CONFIG):
+            for key, value in read_toml(path).items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+        return merged
+
+    def relpath(self, path: Path | str) -> str:
+        """`path` relative to the repo root, in POSIX form."""
+        return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file is empty, a broken one a ConfigError naming it."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", path=path) from exc
+
+
+def add_gitignore_entry(root: Path, entry: str) -> bool:
+    """Append `entry` to `<root>/.gitignore` unless it is already there; True if added."""
+    gitignore = root / ".gitignore"
+    try:
+        lines = gitignore.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    if entry in lines:
+        return False
+    prefix = "" if not lines or gitignore.read_text().endswith("\n") else "\n"
+    with open(gitignore, "a") as handle:
+        handle.write(f"{prefix}{entry}\n")
+    return True

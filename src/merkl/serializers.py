@@ -1,0 +1,135 @@
+"""Serializers turn task outputs into the bytes stored in the cache and back.
+
+JSON (orjson) is the default. `BytesSerializer` stores raw bytes, `NumpySerializer` `.npy`
+arrays, and `PickleSerializer` anything picklable — opt-in only, and never loaded from bytes that
+came from a remote or a client unless the user allowed it (`is_safe = False`).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any, ClassVar
+
+import orjson
+
+from merkl.errors import SerializationError
+
+
+class Serializer:
+    """Base class: `dump(value) -> bytes` and `load(bytes) -> value`.
+
+    Subclasses set a stable `name` (recorded in the index so a cached object is always read back
+    with the serializer that wrote it) and `is_safe` (False when loading untrusted bytes can run
+    code).
+    """
+
+    name: ClassVar[str] = ""
+    is_safe: ClassVar[bool] = True
+
+    def dump(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def load(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class JsonSerializer(Serializer):
+    """JSON via orjson. Tuples come back as lists and dict keys must be strings."""
+
+    name = "json"
+    _options = orjson.OPT_SERIALIZE_NUMPY
+
+    def dump(self, value: Any) -> bytes:
+        try:
+            return orjson.dumps(value, option=self._options)
+        except TypeError as exc:
+            raise SerializationError(
+                f"cannot serialize a value of type {type(value).__name__} as JSON ({exc}); "
+                f"choose another serializer, e.g. @task(serializers={{0: PickleSerializer()}})"
+            ) from exc
+
+    def load(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"stored JSON is not valid: {exc}") from exc
+
+
+class BytesSerializer(Serializer):
+    """Raw bytes, stored as they are."""
+
+    name = "bytes"
+
+    def dump(self, value: Any) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise SerializationError(
+                f"BytesSerializer expects bytes, got {type(value).__name__}"
+            )
+        return bytes(value)
+
+    def load(self, data: bytes) -> Any:
+        return data
+
+
+class NumpySerializer(Serializer):
+    """A numpy array in `.npy` format (object arrays refused: they would need pickle)."""
+
+    name = "npy"
+
+    def dump(self, value: Any) -> bytes:
+        import numpy as np
+
+        buffer = io.BytesIO()
+        try:
+            np.save(buffer, np.asarray(value), allow_pickle=False)
+        except ValueError as exc:
+            raise SerializationError(f"cannot store the array as .npy: {exc}") from exc
+        return buffer.getvalue()
+
+    def load(self, data: bytes) -> Any:
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+class PickleSerializer(Serializer):
+    """Pickle (opt-in). Loading pickle can run code, so remote pickles need explicit consent."""
+
+    name = "pickle"
+    is_safe = False
+
+    def dump(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=5)
+        except Exception as exc:
+            raise SerializationError(f"cannot pickle {type(value).__name__}: {exc}") from exc
+
+    def load(self, data: bytes) -> Any:
+        return pickle.loads(data)  # noqa: S301 - callers check is_safe against the origin
+
+
+_BY_NAME: dict[str, Serializer] = {
+    cls.name: cls() for cls in (JsonSerializer, BytesSerializer, NumpySerializer, PickleSerializer)
+}
+DEFAULT_SERIALIZER: Serializer = _BY_NAME["json"]
+
+
+def get_serializer(name: str) -> Serializer:
+    """The serializer recorded under `name` in the index."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise SerializationError(
+            f"unknown serializer {name!r}; known: {', '.join(sorted(_BY_NAME))}"
+        ) from None
+
+
+def register_serializer(serializer: Serializer) -> None:
+    """Make a custom serializer loadable by name from the cache."""
+    if not serializer.name:
+        raise SerializationError(f"{serializer!r} has no `name`; set a stable class attribute")
+    _BY_NAME[serializer.name] = serializer

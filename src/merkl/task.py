@@ -1,0 +1,292 @@
+"""`@task`: turn a function into a node of a Merkle DAG.
+
+Calling a task runs nothing: it binds the arguments, hashes them (placeholders by their own hash)
+and returns one `Placeholder` per output. An output's hash is
+`H("merkl.output", HASH_SCHEMA, code_hash, args_hash, index)`, known before any body runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, overload
+
+from merkl.cache import CachePolicy
+from merkl.deps import CodeHashMode, check_source_available, code_hash, module_name, validate_deps
+from merkl.errors import EvaluationError, HashingError, TaskDefinitionError
+from merkl.hashing import HASH_SCHEMA, _UnknownHash, encode_value, hash_bytes, hash_struct
+from merkl.placeholder import Lazy, Placeholder
+from merkl.serializers import DEFAULT_SERIALIZER, Serializer, register_serializer
+
+Outs = int | Callable[..., int]
+
+
+class Task:
+    """A decorated function. Call it to get placeholders; `.fn` is the plain function."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        outs: Outs = 1,
+        serializers: Mapping[int, Serializer] | Serializer | None = None,
+        cache_policy: CachePolicy | Mapping[int, CachePolicy] = CachePolicy.EVERYWHERE,
+        code_hash_mode: CodeHashMode = CodeHashMode.MODULE,
+        code_deps: Iterable[object] = (),
+        version: str | None = None,
+    ) -> None:
+        if not callable(fn) or isinstance(fn, type):
+            raise TaskDefinitionError(f"@task expects a function, got {fn!r}")
+        self.fn = fn
+        self.name: str = fn.__qualname__
+        self.module = module_name(fn)
+        self.signature = inspect.signature(fn)
+        self.outs = _validate_outs(outs, fn, self.signature)
+        self.serializers = _validate_serializers(serializers, self.name)
+        self.cache_policy = _validate_policy(cache_policy, self.name)
+        if not isinstance(code_hash_mode, CodeHashMode):
+            raise TaskDefinitionError(
+                f"@task(code_hash_mode=…) on {self.name}: expected CodeHashMode.MODULE or "
+                f"CodeHashMode.FUNCTION, got {code_hash_mode!r}"
+            )
+        self.code_hash_mode = code_hash_mode
+        self.code_deps = validate_deps(code_deps, self.name)
+        if version is not None and not isinstance(version, str):
+            raise TaskDefinitionError(
+                f"@task(version=…) on {self.name}: expected a string, got {version!r}"
+            )
+        self.version = version
+        if version is None:
+            check_source_available(fn, code_hash_mode)
+        self._code_hash: str | None = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def code_hash(self) -> str:
+        """Hash of the task's identity, code (or pinned version) and code dependencies."""
+        if self._code_hash is None:
+            self._code_hash = code_hash(
+                self.fn, self.code_hash_mode, self.version, self.code_deps
+            )
+        return self._code_hash
+
+    def serializer(self, index: int) -> Serializer:
+        return self.serializers.get(index, self.serializers.get(-1, DEFAULT_SERIALIZER))
+
+    def policy(self, index: int) -> CachePolicy:
+        return self.cache_policy.get(index, self.cache_policy.get(-1, CachePolicy.EVERYWHERE))
+
+    def __repr__(self) -> str:
+        return f"<task {self.module}.{self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        bound.apply_defaults()
+        call = Call(self, bound, _count_outs(self, bound))
+        if isinstance(self.outs, int) and self.outs == 1:
+            return call.outputs[0]
+        return tuple(call.outputs)
+
+
+class Call:
+    """One invocation of a task: bound arguments, their hash, the output placeholders."""
+
+    __slots__ = ("_args_hash", "bound", "deps", "n_outs", "outputs", "task")
+
+    def __init__(self, task: Task, bound: inspect.BoundArguments, n_outs: int) -> None:
+        self.task = task
+        self.bound = bound
+        self.n_outs = n_outs
+        self.deps: tuple[Lazy, ...] = tuple(iter_lazy(bound.arguments))
+        self._args_hash: str | None | bool = False  # False: not computed yet
+        self.outputs = [Placeholder(self, i) for i in range(n_outs)]
+
+    @property
+    def args_hash(self) -> str | None:
+        """Hash of the bound arguments; None when one depends on a missing argument."""
+        if self._args_hash is False:
+            try:
+                self._args_hash = hash_bytes(encode_value(self.bound.arguments, "arguments"))
+            except _UnknownHash:
+                self._args_hash = None
+            except HashingError as exc:
+                exc.message = f"{self.task.name}(): {exc.message}"
+                raise
+        return self._args_hash  # type: ignore[return-value]
+
+    def out_hash(self, index: int) -> str | None:
+        args_hash = self.args_hash
+        if args_hash is None:
+            return None
+        return hash_struct("merkl.output", HASH_SCHEMA, self.task.code_hash, args_hash, index)
+
+    def arg_hashes(self) -> dict[str, str]:
+        """Per-argument hashes, for the run log and `merkl why`."""
+        return {
+            name: hash_bytes(encode_value(value, name))
+            for name, value in self.bound.arguments.items()
+        }
+
+
+def iter_lazy(value: Any) -> Iterable[Lazy]:
+    """Every lazy value inside `value` (through lists, tuples, dicts, sets and dataclasses)."""
+    if isinstance(value, Lazy):
+        yield value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from iter_lazy(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from iter_lazy(key)
+            yield from iter_lazy(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from iter_lazy(getattr(value, f.name))
+
+
+def substitute(value: Any, values: Mapping[Lazy, Any]) -> Any:
+    """`value` with every lazy value replaced by its computed value."""
+    if isinstance(value, Lazy):
+        return values[value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [substitute(item, values) for item in value]
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*items)  # namedtuple
+        return type(value)(items)
+    if isinstance(value, dict):
+        return type(value)(
+            (substitute(k, values), substitute(v, values)) for k, v in value.items()
+        )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: substitute(getattr(value, f.name), values)
+                   for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> Task: ...
+
+
+@overload
+def task(
+    *,
+    outs: Outs = 1,
+    serializers: Mapping[int, Serializer] | Serializer | None = None,
+    cache_policy: CachePolicy | Mapping[int, CachePolicy] = CachePolicy.EVERYWHERE,
+    code_hash_mode: CodeHashMode = CodeHashMode.MODULE,
+    code_deps: Iterable[object] = (),
+    version: str | None = None,
+) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a pipeline task: `@task` or `@task(outs=2, ...)`.
+
+    Args:
+        outs: number of outputs (int >= 1), or a callable with the function's parameter names
+            returning it from the arguments (which may be placeholders).
+        serializers: `{output index: Serializer}` (or one serializer for all); JSON by default.
+        cache_policy: one `CachePolicy` or `{output index: CachePolicy}`.
+        code_hash_mode: `CodeHashMode.MODULE` (default) or `CodeHashMode.FUNCTION`.
+        code_deps: modules, functions, tasks, str or bytes the code depends on.
+        version: a string that replaces the code in the hash (for code without source, or to
+            decide yourself when caches are invalidated).
+
+    Raises:
+        TaskDefinitionError: at decoration time, for any invalid option.
+    """
+    if fn is not None:
+        if options:
+            raise TaskDefinitionError("use either @task or @task(option=…), not both")
+        return Task(fn)
+    unknown = set(options) - {
+        "outs", "serializers", "cache_policy", "code_hash_mode", "code_deps", "version"
+    }
+    if unknown:
+        raise TaskDefinitionError(
+            f"@task got unknown option(s) {', '.join(sorted(unknown))}; known: outs, "
+            f"serializers, cache_policy, code_hash_mode, code_deps, version"
+        )
+    return lambda f: Task(f, **options)
+
+
+def _validate_outs(outs: Any, fn: Callable[..., Any], signature: inspect.Signature) -> Outs:
+    name = fn.__qualname__
+    if isinstance(outs, bool) or (not isinstance(outs, int) and not callable(outs)):
+        raise TaskDefinitionError(
+            f"@task(outs=…) on {name}: expected an int >= 1 or a callable with the same "
+            f"parameters as {name}; got {outs!r}"
+        )
+    if isinstance(outs, int):
+        if outs < 1:
+            raise TaskDefinitionError(
+                f"@task(outs=…) on {name}: expected an int >= 1; got {outs!r}"
+            )
+        return outs
+    try:
+        outs_params = list(inspect.signature(outs).parameters)
+    except (TypeError, ValueError) as exc:
+        raise TaskDefinitionError(f"@task(outs=…) on {name}: cannot inspect {outs!r}") from exc
+    fn_params = list(signature.parameters)
+    if outs_params != fn_params:
+        raise TaskDefinitionError(
+            f"@task(outs=…) on {name}: the outs callable's parameters ({', '.join(outs_params)}) "
+            f"must match the function's ({', '.join(fn_params)})"
+        )
+    return outs  # type: ignore[no-any-return]
+
+
+def _count_outs(task: Task, bound: inspect.BoundArguments) -> int:
+    if isinstance(task.outs, int):
+        return task.outs
+    count = task.outs(*bound.args, **bound.kwargs)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise EvaluationError(
+            f"{task.name}: outs callable returned {count!r}; expected an int >= 1",
+            task=task.name,
+        )
+    return count
+
+
+def _validate_serializers(serializers: Any, name: str) -> dict[int, Serializer]:
+    if serializers is None:
+        return {}
+    if isinstance(serializers, Serializer):
+        serializers = {-1: serializers}
+    if not isinstance(serializers, Mapping):
+        raise TaskDefinitionError(
+            f"@task(serializers=…) on {name}: expected {{output index: Serializer}}, "
+            f"got {serializers!r}"
+        )
+    for index, serializer in serializers.items():
+        if isinstance(serializer, type) and issubclass(serializer, Serializer):
+            raise TaskDefinitionError(
+                f"@task(serializers=…) on {name}: output {index} got the class "
+                f"{serializer.__name__}; pass an instance: {serializer.__name__}()"
+            )
+        if not isinstance(serializer, Serializer) or not isinstance(index, int):
+            raise TaskDefinitionError(
+                f"@task(serializers=…) on {name}: expected {{int: Serializer}}, got "
+                f"{{{index!r}: {serializer!r}}}"
+            )
+        register_serializer(serializer)
+    return dict(serializers)
+
+
+def _validate_policy(policy: Any, name: str) -> dict[int, CachePolicy]:
+    if isinstance(policy, CachePolicy):
+        return {-1: policy}
+    if isinstance(policy, Mapping) and all(
+        isinstance(k, int) and isinstance(v, CachePolicy) for k, v in policy.items()
+    ):
+        return dict(policy)
+    raise TaskDefinitionError(
+        f"@task(cache_policy=…) on {name}: expected a CachePolicy or {{output index: "
+        f"CachePolicy}}, got {policy!r}"
+    )

@@ -1,0 +1,44 @@
+"""Shared fixtures: every test runs in its own directory with fresh merkl state."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from merkl.cache import clear_memory_cache
+from merkl.repo import Repo
+from merkl.session import reset_sessions
+
+
+@pytest.fixture(autouse=True)
+def merkl_globals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Reset merkl's process-wide state around every test and run it in `tmp_path/work`."""
+    for key in list(os.environ):
+        if key.startswith("MERKL_") and not key.startswith("MERKL_TEST_"):
+            monkeypatch.delenv(key)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    modules_before = set(sys.modules)
+    path_before = list(sys.path)
+    reset_sessions()
+    clear_memory_cache()
+    yield work
+    reset_sessions()
+    clear_memory_cache()
+    sys.path[:] = path_before
+    for name in set(sys.modules) - modules_before:
+        module = sys.modules.get(name)
+        if module is not None and str(getattr(module, "__file__", "") or "").startswith(
+            str(tmp_path)
+        ):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def repo(merkl_globals: Path) -> Repo:
+    """A fresh repository in the test's working directory."""
+    return Repo.init(merkl_globals)

@@ -20,9 +20,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[bench]'
-	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+# Benchmarks run merkl and its peers (DVC, joblib, redun) side by side in their own venv.
+.venv-bench/.installed: pyproject.toml
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: .venv-bench/.installed
+	for script in benchmarks/bench_*.py; do PATH="$(CURDIR)/.venv-bench/bin:$$PATH" .venv-bench/bin/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -12,6 +12,8 @@ is absolute or escapes the repo is a `PointerFileError` naming the file.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -151,3 +153,15 @@ def _parse_hash(value: Any, key: str, bad: Any) -> str:
     if not is_hex_hash(digest):
         raise bad(f"field {key!r} must look like 'blake3:<64 hex digits>', got {value!r}")
     return digest
+
+
+_SKIP_DIRS = {".git", ".merkl", ".venv", ".venv-bench", "node_modules", "__pycache__", ".hg"}
+
+
+def iter_pointer_files(root: Path) -> Iterator[Path]:
+    """Every `*.merkl` pointer file under `root`, skipping `.git`, `.merkl` and virtualenvs."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".venv"))
+        for name in sorted(files):
+            if name.endswith(POINTER_SUFFIX) and len(name) > len(POINTER_SUFFIX):
+                yield Path(folder) / name

@@ -1,0 +1,139 @@
+"""How a tracked file in the work tree points at its object: symlink, hardlink, copy or reflink.
+
+The link type is `[core] link` in `merkl.toml` (local `.merkl/config.toml` wins). Symlinks are
+relative, so a repository can be moved. Hardlinks and reflinks fall back to a copy (with a
+warning) where the filesystem cannot do them, as DVC's `cache.type` list does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import uuid
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from merkl.errors import ConfigError, MerklWarning
+
+if TYPE_CHECKING:
+    from merkl.repo import Repo
+
+LINK_TYPES = ("symlink", "hardlink", "copy", "reflink")
+DEFAULT_LINK_TYPE = "symlink"
+_FICLONE = 0x40049409  # Linux ioctl: share extents between two files (btrfs, xfs, bcachefs)
+_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
+                   errno.EINVAL, errno.ENOTTY, errno.ENOSYS}
+
+
+def get_link_type(repo: Repo) -> str:
+    """The configured link type; ConfigError for an unknown one."""
+    core = repo.config.get("core", {})
+    link = core.get("link", DEFAULT_LINK_TYPE) if isinstance(core, dict) else DEFAULT_LINK_TYPE
+    if link not in LINK_TYPES:
+        raise ConfigError(
+            f"{repo.root / 'merkl.toml'}: [core] link = {link!r} is not a link type; use one "
+            f"of {', '.join(LINK_TYPES)}",
+            path=repo.root / "merkl.toml",
+            key="core.link",
+        )
+    return str(link)
+
+
+def temp_sibling(target: Path) -> Path:
+    """A unique hidden name next to `target`, for building a file before renaming it over."""
+    return target.with_name(f".{target.name}.merkl-tmp-{uuid.uuid4().hex[:12]}")
+
+
+def link_object(repo: Repo, oid: str, target: Path, link_type: str) -> None:
+    """Make `target` the object `oid` (by `link_type`), atomically replacing a file there.
+
+    The link is built under a temporary name and renamed over `target`, so on any failure
+    (a full disk during a copy) `target` is left as it was.
+    """
+    obj = repo.store.oid_to_path(oid)
+    tmp = temp_sibling(target)
+    try:
+        _make_link(obj, tmp, link_type)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _make_link(obj: Path, dest: Path, link_type: str) -> None:
+    if link_type == "symlink":
+        os.symlink(os.path.relpath(obj, dest.parent), dest)
+        return
+    if link_type == "hardlink":
+        try:
+            os.link(obj, dest)
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                raise
+            _warn_fallback("hardlink", exc)
+    elif link_type == "reflink":
+        try:
+            _reflink(obj, dest)
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                raise
+            _warn_fallback("reflink", exc)
+    shutil.copyfile(obj, dest)  # a fresh file with default permissions: writable
+
+
+def _reflink(src: Path, dest: Path) -> None:
+    import fcntl
+
+    with open(src, "rb") as source, open(dest, "wb") as target:
+        try:
+            fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
+        except OSError:
+            target.close()
+            os.unlink(dest)
+            raise
+
+
+_warned: set[str] = set()
+
+
+def _warn_fallback(link_type: str, exc: OSError) -> None:
+    if link_type in _warned:
+        return
+    _warned.add(link_type)
+    warnings.warn(
+        f"cannot {link_type} from the merkl store here ({exc.strerror}); copying instead. Set "
+        f"[core] link = \"copy\" in merkl.toml to silence this",
+        MerklWarning,
+        stacklevel=4,
+    )
+
+
+def copy_out(path: Path) -> None:
+    """Replace a link at `path` by a private, writable copy of its content (for untrack)."""
+    st = os.lstat(path)
+    if not stat.S_ISLNK(st.st_mode) and st.st_nlink == 1 and st.st_mode & 0o200:
+        return  # already a private, writable file (a copy or a reflink)
+    tmp = temp_sibling(path)
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink or a directory tree."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

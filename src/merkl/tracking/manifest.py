@@ -1,0 +1,134 @@
+"""Directory manifests: the canonical list of a tracked directory's files.
+
+A tracked directory has one pointer whose `hash` is the oid of its manifest, an object in the
+store like any other:
+
+```json
+{"files":[["a.csv","<64 hex>",12],["sub/b.bin","<64 hex>",34]],"format":1,"hash":"blake3"}
+```
+
+Entries are `[relative POSIX path, oid, size]`, sorted by path, so the same tree always gives the
+same bytes and the same oid. A manifest may come from a remote, so reading one validates every
+member path: an absolute path or one with `..` would let checkout write outside the directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from merkl.errors import CacheMissError, TrackingError
+from merkl.hashing import hash_bytes, is_hex_hash
+
+if TYPE_CHECKING:
+    from merkl.repo import Repo
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a tracked directory."""
+
+    path: str  # relative to the directory, POSIX separators
+    oid: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The files of a tracked directory, sorted by path."""
+
+    entries: tuple[ManifestEntry, ...]
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[ManifestEntry]) -> Manifest:
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def dump(self) -> bytes:
+        files = [[e.path, e.oid, e.size] for e in self.entries]
+        return orjson.dumps({"files": files, "format": MANIFEST_FORMAT, "hash": "blake3"})
+
+    @property
+    def oid(self) -> str:
+        return hash_bytes(self.dump())
+
+    def by_path(self) -> dict[str, ManifestEntry]:
+        return {e.path: e for e in self.entries}
+
+
+def parse_manifest(raw: bytes, oid: str) -> Manifest:
+    """Validate and parse manifest bytes (named by `oid` in errors)."""
+
+    def bad(message: str) -> TrackingError:
+        return TrackingError(
+            f"directory manifest {oid[:12]} is invalid: {message}; run `merkl pull` again or "
+            f"re-track the directory",
+            oid=oid,
+        )
+
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad(f"invalid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise bad(f"expected an object with format {MANIFEST_FORMAT}")
+    if data.get("hash") != "blake3" or not isinstance(data.get("files"), list):
+        raise bad("expected 'hash': 'blake3' and a 'files' list")
+    entries = []
+    for item in data["files"]:
+        if not (isinstance(item, list) and len(item) == 3):
+            raise bad(f"expected [path, oid, size] entries, got {item!r}")
+        rel, member_oid, size = item
+        if not isinstance(rel, str) or not is_safe_relpath(rel):
+            raise bad(f"member path {rel!r} is not a plain relative path")
+        if not isinstance(member_oid, str) or not is_hex_hash(member_oid):
+            raise bad(f"member {rel!r} has a malformed oid {member_oid!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise bad(f"member {rel!r} has a bad size {size!r}")
+        entries.append(ManifestEntry(rel, member_oid, size))
+    return Manifest(tuple(entries))
+
+
+def is_safe_relpath(rel: str) -> bool:
+    """True for a non-empty relative POSIX path without `..`, `.` or empty parts."""
+    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+        return False
+    parts = rel.split("/")
+    return all(p not in ("", ".", "..") for p in parts) and not PurePosixPath(rel).is_absolute()
+
+
+def find_manifest(repo: Repo, oid: str) -> Manifest | None:
+    """The manifest `oid` from the local store, or None when the store does not hold it."""
+    try:
+        raw = repo.store.get_bytes(oid)
+    except FileNotFoundError:
+        return None
+    return parse_manifest(raw, oid)
+
+
+def get_manifest(repo: Repo, oid: str) -> Manifest:
+    """The manifest `oid` from the local store; CacheMissError when it is not there."""
+    manifest = find_manifest(repo, oid)
+    if manifest is None:
+        raise CacheMissError(
+            f"directory manifest {oid[:12]} is not in the local store; run `merkl pull`",
+            oid=oid,
+        )
+    return manifest
+
+
+def iter_manifest_oids(manifest: Manifest) -> Iterator[str]:
+    seen: set[str] = set()
+    for entry in manifest.entries:
+        if entry.oid not in seen:
+            seen.add(entry.oid)
+            yield entry.oid

@@ -1,0 +1,140 @@
+"""The state of a tracked item: does the work tree hold what its pointer records?
+
+States, as `merkl status` shows them:
+- clean: the work tree matches the pointer and the store holds the data.
+- modified: the work tree holds something else (`merkl track` records it, `merkl checkout`
+  restores the tracked version).
+- missing: the work tree lacks the data but the store has it (`merkl checkout`).
+- not in cache: the work tree matches the pointer but the local store lacks the object
+  (`merkl track` stores it again).
+- pointer without data: neither the work tree nor the store has it (`merkl pull`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+
+from merkl.files import file_oids
+from merkl.repo import Repo
+from merkl.tracking.manifest import Manifest, find_manifest
+from merkl.tracking.tree import DirScan, hash_dir, scan_dir
+from merkl.tracking.worktree import Tracked
+
+
+class State(enum.Enum):
+    CLEAN = "clean"
+    MODIFIED = "modified"
+    MISSING = "missing"
+    NOT_IN_CACHE = "not in cache"
+    NO_DATA = "pointer without data"
+
+
+@dataclass
+class DirChanges:
+    """Member-level differences between a tracked directory and its manifest."""
+
+    modified: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.modified or self.added or self.deleted)
+
+    def summary(self) -> str:
+        parts = [f"{len(v)} {k}" for k, v in vars(self).items() if v]
+        return ", ".join(parts)
+
+
+@dataclass
+class ItemState:
+    """One tracked item's state; for directories also which members differ."""
+
+    tracked: Tracked
+    state: State
+    changes: DirChanges | None = None
+    # Directory members: relative path → (absolute path, current oid), for checkout.
+    current: dict[str, tuple[str, str]] | None = None
+    manifest: Manifest | None = None
+
+
+def file_state(repo: Repo, tracked: Tracked, current_oid: str | None) -> State:
+    """State of a tracked file whose current content hash is `current_oid` (None: absent)."""
+    in_store = repo.store.has(tracked.pointer.oid)
+    if current_oid is None:
+        return State.MISSING if in_store else State.NO_DATA
+    if current_oid != tracked.pointer.oid:
+        return State.MODIFIED
+    return State.CLEAN if in_store else State.NOT_IN_CACHE
+
+
+def current_file_oids(repo: Repo, items: list[Tracked]) -> list[str | None]:
+    """Current content hash of each tracked file (None when absent or not a file)."""
+    present: list[int] = []
+    for i, item in enumerate(items):
+        try:
+            if os.path.isfile(item.data_path):  # follows links; a dangling one is absent
+                present.append(i)
+        except OSError:
+            pass
+    oids = file_oids([items[i].data_path for i in present], repo)
+    result: list[str | None] = [None] * len(items)
+    for i, oid in zip(present, oids, strict=True):
+        result[i] = oid
+    return result
+
+
+def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
+    """State of a tracked directory, member by member when its manifest is in the store."""
+    manifest = find_manifest(repo, tracked.pointer.oid)
+    path = tracked.data_path
+    if not path.is_dir() or path.is_symlink():
+        if path.exists() or path.is_symlink():
+            return ItemState(tracked, State.MODIFIED, manifest=manifest)
+        complete = manifest is not None and _members_stored(repo, manifest)
+        return ItemState(tracked, State.MISSING if complete else State.NO_DATA,
+                         manifest=manifest)
+    scan = scan_dir(repo, path)
+    live = {rel: p for rel, p in scan.files.items() if os.path.exists(p)}
+    if manifest is None:
+        # Without the manifest only the whole tree's hash can be compared.
+        same = hash_dir(repo, DirScan(files=live)).oid == tracked.pointer.oid
+        return ItemState(tracked, State.NOT_IN_CACHE if same else State.MODIFIED)
+    expected = manifest.by_path()
+    oids = file_oids(list(live.values()), repo)
+    current = {rel: (p, oid) for (rel, p), oid in zip(live.items(), oids, strict=True)}
+    changes = DirChanges(
+        modified=[r for r, (_, oid) in current.items() if r in expected and expected[r].oid != oid],
+        added=[r for r in current if r not in expected],
+        deleted=[r for r in expected if r not in current],
+    )
+    if changes.modified or changes.added:
+        state = State.MODIFIED
+    elif changes.deleted:
+        stored = all(repo.store.has(expected[r].oid) for r in changes.deleted)
+        state = State.MISSING if stored else State.NO_DATA
+    else:
+        state = State.CLEAN if _members_stored(repo, manifest) else State.NOT_IN_CACHE
+    return ItemState(tracked, state, changes, current, manifest)
+
+
+def _members_stored(repo: Repo, manifest: Manifest) -> bool:
+    return all(repo.store.has(e.oid) for e in manifest.entries)
+
+
+def item_states(repo: Repo, items: list[Tracked]) -> list[ItemState]:
+    """States of many tracked items, files checked in one stat-cache batch."""
+    files = [t for t in items if not t.is_dir]
+    oids = dict(zip((t.pointer_file for t in files), current_file_oids(repo, files), strict=True))
+    states = []
+    for tracked in items:
+        if tracked.is_dir:
+            states.append(dir_state(repo, tracked))
+        else:
+            current = oids[tracked.pointer_file]
+            state = ItemState(tracked, file_state(repo, tracked, current))
+            if current is not None:
+                state.current = {"": (str(tracked.data_path), current)}
+            states.append(state)
+    return states

@@ -1,0 +1,82 @@
+"""Walking a tracked directory: which files it holds, and which symlinks are left out.
+
+A symlink inside a tracked directory is followed only when it points at a file inside that
+directory or at an object of the store (a member linked by merkl itself). A symlink to anything
+else, or to a folder, is skipped: following it could read (and later publish) files from
+outside the directory, such as `~/.ssh`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from merkl.files import file_oids
+from merkl.tracking.manifest import Manifest, ManifestEntry
+
+if TYPE_CHECKING:
+    from merkl.repo import Repo
+
+TEMP_MARKER = ".merkl-tmp-"
+
+
+@dataclass
+class DirScan:
+    """The files of a directory: relative POSIX path → absolute path."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    skipped_symlinks: list[str] = field(default_factory=list)
+
+
+def scan_dir(repo: Repo, root: Path) -> DirScan:
+    """Every regular file under `root` (and every symlink safe to follow), sorted by path."""
+    scan = DirScan()
+    objects_prefix = os.path.join(str(repo.objects_dir), "")
+    root_prefix = os.path.join(os.path.realpath(root), "")
+    stack = [(str(root), "")]
+    while stack:
+        folder, rel_folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = rel_folder + entry.name
+                if entry.name.startswith(".") and TEMP_MARKER in entry.name:
+                    continue  # a link or copy being written by another merkl process
+                if entry.is_symlink():
+                    if _is_safe_link(entry.path, folder, objects_prefix, root_prefix):
+                        scan.files[rel] = entry.path
+                    else:
+                        scan.skipped_symlinks.append(rel)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    scan.files[rel] = entry.path
+    scan.files = dict(sorted(scan.files.items()))
+    scan.skipped_symlinks.sort()
+    return scan
+
+
+def _is_safe_link(link: str, folder: str, objects_prefix: str, root_prefix: str) -> bool:
+    target = os.path.normpath(os.path.join(folder, os.readlink(link)))
+    if target.startswith(objects_prefix):
+        return True  # the store holds only real folders and files: no further check needed
+    real = os.path.realpath(link)
+    if not real.startswith(root_prefix):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(real).st_mode)
+    except OSError:
+        return False
+
+
+def hash_dir(repo: Repo, scan: DirScan) -> Manifest:
+    """The manifest of the scanned files (content hashes through the stat cache)."""
+    paths = list(scan.files.values())
+    oids = file_oids(paths, repo)
+    entries = [
+        ManifestEntry(rel, oid, os.stat(path).st_size)
+        for (rel, path), oid in zip(scan.files.items(), oids, strict=True)
+    ]
+    return Manifest.from_entries(entries)

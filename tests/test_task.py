@@ -382,3 +382,17 @@ def test_unavailable_source_needs_version():
     pinned = task(version="1.0")(fn)
     assert len(pinned.code_hash) == 64
     assert task(version="1.1")(fn).code_hash != pinned.code_hash
+
+
+def test_output_hash_is_the_documented_struct(repo):
+    from merkl.hashing import HASH_SCHEMA, hash_struct
+
+    for index, out in enumerate(divmod_task(7, 2)):
+        expected = hash_struct(
+            "merkl.output", HASH_SCHEMA, divmod_task.code_hash, out.call.args_hash, index
+        )
+        assert out.hash == expected
+
+
+def test_fast_binding_matches_general_binding(repo):
+    assert divmod_task(7, 2)[0].hash == divmod_task(7, b=2)[0].hash == divmod_task(a=7, b=2)[0].hash

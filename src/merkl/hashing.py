@@ -18,7 +18,7 @@ import math
 import pathlib
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import blake3
@@ -172,12 +172,42 @@ def _encode(value: Any, out: bytearray, path: str) -> None:
         return
     merkle_hash = getattr(value, "__merkl_hash__", None)
     if merkle_hash is not None and not isinstance(value, type):
-        digest = merkle_hash()
-        if digest is None:
-            raise _UnknownHash(path)
-        _put_str(out, b"H", digest)
+        _enc_merkle(value, out, path)
         return
     _encode_other(value, out, path)
+
+
+def _enc_merkle(value: Any, out: bytearray, path: str) -> None:
+    digest = value.__merkl_hash__()
+    if digest is None:
+        raise _UnknownHash(path)
+    _put_str(out, b"H", digest)
+
+
+def register_hashed_type(cls: type) -> None:
+    """Fast path for a class whose instances hash as their `__merkl_hash__()` (placeholders)."""
+    _EXACT[cls] = _enc_merkle
+
+
+def encode_arguments(keys: Sequence[tuple[str, bytes]], arguments: dict[str, Any]) -> bytes:
+    """`encode_value(arguments)` for a dict keyed by exactly the names in `keys`, given as
+    `sorted_keys(names)` returns them: skips re-encoding and sorting the keys on every call."""
+    out = bytearray(b"d")
+    out += struct.pack(">Q", len(keys))
+    for name, encoded_name in keys:
+        out += encoded_name
+        value = arguments[name]
+        encoder = _EXACT.get(type(value))
+        if encoder is not None:
+            encoder(value, out, name)
+        else:
+            _encode(value, out, f"arguments[{name!r}]")
+    return bytes(out)
+
+
+def sorted_keys(names: Iterable[str]) -> tuple[tuple[str, bytes], ...]:
+    """(name, encoding) pairs in the order the canonical dict encoding sorts them."""
+    return tuple(sorted(((name, encode_value(name)) for name in names), key=lambda k: k[1]))
 
 
 class _UnknownHash(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from merkl.errors import EvaluationError, UsageError
+from merkl.hashing import register_hashed_type
 
 if TYPE_CHECKING:
     from merkl.session import Session
@@ -113,6 +114,9 @@ class Placeholder(Lazy):
         short = digest[:8] if digest else "????????"
         suffix = f"[{self.index}]" if self.call.n_outs > 1 else ""
         return f"<{self.call.task.name}(…){suffix}@{short}>"
+
+
+register_hashed_type(Placeholder)
 
 
 class MissingArgument(Lazy):

@@ -20,10 +20,12 @@ from merkl.errors import MerklError, UsageError
 
 def _commands() -> dict[str, Any]:
     from merkl.cli import core
+    from merkl.cli import serve as serve_cli
 
     return {
         "init": core.init,
         "run": core.run,
+        "serve": serve_cli.serve,
     }
 
 

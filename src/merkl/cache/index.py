@@ -249,6 +249,19 @@ class Index:
             )
         )
 
+    def iter_file_states(self) -> Iterator[tuple[str, int, int, int, str]]:
+        """Every (path, inode, size, mtime_ns, oid) row of the stat cache (for `merkl verify`)."""
+        yield from self._read("SELECT path, inode, size, mtime_ns, oid FROM file_state")
+
+    def remove_file_states(self, paths: Iterable[str]) -> None:
+        rows = [(p,) for p in paths]
+        self._write(lambda conn: conn.executemany("DELETE FROM file_state WHERE path = ?", rows))
+
+    def check_integrity(self) -> list[str]:
+        """SQLite's own consistency check: an empty list when the database file is sound."""
+        rows = self._read("PRAGMA integrity_check")
+        return [str(row[0]) for row in rows if row[0] != "ok"]
+
 
 def _entry(row: Any) -> OutputEntry:
     return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]))
@@ -266,4 +279,9 @@ def _retry(operation: Callable[[], _T], attempts: int = 50) -> _T:
                 raise CacheError(f"index database error: {exc}") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed" and kin
+            raise CacheError(
+                f"index database error: {exc}; run `merkl verify --repair` to move the damaged "
+                f"index aside (cached outputs are then recomputed)"
+            ) from exc
     raise AssertionError("unreachable")

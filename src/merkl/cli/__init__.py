@@ -21,11 +21,13 @@ from merkl.errors import MerklError, UsageError
 def _commands() -> dict[str, Any]:
     from merkl.cli import core
     from merkl.cli import serve as serve_cli
+    from merkl.cli import verify as verify_cli
 
     return {
         "init": core.init,
         "run": core.run,
         "serve": serve_cli.serve,
+        "verify": verify_cli.verify,
     }
 
 

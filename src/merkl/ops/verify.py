@@ -1,0 +1,324 @@
+"""`merkl verify`: re-hash the local store and check the index against it.
+
+Errors (exit 1) are states that could serve a wrong value or break a command: an object whose
+bytes do not hash to its name, an output row whose object is gone or has another size, a
+stat-cache row that vouches for content the file no longer has, an unreadable pointer file, a
+damaged index. Notices are harmless leftovers: objects nothing references (`merkl gc` removes
+them; verify never deletes data that might still be wanted), stat-cache rows for files that
+changed or vanished, temporary files of killed writers, foreign files in the store.
+
+`repair=True` removes what is bad so the next run recomputes (or the next pull re-fetches) it:
+corrupt objects, index rows pointing at missing or corrupt objects, wrong or stale stat-cache
+rows, old temporary files; a damaged index is moved aside and recreated empty.
+
+Safe to run while pipelines run: objects are listed before the index is read (a row is always
+committed after its object is renamed into place), and row checks look at the store afresh.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from merkl.cache.index import Index
+from merkl.errors import CacheError, MerklError
+from merkl.files import hash_file
+from merkl.hashing import hash_bytes, is_hex_hash
+from merkl.pointer import Pointer, iter_pointer_files, read_pointer
+from merkl.repo import Repo
+
+TMP_GRACE_SECONDS = 3600  # a temporary file younger than this may belong to a live writer
+_SMALL = 1 << 20  # objects below this are hashed from one read, in a thread pool
+ERROR_KINDS = frozenset({
+    "corrupt-object", "corrupt-output", "missing-object", "size-mismatch", "wrong-file-state",
+    "invalid-pointer", "index-corrupt",
+})
+
+
+@dataclass
+class Finding:
+    """One thing verify found: `kind`, the object/output/path it concerns, and why."""
+
+    kind: str
+    subject: str
+    detail: str
+    repaired: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind in ERROR_KINDS
+
+
+@dataclass
+class VerifyReport:
+    """What was checked and found; `ok` when no finding is an error."""
+
+    objects: int = 0
+    bytes: int = 0
+    outputs: int = 0
+    file_states: int = 0
+    pointers: int = 0
+    repair: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.is_error for f in self.findings)
+
+    def of_kind(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "repair": self.repair,
+            "checked": {
+                "objects": self.objects, "bytes": self.bytes, "outputs": self.outputs,
+                "file_states": self.file_states, "pointers": self.pointers,
+            },
+            "findings": [{**asdict(f), "error": f.is_error} for f in self.findings],
+        }
+
+
+def verify(
+    repo: Repo,
+    *,
+    repair: bool = False,
+    tmp_grace: float = TMP_GRACE_SECONDS,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check every object, output row, stat-cache row and pointer file of `repo`.
+
+    Args:
+        repair: remove what is bad (see the module docstring); never removes orphaned objects.
+        tmp_grace: temporary files younger than this many seconds are left alone.
+        progress: called with the byte count of each object once it is hashed.
+    """
+    report = VerifyReport(repair=repair)
+    oids = list(repo.store.iter_oids())  # before reading the index: see the module docstring
+    report.findings += _foreign_files(repo)
+    corrupt = _check_objects(repo, oids, report, progress)
+    index = _open_index(repo, report)
+    referenced: set[str] | None = None
+    if index is not None:
+        referenced = _check_outputs(repo, index, corrupt, report)
+        _check_file_states(index, report)
+    pointer_oids = _check_pointers(repo, report)
+    if referenced is not None:
+        unreferenced = set(oids) - referenced - pointer_oids - corrupt
+        report.findings += [
+            Finding("orphaned-object", oid, f"{_size(repo, oid)} bytes; no output or pointer "
+                    f"file refers to it (`merkl gc` removes such objects)")
+            for oid in sorted(unreferenced) if repo.store.has(oid)
+        ]
+    report.findings += _tmp_files(repo, tmp_grace, repair)
+    return report
+
+
+def _check_objects(
+    repo: Repo, oids: list[str], report: VerifyReport, progress: Callable[[int], None] | None
+) -> set[str]:
+    """Re-hash every object; remove the corrupt ones when repairing."""
+    corrupt: set[str] = set()
+
+    def check(oid: str) -> tuple[str, int, str | None]:
+        path = repo.store.oid_to_path(oid)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return oid, -1, None  # removed meanwhile (gc, another verify)
+        if not stat.S_ISREG(st.st_mode):
+            return oid, 0, "not a regular file"
+        try:
+            matches = _object_matches(repo, oid, path, st.st_size)
+        except OSError as exc:
+            return oid, st.st_size, f"cannot be read: {exc}"
+        return oid, st.st_size, None if matches else "its bytes do not hash to its name"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for oid, size, problem in pool.map(check, oids):
+            if size < 0:
+                continue
+            report.objects += 1
+            report.bytes += size
+            if progress is not None:
+                progress(size)
+            if problem is None:
+                continue
+            corrupt.add(oid)
+            finding = Finding("corrupt-object", oid, problem)
+            if report.repair:
+                finding.repaired = _remove_object(repo, oid)
+            report.findings.append(finding)
+    return corrupt
+
+
+def _object_matches(repo: Repo, oid: str, path: Path, size: int) -> bool:
+    if size >= _SMALL:
+        return repo.store.verify(oid)  # memory-mapped, multi-threaded BLAKE3
+    with open(path, "rb") as handle:
+        return hash_bytes(handle.read()) == oid
+
+
+def _remove_object(repo: Repo, oid: str) -> bool:
+    path = repo.store.oid_to_path(oid)
+    if os.path.isdir(path) and not os.path.islink(path):
+        return False  # a directory squatting on an object name: left for a human
+    repo.store.remove(oid)
+    return not os.path.lexists(path)
+
+
+def _open_index(repo: Repo, report: VerifyReport) -> Index | None:
+    """The index if it is sound; otherwise a finding, and with repair a fresh empty index."""
+    index = repo.index
+    try:
+        problems = index.check_integrity()
+    except MerklError as exc:
+        problems = [str(exc)]
+    if not problems:
+        return index
+    finding = Finding("index-corrupt", str(index.path), "; ".join(problems[:5]))
+    report.findings.append(finding)
+    if not report.repair:
+        return None
+    index.close()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        old = Path(f"{index.path}{suffix}")
+        if old.exists():
+            os.replace(old, f"{index.path}.corrupt-{stamp}{suffix}")
+    fresh = Index(index.path)
+    fresh.find_output("0" * 64)  # creates the schema
+    repo.__dict__["index"] = fresh  # later users of this Repo see the fresh index
+    finding.repaired = True
+    finding.detail += f"; moved aside to {index.path.name}.corrupt-{stamp}"
+    return fresh
+
+
+def _check_outputs(
+    repo: Repo, index: Index, corrupt: set[str], report: VerifyReport
+) -> set[str]:
+    """Check each output row against the store; return the oids the rows reference."""
+    referenced: set[str] = set()
+    bad: list[str] = []
+    for entry in index.iter_outputs():
+        report.outputs += 1
+        referenced.add(entry.oid)
+        if entry.oid in corrupt:
+            kind, detail = "corrupt-output", f"its object {entry.oid} is corrupt"
+        elif not repo.store.has(entry.oid):
+            kind, detail = "missing-object", f"its object {entry.oid} is not in the store"
+        elif _size(repo, entry.oid) != entry.size:
+            kind = "size-mismatch"
+            detail = (f"index says {entry.size} bytes, object {entry.oid} has "
+                      f"{_size(repo, entry.oid)}")
+        else:
+            continue
+        report.findings.append(Finding(kind, entry.out_hash, detail, repaired=report.repair))
+        bad.append(entry.out_hash)
+    if bad and report.repair:
+        index.remove_outputs(bad)
+    return referenced
+
+
+def _check_file_states(index: Index, report: VerifyReport) -> None:
+    """A row whose stat still matches must hash to its oid; other rows are merely stale."""
+    remove: list[str] = []
+    for path, inode, size, mtime_ns, oid in index.iter_file_states():
+        report.file_states += 1
+        try:
+            st = os.stat(path)
+        except OSError:
+            finding = Finding("stale-file-state", path, "file no longer exists")
+        else:
+            if (st.st_ino, st.st_size, st.st_mtime_ns) != (inode, size, mtime_ns):
+                finding = Finding("stale-file-state", path, "file changed since it was hashed")
+            else:
+                try:
+                    actual = hash_file(path)
+                except OSError as exc:
+                    actual = f"unreadable ({exc})"
+                if actual == oid:
+                    continue
+                finding = Finding(
+                    "wrong-file-state", path,
+                    f"stat cache says {oid} but the content hashes to {actual} (the file was "
+                    f"changed without changing its size, mtime or inode)",
+                )
+        finding.repaired = report.repair
+        report.findings.append(finding)
+        remove.append(path)
+    if remove and report.repair:
+        index.remove_file_states(remove)
+
+
+def _check_pointers(repo: Repo, report: VerifyReport) -> set[str]:
+    """Parse every pointer file; return the oids they (and directory manifests) reference."""
+    oids: set[str] = set()
+    for file in iter_pointer_files(repo.root):
+        report.pointers += 1
+        try:
+            pointer = read_pointer(file)
+            oids.update(_pointer_oids(repo, pointer))
+        except MerklError as exc:
+            report.findings.append(Finding("invalid-pointer", str(file), str(exc)))
+    return oids
+
+
+def _pointer_oids(repo: Repo, pointer: Pointer) -> Iterable[str]:
+    try:
+        from merkl.tracking import iter_pointer_oids
+    except ImportError:  # tracking not installed in this tree: a pointer names one object
+        return [pointer.oid]
+    try:
+        return list(iter_pointer_oids(repo, pointer))
+    except (OSError, KeyError, ValueError) as exc:
+        raise CacheError(f"cannot read the objects of {pointer.path!r}: {exc}") from exc
+
+
+def _foreign_files(repo: Repo) -> Iterator[Finding]:
+    """Entries in the objects folder that are not objects (left alone, but worth knowing)."""
+    root = repo.store.root
+    if not root.is_dir():
+        return
+    for prefix in sorted(os.listdir(root)):
+        folder = root / prefix
+        if len(prefix) != 2 or not folder.is_dir():
+            yield Finding("foreign-file", str(folder), "not an object folder")
+            continue
+        for rest in sorted(os.listdir(folder)):
+            if not is_hex_hash(prefix + rest):
+                yield Finding("foreign-file", str(folder / rest), "not an object name")
+
+
+def _tmp_files(repo: Repo, grace: float, repair: bool) -> list[Finding]:
+    """Temporary files left by killed writers; only old ones are removed (live writers)."""
+    findings: list[Finding] = []
+    if not repo.tmp_dir.is_dir():
+        return findings
+    now = time.time()
+    for name in sorted(os.listdir(repo.tmp_dir)):
+        path = repo.tmp_dir / name
+        try:
+            age = now - path.lstat().st_mtime
+        except FileNotFoundError:
+            continue  # its writer finished meanwhile
+        finding = Finding("temp-file", str(path), f"left by an interrupted write {age:.0f}s ago")
+        if repair and age >= grace and not path.is_dir():
+            path.unlink(missing_ok=True)
+            finding.repaired = True
+        findings.append(finding)
+    return findings
+
+
+def _size(repo: Repo, oid: str) -> int:
+    try:
+        return repo.store.size(oid)
+    except FileNotFoundError:
+        return -1

@@ -1,0 +1,144 @@
+"""Fixtures for the server tests: a pipeline module in a fresh repo, and an in-process client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from merkl.repo import Repo
+from merkl.serve import ServeConfig, create_app
+from tests.helpers import write_module
+
+PIPELINE_SOURCE = '''
+import os
+from pathlib import Path
+
+from merkl import BytesSerializer, CachePolicy, PickleSerializer, task, write_file
+
+CALLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.txt")
+
+
+def _log(name):
+    with open(CALLS, "a") as handle:
+        handle.write(name + "\\n")
+
+
+@task
+def square(x: int) -> int:
+    _log("square")
+    return x * x
+
+
+@task
+def add(a, b):
+    _log("add")
+    return a + b
+
+
+@task
+def fail(x):
+    _log("fail")
+    raise ValueError(f"cannot handle {x}")
+
+
+@task(serializers=PickleSerializer())
+def pickled(x):
+    _log("pickled")
+    return {"x": x}
+
+
+@task(serializers=BytesSerializer())
+def raw(x):
+    return b"raw"
+
+
+@task(cache_policy=CachePolicy.NEVER)
+def uncached(x):
+    _log("uncached")
+    return x
+
+
+def pipeline(x: int, y: float = 2.0):
+    """Square x, then add y."""
+    return add(square(x), y)
+
+
+def two(x: int):
+    return square(x), add(x, 1)
+
+
+def failing(x: int):
+    return add(fail(x), 1)
+
+
+def broken(x):
+    raise RuntimeError("bug in the pipeline itself")
+
+
+def with_pickle(x: int):
+    return pickled(x)
+
+
+def returns_bytes(x: int):
+    return raw(x)
+
+
+def plain(x: int):
+    return {"double": 2 * x}
+
+
+def typed(name: str, path: Path = Path("."), *, flag: bool = False, ratio: float = 1.0):
+    return [name, str(path), flag, ratio]
+
+
+def flexible(first, /, *rest, **options):
+    return [first, list(rest), options]
+
+
+def writes(x: int):
+    out = square(x)
+    write_file(out, "written.json")
+    return out
+
+
+def never(x: int):
+    return uncached(x)
+'''
+
+TARGETS = (
+    "servepipe.pipeline", "servepipe.two", "servepipe.failing", "servepipe.broken",
+    "servepipe.with_pickle", "servepipe.returns_bytes", "servepipe.plain", "servepipe.typed",
+    "servepipe.flexible", "servepipe.writes", "servepipe.never", "servepipe.square",
+)
+SECRET = "test-secret-value"
+
+
+@pytest.fixture
+def pipeline_repo(repo: Repo) -> Repo:
+    """A repo whose root holds `servepipe.py`; task bodies append their name to calls.txt."""
+    write_module(repo.root, "servepipe", PIPELINE_SOURCE)
+    return repo
+
+
+def read_calls(repo: Repo) -> list[str]:
+    """The task bodies run so far, in order."""
+    path = Path(repo.root) / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.fixture
+def serve_config() -> ServeConfig:
+    return ServeConfig(targets=TARGETS, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture
+def client(
+    pipeline_repo: Repo, serve_config: ServeConfig, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """An in-process client of an app serving every pipeline of `servepipe`, with a secret."""
+    monkeypatch.setenv("MERKL_SERVE_SECRET", SECRET)
+    with TestClient(create_app(serve_config)) as test_client:
+        yield test_client

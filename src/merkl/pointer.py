@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -91,12 +92,28 @@ def read_pointer(file: Path | str) -> Pointer:
     """Parse and validate a pointer file."""
     file = Path(file)
     try:
-        raw = file.read_bytes()
+        raw = _read_small_regular_file(file)
     except FileNotFoundError:
         raise PointerFileError(f"{file}: pointer file not found", path=file) from None
     except OSError as exc:
         raise PointerFileError(f"{file}: cannot read pointer file: {exc}", path=file) from exc
     return parse_pointer(raw, file)
+
+
+_MAX_POINTER_BYTES = 1 << 16
+
+
+def _read_small_regular_file(file: Path) -> bytes:
+    # A cloned repo may hold `x.merkl` as a symlink to /dev/zero or a FIFO: reading it whole
+    # would never end. Non-blocking open, a regular-file check and a size cap prevent that.
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file (pointer files are small JSON files)")
+        raw = handle.read(_MAX_POINTER_BYTES + 1)
+    if len(raw) > _MAX_POINTER_BYTES:
+        raise OSError(f"larger than {_MAX_POINTER_BYTES} bytes, so not a pointer file")
+    return raw
 
 
 def parse_pointer(raw: bytes, file: Path) -> Pointer:

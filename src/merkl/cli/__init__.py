@@ -21,6 +21,7 @@ from merkl.errors import MerklError, UsageError
 def _commands() -> dict[str, Any]:
     from merkl.cli import core
     from merkl.cli import serve as serve_cli
+    from merkl.cli import tracking as tracking_cli
     from merkl.cli import verify as verify_cli
 
     return {
@@ -28,6 +29,11 @@ def _commands() -> dict[str, Any]:
         "run": core.run,
         "serve": serve_cli.serve,
         "verify": verify_cli.verify,
+        "track": tracking_cli.track,
+        "untrack": tracking_cli.untrack,
+        "status": tracking_cli.status,
+        "checkout": tracking_cli.checkout,
+        "gc": tracking_cli.gc,
     }
 
 

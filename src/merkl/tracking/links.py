@@ -48,13 +48,19 @@ def temp_sibling(target: Path) -> Path:
     return target.with_name(f".{target.name}.merkl-tmp-{uuid.uuid4().hex[:12]}")
 
 
-def link_object(repo: Repo, oid: str, target: Path, link_type: str) -> None:
+def link_object(
+    repo: Repo, oid: str, target: Path, link_type: str, *, replace: bool = True
+) -> None:
     """Make `target` the object `oid` (by `link_type`), atomically replacing a file there.
 
     The link is built under a temporary name and renamed over `target`, so on any failure
-    (a full disk during a copy) `target` is left as it was.
+    (a full disk during a copy) `target` is left as it was. With `replace=False` the caller
+    knows `target` does not exist and the link is made in place.
     """
     obj = repo.store.oid_to_path(oid)
+    if not replace:
+        _make_link(obj, target, link_type)
+        return
     tmp = temp_sibling(target)
     try:
         _make_link(obj, tmp, link_type)
@@ -63,6 +69,26 @@ def link_object(repo: Repo, oid: str, target: Path, link_type: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def is_linked(repo: Repo, path: Path, oid: str, link_type: str) -> bool:
+    """True when `path` already is the object `oid` the way `link_type` links it."""
+    obj = repo.store.oid_to_path(oid)
+    try:
+        st = os.lstat(path)
+        if link_type == "symlink":
+            if not stat.S_ISLNK(st.st_mode):
+                return False
+            target = os.path.join(os.path.dirname(path), os.readlink(path))
+            return os.path.normpath(target) == str(obj)
+        if stat.S_ISLNK(st.st_mode):
+            return False
+        if link_type == "hardlink":
+            obj_st = os.stat(obj)
+            return (st.st_ino, st.st_dev) == (obj_st.st_ino, obj_st.st_dev)
+        return st.st_nlink == 1 and os.path.exists(obj)  # a private copy of stored content
+    except FileNotFoundError:
+        return False
 
 
 def _make_link(obj: Path, dest: Path, link_type: str) -> None:

@@ -1,0 +1,176 @@
+"""Commands for tracked data: `track`, `untrack`, `status`, `checkout`, `gc`."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import orjson
+
+from merkl.errors import TrackingError, UsageError
+from merkl.repo import Repo
+
+_LIST_LIMIT = 10
+
+
+def track(*paths: str) -> str:
+    """Track large files or folders: store them outside git, commit small pointers instead.
+
+    Each PATH is hashed, moved into the local store (.merkl/objects) and linked back (a
+    symlink unless [core] link in merkl.toml says hardlink, copy or reflink); PATH.merkl
+    records its hash and PATH is added to .gitignore. Tracking again after a change updates
+    the pointer. Commit the .merkl files and .gitignore; `merkl push` uploads the data.
+
+    :param paths: files or folders inside the repository
+    """
+    from merkl.ops.track import track as track_paths
+
+    if not paths:
+        raise UsageError("merkl track: give at least one PATH to track", exit_code=2)
+    lines = []
+    for item in track_paths(Repo.find(), paths):
+        pointer = item.pointer
+        what = f"{pointer.files} files, " if pointer.type == "dir" else ""
+        verb = "tracked" if item.changed else "unchanged"
+        lines.append(f"{verb:9} {item.rel} ({what}{_human(pointer.size)}, "
+                     f"blake3:{pointer.oid[:12]})")
+        if item.skipped_symlinks:
+            shown = ", ".join(item.skipped_symlinks[:_LIST_LIMIT])
+            lines.append(f"          skipped {len(item.skipped_symlinks)} symlink(s) pointing "
+                         f"outside {item.rel!r}: {shown}")
+    return "\n".join(lines)
+
+
+def untrack(*paths: str) -> str:
+    """Stop tracking files or folders; they stay in place as ordinary, writable files.
+
+    Removes PATH.merkl and the .gitignore line; the stored copy stays until `merkl gc`.
+
+    :param paths: tracked files or folders (or their .merkl pointers)
+    """
+    from merkl.ops.untrack import untrack as untrack_paths
+
+    if not paths:
+        raise UsageError("merkl untrack: give at least one PATH to untrack", exit_code=2)
+    return "\n".join(f"untracked {rel}" for rel in untrack_paths(Repo.find(), paths))
+
+
+def status(*paths: str, json: bool = False) -> str:
+    """Show whether tracked files match their pointers.
+
+    States: clean; modified (the file differs from its pointer); missing (not in the work
+    tree, but in the store: `merkl checkout`); not in cache (the file matches but the store
+    lacks it); pointer without data (`merkl pull`). Exits 0 whatever the states.
+
+    :param paths: limit to these tracked files or folders (default: all)
+    :param json: print a JSON list instead of a table
+    """
+    from merkl.ops.status import HINTS, detail, status_json, summary
+    from merkl.ops.status import status as get_status
+
+    items = get_status(Repo.find(), paths or None)
+    if json:
+        return orjson.dumps(status_json(items), option=orjson.OPT_INDENT_2).decode()
+    rows = [(i.state.value, i.tracked.rel, detail(i), HINTS[i.state]) for i in items]
+    _print_table(("state", "path", "details", "what to do"), rows)
+    return summary(items)
+
+
+def checkout(*paths: str, force: bool = False) -> str:
+    """Restore tracked files from the local store (after `git checkout`, `git clone` + pull).
+
+    A file that differs from its pointer is replaced only if its current content is in the
+    store too (nothing is lost); otherwise it is left alone unless --force is given.
+
+    :param paths: tracked files or folders to restore (default: all)
+    :param force: overwrite modified files even though their content is not stored
+    """
+    from merkl.ops.checkout import checkout as checkout_paths
+
+    result = checkout_paths(Repo.find(), paths or None, force=force)
+    lines = [f"restored  {rel}" for rel in result.restored[:_LIST_LIMIT]]
+    lines += [f"removed   {rel}" for rel in result.removed[:_LIST_LIMIT]]
+    print("\n".join(lines + [_more(result.restored + result.removed, len(lines))]).strip())
+    print(f"{len(result.restored)} restored, {len(result.removed)} removed, "
+          f"{len(result.unchanged)} unchanged")
+    problems = []
+    if result.modified:
+        problems.append(f"{_names(result.modified)} modified, not overwritten (use --force)")
+    if result.missing:
+        problems.append(f"{_names(result.missing)} not in the local store (run `merkl pull`)")
+    if problems:
+        raise TrackingError("; ".join(problems))
+    return ""
+
+
+def gc(*, dry_run: bool = False, all_commits: bool = False, keep_days: float = math.inf) -> str:
+    """Delete stored objects that nothing references, and report the space freed.
+
+    Kept: objects of tracked files in the work tree (with --all-commits: in any git commit),
+    and every cached task output (with --keep-days N: only outputs computed in the last N
+    days; older ones are dropped from the cache).
+
+    :param dry_run: only list what would be deleted
+    :param all_commits: also keep data referenced by pointer files in any git commit
+    :param keep_days: drop cached task outputs last computed more than this many days ago
+        (inf keeps them all)
+    """
+    from merkl.ops.gc import gc as collect
+
+    if not keep_days >= 0:
+        raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}", exit_code=2)
+    result = collect(Repo.find(), all_commits=all_commits, dry_run=dry_run,
+                     keep_days=None if math.isinf(keep_days) else keep_days)
+    verb = "would remove" if dry_run else "removed"
+    if dry_run:
+        for oid, size in result.removed:
+            print(f"{verb} {oid[:16]}  {_human(size)}")
+    lines = [f"{verb.capitalize()} {len(result.removed)} object(s), freeing "
+             f"{_human(result.freed)}; kept {result.kept}"]
+    if result.dropped_outputs:
+        lines.append(f"{'would drop' if dry_run else 'dropped'} {len(result.dropped_outputs)} "
+                     f"cached task output(s) older than {keep_days:g} day(s)")
+    if result.stale_tmp_files:
+        lines.append(f"{verb} {result.stale_tmp_files} stale temporary file(s)")
+    if result.unreadable_history_pointers:
+        lines.append(f"ignored {result.unreadable_history_pointers} unreadable pointer "
+                     f"file(s) in git history")
+    return "\n".join(lines)
+
+
+def _names(paths: list[str]) -> str:
+    shown = ", ".join(repr(p) for p in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def _more(paths: list[str], shown: int) -> str:
+    return f"… and {len(paths) - shown} more" if len(paths) > shown else ""
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table on a terminal; plain aligned columns when piped or in CI."""
+    if not rows:
+        return
+    if sys.stdout.isatty() and os.environ.get("CI", "") in ("", "0", "false"):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
+        print("  ".join(cells).rstrip())

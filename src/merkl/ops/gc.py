@@ -1,0 +1,120 @@
+"""`merkl gc`: delete objects nothing needs any more, and say how much that frees.
+
+An object is kept when
+- a pointer file in the work tree needs it (a tracked file, a directory manifest or member),
+- with `all_commits`, a pointer file in any git commit (or staged) needs it,
+- it is a cached task output, unless `keep_days` is given and the output was last computed
+  more than that many days ago (its index entry is dropped too). By default every cached
+  output is kept: deleting them would silently turn the next `merkl run` into a full
+  recomputation, which is not what cleaning up tracked data should do.
+
+Run it when no pipeline is writing to the same repository: an output being saved at that
+moment is not yet in the index and could be collected.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from merkl.errors import UsageError
+from merkl.pointer import Pointer
+from merkl.repo import Repo
+from merkl.tracking import iter_pointer_oids
+from merkl.tracking.worktree import iter_tracked
+
+_STALE_TMP_SECONDS = 24 * 3600  # older temporary files are leftovers of killed processes
+
+
+@dataclass
+class GcResult:
+    """What gc removed (or, with dry_run, would remove)."""
+
+    removed: list[tuple[str, int]] = field(default_factory=list)  # (oid, size)
+    kept: int = 0
+    dropped_outputs: list[str] = field(default_factory=list)  # out_hashes no longer cached
+    stale_tmp_files: int = 0
+    freed: int = 0
+    dry_run: bool = False
+    unreadable_history_pointers: int = 0
+
+
+def gc(
+    repo: Repo,
+    *,
+    all_commits: bool = False,
+    keep_days: float | None = None,
+    dry_run: bool = False,
+) -> GcResult:
+    """Remove unreferenced objects from the local store (see the module docstring).
+
+    Raises:
+        UsageError: `keep_days` is negative.
+        PointerFileError: a pointer in the work tree is invalid (gc stops rather than guess).
+        TrackingError: `all_commits` outside a git work tree.
+    """
+    if keep_days is not None and keep_days < 0:
+        raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}")
+    result = GcResult(dry_run=dry_run)
+    pointers: list[Pointer] = [t.pointer for t in iter_tracked(repo)]
+    if all_commits:
+        from merkl.tracking.history import iter_history_pointers
+
+        history, result.unreadable_history_pointers = iter_history_pointers(repo.root)
+        pointers.extend(history)
+    keep: set[str] = set()
+    for pointer in pointers:
+        keep.update(iter_pointer_oids(repo, pointer))
+    keep.update(_kept_outputs(repo, keep_days, result))
+    for oid in repo.store.iter_oids():
+        if oid in keep:
+            result.kept += 1
+            continue
+        try:
+            size = repo.store.size(oid)
+        except FileNotFoundError:
+            continue
+        result.removed.append((oid, size))
+        result.freed += size
+        if not dry_run:
+            repo.store.remove(oid)
+    if not dry_run and result.dropped_outputs:
+        repo.index.remove_outputs(result.dropped_outputs)
+    result.freed += _clean_tmp(repo, dry_run, result)
+    return result
+
+
+def _kept_outputs(repo: Repo, keep_days: float | None, result: GcResult) -> set[str]:
+    """Oids of the cached outputs to keep; fills `result.dropped_outputs` with the others."""
+    entries = list(repo.index.iter_outputs())
+    if keep_days is None:
+        return {e.oid for e in entries}
+    cutoff = time.time() - keep_days * 86400
+    last_run: dict[str, float] = {}
+    for run in repo.index.iter_runs():
+        last_run[run.out_hash] = max(run.time, last_run.get(run.out_hash, 0.0))
+    kept = set()
+    for entry in entries:
+        if last_run.get(entry.out_hash, 0.0) > cutoff:
+            kept.add(entry.oid)
+        else:
+            result.dropped_outputs.append(entry.out_hash)
+    return kept
+
+
+def _clean_tmp(repo: Repo, dry_run: bool, result: GcResult) -> int:
+    freed = 0
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    try:
+        entries = list(os.scandir(repo.tmp_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        st = entry.stat(follow_symlinks=False)
+        if entry.is_file(follow_symlinks=False) and st.st_mtime < cutoff:
+            result.stale_tmp_files += 1
+            freed += st.st_size
+            if not dry_run:
+                os.unlink(entry.path)
+    return freed

@@ -1,0 +1,232 @@
+"""`merkl track`: move data into the object store, link it back, write its pointer file.
+
+For each path: hash it (stat-cached; big files on all cores), rename it into the store (no
+copy), link it back (symlink by default), write `<path>.merkl` and add `/<name>` to the
+`.gitignore` beside it. Every path is checked before anything changes, and a failure while
+tracking one path (a full disk) puts that path back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
+from merkl.files import file_oid, record_file_oids
+from merkl.pointer import (
+    POINTER_SUFFIX,
+    Pointer,
+    dump_pointer,
+    iter_pointer_files,
+    pointer_path,
+    read_pointer,
+    utc_timestamp,
+)
+from merkl.repo import Repo
+from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
+from merkl.tracking.links import get_link_type, is_linked, link_object
+from merkl.tracking.tree import hash_dir, scan_dir
+from merkl.tracking.txn import StagedFile, UndoLog
+from merkl.tracking.worktree import find_enclosing_dir_pointer, repo_path
+
+
+@dataclass
+class TrackedItem:
+    """One tracked path and what tracking it did."""
+
+    rel: str
+    pointer: Pointer
+    changed: bool  # False: pointer, link and .gitignore were already up to date
+    skipped_symlinks: list[str] = field(default_factory=list)
+
+
+def track(repo: Repo, paths: Iterable[str | Path]) -> list[TrackedItem]:
+    """Track files and directories (re-tracking updates their pointers).
+
+    Raises:
+        TrackingError: a path is missing, outside the repo, inside `.merkl/`, a pointer file,
+            inside a tracked directory, or could not be tracked (then it is left unchanged).
+    """
+    link_type = get_link_type(repo)
+    targets = list(dict.fromkeys(check_trackable(repo, raw) for raw in paths))
+    items = []
+    for path in targets:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                items.append(_track_dir(repo, path, link_type))
+            else:
+                items.append(_track_file(repo, path, link_type))
+        except (OSError, CacheError) as exc:
+            done = f" ({len(items)} earlier path(s) were tracked)" if items else ""
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise TrackingError(
+                f"cannot track {repo.relpath(path)!r}: {reason}; it was left unchanged{done}",
+                path=path,
+            ) from exc
+    return items
+
+
+def check_trackable(repo: Repo, raw: str | Path) -> Path:
+    """The absolute path to track, or a TrackingError saying why `raw` cannot be tracked."""
+    path = repo_path(repo, raw)
+
+    def refuse(reason: str) -> TrackingError:
+        return TrackingError(f"cannot track {str(raw)!r}: {reason}", path=path)
+
+    if path == repo.root:
+        raise refuse("it is the repository root; track the data files or folders in it")
+    if path.name.endswith(POINTER_SUFFIX):
+        data = path.name[: -len(POINTER_SUFFIX)]
+        raise refuse(f"it is a merkl pointer file; track the data file {data!r} instead")
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise refuse("no such file or directory") from None
+    if stat.S_ISLNK(mode):
+        target = os.path.realpath(path)
+        if repo.objects_dir not in Path(target).parents:
+            raise refuse(f"it is a symlink to {target!r}; track the file it points to instead")
+        if not os.path.exists(path):
+            raise refuse("its link into the store is broken; `merkl checkout` restores it")
+    elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise refuse("it is not a regular file or a directory")
+    enclosing = find_enclosing_dir_pointer(repo, path)
+    if enclosing is not None:
+        folder = repo.relpath(enclosing.with_name(enclosing.name[: -len(POINTER_SUFFIX)]))
+        raise refuse(f"it is inside the tracked directory {folder!r}; re-track {folder!r}")
+    if stat.S_ISDIR(mode):
+        nested = next(iter_pointer_files(path), None)
+        if nested is not None:
+            raise refuse(
+                f"it contains the tracked file {repo.relpath(nested)[: -len(POINTER_SUFFIX)]!r};"
+                f" `merkl untrack` it first"
+            )
+    return path
+
+
+def _track_file(
+    repo: Repo, path: Path, link_type: str, oid: str | None = None, **fields: str | None
+) -> TrackedItem:
+    oid = oid or file_oid(path, repo)
+    pointer = _new_pointer(
+        path, Pointer(oid, os.stat(path).st_size, repo.relpath(path), **fields)
+    )
+    changed = _commit(repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo))
+    _record(repo, [(path, oid)])
+    return TrackedItem(repo.relpath(path), pointer, changed)
+
+
+def track_written_output(
+    repo: Repo, path: Path, oid: str, *, output: str | None, serializer: str | None
+) -> TrackedItem:
+    """Track a file `write_file(..., track=True)` just wrote (content `oid`), like `track`."""
+    return _track_file(
+        repo, path, get_link_type(repo), oid, output=output, serializer=serializer
+    )
+
+
+def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
+    scan = scan_dir(repo, path)
+    manifest = hash_dir(repo, scan)
+    pointer = _new_pointer(
+        path,
+        Pointer(manifest.oid, manifest.size, repo.relpath(path), type="dir",
+                files=len(manifest.entries)),
+    )
+    members = [(Path(scan.files[e.path]), e.oid) for e in manifest.entries]
+
+    def link_members(undo: UndoLog) -> bool:
+        repo.store.put_bytes(manifest.dump(), manifest.oid)
+        changed = False
+        for member, oid in members:
+            changed = _link_in(repo, member, oid, link_type, undo) or changed
+        return changed
+
+    changed = _commit(repo, path, pointer, link_members)
+    _record(repo, members)
+    return TrackedItem(repo.relpath(path), pointer, changed, scan.skipped_symlinks)
+
+
+def _new_pointer(path: Path, pointer: Pointer) -> Pointer:
+    """Keep the old pointer's timestamp when the content did not change (no git diff noise)."""
+    try:
+        old = read_pointer(pointer_path(path))
+    except PointerFileError:
+        return pointer  # none yet, or broken (a merge conflict): re-tracking rewrites it
+    if (old.oid, old.type) == (pointer.oid, pointer.type):
+        # Same content: keep when it was recorded and which task output it is.
+        return Pointer(pointer.oid, pointer.size, pointer.path, old.timestamp,
+                       pointer.output or old.output, pointer.serializer or old.serializer,
+                       pointer.type, pointer.files)
+    return pointer
+
+
+def _commit(
+    repo: Repo, path: Path, pointer: Pointer, link: Callable[[UndoLog], bool]
+) -> bool:
+    """Stage the pointer and `.gitignore`, run `link(undo)`, then rename the staged files in."""
+    staged: list[StagedFile] = []
+    undo = UndoLog()
+    try:
+        pointer_file = pointer_path(path)
+        data = dump_pointer(pointer)
+        if not _has_content(pointer_file, data):
+            staged.append(StagedFile(pointer_file, data))
+        ignore = with_entry(read_gitignore(path.parent), gitignore_entry(path.name))
+        if ignore is not None:
+            staged.append(StagedFile(path.parent / GITIGNORE, ignore.encode()))
+        linked = link(undo)
+        for item in staged:
+            item.commit()
+    except BaseException:
+        undo.rollback()
+        for item in staged:
+            item.discard()
+        raise
+    return linked or bool(staged)
+
+
+def _has_content(file: Path, data: bytes) -> bool:
+    try:
+        return file.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) -> bool:
+    """Store `path` as object `oid` and leave a link to it; False if it already was one."""
+    if is_linked(repo, path, oid, link_type):
+        if not repo.store.has(oid):
+            repo.store.put_file(path, oid)
+        return False
+    mode = os.stat(path).st_mode
+    obj = repo.store.oid_to_path(oid)
+    if repo.store.move_in(path, oid):
+
+        def move_back() -> None:
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.rename(obj, path)
+            os.chmod(path, stat.S_IMODE(mode))
+
+        undo.add(move_back)
+        link_object(repo, oid, path, link_type, replace=False)
+    else:
+        link_object(repo, oid, path, link_type)
+
+        def copy_back() -> None:
+            link_object(repo, oid, path, "copy")
+            os.chmod(path, stat.S_IMODE(mode))
+
+        undo.add(copy_back)
+    return True
+
+
+def _record(repo: Repo, pairs: list[tuple[Path, str]]) -> None:
+    try:
+        record_file_oids(pairs, repo)
+    except (OSError, MerklError):
+        pass  # the stat cache only saves re-hashing later; tracking itself succeeded

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merkl.repo import Repo
@@ -41,7 +41,7 @@ class Session:
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "merkl_session", default=None
 )
-_defaults: dict[Path, Session] = {}
+_defaults: dict[tuple[str, str | None], Session] = {}
 _defaults_lock = threading.Lock()
 
 
@@ -50,11 +50,13 @@ def current_session() -> Session:
     session = _current.get()
     if session is not None:
         return session
-    repo = Repo.find()
-    with _defaults_lock:
-        session = _defaults.get(repo.root)
-        if session is None:
-            session = _defaults[repo.root] = Session(repo)
+    # Keyed by where Repo.find() would start, so a cache hit does not walk the file system.
+    key = (os.getcwd(), os.environ.get("MERKL_REPO"))
+    session = _defaults.get(key)
+    if session is None:
+        repo = Repo.find()
+        with _defaults_lock:
+            session = _defaults.setdefault(key, Session(repo))
     return session
 
 

@@ -43,6 +43,9 @@ class Cache:
     def __init__(self, store: ObjectStore, index: Index) -> None:
         self.store = store
         self.index = index
+        # out_hash -> entry of earlier hits: a row never changes once written. If the object
+        # is deleted later (gc), `load` raises CacheMissError and forgets the entry.
+        self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
 
@@ -52,8 +55,12 @@ class Cache:
             return None
         if policy is CachePolicy.MEMORY:
             return _MEMORY_ENTRY if out_hash in _memory else None
+        entry = self._entries.get(out_hash)
+        if entry is not None:
+            return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
         if entry is not None and self.store.has(entry.oid):
+            self._entries[out_hash] = entry
             return entry
         if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             return self.read_through(out_hash)
@@ -69,11 +76,13 @@ class Cache:
         try:
             data = self.store.get_bytes(entry.oid)
         except FileNotFoundError:
+            self._entries.pop(out_hash, None)
             raise CacheMissError(
                 f"output {out_hash[:12]} is indexed but object {entry.oid[:12]} is missing",
                 out_hash=out_hash,
             ) from None
         except CorruptObjectError:
+            self._entries.pop(out_hash, None)
             self.index.remove_outputs([out_hash])
             raise
         serializer = get_serializer(entry.serializer)

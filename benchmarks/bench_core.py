@@ -1,0 +1,179 @@
+"""Core engine benchmarks (issue 3), merkl and its peers on the same work in one run.
+
+1. Cache-hit overhead: a new call + `.get()` of a trivial cached task vs a cached call through
+   `joblib.Memory` (target: merkl >= 3x lower overhead per call).
+2. Re-evaluating a fully cached 1,000-task DAG vs redun's warm `Scheduler.run` of the same DAG
+   (target: >= 10x faster).
+3. Hashing a 100,000-task DAG (a dry run: building it and hashing every node) in a fresh
+   process (target: < 2 s).
+
+Run: `.venv-bench/bin/python benchmarks/bench_core.py` (`make bench` runs every benchmark).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+TASKS_MODULE = """
+from merkl import task
+
+@task
+def add_one(x):
+    return x + 1
+
+@task
+def inc(x):
+    return x + 1
+
+@task
+def add(a, b):
+    return a + b
+
+def tree(n_leaves):
+    '''inc() on every leaf, then add() pairwise up to one root: 2 * n_leaves - 1 tasks.'''
+    level = [inc(i) for i in range(n_leaves)]
+    while len(level) > 1:
+        pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+"""
+
+REDUN_MODULE = """
+from redun import task
+
+redun_namespace = "merkl_bench"
+
+@task()
+def inc(x):
+    return x + 1
+
+@task()
+def add(a, b):
+    return a + b
+
+@task()
+def tree(n_leaves):
+    level = [inc(i) for i in range(n_leaves)]
+    while len(level) > 1:
+        pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+"""
+
+JOBLIB_MODULE = """
+def add_one(x):
+    return x + 1
+"""
+
+
+def best_of(repeats: int, fn) -> float:
+    return min(_timed(fn) for _ in range(repeats))
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
+    import joblib
+
+    import bench_tasks
+    import jl_tasks
+
+    bench_tasks.add_one(5).get()  # warm: computed and cached
+    memory = joblib.Memory(work / "joblib", verbose=0)
+    cached = memory.cache(jl_tasks.add_one)
+    cached(5)
+
+    def merkl_hits() -> None:
+        for _ in range(calls):
+            bench_tasks.add_one(5).get()
+
+    def joblib_hits() -> None:
+        for _ in range(calls):
+            cached(5)
+
+    merkl_s = best_of(3, merkl_hits) / calls
+    joblib_s = best_of(3, joblib_hits) / calls
+    return merkl_s, joblib_s
+
+
+def bench_cached_dag(n_leaves: int = 500) -> tuple[float, float]:
+    import logging
+
+    from redun import Scheduler
+
+    import bench_tasks
+    import redun_tasks
+
+    root = bench_tasks.tree(n_leaves)
+    expected = root.get()  # cold run fills the cache
+    merkl_s = best_of(5, lambda: bench_tasks.tree(n_leaves).get())
+    assert bench_tasks.tree(n_leaves).get() == expected
+
+    logging.getLogger("redun").setLevel(logging.WARNING)  # one line per cached job otherwise
+    scheduler = Scheduler()
+    scheduler.load()
+    assert scheduler.run(redun_tasks.tree(n_leaves)) == expected  # cold run
+    redun_s = best_of(3, lambda: scheduler.run(redun_tasks.tree(n_leaves)))
+    return merkl_s, redun_s
+
+
+def bench_dry_run_hashing(work: Path, n_leaves: int = 50_000) -> float:
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(work)!r})
+        import bench_tasks
+        from merkl.graph import iter_nodes
+        start = time.perf_counter()
+        root = bench_tasks.tree({n_leaves})
+        count = sum(1 for node in iter_nodes([root]) if node.hash)
+        print(count, time.perf_counter() - start)
+    """)
+    times = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", script], cwd=work, check=True, capture_output=True, text=True
+        ).stdout.split()
+        assert int(out[0]) == 2 * n_leaves - 1
+        times.append(float(out[1]))
+    return statistics.median(times)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="merkl-bench-core-") as tmp:
+        work = Path(tmp)
+        (work / "bench_tasks.py").write_text(TASKS_MODULE)
+        (work / "redun_tasks.py").write_text(REDUN_MODULE)
+        (work / "jl_tasks.py").write_text(JOBLIB_MODULE)
+        os.chdir(work)
+        sys.path.insert(0, str(work))
+        subprocess.run([sys.executable, "-m", "merkl", "init"], check=True, capture_output=True)
+
+        merkl_hit, joblib_hit = bench_cache_hit(work)
+        print(
+            f"cache hit per call: merkl {merkl_hit * 1e6:.1f} us, joblib.Memory "
+            f"{joblib_hit * 1e6:.1f} us -> merkl {joblib_hit / merkl_hit:.1f}x lower "
+            f"(target >= 3x)"
+        )
+        merkl_dag, redun_dag = bench_cached_dag()
+        print(
+            f"fully cached 1,000-task DAG: merkl {merkl_dag * 1e3:.1f} ms, redun warm "
+            f"Scheduler.run {redun_dag * 1e3:.1f} ms -> merkl {redun_dag / merkl_dag:.1f}x "
+            f"faster (target >= 10x)"
+        )
+        dry = bench_dry_run_hashing(work)
+        print(f"dry run of a 100,000-task DAG (build + hash): {dry:.2f} s (target < 2 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from merkl.errors import MerklError, UsageError
 
 def _commands() -> dict[str, Any]:
     from merkl.cli import core
+    from merkl.cli import remotes as remotes_cli
     from merkl.cli import serve as serve_cli
     from merkl.cli import tracking as tracking_cli
     from merkl.cli import verify as verify_cli
@@ -34,6 +35,10 @@ def _commands() -> dict[str, Any]:
         "status": tracking_cli.status,
         "checkout": tracking_cli.checkout,
         "gc": tracking_cli.gc,
+        "push": remotes_cli.push,
+        "pull": remotes_cli.pull,
+        "remote": {"add": remotes_cli.remote_add, "list": remotes_cli.remote_list,
+                   "remove": remotes_cli.remote_remove},
     }
 
 

@@ -1,0 +1,249 @@
+"""`merkl pull`: fetch tracked files and cached task outputs from a remote.
+
+Every object is re-hashed before it enters the store, so nothing corrupt is cached or checked
+out. A tracked file is checked out only when all of its objects arrived. Output records are
+added to the local index only after their objects are stored, and records of outputs whose
+serializer is not safe to load from elsewhere (pickle, or one this process does not know) are
+skipped unless the user trusts the remote (`--trust-pickle`, or `trust_pickle = true` in the
+remote's config).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from os.path import abspath as os_abspath
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from merkl.cache.index import OutputEntry
+from merkl.errors import SerializationError
+from merkl.ops.checkout import CheckoutResult, checkout
+from merkl.remotes.base import Remote
+from merkl.remotes.config import configured_jobs, get_remote
+from merkl.remotes.progress import TransferProgress
+from merkl.remotes.transfer import TransferResult
+from merkl.repo import Repo
+from merkl.serializers import get_serializer
+from merkl.tracking import iter_pointer_oids
+from merkl.tracking.worktree import iter_tracked
+
+if TYPE_CHECKING:
+    from merkl.files import StoredOutput
+    from merkl.placeholder import Lazy
+    from merkl.session import Session
+
+
+@dataclass
+class PullReport:
+    remote: str  # the remote's label, secrets masked
+    objects: TransferResult = field(default_factory=TransferResult)
+    outputs: int = 0  # output records added to the local index
+    untrusted: int = 0  # records skipped: unsafe serializer and no opt-in
+    invalid: dict[str, str] = field(default_factory=dict)  # record key → reason
+    checkout: CheckoutResult | None = None
+
+    def summary(self) -> str:
+        line = self.objects.summary("pulled", f"from {self.remote}")
+        if self.outputs:
+            line += f"; {self.outputs} output record(s)"
+        if self.checkout is not None and self.checkout.restored:
+            line += f"; checked out {len(self.checkout.restored)} file(s)"
+        if self.untrusted:
+            line += (
+                f"; skipped {self.untrusted} pickled output(s) (not trusted: pass "
+                f"--trust-pickle or set trust_pickle = true for this remote)"
+            )
+        return line
+
+    def raise_for_failures(self) -> None:
+        merged = TransferResult(failed={**self.objects.failed, **self.invalid})
+        merged.transferred = self.objects.transferred
+        merged.raise_for_failures("pull from", self.remote)
+
+
+def pull(
+    repo: Repo,
+    remote_name: str | None = None,
+    paths: Sequence[str | Path] | None = None,
+    *,
+    jobs: int | None = None,
+    outputs: bool = True,
+    trust_pickle: bool = False,
+    force: bool = False,
+) -> PullReport:
+    """Fetch and check out tracked files (all, or those `paths` name) and, when no paths are
+    given, every cached output the remote holds.
+
+    Raises:
+        RemoteError: the remote cannot be reached or used; nothing local was changed.
+        TrackingError: a path is not tracked.
+    """
+    items = list(iter_tracked(repo, paths or None))
+    remote = get_remote(repo, remote_name)
+    report = PullReport(remote.label)
+    jobs = jobs or configured_jobs(remote)
+    try:
+        with TransferProgress(f"pull from {remote.name}") as progress:
+            # Pointer oids first: a directory's members are listed in its manifest object.
+            report.objects = remote.pull(
+                repo.store, [i.pointer.oid for i in items], jobs=jobs, progress=progress
+            )
+            members = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
+            report.objects.merge(remote.pull(repo.store, members, jobs=jobs, progress=progress))
+            if outputs and not paths:
+                trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
+                pull_outputs(repo, remote, None, report, trusted, jobs, progress)
+    finally:
+        remote.close()
+    complete = [
+        i for i in items if all(repo.store.has(o) for o in iter_pointer_oids(repo, i.pointer))
+    ]
+    if complete:
+        report.checkout = checkout(repo, [i.pointer_file for i in complete], force=force)
+    return report
+
+
+def pull_outputs(
+    repo: Repo,
+    remote: Remote,
+    out_hashes: Iterable[str] | None,
+    report: PullReport,
+    trusted: bool,
+    jobs: int | None,
+    progress: TransferProgress | None = None,
+) -> list[OutputEntry]:
+    """Fetch the records of `out_hashes` (None: every record on the remote) that the local
+    cache lacks, then their objects; index those that arrived. Returns the indexed entries."""
+    if out_hashes is None:
+        out_hashes = remote.iter_output_hashes()
+    wanted = [h for h in dict.fromkeys(out_hashes) if not _is_cached(repo, h)]
+    if not wanted:
+        return []
+    entries, invalid = remote.fetch_outputs(wanted, repo.tmp_dir)
+    report.invalid.update(invalid)
+    allowed = [e for e in entries.values() if trusted or is_safe_serializer(e.serializer)]
+    report.untrusted += len(entries) - len(allowed)
+    report.objects.merge(
+        remote.pull(repo.store, [e.oid for e in allowed], jobs=jobs, progress=progress)
+    )
+    arrived = [e for e in allowed if repo.store.has(e.oid)]
+    repo.index.add_outputs(arrived)
+    report.outputs += len(arrived)
+    return arrived
+
+
+def is_safe_serializer(name: str) -> bool:
+    """True for serializers whose bytes cannot run code when loaded (not pickle, not unknown)."""
+    try:
+        return get_serializer(name).is_safe
+    except SerializationError:
+        return False
+
+
+def _is_cached(repo: Repo, out_hash: str) -> bool:
+    entry = repo.index.find_output(out_hash)
+    return entry is not None and repo.store.has(entry.oid)
+
+
+# -- `merkl run --pull`: exactly what a pipeline needs ---------------------------------------
+def pull_tracked_arguments(repo: Repo, remote_name: str | None, args: Sequence[str]) -> None:
+    """Before the pipeline is called: pull the tracked files its arguments name, so that
+    `merkl.path(arg)` finds them (the seed's deploy step: `--model my_large_model.pickle`)."""
+    named = [a.partition("=")[2] if a.startswith("--") else a for a in args]
+    tracked = [a for a in named if a and _is_tracked_path(repo, a)]
+    if not tracked:
+        return
+    report = pull(repo, remote_name, tracked, outputs=False)
+    report.raise_for_failures()
+
+
+def _is_tracked_path(repo: Repo, arg: str) -> bool:
+    from merkl.pointer import POINTER_SUFFIX, pointer_path
+
+    path = Path(arg)
+    try:
+        inside = repo.root in Path(os_abspath(path)).parents
+    except (OSError, ValueError):
+        return False
+    candidate = path if path.name.endswith(POINTER_SUFFIX) else pointer_path(path)
+    return inside and candidate.is_file()
+
+
+def pull_for_pipeline(
+    repo: Repo,
+    remote_name: str | None,
+    roots: Iterable[Lazy],
+    *,
+    trust_pickle: bool = False,
+    jobs: int | None = None,
+) -> PullReport:
+    """Fetch the cached outputs a DAG needs, top down: an output found locally or on the
+    remote stops the walk, so upstream results are fetched only if something must run."""
+    from merkl.cache import CachePolicy
+    from merkl.files import StoredOutput
+    from merkl.placeholder import Placeholder
+
+    remote = get_remote(repo, remote_name)
+    report = PullReport(remote.label)
+    trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
+    jobs = jobs or configured_jobs(remote)
+    seen: set[Lazy] = set()
+    frontier = list(roots)
+    try:
+        while frontier:
+            wanted: dict[str, Placeholder] = {}
+            upstream: list[Lazy] = []
+            stored: list[StoredOutput] = []
+            for node in frontier:
+                if node in seen:
+                    continue
+                seen.add(node)
+                if isinstance(node, StoredOutput):
+                    stored.append(node)
+                if not isinstance(node, Placeholder):
+                    continue
+                policy = node.task.policy(node.index)
+                out_hash = node.hash
+                if out_hash is not None and repo.cache.find(out_hash, policy) is not None:
+                    continue
+                if out_hash is not None and policy is CachePolicy.EVERYWHERE:
+                    wanted[out_hash] = node
+                else:
+                    upstream.extend(node.call.deps)
+            if stored:
+                _pull_stored(repo, remote, stored, report, trusted, jobs)
+            arrived = {e.out_hash for e in pull_outputs(repo, remote, wanted, report, trusted, jobs)}
+            upstream += [d for h, n in wanted.items() if h not in arrived for d in n.call.deps]
+            frontier = upstream
+    finally:
+        remote.close()
+    return report
+
+
+def _pull_stored(
+    repo: Repo,
+    remote: Remote,
+    stored: Sequence[StoredOutput],
+    report: PullReport,
+    trusted: bool,
+    jobs: int | None,
+) -> None:
+    """Outputs loaded with `merkl.load(pointer)`: their record if pushed, else their object."""
+    hashes = [s.pointer.output for s in stored if s.pointer.output]
+    pull_outputs(repo, remote, hashes, report, trusted, jobs)
+    present, _absent = remote.status(s.pointer.oid for s in stored)  # absent: resolved locally
+    report.objects.merge(remote.pull(repo.store, present, jobs=jobs))
+
+
+def pull_for_run(
+    repo: Repo, remote_name: str | None, roots: Sequence[Lazy], session: Session
+) -> None:
+    """`merkl run --pull`: fetch what the DAG needs, report on stderr, raise failures."""
+    from merkl.files import FileOutput
+
+    needed = [r.source if isinstance(r, FileOutput) else r for r in roots]
+    report = pull_for_pipeline(repo, remote_name, needed, trust_pickle=session.trust_pickle)
+    print(f"merkl: {report.summary()}", file=sys.stderr)
+    report.raise_for_failures()

@@ -1,0 +1,81 @@
+"""`merkl push`: send tracked files and cached task outputs that a remote lacks.
+
+Objects go first, then the output records that point at them, so a remote never holds a
+record whose object is missing. Outputs cached with `CachePolicy.LOCAL` are never pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from merkl.cache.index import OutputEntry
+from merkl.remotes.config import configured_jobs, get_remote
+from merkl.remotes.progress import TransferProgress
+from merkl.remotes.records import digest_of
+from merkl.remotes.transfer import TransferResult
+from merkl.repo import Repo
+from merkl.tracking import iter_pointer_oids
+from merkl.tracking.worktree import Tracked, iter_tracked
+
+
+@dataclass
+class PushReport:
+    remote: str  # the remote's label, secrets masked
+    objects: TransferResult = field(default_factory=TransferResult)
+    outputs: TransferResult = field(default_factory=TransferResult)
+
+    def summary(self) -> str:
+        line = self.objects.summary("pushed", f"to {self.remote}")
+        records = len(self.outputs.transferred)
+        return line + (f"; {records} output record(s)" if records else "")
+
+    def raise_for_failures(self) -> None:
+        merged = TransferResult(failed={**self.objects.failed, **self.outputs.failed})
+        merged.transferred = self.objects.transferred
+        merged.raise_for_failures("push to", self.remote)
+
+
+def push(
+    repo: Repo,
+    remote_name: str | None = None,
+    paths: Sequence[str | Path] | None = None,
+    *,
+    jobs: int | None = None,
+) -> PushReport:
+    """Push the objects of tracked files (all, or those `paths` name) and, when no paths are
+    given, every pushable cached output; returns a report (raise its failures with
+    `report.raise_for_failures()`).
+
+    Raises:
+        RemoteError: the remote cannot be reached or used; nothing was sent.
+        TrackingError: a path is not tracked.
+    """
+    items = list(iter_tracked(repo, paths or None))  # a bad path fails before any transfer
+    entries = outputs_to_push(repo, items, every_output=not paths)
+    remote = get_remote(repo, remote_name)
+    report = PushReport(remote.label)
+    try:
+        oids = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
+        oids += [entry.oid for entry in entries]
+        with TransferProgress(f"push to {remote.name}") as progress:
+            report.objects = remote.push(
+                repo.store, oids, jobs=jobs or configured_jobs(remote), progress=progress
+            )
+        failed = {digest_of(key) for key in report.objects.failed}
+        report.outputs = remote.push_outputs(e for e in entries if e.oid not in failed)
+    finally:
+        remote.close()
+    return report
+
+
+def outputs_to_push(repo: Repo, items: Iterable[Tracked], every_output: bool) -> list[OutputEntry]:
+    """Pushable outputs whose object is in the local store: all of them, or those the selected
+    pointers record (`write_file(..., track=True)`)."""
+    if every_output:
+        candidates: Iterable[OutputEntry] = repo.index.iter_outputs()
+    else:
+        found = (repo.index.find_output(i.pointer.output) for i in items if i.pointer.output)
+        candidates = (entry for entry in found if entry is not None)
+    return [e for e in candidates if e.pushable and repo.store.has(e.oid)]

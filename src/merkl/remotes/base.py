@@ -1,0 +1,322 @@
+"""`Remote`: four batched primitives per backend; push, pull and status derived once here.
+
+A backend implements `has`, `get`, `put` and `list` over a flat key space (see
+`merkl.remotes.records` for the keys), and translates its library's connection, credential and
+missing-bucket errors into `RemoteError` (which aborts a transfer at once). Everything else —
+skipping what the other side has, bounded parallelism, re-hashing what arrives, moving verified
+objects into the store, progress and the summary — lives in this module, so a new kind of remote
+is one small module (fsspec's `AbstractFileSystem` and dvc-data's `transfer` work the same way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from merkl.cache.index import OutputEntry
+from merkl.cache.store import ObjectStore
+from merkl.errors import RemoteError
+from merkl.remotes.progress import TransferProgress
+from merkl.remotes.records import (
+    OUTPUTS,
+    digest_of,
+    dump_record,
+    load_record,
+    object_key,
+    record_key,
+)
+from merkl.remotes.transfer import Stopwatch, TransferResult, make_batches, run_batches
+from merkl.remotes.urls import mask_url, scrub, url_secrets
+
+Source = Path | bytes
+
+
+class Remote:
+    """A place objects and output records can be pushed to and pulled from.
+
+    Subclasses implement the four primitives. Keys are strings like `objects/ab/cdef…`; each
+    `put` must be atomic per key (a reader sees the whole blob or nothing), so an interrupted
+    push leaves nothing that `has` reports.
+    """
+
+    #: Threads used when the caller gives no `--jobs`.
+    default_jobs: ClassVar[int] = 8
+    #: Keys handed to one `get`/`put` call; raise it when round trips dominate (Redis, SQL).
+    batch_items: ClassVar[int] = 1
+    #: Rough upper bound of the bytes in one batch.
+    batch_bytes: ClassVar[int] = 16 << 20
+    #: Option names this kind accepts in `[remotes.NAME]` besides `url`.
+    known_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.options = dict(options or {})
+        self.secrets = url_secrets(url)
+
+    @property
+    def label(self) -> str:
+        """How messages name this remote: `remote 'origin' (s3://bucket/x)`, never a secret."""
+        shown = mask_url(self.url)
+        return f"remote {self.name!r} ({shown})" if self.name else f"remote {shown}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({mask_url(self.url)!r})"
+
+    # -- the four primitives ----------------------------------------------------------------
+    def has(self, keys: Sequence[str]) -> set[str]:
+        """The subset of `keys` the remote holds completely.
+
+        Raises:
+            RemoteError: the remote cannot be reached or used (one clear line).
+        """
+        raise NotImplementedError
+
+    def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Write the bytes of each key to its path (overwriting it).
+
+        Raises:
+            CacheMissError: a key is not on the remote (attributes `key`, `remote`).
+            RemoteError: the remote cannot be reached or used.
+        """
+        raise NotImplementedError
+
+    def put(self, items: Sequence[tuple[str, Source]]) -> None:
+        """Store each key's bytes (a file's content or bytes), replacing what is there.
+
+        Each key must appear whole or not at all, even if the process is killed.
+        """
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with `prefix`, in no particular order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (the remote may be used again afterwards)."""
+
+    def prepare(self, *, write: bool) -> None:
+        """Check the remote is usable before a transfer touches anything local.
+
+        Backends raise `RemoteError` for an unreachable server, bad credentials or a missing
+        bucket/directory/table; with `write=True` they may create the directory or table.
+        """
+
+    # -- helpers for backends ---------------------------------------------------------------
+    def error(self, what: str, exc: BaseException | None = None, hint: str = "") -> RemoteError:
+        """A `RemoteError` about this remote, with every secret masked."""
+        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        message = f"{self.label}: {what}{detail}" + (f"; {hint}" if hint else "")
+        return RemoteError(scrub(message, self.secrets), remote=self.name)
+
+    def scrubbed(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    # -- derived operations -----------------------------------------------------------------
+    def status(self, oids: Iterable[str]) -> tuple[set[str], set[str]]:
+        """(oids the remote has, oids it lacks)."""
+        wanted = {object_key(oid): oid for oid in dict.fromkeys(oids)}
+        self.prepare(write=False)
+        present = self.has(list(wanted))
+        return {wanted[k] for k in present}, {o for k, o in wanted.items() if k not in present}
+
+    def push(
+        self,
+        store: ObjectStore,
+        oids: Iterable[str],
+        *,
+        jobs: int | None = None,
+        progress: TransferProgress | None = None,
+    ) -> TransferResult:
+        """Send the objects the remote lacks; each is re-hashed first, corrupt ones are refused."""
+        clock = Stopwatch()
+        self.prepare(write=True)
+        result = TransferResult()
+        keys: dict[str, str] = {}
+        for oid in dict.fromkeys(oids):
+            if store.has(oid):
+                keys[object_key(oid)] = oid
+            else:
+                result.failed[object_key(oid)] = "not in the local cache (run `merkl verify`)"
+        present = self.has(list(keys)) if keys else set()
+        result.skipped = len(present)
+        todo = [k for k in keys if k not in present]
+        sizes = {k: store.size(keys[k]) for k in todo}
+
+        def send(batch: Sequence[str]) -> dict[str, str]:
+            errors: dict[str, str] = {}
+            ready: list[tuple[str, Source]] = []
+            for key in batch:
+                path = store.oid_to_path(keys[key])
+                if _hash_path(path) != keys[key]:
+                    errors[key] = "the local copy is corrupt (run `merkl verify --repair`)"
+                else:
+                    ready.append((key, path))
+            if ready:
+                self.put(ready)
+            return errors
+
+        done, failed = self._run(todo, sizes, send, jobs, progress)
+        result.transferred += done
+        result.failed.update(failed)
+        result.nbytes = sum(sizes[k] for k in done)
+        result.seconds = clock.elapsed()
+        return result
+
+    def pull(
+        self,
+        store: ObjectStore,
+        oids: Iterable[str],
+        *,
+        jobs: int | None = None,
+        progress: TransferProgress | None = None,
+    ) -> TransferResult:
+        """Fetch the objects the local store lacks; each is re-hashed before it is stored."""
+        clock = Stopwatch()
+        self.prepare(write=False)
+        result = TransferResult()
+        wanted = {object_key(o): o for o in dict.fromkeys(oids) if not store.has(o)}
+        present = self.has(list(wanted)) if wanted else set()
+        for key in wanted:
+            if key not in present:
+                result.failed[key] = f"not on {self.label}"
+        todo = [k for k in wanted if k in present]
+        store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        sizes: dict[str, int] = {}
+
+        def fetch(batch: Sequence[str]) -> dict[str, str]:
+            errors: dict[str, str] = {}
+            temps = {key: _temp_path(store.tmp_dir, "pull-") for key in batch}
+            try:
+                self.get([(key, temps[key]) for key in batch])
+                for key in batch:
+                    oid = wanted[key]
+                    if _hash_path(temps[key]) != oid:
+                        errors[key] = (
+                            f"the bytes from {self.label} do not match the object's hash; "
+                            f"refused (the remote copy is corrupt or was tampered with)"
+                        )
+                        continue
+                    sizes[key] = _adopt(store, temps[key], oid)
+            finally:
+                for temp in temps.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
+            return errors
+
+        done, failed = self._run(todo, dict.fromkeys(todo, 0), fetch, jobs, progress)
+        result.transferred += done
+        result.failed.update(failed)
+        result.nbytes = sum(sizes.get(k, 0) for k in done)
+        result.seconds = clock.elapsed()
+        return result
+
+    def push_outputs(self, entries: Iterable[OutputEntry]) -> TransferResult:
+        """Store the output records the remote lacks (push their objects first)."""
+        clock = Stopwatch()
+        self.prepare(write=True)
+        records = {record_key(e.out_hash): dump_record(e) for e in entries}
+        present = self.has(list(records)) if records else set()
+        todo = [(k, v) for k, v in records.items() if k not in present]
+        result = TransferResult(skipped=len(present))
+
+        def send(batch: Sequence[tuple[str, Source]]) -> dict[str, str]:
+            self.put(batch)
+            return {}
+
+        batches = make_batches(todo, [len(v) for _, v in todo], 256, self.batch_bytes)
+        done, failed = run_batches(batches, send, lambda item: item[0], self.default_jobs)
+        result.transferred, result.failed = done, failed
+        result.nbytes = sum(len(records[k]) for k in done)
+        result.seconds = clock.elapsed()
+        return result
+
+    def fetch_outputs(
+        self, out_hashes: Iterable[str], tmp_dir: Path
+    ) -> tuple[dict[str, OutputEntry], dict[str, str]]:
+        """The records the remote has for `out_hashes`, and {key: reason} for invalid ones."""
+        self.prepare(write=False)
+        keys = {record_key(h): h for h in dict.fromkeys(out_hashes)}
+        present = sorted(self.has(list(keys))) if keys else []
+        entries: dict[str, OutputEntry] = {}
+        invalid: dict[str, str] = {}
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+
+        def fetch(batch: Sequence[str]) -> dict[str, str]:
+            temps = {key: _temp_path(tmp_dir, "record-") for key in batch}
+            errors: dict[str, str] = {}
+            try:
+                self.get([(key, temps[key]) for key in batch])
+                for key in batch:
+                    try:
+                        entry = load_record(temps[key].read_bytes(), keys[key], self.label)
+                    except RemoteError as exc:
+                        errors[key] = str(exc)
+                        continue
+                    entries[keys[key]] = entry
+            finally:
+                for temp in temps.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
+            return errors
+
+        batch_size = max(self.batch_items, 64) if self.batch_items > 1 else 1
+        batches = make_batches(present, [0] * len(present), batch_size, self.batch_bytes)
+        _, failed = run_batches(batches, fetch, lambda key: key, self.default_jobs)
+        invalid.update(failed)
+        return entries, invalid
+
+    def iter_output_hashes(self) -> Iterator[str]:
+        """The Merkle hash of every output record on the remote."""
+        self.prepare(write=False)
+        for key in self.list(OUTPUTS + "/"):
+            yield digest_of(key)
+
+    def _run(
+        self,
+        keys: Sequence[str],
+        sizes: Mapping[str, int],
+        work: Any,
+        jobs: int | None,
+        progress: TransferProgress | None,
+    ) -> tuple[list[str], dict[str, str]]:
+        batches = make_batches(
+            keys, [sizes[k] for k in keys], self.batch_items, self.batch_bytes
+        )
+        if progress is not None:
+            progress.start(len(keys))
+        on_done = progress.advance if progress is not None else (lambda count: None)
+        return run_batches(batches, work, lambda key: key, jobs or self.default_jobs, on_done)
+
+
+def _temp_path(folder: Path, prefix: str) -> Path:
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix)
+    os.close(fd)
+    return Path(name)
+
+
+def _hash_path(path: Path) -> str:
+    from merkl.files import hash_file
+
+    return hash_file(path)
+
+
+def _adopt(store: ObjectStore, temp: Path, oid: str) -> int:
+    """Move a verified temporary file into the store: fsync, read-only, atomic rename."""
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    os.chmod(temp, 0o444)
+    target = store.oid_to_path(oid)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, target)
+    return size

@@ -1,0 +1,99 @@
+"""A directory remote (`/mnt/share/merkl`, `file:///mnt/share/merkl`): keys are relative paths.
+
+Writes go to `<root>/tmp/` and are renamed into place, so a reader never sees half an object;
+`tmp/` leftovers of an interrupted push are invisible to `has` and `list`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from merkl.errors import CacheMissError
+from merkl.remotes.base import Remote, Source
+
+
+class LocalRemote(Remote):
+    """Objects as files under a directory, laid out like the local store."""
+
+    default_jobs = 8
+
+    def __init__(
+        self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(url, name=name, options=options)
+        self.root = Path(_path_of(url)).expanduser()
+
+    def prepare(self, *, write: bool) -> None:
+        if self.root.is_dir():
+            return
+        if not write:
+            raise self.error(
+                f"directory {str(self.root)!r} does not exist",
+                hint="check the remote's path, or push to it first",
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self.error(f"cannot create directory {str(self.root)!r}", exc) from exc
+
+    def has(self, keys: Sequence[str]) -> set[str]:
+        return {key for key in keys if os.path.isfile(self.root / key)}
+
+    def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        root = self.root
+        for key, dest in items:
+            try:
+                shutil.copyfile(root / key, dest)
+            except FileNotFoundError:
+                raise CacheMissError(
+                    f"{key} is not on {self.label}", key=key, remote=self.name
+                ) from None
+
+    def put(self, items: Sequence[tuple[str, Source]]) -> None:
+        root = self.root
+        tmp_dir = root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        for key, source in items:
+            target = root / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=target.name[:12] + ".")
+            try:
+                if isinstance(source, bytes):
+                    with os.fdopen(fd, "wb") as handle:
+                        handle.write(source)
+                else:
+                    os.close(fd)
+                    shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+
+    def list(self, prefix: str) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        top = prefix.split("/", 1)[0]
+        base = self.root / top
+        for folder, _dirs, files in os.walk(base):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                key = f"{rel}/{name}"
+                if key.startswith(prefix):
+                    yield key
+
+
+def _path_of(url: str) -> str:
+    if url.startswith("file://"):
+        parts = urlsplit(url)
+        return unquote(parts.netloc + parts.path) if parts.netloc not in ("", "localhost") \
+            else unquote(parts.path)
+    return url

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
+
+from clize import Clize
 
 from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
 from merkl.repo import Repo
@@ -27,6 +30,9 @@ def run(
     dry: bool = False,
     fill_missing: bool = False,
     no_cache: bool = False,
+    jobs: Annotated[int | None, Clize[int, "j"]] = None,
+    executor: Annotated[str | None, Clize[str]] = None,
+    scheduler: Annotated[str | None, Clize[str]] = None,
 ) -> None:
     """Run a pipeline or task function and print its result.
 
@@ -44,8 +50,17 @@ def run(
     :param fill_missing: stand in for missing pipeline arguments with placeholders, so a dry
         run still hashes everything that does not depend on them
     :param no_cache: neither read nor write any cache: run every task
+    :param jobs: run up to N independent tasks at once (worker processes unless --executor
+        says otherwise; default: one per CPU for threads, processes and dask)
+    :param executor: where task bodies run: local (in this process, one at a time; the
+        default), threads, processes, or dask (a Dask cluster)
+    :param scheduler: address of a Dask scheduler (tcp://host:8786) to run on; without it
+        --executor dask starts a local cluster of --jobs worker processes
     """
     args, output_files = parse_output_files(list(pipeline_args))
-    options = RunOptions(dry=dry, fill_missing=fill_missing, no_cache=no_cache)
+    options = RunOptions(
+        dry=dry, fill_missing=fill_missing, no_cache=no_cache, jobs=jobs, executor=executor,
+        scheduler=scheduler,
+    )
     text = run_pipeline(target, args, options, output_files)
     sys.stdout.write(text)

@@ -11,6 +11,9 @@ from merkl.executors.base import Executor
 # name -> "module:Class"; imported on first use so `import merkl` stays light.
 KNOWN_EXECUTORS: dict[str, str] = {
     "local": "merkl.executors.local:LocalExecutor",
+    "threads": "merkl.executors.pool:ThreadsExecutor",
+    "processes": "merkl.executors.pool:ProcessesExecutor",
+    "dask": "merkl.executors.dask:DaskExecutor",
 }
 
 

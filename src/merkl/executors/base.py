@@ -11,7 +11,7 @@ from merkl.errors import EvaluationError
 from merkl.graph import Plan
 from merkl.placeholder import Lazy
 from merkl.session import Session
-from merkl.task import Call, substitute
+from merkl.task import Call, Task, substitute
 
 
 class Executor:
@@ -45,34 +45,54 @@ def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], 
 
     An exception from the body propagates unchanged, with a note naming the task.
     """
-    bound = call.bound
-    arguments = substitute(bound.arguments, values)
-    args, kwargs = _split(call, arguments)
+    args, kwargs = call_arguments(call, values)
+    result, duration = timed_call(call.task.fn, args, kwargs, task_label(call))
+    return split_outputs(call, result), duration
+
+
+def call_arguments(call: Call, values: Mapping[Lazy, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments of `call`, each lazy value replaced by its value."""
+    return _split(call, substitute(call.bound.arguments, values))
+
+
+def task_label(call: Call) -> str:
+    """`module.task [hash prefix]`, as error notes and progress name a call."""
+    digest = call.outputs[0].hash or "unknown"
+    return f"{call.task.module}.{call.task.name} [{digest[:12]}]"
+
+
+def timed_call(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], label: str
+) -> tuple[Any, float]:
+    """`fn(*args, **kwargs)` and its duration; an exception propagates unchanged, with a note
+    `in merkl task <label>` (executors running bodies elsewhere call this there too)."""
     start = time.perf_counter()
     try:
-        result = call.task.fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except Exception as exc:
-        digest = call.outputs[0].hash or "unknown"
-        exc.add_note(f"in merkl task {call.task.module}.{call.task.name} [{digest[:12]}]")
+        exc.add_note(f"in merkl task {label}")
         raise
-    duration = time.perf_counter() - start
-    return split_outputs(call, result), duration
+    return result, time.perf_counter() - start
 
 
 def split_outputs(call: Call, result: Any) -> tuple[Any, ...]:
     """The body's return value as one value per output; a wrong count is an error."""
-    task = call.task
-    if call.n_outs == 1 and task.outs == 1:
+    return split_result(call.task, call.n_outs, result)
+
+
+def split_result(task: Task, n_outs: int, result: Any) -> tuple[Any, ...]:
+    """`split_outputs` for a worker that has the task and the output count but not the call."""
+    if n_outs == 1 and task.outs == 1:
         return (result,)
     if not isinstance(result, (tuple, list)):
         raise EvaluationError(
-            f"task {task.name} declares {call.n_outs} outputs but returned one "
-            f"{type(result).__name__}; return a tuple of {call.n_outs} values",
+            f"task {task.name} declares {n_outs} outputs but returned one "
+            f"{type(result).__name__}; return a tuple of {n_outs} values",
             task=task.name,
         )
-    if len(result) != call.n_outs:
+    if len(result) != n_outs:
         raise EvaluationError(
-            f"task {task.name} declares {call.n_outs} outputs but returned {len(result)}",
+            f"task {task.name} declares {n_outs} outputs but returned {len(result)}",
             task=task.name,
         )
     return tuple(result)

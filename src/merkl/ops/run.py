@@ -21,6 +21,7 @@ from clize import Clize
 
 from merkl.errors import UsageError
 from merkl.evaluate import EvalStats, evaluate_value
+from merkl.executors.options import executor_for_run
 from merkl.files import FileOutput, FileRef, write_atomic
 from merkl.graph import iter_nodes
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
@@ -37,6 +38,8 @@ class RunOptions:
     fill_missing: bool = False
     no_cache: bool = False
     executor: str | None = None
+    jobs: int | None = None
+    scheduler: str | None = None
 
 
 def parse_output_files(args: list[str]) -> tuple[list[str], dict[int, Path]]:
@@ -123,6 +126,7 @@ def run_pipeline(
 ) -> str:
     """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
     repo = Repo.find()
+    executor = executor_for_run(options.executor, options.jobs, options.scheduler, repo.config)
     function = import_target(target)
     if any(a in ("-h", "--help") for a in args):
         help_text = call_with_cli_args(function, target, ["--help"], False)
@@ -148,7 +152,7 @@ def run_pipeline(
             return dry_run_table(result, writes, session)
         stats = EvalStats()
         start = time.perf_counter()
-        value = evaluate_value((result, writes), executor=options.executor, stats=stats)[0]
+        value = evaluate_value((result, writes), executor=executor, stats=stats)[0]
         for index, file in output_files.items():
             if not isinstance(outputs[index], Placeholder):
                 write_atomic(file, _dump_plain(_result_items(value)[index]))

@@ -1,0 +1,221 @@
+"""Dask distributed: the whole plan is submitted at once as futures with their dependencies.
+
+Each call becomes one `client.submit(run_call, spec, *dependency_futures)`; Dask's scheduler
+runs it when its inputs exist and moves intermediate values between workers. Values already in
+a cache are loaded here and scattered once, never recomputed. Every result is also sent back
+to this process, which stores it in the local cache (and so for remotes): workers need no
+shared disk and no credentials, and each output is stored exactly once.
+
+Without a scheduler address a `LocalCluster` of `jobs` single-threaded worker processes is
+started for the run and shut down after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from merkl.errors import ExecutorError
+from merkl.executors.base import (
+    Executor,
+    ValueMap,
+    call_arguments,
+    store_outputs,
+    task_label,
+)
+from merkl.executors.dependencies import CallDependencies
+from merkl.executors.pool import check_jobs, default_jobs
+from merkl.executors.progress import TaskProgress
+from merkl.executors.worker import CallSpec, DepSlot, run_call, task_ref
+from merkl.graph import Plan
+from merkl.placeholder import Lazy, Placeholder
+from merkl.session import Session
+from merkl.task import Call
+
+try:
+    import distributed
+except ImportError as exc:  # pragma: no cover - the dask extra is installed in tests
+    raise ExecutorError(
+        f"the dask executor needs dask.distributed ({exc}); install it with "
+        f"pip install 'merkl[dask]'"
+    ) from exc
+
+_CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up
+
+
+class DaskExecutor(Executor):
+    """Runs the plan on a Dask cluster: the one at `scheduler` (`tcp://host:port`), the given
+    `client`'s, or a `LocalCluster` of `jobs` worker processes started for this run."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        jobs: int | None = None,
+        scheduler: str | None = None,
+        client: distributed.Client | None = None,
+    ) -> None:
+        self.jobs = check_jobs(jobs, self.name) if jobs is not None else None
+        if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
+            raise ExecutorError(
+                f"dask executor: scheduler must be an address like 'tcp://host:8786', "
+                f"got {scheduler!r}"
+            )
+        self.scheduler = scheduler
+        self.client = client
+
+    def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
+        if not plan.calls:
+            return
+        refs = {call: task_ref(call.task) for call in plan.calls}  # fail before connecting
+        with self._connect(len(plan.calls)) as client:
+            _DaskRun(client, plan, values, session, refs).run()
+
+    @contextlib.contextmanager
+    def _connect(self, n_calls: int) -> Iterator[distributed.Client]:
+        if self.client is not None:
+            yield self.client
+            return
+        if self.scheduler is not None:
+            try:
+                client = distributed.Client(
+                    self.scheduler, timeout=_CONNECT_TIMEOUT, set_as_default=False
+                )
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot connect to the Dask scheduler {self.scheduler!r}: {exc}; start "
+                    f"one with `dask scheduler`, or leave out --scheduler to use a local cluster"
+                ) from exc
+            with client:
+                yield client
+            return
+        workers = min(self.jobs or default_jobs(), n_calls)
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+            silence_logs=logging.CRITICAL,  # a task failure is reported once, by merkl
+        )
+        with cluster, distributed.Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+class _DaskRun:
+    """One evaluation on one client: submit everything, then collect and store."""
+
+    def __init__(
+        self,
+        client: distributed.Client,
+        plan: Plan,
+        values: ValueMap,
+        session: Session,
+        refs: dict[Call, Any],
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.values = values
+        self.session = session
+        self.refs = refs
+        self.dependencies = CallDependencies(plan)
+        self.token = uuid.uuid4().hex[:8]
+
+    def run(self) -> None:
+        inputs = self._scatter_inputs()
+        futures: dict[Call, distributed.Future] = {}
+        for call in self.plan.calls:  # dependencies first, so producers have futures
+            futures[call] = self._submit(call, futures, inputs)
+        with TaskProgress(len(futures), "running (dask)") as progress:
+            self._collect({future: call for call, future in futures.items()}, progress)
+
+    def _scatter_inputs(self) -> dict[Lazy, distributed.Future]:
+        """Cached outputs and leaves the calls read, loaded here and sent to the cluster once."""
+        needed: dict[Lazy, None] = {}
+        for call in self.plan.calls:
+            for dep in call.deps:
+                if not self._is_produced(dep):
+                    needed[dep] = None
+        nodes = list(needed)
+        if not nodes:
+            return {}
+        loaded = [self.values[node] for node in nodes]  # a missing argument raises here
+        scattered = self.client.scatter(loaded, hash=False)
+        return dict(zip(nodes, scattered, strict=True))
+
+    def _is_produced(self, dep: Lazy) -> bool:
+        return (
+            isinstance(dep, Placeholder)
+            and dep.call in self.dependencies.producers
+            and dep not in self.plan.cached
+        )
+
+    def _submit(
+        self,
+        call: Call,
+        futures: dict[Call, distributed.Future],
+        inputs: dict[Lazy, distributed.Future],
+    ) -> distributed.Future:
+        extra: list[distributed.Future] = []
+        positions: dict[int, int] = {}  # id(future) -> index in `extra`
+        slots: dict[Lazy, DepSlot] = {}
+        for dep in call.deps:
+            if dep in slots:
+                continue
+            if self._is_produced(dep):
+                assert isinstance(dep, Placeholder)
+                source, index = futures[dep.call], dep.index
+            else:
+                source, index = inputs[dep], None
+            position = positions.setdefault(id(source), len(extra))
+            if position == len(extra):
+                extra.append(source)
+            slots[dep] = DepSlot(position, index)
+        args, kwargs = call_arguments(call, slots)
+        spec = CallSpec(
+            self.refs[call], call.n_outs, args, kwargs, task_label(call), self.session.use_cache
+        )
+        key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
+        return self.client.submit(run_call, spec, *extra, key=key, pure=False)
+
+    def _collect(
+        self, pending: dict[distributed.Future, Call], progress: TaskProgress
+    ) -> None:
+        """Store results as they arrive. On the first failure cancel what has not finished,
+        store what has (so a re-run resumes after it), then raise that failure."""
+        completed = distributed.as_completed(
+            list(pending), loop=self.client.loop, with_results=True, raise_errors=False
+        )
+        failure: BaseException | None = None
+        for future, result in completed:
+            call = pending.pop(future)
+            if future.status == "finished":
+                outputs, duration = result
+                stored = store_outputs(call, outputs, duration, self.session)
+                for placeholder, value in zip(call.outputs, stored, strict=True):
+                    self.values[placeholder] = value
+                progress.advance()
+            elif failure is None:
+                failure = _failure(call, future, result)
+                self.client.cancel([f for f in pending if f.status != "finished"])
+        if failure is not None:
+            raise failure
+
+
+def _failure(call: Call, future: distributed.Future, result: Any) -> BaseException:
+    """The task's own exception, unchanged; an ExecutorError for a lost worker."""
+    if future.status == "error":
+        _, exc, traceback = result
+        if isinstance(exc, distributed.scheduler.KilledWorker):
+            return ExecutorError(
+                f"Dask lost the workers running task {task_label(call)} ({exc}); it may "
+                f"crash them or run out of memory"
+            )
+        return exc.with_traceback(traceback)  # type: ignore[no-any-return]
+    return ExecutorError(
+        f"task {task_label(call)} was cancelled by the Dask cluster ({result!r}); were the "
+        f"workers or the scheduler restarted?"
+    )

@@ -1,0 +1,196 @@
+"""Local worker pools: independent calls run concurrently on N threads or processes.
+
+The parent submits a call once every call it depends on has finished, with the values of its
+arguments; workers run only the task body and send the result back; the parent stores each
+call's outputs (exactly once) and hands dependents the stored values, exactly as the in-process
+executor does. Threads suit bodies that release the GIL (I/O, numpy); processes suit pure-Python
+CPU work.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from merkl.errors import ExecutorError, UsageError
+from merkl.executors.base import (
+    Executor,
+    ValueMap,
+    call_arguments,
+    split_outputs,
+    store_outputs,
+    task_label,
+    timed_call,
+)
+from merkl.executors.dependencies import CallDependencies
+from merkl.executors.progress import TaskProgress
+from merkl.executors.worker import TaskRef, run_task, task_ref
+from merkl.graph import Plan
+from merkl.session import Session
+from merkl.task import Call
+
+
+def default_jobs() -> int:
+    """The number of CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def check_jobs(jobs: object, executor: str) -> int:
+    """`jobs` as a positive int (None: one per CPU), or a UsageError naming it."""
+    if jobs is None:
+        return default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(
+            f"{executor} executor: jobs must be a whole number >= 1, got {jobs!r}",
+            exit_code=2,
+        )
+    return jobs
+
+
+class PoolExecutor(Executor):
+    """Runs independent calls concurrently on a `concurrent.futures` pool of `jobs` workers."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = check_jobs(jobs, self.name)
+
+    def _make_pool(self, plan: Plan) -> _Pool:
+        """A pool for this run; checks first that every call can be sent to a worker."""
+        raise NotImplementedError
+
+    def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
+        if not plan.calls:
+            return
+        pool = self._make_pool(plan)
+        try:
+            with TaskProgress(len(plan.calls), f"running ({self.name} ×{self.jobs})") as progress:
+                _run_all(pool, plan, values, session, progress)
+        except Exception:
+            pool.shutdown(wait=True)  # every started call has been collected already
+            raise
+        except BaseException:
+            # Ctrl-C: start nothing new and do not wait for running bodies.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+class _Pool:
+    """A `concurrent.futures` pool and how to send one call to it."""
+
+    def __init__(self, pool: cf.Executor) -> None:
+        self.pool = pool
+
+    def submit(self, call: Call, args: list[Any], kwargs: dict[str, Any]) -> cf.Future[Any]:
+        raise NotImplementedError
+
+    def shutdown(self, wait: bool, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _run_all(
+    pool: _Pool, plan: Plan, values: ValueMap, session: Session, progress: TaskProgress
+) -> None:
+    """Submit each call when its producers are done; store each result as it arrives."""
+    dependencies = CallDependencies(plan)
+    ready = deque(dependencies.initial())
+    running: dict[cf.Future[Any], Call] = {}
+    failure: BaseException | None = None
+    while ready or running:
+        while ready and failure is None:
+            call = ready.popleft()
+            try:
+                args, kwargs = call_arguments(call, values)
+            except Exception as exc:  # e.g. a missing pipeline argument
+                failure = exc
+                break
+            running[pool.submit(call, args, kwargs)] = call
+        if failure is not None:
+            for future in running:
+                future.cancel()  # only those not started yet
+        if not running:
+            break
+        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            call = running.pop(future)
+            if future.cancelled():
+                continue
+            try:
+                result, duration = future.result()
+                stored = store_outputs(call, split_outputs(call, result), duration, session)
+            except BrokenProcessPool as exc:
+                failure = failure or ExecutorError(
+                    f"a worker process died while running task {task_label(call)} "
+                    f"(killed, out of memory, or a crash in native code): {exc}"
+                )
+                continue
+            except Exception as exc:
+                # The first failure is the one reported; calls already running finish and
+                # are stored, so a re-run resumes after them.
+                failure = failure or exc
+                continue
+            for placeholder, value in zip(call.outputs, stored, strict=True):
+                values[placeholder] = value
+            progress.advance()
+            if failure is None:
+                ready.extend(dependencies.finish(call))
+    if failure is not None:
+        raise failure
+
+
+class ThreadsExecutor(PoolExecutor):
+    """Calls on a pool of threads in this process: no pickling, each body sees the caller's
+    session; best for I/O or code that releases the GIL."""
+
+    name = "threads"
+
+    def _make_pool(self, plan: Plan) -> _Pool:
+        return _ThreadPool(
+            cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="merkl-task")
+        )
+
+
+class _ThreadPool(_Pool):
+    def submit(self, call: Call, args: list[Any], kwargs: dict[str, Any]) -> cf.Future[Any]:
+        # A fresh copy per call: one Context cannot be entered by two threads at once.
+        context = contextvars.copy_context()
+        return self.pool.submit(
+            context.run, timed_call, call.task.fn, args, kwargs, task_label(call)
+        )
+
+
+class ProcessesExecutor(PoolExecutor):
+    """Calls on worker processes started for this run (best for CPU-bound Python).
+
+    Tasks must be defined at the top level of an importable module; arguments and results
+    must be picklable. Workers are spawned: they get this process's working directory and
+    `sys.path`, and none of its threads or open connections.
+    """
+
+    name = "processes"
+
+    def _make_pool(self, plan: Plan) -> _Pool:
+        refs = {call: task_ref(call.task) for call in plan.calls}
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(refs)),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        return _ProcessPool(pool, refs)
+
+
+class _ProcessPool(_Pool):
+    def __init__(self, pool: cf.Executor, refs: dict[Call, TaskRef]) -> None:
+        super().__init__(pool)
+        self.refs = refs
+
+    def submit(self, call: Call, args: list[Any], kwargs: dict[str, Any]) -> cf.Future[Any]:
+        return self.pool.submit(run_task, self.refs[call], args, kwargs, task_label(call))

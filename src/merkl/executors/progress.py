@@ -1,0 +1,68 @@
+"""Task progress for concurrent executors: a rich bar of calls done / total on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import TracebackType
+from typing import Any
+
+
+def _is_interactive() -> bool:
+    if os.environ.get("CI", "") not in ("", "0", "false"):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class TaskProgress:
+    """Counts finished calls; draws a transient bar on stderr only when it is a terminal and
+    `CI` is unset, so logs and pipes stay clean."""
+
+    def __init__(self, total: int, description: str, *, enabled: bool | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self._bar: Any = None
+        self._task: Any = None
+        if total and (_is_interactive() if enabled is None else enabled):
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("tasks"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> TaskProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self) -> None:
+        """One more call finished (called from the thread that collects results)."""
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)

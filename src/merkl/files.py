@@ -18,7 +18,7 @@ import blake3
 from merkl.errors import CacheMissError, TrackedFileChangedError
 from merkl.hashing import hash_bytes
 from merkl.placeholder import Lazy, Placeholder
-from merkl.pointer import Pointer, pointer_path, read_pointer, write_pointer
+from merkl.pointer import Pointer, pointer_path, read_pointer
 from merkl.repo import Repo
 from merkl.serializers import get_serializer
 from merkl.session import Session, current_session
@@ -157,14 +157,12 @@ class FileOutput(Lazy):
         if not (self.path.is_file() and file_oid(self.path, repo) == oid):
             write_atomic(self.path, data)
         if self.track:
-            repo = session.require_repo()
-            repo.store.put_bytes(data, oid)
-            write_pointer(
-                pointer_path(self.path),
-                Pointer(
-                    oid=oid, size=len(data), path=repo.relpath(self.path),
-                    output=self.source.hash, serializer=serializer.name,
-                ),
+            # Linked into the store and ignored by git exactly as `merkl track` does it.
+            from merkl.ops.track import track_written_output
+
+            track_written_output(
+                session.require_repo(), self.path, oid,
+                output=self.source.hash, serializer=serializer.name,
             )
         return self.path
 

@@ -8,6 +8,7 @@ tracking one path (a full disk) puts that path back exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -123,9 +124,15 @@ def track_written_output(
     repo: Repo, path: Path, oid: str, *, output: str | None, serializer: str | None
 ) -> TrackedItem:
     """Track a file `write_file(..., track=True)` just wrote (content `oid`), like `track`."""
-    return _track_file(
-        repo, path, get_link_type(repo), oid, output=output, serializer=serializer
-    )
+    target = check_trackable(repo, path)
+    try:
+        return _track_file(
+            repo, target, get_link_type(repo), oid, output=output, serializer=serializer
+        )
+    except OSError as exc:
+        raise TrackingError(
+            f"cannot track {repo.relpath(target)!r}: {exc.strerror or exc}", path=target
+        ) from exc
 
 
 def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
@@ -211,6 +218,8 @@ def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) ->
                 os.unlink(path)
             os.rename(obj, path)
             os.chmod(path, stat.S_IMODE(mode))
+            with contextlib.suppress(OSError):
+                obj.parent.rmdir()  # only if this left it empty
 
         undo.add(move_back)
         link_object(repo, oid, path, link_type, replace=False)

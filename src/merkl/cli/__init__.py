@@ -87,7 +87,7 @@ def _report(exc: BaseException, debug: bool, err: IO[str], foreign: bool = False
     if debug:
         traceback.print_exception(exc, file=err)
     message = str(exc) if not foreign else f"{type(exc).__name__}: {exc}"
-    notes = [n for n in getattr(exc, "__notes__", []) if n.startswith("in merkl task ")]
+    notes = [n for n in getattr(exc, "__notes__", []) if "merkl task " in n]
     if notes:
         message = f"{notes[0]}: {message}"
     print(f"merkl: error: {message}", file=err)

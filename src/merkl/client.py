@@ -98,7 +98,9 @@ class Client:
         return self.run_response(target, args, kwargs)["result"]
 
     def run_response(
-        self, target: str, args: tuple[Any, ...] | list[Any] = (),
+        self,
+        target: str,
+        args: tuple[Any, ...] | list[Any] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The server's whole answer: `{"result", "hashes", "stats"}`."""
@@ -161,12 +163,16 @@ class Client:
 
         try:
             response = self._http.request(
-                method, path, content=body or None,
+                method,
+                path,
+                content=body or None,
                 headers={"Content-Type": "application/json", **(headers or {})},
             )
         except httpx.HTTPError as exc:
             raise ServerError(
-                f"cannot reach the merkl server at {self.url}: {exc}", status=None, error=str(exc),
+                f"cannot reach the merkl server at {self.url}: {exc}",
+                status=None,
+                error=str(exc),
                 task=None,
             ) from exc
         try:
@@ -178,7 +184,9 @@ class Client:
             task = data.get("task") if isinstance(data, dict) else None
             raise ServerError(
                 f"{method} {self.url}{path}: HTTP {response.status_code}: {error}",
-                status=response.status_code, error=error, task=task,
+                status=response.status_code,
+                error=error,
+                task=task,
             )
         return data
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -109,9 +118,18 @@ def never(x: int):
 '''
 
 TARGETS = (
-    "servepipe.pipeline", "servepipe.two", "servepipe.failing", "servepipe.broken",
-    "servepipe.with_pickle", "servepipe.returns_bytes", "servepipe.plain", "servepipe.typed",
-    "servepipe.flexible", "servepipe.writes", "servepipe.never", "servepipe.square",
+    "servepipe.pipeline",
+    "servepipe.two",
+    "servepipe.failing",
+    "servepipe.broken",
+    "servepipe.with_pickle",
+    "servepipe.returns_bytes",
+    "servepipe.plain",
+    "servepipe.typed",
+    "servepipe.flexible",
+    "servepipe.writes",
+    "servepipe.never",
+    "servepipe.square",
 )
 SECRET = "test-secret-value"
 
@@ -142,3 +160,87 @@ def client(
     monkeypatch.setenv("MERKL_SERVE_SECRET", SECRET)
     with TestClient(create_app(serve_config)) as test_client:
         yield test_client
+
+
+@contextlib.contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Serve `app` with a real uvicorn on a free loopback port (in a thread); yield its URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server_url(
+    pipeline_repo: Repo, serve_config: ServeConfig, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The URL of a real uvicorn serving every pipeline of `servepipe`, with a secret."""
+    monkeypatch.setenv("MERKL_SERVE_SECRET", SECRET)
+    with live_server(create_app(serve_config)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(
+    cwd: Path, *args: str, secret: str | None = SECRET
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`merkl serve ARGS…` as a real process on a free loopback port; yields it and its URL.
+
+    Its output goes to `serve.log` in `cwd` (a pipe nobody reads would block the server).
+    """
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "MERKL_SERVE_SECRET"}
+    if secret is not None:
+        env["MERKL_SERVE_SECRET"] = secret
+    log = open(cwd / "serve.log", "wb")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "merkl", "serve", *args, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"merkl serve exited: {(cwd / 'serve.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"merkl serve did not answer: {(cwd / 'serve.log').read_text()}"
+                )
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()

@@ -30,7 +30,8 @@ def test_run_returns_result_and_hashes_then_answers_from_the_cache(client, pipel
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["result"] == 11.0
-    assert len(body["hashes"]) == 1 and is_hex_hash(body["hashes"][0])
+    assert len(body["hashes"]) == 1
+    assert is_hex_hash(body["hashes"][0])
     assert body["stats"] == {"ran": 2, "loaded": 0, "client_values": 0}
     assert read_calls(pipeline_repo) == ["square", "add"]
 
@@ -61,8 +62,11 @@ def test_several_outputs_and_plain_results(client):
     assert two["result"] == [16, 5]
     assert len(two["hashes"]) == 2
     plain = post(client, "/v1/run/servepipe.plain", {"args": [4]}).json()
-    assert plain == {"result": {"double": 8}, "hashes": [],
-                     "stats": {"ran": 0, "loaded": 0, "client_values": 0}}
+    assert plain == {
+        "result": {"double": 8},
+        "hashes": [],
+        "stats": {"ran": 0, "loaded": 0, "client_values": 0},
+    }
 
 
 def test_empty_body_means_no_arguments(client):
@@ -87,7 +91,9 @@ def test_dry_run_lists_outputs_and_what_is_cached(client, pipeline_repo):
 
 
 def test_dry_run_refuses_cache_values(client):
-    response = post(client, "/v1/dry-run/servepipe.pipeline", {"args": [2], "cache": {"a" * 64: 1}})
+    response = post(
+        client, "/v1/dry-run/servepipe.pipeline", {"args": [2], "cache": {"a" * 64: 1}}
+    )
     assert response.status_code == 422
 
 
@@ -135,12 +141,21 @@ def test_bad_arguments_are_422_naming_the_problem(client, payload, fragment, pip
 @pytest.mark.parametrize(
     ("path", "payload", "expected"),
     [
-        ("/v1/run/servepipe.typed", {"args": ["a"], "kwargs": {"path": "b/c", "ratio": 2}},
-         ["a", "b/c", False, 2.0]),
-        ("/v1/run/servepipe.typed", {"kwargs": {"name": "n", "flag": True}},
-         ["n", ".", True, 1.0]),
-        ("/v1/run/servepipe.flexible", {"args": [1, 2, 3], "kwargs": {"k": "v"}},
-         [1, [2, 3], {"k": "v"}]),
+        (
+            "/v1/run/servepipe.typed",
+            {"args": ["a"], "kwargs": {"path": "b/c", "ratio": 2}},
+            ["a", "b/c", False, 2.0],
+        ),
+        (
+            "/v1/run/servepipe.typed",
+            {"kwargs": {"name": "n", "flag": True}},
+            ["n", ".", True, 1.0],
+        ),
+        (
+            "/v1/run/servepipe.flexible",
+            {"args": [1, 2, 3], "kwargs": {"k": "v"}},
+            [1, [2, 3], {"k": "v"}],
+        ),
     ],
 )
 def test_signatures_bind_as_in_python(client, path, payload, expected):
@@ -152,7 +167,11 @@ def test_signatures_bind_as_in_python(client, path, payload, expected):
 @pytest.mark.parametrize(
     ("path", "payload", "fragment"),
     [
-        ("/v1/run/servepipe.typed", {"kwargs": {"name": "n", "flag": "yes"}}, "'flag' expects bool"),
+        (
+            "/v1/run/servepipe.typed",
+            {"kwargs": {"name": "n", "flag": "yes"}},
+            "'flag' expects bool",
+        ),
         ("/v1/run/servepipe.typed", {"kwargs": {"name": "n", "path": 3}}, "expects a string path"),
         ("/v1/run/servepipe.flexible", {"kwargs": {"first": 1}}, "positional-only"),
     ],
@@ -164,7 +183,8 @@ def test_typed_and_positional_only_parameters(client, path, payload, fragment):
 
 
 @pytest.mark.parametrize(
-    "body", [b"{", b"not json", b'{"args": [NaN]}', b"\xff\xfe", b'{"args": [Infinity]}'],
+    "body",
+    [b"{", b"not json", b'{"args": [NaN]}', b"\xff\xfe", b'{"args": [Infinity]}'],
 )
 def test_malformed_json_is_400(client, body):
     response = client.post("/v1/run/servepipe.pipeline", content=body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from merkl.errors import UsageError
-from merkl.serve.service import DEFAULT_MAX_BODY_BYTES, ServeConfig
+from merkl.serve.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_THREADS, ServeConfig
 from merkl.serve.signing import DEFAULT_SECRET_ENV
 
 
@@ -12,6 +12,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
+    threads: int = DEFAULT_THREADS,
     secret_env: str = DEFAULT_SECRET_ENV,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     allow_unsafe_values: bool = False,
@@ -34,6 +35,8 @@ def serve(
     :param host: the address to listen on (127.0.0.1: this machine only)
     :param port: the TCP port to listen on
     :param workers: the number of server processes; they share the repo's cache
+    :param threads: the number of requests each process evaluates at once (task bodies are
+        sync code and run in these threads)
     :param secret_env: the environment variable holding the secret that client-sent cache
         values must be signed with
     :param max_body_bytes: the largest request body accepted (larger: 413)
@@ -49,13 +52,13 @@ def serve(
             "e.g. `merkl serve pipeline1.my_pipeline`",
             exit_code=2,
         )
-    check_options(host, port, workers, max_body_bytes)
+    check_options(host, port, workers, threads, max_body_bytes)
     config = ServeConfig(
         targets=tuple(dict.fromkeys(targets)),
         max_body_bytes=max_body_bytes,
         secret_env=secret_env,
         allow_unsafe_values=allow_unsafe_values,
         repo_root=None,
+        threads=threads,
     )
     serve_forever(config, host=host, port=port, workers=workers, access_log=access_log)
-

@@ -1,19 +1,25 @@
 """The ASGI app: Starlette routes over a `PipelineService`.
 
 Endpoints are async only to read the body (with a size limit) and hand the request to a worker
-thread: task bodies are plain sync code. Every refusal is a JSON `{"error": ...}` with a 4xx
-status; a 500 means the pipeline or one of its tasks raised, and says which.
+thread: task bodies are plain sync code. The threads are the app's own `ThreadPoolExecutor`
+(`--threads`) rather than `starlette.concurrency.run_in_threadpool`: anyio's hop to a thread
+cost more than the whole cached evaluation (measured 2,600 vs 1,800 requests/s).
+
+Every refusal is a JSON `{"error": ...}` with a 4xx status; a 500 means the pipeline or one of its
+tasks raised, and says which.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +41,15 @@ def create_app(config: ServeConfig | PipelineService) -> Starlette:
     service = config if isinstance(config, PipelineService) else PipelineService.load(config)
     limit = service.config.max_body_bytes
     openapi = dump_json(openapi_document(service.pipelines))
+    threads = ThreadPoolExecutor(service.config.threads, thread_name_prefix="merkl-serve")
+
+    async def in_thread(target: str, handle: Callable[[], dict[str, Any]]) -> Response:
+        return await asyncio.get_running_loop().run_in_executor(threads, _answer, target, handle)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        threads.shutdown(wait=False, cancel_futures=True)
 
     async def healthz(request: Request) -> Response:
         return _json(200, {"status": "ok", "targets": sorted(service.pipelines)})
@@ -44,15 +59,13 @@ def create_app(config: ServeConfig | PipelineService) -> Starlette:
         service.get_pipeline(target)  # 404 before reading a body
         body = await _read_body(request, limit)
         signature = request.headers.get(SIGNATURE_HEADER)
-        return await run_in_threadpool(
-            _answer, target, lambda: service.run(target, body, signature)
-        )
+        return await in_thread(target, lambda: service.run(target, body, signature))
 
     async def dry_run(request: Request) -> Response:
         target = request.path_params["target"]
         service.get_pipeline(target)
         body = await _read_body(request, limit)
-        return await run_in_threadpool(_answer, target, lambda: service.dry_run(target, body))
+        return await in_thread(target, lambda: service.dry_run(target, body))
 
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
@@ -65,6 +78,7 @@ def create_app(config: ServeConfig | PipelineService) -> Starlette:
             Route("/v1/dry-run/{target}", dry_run, methods=["POST"]),
         ],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error},
+        lifespan=lifespan,
     )
     app.state.service = service
     return app
@@ -94,8 +108,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(size: int, limit: int) -> RequestError:
     return RequestError(
-        413, f"the request body has {size} bytes or more; this server takes at most {limit} "
-        f"(merkl serve --max-body-bytes)"
+        413,
+        f"the request body has {size} bytes or more; this server takes at most {limit} "
+        f"(merkl serve --max-body-bytes)",
     )
 
 
@@ -130,7 +145,7 @@ def describe_failure(target: str, exc: Exception) -> dict[str, Any]:
 
 
 def _json(
-    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         dump_json(payload), status_code=status, headers=headers, media_type="application/json"

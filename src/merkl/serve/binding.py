@@ -56,8 +56,9 @@ def bind_arguments(
     positional = [p.name for p in params.values() if p.kind in _POSITIONAL]
     if len(args) > len(positional) and _P.VAR_POSITIONAL not in kinds:
         raise RequestError(
-            422, f"{name}: takes at most {len(positional)} positional argument(s) "
-            f"({', '.join(positional) or 'none'}), got {len(args)}"
+            422,
+            f"{name}: takes at most {len(positional)} positional argument(s) "
+            f"({', '.join(positional) or 'none'}), got {len(args)}",
         )
     try:
         bound = signature.bind(*args, **kwargs)

@@ -17,9 +17,9 @@ from merkl.cache.index import RunRecord
 from merkl.graph import iter_nodes
 from merkl.placeholder import Lazy, Placeholder
 from merkl.repo import Repo
+from merkl.serializers import Serializer
 from merkl.serve.payload import RequestError
 from merkl.serve.pipeline import output_name
-from merkl.serializers import Serializer
 
 
 def store_client_values(
@@ -44,16 +44,18 @@ def store_client_values(
         node = outputs.get(out_hash)
         if node is None:
             raise RequestError(
-                422, f"cache: {out_hash} is not the hash of an output of {name} with these "
-                f"arguments; POST /v1/dry-run/{name} lists the hashes it has"
+                422,
+                f"cache: {out_hash} is not the hash of an output of {name} with these "
+                f"arguments; POST /v1/dry-run/{name} lists the hashes it has",
             )
         task = node.task
         serializer, policy = task.serializer(node.index), task.policy(node.index)
         if not serializer.is_safe and not allow_unsafe:
             raise RequestError(
-                403, f"cache: output {out_hash[:12]} of {output_name(node)} uses the "
+                403,
+                f"cache: output {out_hash[:12]} of {output_name(node)} uses the "
                 f"{serializer.name!r} serializer, and this server takes no client values for "
-                f"it (start it with --allow-unsafe-values to allow that)"
+                f"it (start it with --allow-unsafe-values to allow that)",
             )
         if policy is CachePolicy.NEVER or repo.cache.find(out_hash, policy) is not None:
             continue
@@ -61,16 +63,25 @@ def store_client_values(
             serializer.dump(value)  # refuse now, before anything is stored
         except Exception as exc:  # any serializer, any value: the client's input is at fault
             raise RequestError(
-                422, f"cache: the value sent for output {out_hash[:12]} of {output_name(node)} "
-                f"does not fit its {serializer.name!r} serializer: {exc}"
+                422,
+                f"cache: the value sent for output {out_hash[:12]} of {output_name(node)} "
+                f"does not fit its {serializer.name!r} serializer: {exc}",
             ) from None
         items.append((out_hash, value, serializer, policy))
         parents = sorted({dep.hash for dep in node.call.deps if dep.hash})
         runs.append(
             RunRecord(
-                out_hash, node.index, task.name, task.module, task.code_hash,
-                node.call.args_hash or "", node.call.arg_hashes(), parents,
-                0.0, 0, now,
+                out_hash,
+                node.index,
+                task.name,
+                task.module,
+                task.code_hash,
+                node.call.args_hash or "",
+                node.call.arg_hashes(),
+                parents,
+                0.0,
+                0,
+                now,
             )
         )
     if items:

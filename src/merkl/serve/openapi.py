@@ -34,51 +34,95 @@ _ERRORS = {
 def openapi_document(pipelines: dict[str, Pipeline]) -> dict[str, Any]:
     """The OpenAPI document for a server serving `pipelines` (target -> pipeline)."""
     paths: dict[str, Any] = {
-        "/healthz": {"get": {
-            "operationId": "healthz", "summary": "Liveness check and the served targets.",
-            "responses": {"200": _json_response("Serving.", {"$ref": "#/components/schemas/Health"})},
-        }},
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness check and the served targets.",
+                "responses": {
+                    "200": _json_response("Serving.", {"$ref": "#/components/schemas/Health"})
+                },
+            }
+        },
     }
     schemas: dict[str, Any] = {
-        "Error": _object({"error": {"type": "string"}, "task": {"type": "string"},
-                          "type": {"type": "string"}}, required=["error"]),
-        "Health": _object({"status": {"type": "string"},
-                           "targets": {"type": "array", "items": {"type": "string"}}}),
-        "RunResponse": _object({
-            "result": {"description": "The pipeline's result as JSON."},
-            "hashes": {"type": "array", "items": {"anyOf": [_HASH, {"type": "null"}]}},
-            "stats": _object({"ran": {"type": "integer"}, "loaded": {"type": "integer"},
-                              "client_values": {"type": "integer"}}),
-        }, required=["result", "hashes"]),
-        "DryRunResponse": _object({"outputs": {"type": "array", "items": _object({
-            "hash": _HASH, "task": {"type": "string"}, "index": {"type": "integer"},
-            "cached": {"type": "boolean"},
-        }, required=["hash", "task", "cached"])}}, required=["outputs"]),
+        "Error": _object(
+            {"error": {"type": "string"}, "task": {"type": "string"}, "type": {"type": "string"}},
+            required=["error"],
+        ),
+        "Health": _object(
+            {
+                "status": {"type": "string"},
+                "targets": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "RunResponse": _object(
+            {
+                "result": {"description": "The pipeline's result as JSON."},
+                "hashes": {"type": "array", "items": {"anyOf": [_HASH, {"type": "null"}]}},
+                "stats": _object(
+                    {
+                        "ran": {"type": "integer"},
+                        "loaded": {"type": "integer"},
+                        "client_values": {"type": "integer"},
+                    }
+                ),
+            },
+            required=["result", "hashes"],
+        ),
+        "DryRunResponse": _object(
+            {
+                "outputs": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "hash": _HASH,
+                            "task": {"type": "string"},
+                            "index": {"type": "integer"},
+                            "cached": {"type": "boolean"},
+                        },
+                        required=["hash", "task", "cached"],
+                    ),
+                }
+            },
+            required=["outputs"],
+        ),
     }
     for target, pipeline in sorted(pipelines.items()):
         request_name = f"Request.{target}"
         schemas[request_name] = _request_schema(pipeline)
-        body = {"required": False, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{request_name}"}}}}
-        paths[f"/v1/run/{target}"] = {"post": {
-            "operationId": f"run.{target}",
-            "summary": f"Run {target}; cached outputs are loaded, not recomputed.",
-            "description": pipeline.doc,
-            "parameters": [{
-                "name": SIGNATURE_HEADER, "in": "header", "required": False,
-                "description": "Hex HMAC-SHA256 of the raw body with the shared secret; "
-                "required when the body has `cache` values.",
-                "schema": {"type": "string"},
-            }],
-            "requestBody": body,
-            "responses": _responses("#/components/schemas/RunResponse"),
-        }}
-        paths[f"/v1/dry-run/{target}"] = {"post": {
-            "operationId": f"dry-run.{target}",
-            "summary": f"The outputs {target} needs for these arguments, and which are cached.",
-            "requestBody": body,
-            "responses": _responses("#/components/schemas/DryRunResponse"),
-        }}
+        body = {
+            "required": False,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{request_name}"}}
+            },
+        }
+        paths[f"/v1/run/{target}"] = {
+            "post": {
+                "operationId": f"run.{target}",
+                "summary": f"Run {target}; cached outputs are loaded, not recomputed.",
+                "description": pipeline.doc,
+                "parameters": [
+                    {
+                        "name": SIGNATURE_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "description": "Hex HMAC-SHA256 of the raw body with the shared secret; "
+                        "required when the body has `cache` values.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": body,
+                "responses": _responses("#/components/schemas/RunResponse"),
+            }
+        }
+        paths[f"/v1/dry-run/{target}"] = {
+            "post": {
+                "operationId": f"dry-run.{target}",
+                "summary": f"The outputs {target} needs for these arguments; which are cached.",
+                "requestBody": body,
+                "responses": _responses("#/components/schemas/DryRunResponse"),
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "merkl serve", "version": "1"},
@@ -108,13 +152,19 @@ def _request_schema(pipeline: Pipeline) -> dict[str, Any]:
     args: dict[str, Any] = {"type": "array", "description": "Positional arguments, in order."}
     if kinds.VAR_POSITIONAL not in kinds_present:
         args["maxItems"] = positional
-    schema = _object({
-        "args": args,
-        "kwargs": kwargs,
-        "cache": {"type": "object", "propertyNames": _HASH,
-                  "description": f"Client-sent values by output hash (needs {SIGNATURE_HEADER})."},
-    }, description=f"Arguments of {pipeline.name}; required by name or position: "
-                   f"{', '.join(required) or 'none'}.")
+    schema = _object(
+        {
+            "args": args,
+            "kwargs": kwargs,
+            "cache": {
+                "type": "object",
+                "propertyNames": _HASH,
+                "description": f"Client-sent values by output hash (needs {SIGNATURE_HEADER}).",
+            },
+        },
+        description=f"Arguments of {pipeline.name}; required by name or position: "
+        f"{', '.join(required) or 'none'}.",
+    )
     schema["additionalProperties"] = False
     return schema
 

@@ -52,14 +52,16 @@ def parse_request(body: bytes) -> RunRequest:
         raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RequestError(
-            422, f'the request body must be a JSON object like {{"args": [], "kwargs": {{}}}}, '
-            f"got {_kind(data)}"
+            422,
+            f'the request body must be a JSON object like {{"args": [], "kwargs": {{}}}}, '
+            f"got {_kind(data)}",
         )
     unknown = sorted(set(data) - set(BODY_KEYS))
     if unknown:
         raise RequestError(
-            422, f"unknown key(s) {', '.join(map(repr, unknown))} in the request body; "
-            f"expected only {', '.join(map(repr, BODY_KEYS))}"
+            422,
+            f"unknown key(s) {', '.join(map(repr, unknown))} in the request body; "
+            f"expected only {', '.join(map(repr, BODY_KEYS))}",
         )
     args, kwargs, cache = data.get("args", []), data.get("kwargs", {}), data.get("cache", {})
     if not isinstance(args, list):
@@ -75,8 +77,9 @@ def parse_request(body: bytes) -> RunRequest:
     bad = [key for key in cache if not is_hex_hash(key)]
     if bad:
         raise RequestError(
-            422, f'"cache" key {short_repr(bad[0])} is not an output hash (64 lowercase hex '
-            f"characters, as listed by the dry-run endpoint)"
+            422,
+            f'"cache" key {short_repr(bad[0])} is not an output hash (64 lowercase hex '
+            f"characters, as listed by the dry-run endpoint)",
         )
     return RunRequest(args, kwargs, cache)
 
@@ -86,8 +89,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
 
 
 def short_repr(value: Any, limit: int = 80) -> str:

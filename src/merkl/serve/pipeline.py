@@ -81,7 +81,6 @@ def dry_run_outputs(roots: list[Lazy], cache: Cache | None) -> list[dict[str, An
             and cache.find(out_hash, node.task.policy(node.index)) is not None
         )
         rows.append(
-            {"hash": out_hash, "task": output_name(node), "index": node.index,
-             "cached": is_cached}
+            {"hash": out_hash, "task": output_name(node), "index": node.index, "cached": is_cached}
         )
     return rows

@@ -17,7 +17,7 @@ from merkl.serve.signing import read_secret
 _APP_FACTORY = "merkl.serve.app:app_from_environment"
 
 
-def check_options(host: str, port: int, workers: int, max_body_bytes: int) -> None:
+def check_options(host: str, port: int, workers: int, threads: int, max_body_bytes: int) -> None:
     """Refuse impossible settings before anything is imported or bound.
 
     Raises:
@@ -29,6 +29,8 @@ def check_options(host: str, port: int, workers: int, max_body_bytes: int) -> No
         raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
     if workers < 1:
         raise UsageError(f"--workers {workers!r}: expected 1 or more processes", exit_code=2)
+    if threads < 1:
+        raise UsageError(f"--threads {threads!r}: expected 1 or more threads", exit_code=2)
     if max_body_bytes < 1:
         raise UsageError(f"--max-body-bytes {max_body_bytes!r}: expected 1 or more", exit_code=2)
 
@@ -43,7 +45,8 @@ def serve_forever(
 
     service = PipelineService.load(config)  # import errors surface here, once
     secret_state = (
-        "accepted when signed" if read_secret(config.secret_env)
+        "accepted when signed"
+        if read_secret(config.secret_env)
         else f"refused (no secret in ${config.secret_env})"
     )
     print(
@@ -51,8 +54,13 @@ def serve_forever(
         f"{workers} worker(s); client-sent cache values {secret_state}",
         file=sys.stderr,
     )
-    options = {"host": host, "port": port, "access_log": access_log,
-               "timeout_graceful_shutdown": 10, "log_level": "info"}
+    options = {
+        "host": host,
+        "port": port,
+        "access_log": access_log,
+        "timeout_graceful_shutdown": 10,
+        "log_level": "info",
+    }
     if workers == 1:
         uvicorn.run(create_app(service), **options)  # type: ignore[arg-type]
         return

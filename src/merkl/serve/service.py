@@ -18,10 +18,16 @@ from merkl.repo import Repo
 from merkl.serve.client_values import store_client_values
 from merkl.serve.payload import RequestError, parse_request
 from merkl.serve.pipeline import Pipeline, dry_run_outputs, root_hashes, root_nodes
-from merkl.serve.signing import DEFAULT_SECRET_ENV, SIGNATURE_HEADER, is_valid_signature, read_secret
+from merkl.serve.signing import (
+    DEFAULT_SECRET_ENV,
+    SIGNATURE_HEADER,
+    is_valid_signature,
+    read_secret,
+)
 from merkl.session import Session, use_session
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class ServeConfig:
     secret_env: str = DEFAULT_SECRET_ENV  # the variable's name: the secret never leaves it
     allow_unsafe_values: bool = False
     repo_root: str | None = None  # None: found from the working directory
+    threads: int = DEFAULT_THREADS  # requests evaluated at once, per process
 
     def to_json(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
@@ -96,7 +103,10 @@ class PipelineService:
             accepted = 0
             if request.cache:
                 accepted = store_client_values(
-                    target, request.cache, roots, self.repo,
+                    target,
+                    request.cache,
+                    roots,
+                    self.repo,
                     allow_unsafe=self.config.allow_unsafe_values,
                 )
             value = evaluate_value((result, writes), session=session, stats=stats)[0]
@@ -122,13 +132,15 @@ class PipelineService:
     def _check_signature(self, body: bytes, signature: str | None) -> None:
         if self.secret is None:
             raise RequestError(
-                403, f'this server accepts no client-sent "cache" values: it was started '
-                f"without a secret in ${self.config.secret_env}"
+                403,
+                f'this server accepts no client-sent "cache" values: it was started '
+                f"without a secret in ${self.config.secret_env}",
             )
         if not is_valid_signature(body, self.secret, signature):
             problem = "is missing" if not signature else "does not match the body"
             raise RequestError(
-                403, f'client-sent "cache" values need a {SIGNATURE_HEADER} header (hex '
+                403,
+                f'client-sent "cache" values need a {SIGNATURE_HEADER} header (hex '
                 f"HMAC-SHA256 of the raw body with the shared secret); it {problem}, so "
-                f"nothing was stored"
+                f"nothing was stored",
             )

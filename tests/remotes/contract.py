@@ -48,6 +48,10 @@ PIPELINE = """
 """
 
 
+def _option_args(options: dict[str, Any]) -> list[str]:
+    return [f"{key}={value}" for key, value in options.items()]
+
+
 def make_store(folder: Path) -> ObjectStore:
     return ObjectStore(folder / "objects", folder / "tmp")
 
@@ -61,10 +65,17 @@ class RemoteContract:
 
     #: Size of an object that exercises the backend's large-object path (chunks, multipart).
     big_size: ClassVar[int] = 300_000
+    #: How many copies a push makes (one per tier).
+    copies: ClassVar[int] = 1
 
     @pytest.fixture
     def remote_spec(self) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError("a backend's test class provides (url, options)")
+
+    @pytest.fixture
+    def extra_remotes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(name, url, options) of remotes the spec's URL refers to (tiers)."""
+        return []
 
     @pytest.fixture
     def remote(self, remote_spec: tuple[str, dict[str, Any]]) -> Remote:
@@ -141,7 +152,7 @@ class RemoteContract:
         pushed = remote.push(store, oids, jobs=4)
         assert sorted(pushed.transferred) == sorted(object_key(o) for o in oids)
         assert not pushed.failed
-        assert pushed.nbytes == sum(store.size(o) for o in oids)
+        assert pushed.nbytes == self.copies * sum(store.size(o) for o in oids)
         assert remote.status(oids) == (set(oids), set())
         pulled = remote.pull(other_store, oids, jobs=4)
         assert not pulled.failed
@@ -236,6 +247,7 @@ class RemoteContract:
     def test_round_trip_fresh_clone_runs_no_task(
         self,
         remote_spec: tuple[str, dict[str, Any]],
+        extra_remotes: list[tuple[str, str, dict[str, Any]]],
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -252,10 +264,10 @@ class RemoteContract:
         ran = run_cli("run", "pipe.pipeline", "data.csv")
         assert ran.code == 0, ran.err
         assert ran.out.strip() == "6"
-        added = run_cli(
-            "remote", "add", "origin", url, *(f"{k}={v}" for k, v in options.items()),
-            "--default",
-        )
+        for name, tier_url, tier_options in extra_remotes:
+            tier = run_cli("remote", "add", name, tier_url, *_option_args(tier_options))
+            assert tier.code == 0, tier.err
+        added = run_cli("remote", "add", "origin", url, *_option_args(options), "--default")
         assert added.code == 0, added.err
         pushed = run_cli("push")
         assert pushed.code == 0, pushed.err
@@ -296,8 +308,7 @@ class RemoteContract:
         data = repo.root / "data.bin"
         data.write_bytes(b"payload")
         assert run_cli("track", "data.bin").code == 0
-        assert run_cli("remote", "add", "bad", url, *(f"{k}={v}" for k, v in options.items()),
-                       "--default").code == 0
+        assert run_cli("remote", "add", "bad", url, *_option_args(options), "--default").code == 0
         before = sorted(p.name for p in repo.store.root.rglob("*"))
         for command in ("push", "pull"):
             result = run_cli(command)

@@ -93,10 +93,13 @@ class TieredRemote(Remote):
         jobs: int | None = None,
         progress: TransferProgress | None = None,
     ) -> TransferResult:
-        oids = list(oids)
+        oids = list(dict.fromkeys(oids))
         result = TransferResult()
         for tier in self.tiers:
             result.merge(tier.push(store, oids, jobs=jobs, progress=progress))
+        # An object sent to two tiers is one object pushed (its bytes count twice).
+        result.transferred = list(dict.fromkeys(result.transferred))
+        result.skipped = len(oids) - len(result.transferred) - len(result.failed)
         return result
 
     def pull(
@@ -130,6 +133,8 @@ class TieredRemote(Remote):
         result = TransferResult()
         for tier in self.tiers:
             result.merge(tier.push_outputs(entries))
+        result.transferred = list(dict.fromkeys(result.transferred))
+        result.skipped = len(entries) - len(result.transferred) - len(result.failed)
         return result
 
     def fetch_outputs(

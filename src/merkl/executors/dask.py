@@ -97,7 +97,7 @@ class DaskExecutor(Executor):
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # None would still bind the HTTP server to :8787
             worker_dashboard_address=None,
             silence_logs=logging.CRITICAL,  # a task failure is reported once, by merkl
         )

@@ -19,6 +19,7 @@ from merkl.errors import MerklError, UsageError
 
 
 def _commands() -> dict[str, Any]:
+    from merkl.cli import catalog as catalog_cli
     from merkl.cli import core
     from merkl.cli import remotes as remotes_cli
     from merkl.cli import serve as serve_cli
@@ -39,6 +40,7 @@ def _commands() -> dict[str, Any]:
         "pull": remotes_cli.pull,
         "remote": {"add": remotes_cli.remote_add, "list": remotes_cli.remote_list,
                    "remove": remotes_cli.remote_remove},
+        "catalog": catalog_cli.COMMANDS,
     }
 
 

@@ -1,0 +1,1 @@
+"""Built-in processors: `labels` and `enrich`."""

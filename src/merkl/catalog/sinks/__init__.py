@@ -1,0 +1,1 @@
+"""Built-in sinks: `console`, `file`, `http` and `compass`."""

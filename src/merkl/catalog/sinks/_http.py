@@ -1,0 +1,75 @@
+"""What the `http` and `compass` sinks share: header splitting and one request per record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from merkl.catalog.plugin import RetryableError
+from merkl.errors import CatalogError
+
+TIMEOUT_S = 30.0
+_MAX_BODY_IN_MESSAGE = 300
+
+
+def split_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Meteor's header config: a comma-separated value becomes several headers."""
+    return [
+        (name, part.strip()) for name, value in headers.items() for part in value.split(",")
+    ]
+
+
+def with_json_content_type(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers` plus `Content-Type: application/json` unless they set one."""
+    if any(name.lower() == "content-type" for name, _value in headers):
+        return headers
+    return [("Content-Type", "application/json"), *headers]
+
+
+def check_http_url(url: str, example: str) -> str:
+    """`url` if it is an absolute http(s) URL (a pydantic validator's body).
+
+    Raises:
+        ValueError: naming the expected form with `example`.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid URL: {exc}; expected e.g. {example!r}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"expected an absolute http(s) URL such as {example!r}")
+    return url
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    body: bytes,
+    headers: list[tuple[str, str]],
+    success_code: int,
+    service: str,
+) -> None:
+    """One request; anything but `success_code` is an error, retryable when it is a 5xx.
+
+    Raises:
+        RetryableError: the server answered >= 500, or the request timed out.
+        CatalogError: any other status, or the server could not be reached.
+    """
+    try:
+        response = client.request(method, url, content=body, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise RetryableError(f"{service}: {method} {url}: timed out: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise CatalogError(f"{service}: {method} {url}: {exc}") from None
+    if response.status_code == success_code:
+        return
+    text = response.text
+    if len(text) > _MAX_BODY_IN_MESSAGE:
+        text = text[:_MAX_BODY_IN_MESSAGE] + "…"
+    message = f"{service} returns {response.status_code}: {text}"
+    if response.status_code >= 500:
+        raise RetryableError(message)
+    raise CatalogError(message)

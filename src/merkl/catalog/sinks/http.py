@@ -1,0 +1,79 @@
+"""The `http` sink: one request per asset, the asset's protojson as the body."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import Field, field_validator
+
+from merkl.catalog.asset import Asset, dump_asset
+from merkl.catalog.config_types import WeakStr
+from merkl.catalog.plugin import PluginConfig, PluginContext, PluginInfo, Sink
+from merkl.catalog.sinks._http import (
+    TIMEOUT_S,
+    check_http_url,
+    send,
+    split_headers,
+    with_json_content_type,
+)
+
+
+class HttpConfig(PluginConfig):
+    url: str = Field(description="URL the assets are sent to")
+    method: str = Field(description="HTTP method, e.g. PUT or POST")
+    headers: dict[str, WeakStr] = Field(
+        default_factory=dict,
+        description="extra headers; a comma-separated value sends the header several times",
+        json_schema_extra={"secret": True},
+    )
+    success_code: int = Field(default=200, description="the status that means delivered")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        return check_http_url(url, "https://catalog.example.com/assets")
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, method: str) -> str:
+        if not method.isalpha():
+            raise ValueError("expected an HTTP method such as PUT or POST")
+        return method.upper()
+
+
+class HttpSink(Sink[HttpConfig]):
+    """Sends each asset; a 5xx answer is retried by the runner."""
+
+    name = "http"
+    Config = HttpConfig
+    info = PluginInfo(
+        description="Send assets to an HTTP service",
+        sample_config=(
+            "# The url (hostname and route) of the http service\n"
+            "url: https://catalog.example.com/assets\n"
+            "method: PUT\n"
+            "# Additional HTTP headers; a comma-separated value sends several\n"
+            "headers:\n"
+            "  X-Other-Header: value1, value2\n"
+        ),
+        tags=("http", "sink"),
+    )
+
+    def __init__(self, config: HttpConfig, ctx: PluginContext) -> None:
+        super().__init__(config, ctx)
+        self._client = httpx.Client(timeout=TIMEOUT_S)
+        self._headers = with_json_content_type(split_headers(config.headers))
+
+    def sink(self, assets: list[Asset]) -> None:
+        for asset in assets:
+            send(
+                self._client,
+                self.config.method,
+                self.config.url,
+                body=dump_asset(asset),
+                headers=self._headers,
+                success_code=self.config.success_code,
+                service="http",
+            )
+
+    def close(self) -> None:
+        self._client.close()

@@ -84,7 +84,11 @@ class Repo:
 
     @functools.cached_property
     def cache(self) -> Cache:
-        return Cache(self.store, self.index)
+        cache = Cache(self.store, self.index)
+        from merkl.remotes.read_through import install_read_through
+
+        install_read_through(self, cache)  # only when a remote says read_through = true
+        return cache
 
     @functools.cached_property
     def config(self) -> dict[str, Any]:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from merkl.cache.index import OutputEntry
-from merkl.errors import SerializationError
 from merkl.ops.checkout import CheckoutResult, checkout
 from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
 from merkl.remotes.progress import TransferProgress
+from merkl.remotes.records import is_safe_serializer
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
-from merkl.serializers import get_serializer
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.worktree import iter_tracked
 
@@ -132,14 +131,6 @@ def pull_outputs(
     repo.index.add_outputs(arrived)
     report.outputs += len(arrived)
     return arrived
-
-
-def is_safe_serializer(name: str) -> bool:
-    """True for serializers whose bytes cannot run code when loaded (not pickle, not unknown)."""
-    try:
-        return get_serializer(name).is_safe
-    except SerializationError:
-        return False
 
 
 def _is_cached(repo: Repo, out_hash: str) -> bool:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import tomlkit
-
 from merkl.errors import ConfigError, UnknownRemoteError, UsageError
 from merkl.repo import LOCAL_CONFIG, PROJECT_CONFIG, Repo, read_toml
 from merkl.remotes.urls import has_literal_password, mask_url, scheme_of
 
 if TYPE_CHECKING:
+    import tomlkit
+
     from merkl.remotes.base import Remote
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -224,6 +224,8 @@ def add_remote(
                 f"tiered remote {name!r} names unknown remote(s) {', '.join(missing)}; add "
                 f"them first", exit_code=2,
             )
+    import tomlkit
+
     file = repo.dot_dir / LOCAL_CONFIG if local else repo.root / PROJECT_CONFIG
     document = _load_document(file)
     remotes = document.setdefault("remotes", tomlkit.table(is_super_table=True))
@@ -267,6 +269,8 @@ def remove_remote(repo: Repo, name: str) -> list[Path]:
 
 
 def _load_document(file: Path) -> tomlkit.TOMLDocument:
+    import tomlkit
+
     read_toml(file)  # a broken file is a ConfigError naming it
     try:
         return tomlkit.parse(file.read_text())
@@ -275,6 +279,8 @@ def _load_document(file: Path) -> tomlkit.TOMLDocument:
 
 
 def _write_document(file: Path, document: tomlkit.TOMLDocument) -> None:
+    import tomlkit
+
     from merkl.files import write_atomic
 
     write_atomic(file, tomlkit.dumps(document).encode())

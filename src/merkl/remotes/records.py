@@ -15,8 +15,9 @@ from __future__ import annotations
 import orjson
 
 from merkl.cache.index import OutputEntry
-from merkl.errors import RemoteError
+from merkl.errors import RemoteError, SerializationError
 from merkl.hashing import HASH_PREFIX, is_hex_hash
+from merkl.serializers import get_serializer
 
 RECORD_FORMAT = 1
 OBJECTS = "objects"
@@ -77,3 +78,11 @@ def load_record(data: bytes, out_hash: str, where: str) -> OutputEntry:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise bad(f"size {size!r}")
     return OutputEntry(out_hash, oid, serializer, size, True)
+
+
+def is_safe_serializer(name: str) -> bool:
+    """True for serializers whose bytes cannot run code when loaded (not pickle, not unknown)."""
+    try:
+        return get_serializer(name).is_safe
+    except SerializationError:
+        return False

@@ -1,0 +1,113 @@
+"""Read-through: on a local cache miss during `.get()`, fetch the output from a remote.
+
+Enabled per remote with `read_through = true` in its `[remotes.NAME]` table (the default
+remote is preferred when several say so). The remote is opened on the first miss, not before,
+so `import merkl` and cached runs stay fast. The object is verified like any pulled object and
+only then stored and indexed: a partial or corrupt object is never used. A remote that cannot
+be reached is reported once with a warning and not asked again in this process; the task is
+computed locally instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import TYPE_CHECKING
+
+from merkl.cache.index import OutputEntry
+from merkl.errors import MerklError, MerklWarning
+from merkl.remotes.records import is_safe_serializer, object_key
+
+if TYPE_CHECKING:
+    from merkl.cache import Cache
+    from merkl.remotes.base import Remote
+    from merkl.repo import Repo
+
+
+def install_read_through(repo: Repo, cache: Cache) -> None:
+    """Set `cache.read_through` when a configured remote asks for it; errors in the
+    configuration surface later, on use, not while opening the cache."""
+    from merkl.remotes.config import default_remote_name, remote_configs
+
+    try:
+        configs = remote_configs(repo)
+        default = default_remote_name(repo) if configs else None
+    except MerklError:
+        return
+    chosen = [name for name, config in configs.items() if config.flag("read_through")]
+    if not chosen:
+        return
+    name = default if default in chosen else chosen[0]
+    cache.read_through = ReadThrough(repo, name)
+
+
+class ReadThrough:
+    """The `Cache.read_through` callable: out_hash → a fresh local `OutputEntry` or None."""
+
+    def __init__(self, repo: Repo, remote_name: str) -> None:
+        self.repo = repo
+        self.remote_name = remote_name
+        self._remote: Remote | None = None
+        self._broken = False
+        self._lock = threading.Lock()
+
+    def _open(self) -> Remote | None:
+        from merkl.remotes.config import get_remote
+
+        with self._lock:
+            if self._remote is None and not self._broken:
+                try:
+                    self._remote = get_remote(self.repo, self.remote_name)
+                except MerklError as exc:
+                    self._give_up(exc)
+            return self._remote
+
+    def _give_up(self, exc: MerklError) -> None:
+        self._broken = True
+        warnings.warn(
+            f"read-through from remote {self.remote_name!r} disabled for this process: {exc}; "
+            f"tasks are computed locally",
+            MerklWarning,
+            stacklevel=4,
+        )
+
+    def __call__(self, out_hash: str) -> OutputEntry | None:
+        remote = self._open()
+        if remote is None:
+            return None
+        repo = self.repo
+        try:
+            found, _invalid = remote.fetch_outputs([out_hash], repo.tmp_dir)
+            entry = found.get(out_hash)
+            if entry is None or not self._trusted(remote, entry):
+                return None
+            if not repo.store.has(entry.oid):
+                result = remote.pull(repo.store, [entry.oid], jobs=1)
+                if result.failed:
+                    reason = result.failed.get(object_key(entry.oid), "failed")
+                    warnings.warn(
+                        f"read-through: object {entry.oid[:12]} of output {out_hash[:12]} from "
+                        f"{remote.label} refused: {reason}; computing it locally",
+                        MerklWarning,
+                        stacklevel=3,
+                    )
+                    return None
+        except MerklError as exc:
+            with self._lock:
+                self._give_up(exc)
+            return None
+        repo.index.add_outputs([entry])
+        return entry
+
+    @staticmethod
+    def _trusted(remote: Remote, entry: OutputEntry) -> bool:
+        from merkl.session import current_session
+
+        if is_safe_serializer(entry.serializer):
+            return True
+        if remote.options.get("trust_pickle"):
+            return True
+        try:
+            return current_session().trust_pickle
+        except MerklError:
+            return False

@@ -33,6 +33,8 @@ def run(
     jobs: Annotated[int | None, Clize[int, "j"]] = None,
     executor: Annotated[str | None, Clize[str]] = None,
     scheduler: Annotated[str | None, Clize[str]] = None,
+    pull: bool = False,
+    remote: Annotated[str | None, Clize[str, "r"]] = None,
 ) -> None:
     """Run a pipeline or task function and print its result.
 
@@ -56,11 +58,14 @@ def run(
         default), threads, processes, or dask (a Dask cluster)
     :param scheduler: address of a Dask scheduler (tcp://host:8786) to run on; without it
         --executor dask starts a local cluster of --jobs worker processes
+    :param pull: first fetch from the remote exactly what this run needs: tracked files named
+        in the arguments, and cached outputs (top down: upstream ones only where needed)
+    :param remote: the remote for --pull (default: the default remote)
     """
     args, output_files = parse_output_files(list(pipeline_args))
     options = RunOptions(
         dry=dry, fill_missing=fill_missing, no_cache=no_cache, jobs=jobs, executor=executor,
-        scheduler=scheduler,
+        scheduler=scheduler, pull=pull, remote=remote,
     )
     text = run_pipeline(target, args, options, output_files)
     sys.stdout.write(text)

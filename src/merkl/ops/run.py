@@ -40,6 +40,8 @@ class RunOptions:
     executor: str | None = None
     jobs: int | None = None
     scheduler: str | None = None
+    pull: bool = False  # fetch what the DAG needs from a remote first
+    remote: str | None = None
 
 
 def parse_output_files(args: list[str]) -> tuple[list[str], dict[int, Path]]:
@@ -131,6 +133,10 @@ def run_pipeline(
     if any(a in ("-h", "--help") for a in args):
         help_text = call_with_cli_args(function, target, ["--help"], False)
         return f"{help_text}\n"
+    if options.pull:
+        from merkl.ops.pull import pull_tracked_arguments
+
+        pull_tracked_arguments(repo, options.remote, args)
     session = Session(repo, use_cache=not options.no_cache, pending_writes=[])
     with use_session(session):
         result = call_with_cli_args(function, target, args, options.fill_missing)
@@ -148,6 +154,10 @@ def run_pipeline(
             for i, file in output_files.items()
             if isinstance(outputs[i], Placeholder)
         ]
+        if options.pull:
+            from merkl.ops.pull import pull_for_run
+
+            pull_for_run(repo, options.remote, [*iter_lazy(result), *writes], session)
         if options.dry:
             return dry_run_table(result, writes, session)
         stats = EvalStats()

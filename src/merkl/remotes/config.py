@@ -21,6 +21,7 @@ Remotes live in the committed `merkl.toml` (so a fresh clone knows them) unless 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from merkl.errors import ConfigError, UnknownRemoteError, UsageError
 from merkl.repo import LOCAL_CONFIG, PROJECT_CONFIG, Repo, read_toml
-from merkl.remotes.urls import has_literal_password, mask_url, scheme_of
+from merkl.remotes.urls import expand_vars, has_literal_password, mask_url, scheme_of
 
 if TYPE_CHECKING:
     import tomlkit
@@ -149,7 +150,7 @@ def get_remote(repo: Repo, name: str | None = None, _seen: tuple[str, ...] = ())
         options["tiers"] = [get_remote(repo, n, (*_seen, config.name)) for n in names]
         url = config.url
     else:
-        url = _anchor_path(repo, config.url)
+        url = _anchor_path(repo, expand_vars(config.url, where))
         cls = get_remote_class(url)
         unknown = set(options) - COMMON_OPTIONS - cls.known_options
         if unknown:
@@ -181,7 +182,7 @@ def parse_tiers(url: str, where: str) -> list[str]:
 def _anchor_path(repo: Repo, url: str) -> str:
     """A relative directory remote is relative to the repository root."""
     if scheme_of(url) == "file" and "://" not in url and not Path(url).expanduser().is_absolute():
-        return str(repo.root / url)
+        return os.path.normpath(repo.root / url)
     return url
 
 

@@ -44,7 +44,7 @@ def url_secrets(url: str) -> set[str]:
     """The secret parts of an expanded URL: its password and secret-looking query values."""
     secrets = set()
     password = _password(url)
-    if password:
+    if password and not _VAR.fullmatch(password):  # `${VAR}` itself is no secret
         secrets.add(password)
     try:
         query = urlsplit(url).query

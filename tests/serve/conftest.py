@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from merkl.evaluate import evaluate_value
 from merkl.repo import Repo
 from merkl.serve import ServeConfig, create_app
-from tests.helpers import write_module
+from merkl.session import Session, use_session
+from tests.helpers import import_fresh, write_module
 
 PIPELINE_SOURCE = '''
 import os
@@ -145,6 +147,20 @@ def read_calls(repo: Repo) -> list[str]:
     """The task bodies run so far, in order."""
     path = Path(repo.root) / "calls.txt"
     return path.read_text().split() if path.exists() else []
+
+
+@pytest.fixture
+def client_repo(tmp_path: Path, pipeline_repo: Repo) -> Repo:
+    """A second repo (a client's own cache), using the same pipeline code."""
+    return Repo.init(tmp_path / "client-side")
+
+
+def fill_cache(repo: Repo, target: str, *args: Any) -> Any:
+    """Compute target(*args) into `repo`'s cache, as a client would have done earlier."""
+    module_name, _, name = target.rpartition(".")
+    module = import_fresh(repo.root.parent / "work", module_name)
+    with use_session(Session(repo)) as session:
+        return evaluate_value(getattr(module, name)(*args), session=session)
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from merkl.client import Client, ServerError
 from tests.helpers import run_cli
-from tests.serve.conftest import SECRET, read_calls, server_process
+from tests.serve.conftest import SECRET, fill_cache, read_calls, server_process
 
 
 @pytest.mark.parametrize(
@@ -46,7 +48,7 @@ def test_help_describes_the_endpoints():
 
 
 @pytest.mark.slow
-def test_end_to_end_through_uvicorn_workers(pipeline_repo):
+def test_end_to_end_through_uvicorn_workers(pipeline_repo, client_repo):
     argv = (
         "servepipe.pipeline",
         "servepipe.failing",
@@ -68,12 +70,24 @@ def test_end_to_end_through_uvicorn_workers(pipeline_repo):
             with pytest.raises(ServerError) as too_big:
                 client.run("servepipe.pipeline", 2, y=[0] * 4096)
             assert too_big.value.status == 413
-        with Client(url, SECRET, repo=pipeline_repo) as signed:
-            hashes = [o["hash"] for o in signed.dry_run("servepipe.pipeline", 10)]
-            assert len(hashes) == 2
+        assert fill_cache(client_repo, "servepipe.pipeline", 10) == 102.0
+        with Client(url, SECRET, repo=client_repo) as signed:
+            response = signed.run_response("servepipe.pipeline", [10])
+            assert response["result"] == 102.0
+            assert response["stats"] == {"ran": 0, "loaded": 1, "client_values": 1}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-    assert read_calls(pipeline_repo) == ["square", "add", "fail"]
+    # The server ran square/add for 2 and fail; the client computed 10 in its own repo.
+    assert read_calls(pipeline_repo) == ["square", "add", "fail", "square", "add"]
     log = (pipeline_repo.root / "serve.log").read_text()
     assert "client-sent cache values accepted when signed" in log
     assert SECRET not in log
+
+
+def test_importing_merkl_serve_and_the_cli_stays_light():
+    code = (
+        "import sys, merkl, merkl.serve, merkl.cli, merkl.client; "
+        "print([m for m in ('starlette', 'uvicorn', 'httpx', 'anyio') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr

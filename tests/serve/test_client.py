@@ -7,25 +7,7 @@ import socket
 import pytest
 
 from merkl.client import Client, ServerError
-from merkl.evaluate import evaluate_value
-from merkl.repo import Repo
-from merkl.session import Session, use_session
-from tests.helpers import import_fresh
-from tests.serve.conftest import SECRET, read_calls
-
-
-@pytest.fixture
-def client_repo(tmp_path, pipeline_repo) -> Repo:
-    """A second repo (the client's own cache), using the same pipeline code."""
-    return Repo.init(tmp_path / "client-side")
-
-
-def fill_cache(repo: Repo, target: str, *args):
-    """Compute target(*args) into `repo`'s cache, as a client would have done earlier."""
-    module_name, _, name = target.rpartition(".")
-    module = import_fresh(repo.root.parent / "work", module_name)
-    with use_session(Session(repo)) as session:
-        return evaluate_value(getattr(module, name)(*args), session=session)
+from tests.serve.conftest import SECRET, fill_cache, read_calls
 
 
 def test_run_and_dry_run(server_url, pipeline_repo):

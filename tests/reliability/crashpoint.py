@@ -1,13 +1,11 @@
-"""Run `merkl ARGS…` and SIGKILL the process at its N-th file-system mutation.
+"""Crash a merkl command at its N-th file-system mutation, as `kill -9` there would.
 
-    python -m tests.reliability.crashpoint N -- ARGS…
-
-Every call to the `os` functions that change the file system (rename, replace, link, symlink,
-unlink, chmod, mkdir, fsync, …) is counted; the N-th one kills the process before it happens,
-as a power cut or `kill -9` at exactly that point would. N = 0 runs to the end and prints the
-number of mutations seen to stderr as `crashpoint: mutations=K`, so a test can then crash at
-every point 1…K in turn (the approach of ALICE/CrashMonkey, at the system-call level that
-Python code reaches).
+`crash_at(n, argv, cwd)` forks; the child counts every call to the `os` functions that change
+the file system (rename, replace, link, symlink, unlink, chmod, mkdir, fsync, …) and SIGKILLs
+itself just before the n-th one, so nothing after that point happens — no `finally`, no
+rollback. With n = 0 the command runs to the end, and the count tells the test how many points
+to try: 1…K in turn (the approach of ALICE/CrashMonkey, at the level Python code reaches).
+Forking instead of starting an interpreter keeps each crash to milliseconds.
 """
 
 from __future__ import annotations
@@ -16,39 +14,67 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MUTATIONS = (
     "rename", "replace", "link", "symlink", "unlink", "remove", "rmdir", "chmod", "mkdir",
     "fsync", "truncate", "ftruncate", "utime",
 )
-_count = 0
 
 
-def _counting(name: str, original: Callable[..., Any], crash_at: int) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        global _count
-        _count += 1
-        if _count == crash_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return original(*args, **kwargs)
-
-    return wrapper
+@dataclass
+class CrashResult:
+    killed: bool  # the child died by SIGKILL at the chosen point
+    exit_code: int | None  # when it ran to the end
+    mutations: int  # how many mutations it reached
 
 
-def main() -> int:
-    crash_at = int(sys.argv[1])
-    assert sys.argv[2] == "--", "usage: crashpoint N -- merkl arguments"
+def crash_at(n: int, argv: Sequence[str], cwd: Path) -> CrashResult:
+    """Run `merkl ARGV` in a forked child that SIGKILLs itself at mutation `n` (0: never)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        code = 70
+        try:
+            code = _child(n, argv, cwd, write_end)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    count = int(reported.rsplit(b" ", 1)[-1] or 0) if reported else 0
+    if os.WIFSIGNALED(status):
+        return CrashResult(os.WTERMSIG(status) == signal.SIGKILL, None, count)
+    return CrashResult(False, os.WEXITSTATUS(status), count)
+
+
+def _child(n: int, argv: Sequence[str], cwd: Path, report_fd: int) -> int:
+    os.chdir(cwd)
+    count = 0
+    real_write = os.write
+
+    def counting(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            nonlocal count
+            count += 1
+            real_write(report_fd, f" {count}".encode())
+            if count == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        return wrapper
+
     for name in MUTATIONS:
-        setattr(os, name, _counting(name, getattr(os, name), crash_at))
-    from merkl.cli import main as merkl_main
+        setattr(os, name, counting(getattr(os, name)))
+    from merkl.cli import main
 
-    code = merkl_main(sys.argv[3:])
-    print(f"crashpoint: mutations={_count}", file=sys.stderr)
+    with open(os.devnull, "w") as devnull:
+        code = main(list(argv), out=devnull, err=devnull)
+    sys.stdout.flush()
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

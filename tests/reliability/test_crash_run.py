@@ -23,6 +23,7 @@ import pytest
 from merkl.ops.verify import VerifyReport, verify
 from merkl.repo import Repo
 from tests.helpers import REPO_ROOT, run_cli, write_module
+from tests.reliability.crashpoint import crash_at
 
 ITERATIONS = int(os.environ.get("MERKL_TEST_CRASH_ITERATIONS", "48"))
 SEED = int(os.environ.get("MERKL_TEST_CRASH_SEED", "20261123"))
@@ -151,32 +152,23 @@ def test_kill9_at_random_moments(crash_repo):
 def test_crash_at_every_mutation_point(crash_repo):
     """SIGKILL at the 1st, 2nd, … K-th file-system change of a run, each from a fresh cache."""
     repo = crash_repo
-    args = ["7", "1", "1", "1000"]
-    want = expected(7, 1, 1, 1000)
-    env = _env()
-    cmd = [sys.executable, "-m", "tests.reliability.crashpoint"]
+    args = ["7", "3", "1", "1000"]
+    want = expected(7, 3, 1, 1000)
+    argv = ["run", "crashpipe.pipeline", *args, "-0", "out/result.json"]
 
     def fresh() -> None:
         shutil.rmtree(repo.dot_dir)
         shutil.rmtree(repo.root / "out", ignore_errors=True)
         Repo.init(repo.root)
 
-    def crash_run(crash_at: int) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cmd, str(crash_at), "--", "run", "crashpipe.pipeline", *args, "-0",
-             "out/result.json"],
-            cwd=repo.root, env=env, capture_output=True, text=True, timeout=120,
-        )
-
     fresh()
-    full = crash_run(0)
-    assert full.returncode == 0, full.stderr
-    mutations = int(full.stderr.rsplit("mutations=", 1)[1])
-    assert mutations >= 10
-    for crash_at in range(1, mutations + 1):
+    full = crash_at(0, argv, repo.root)
+    assert full.exit_code == 0
+    assert full.mutations >= 20
+    for point in range(1, full.mutations + 1):
         fresh()
-        crashed = crash_run(crash_at)
-        assert crashed.returncode == -signal.SIGKILL, (crash_at, crashed.stderr)
+        crashed = crash_at(point, argv, repo.root)
+        assert crashed.killed, point
         _assert_recovered(repo, args, want)
         assert verify(repo).ok
-    print(f"\ncrash points in merkl run: {mutations}, all recovered")
+    print(f"\ncrash points in merkl run: {full.mutations}, all recovered")

@@ -22,6 +22,7 @@ from merkl.errors import CorruptObjectError
 from merkl.hashing import hash_bytes, is_hex_hash
 
 _READ_ONLY = 0o444
+_NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 _CHUNK = 1 << 20
 
 
@@ -61,11 +62,13 @@ class ObjectStore:
             shutil.copyfileobj(src, handle, _CHUNK)
 
     def move_in(self, source: Path, oid: str) -> bool:
-        """Make the file `source` (content hashing to `oid`) the object `oid` by renaming it.
+        """Make the file `source` (content hashing to `oid`) the object `oid` without a copy.
 
-        Returns True when `source` was moved (it no longer exists), False when the store already
-        had the object or `source` is on another filesystem (then it is copied and left in
-        place). A rename moves gigabytes in microseconds; the bytes are not re-read or fsynced,
+        Returns True when `source` itself became the object: it is hard-linked under the
+        store's name (same inode), and the caller then replaces `source` by a link. False when
+        the store already had the object or cannot hard-link `source` (another filesystem):
+        then it is copied. Linking, not renaming, means a crash at any moment leaves the data
+        at `source`. It takes microseconds for gigabytes; the bytes are not re-read or fsynced,
         since reads verify objects against their oid anyway.
         """
         if self.has(oid):
@@ -75,10 +78,10 @@ class ObjectStore:
         mode = os.stat(source).st_mode
         os.chmod(source, _READ_ONLY)
         try:
-            os.rename(source, target)
+            os.link(source, target)
         except OSError as exc:
             os.chmod(source, mode)
-            if exc.errno != errno.EXDEV:
+            if exc.errno not in _NO_HARDLINK:
                 raise
             self.put_file(source, oid)
             return False

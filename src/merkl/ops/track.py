@@ -222,7 +222,8 @@ def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) ->
                 obj.parent.rmdir()  # only if this left it empty
 
         undo.add(move_back)
-        link_object(repo, oid, path, link_type, replace=False)
+        if not is_linked(repo, path, oid, link_type):  # a hardlink already is
+            link_object(repo, oid, path, link_type)  # atomically over `path`: never without data
     else:
         link_object(repo, oid, path, link_type)
 

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from merkl.cache.index import Index
-from merkl.errors import CacheError, MerklError
+from merkl.errors import MerklError
 from merkl.files import hash_file
 from merkl.hashing import hash_bytes, is_hex_hash
 from merkl.pointer import Pointer, iter_pointer_files, read_pointer
 from merkl.repo import Repo
+from merkl.tracking import iter_pointer_oids
 
 TMP_GRACE_SECONDS = 3600  # a temporary file younger than this may belong to a live writer
 _SMALL = 1 << 20  # objects below this are hashed from one read, in a thread pool
@@ -109,7 +110,7 @@ def verify(
     if index is not None:
         referenced = _check_outputs(repo, index, corrupt, report)
         _check_file_states(index, report)
-    pointer_oids = _check_pointers(repo, report)
+    pointer_oids = _check_pointers(repo, corrupt, report)
     if referenced is not None:
         unreferenced = set(oids) - referenced - pointer_oids - corrupt
         report.findings += [
@@ -258,28 +259,24 @@ def _check_file_states(index: Index, report: VerifyReport) -> None:
         index.remove_file_states(remove)
 
 
-def _check_pointers(repo: Repo, report: VerifyReport) -> set[str]:
+def _check_pointers(repo: Repo, corrupt: set[str], report: VerifyReport) -> set[str]:
     """Parse every pointer file; return the oids they (and directory manifests) reference."""
     oids: set[str] = set()
     for file in iter_pointer_files(repo.root):
         report.pointers += 1
         try:
             pointer = read_pointer(file)
-            oids.update(_pointer_oids(repo, pointer))
+            oids.update(_pointer_oids(repo, pointer, corrupt))
         except MerklError as exc:
-            report.findings.append(Finding("invalid-pointer", str(file), str(exc)))
+            detail = str(exc).removeprefix(f"{file}: ")
+            report.findings.append(Finding("invalid-pointer", str(file), detail))
     return oids
 
 
-def _pointer_oids(repo: Repo, pointer: Pointer) -> Iterable[str]:
-    try:
-        from merkl.tracking import iter_pointer_oids
-    except ImportError:  # tracking not installed in this tree: a pointer names one object
-        return [pointer.oid]
-    try:
-        return list(iter_pointer_oids(repo, pointer))
-    except (OSError, KeyError, ValueError) as exc:
-        raise CacheError(f"cannot read the objects of {pointer.path!r}: {exc}") from exc
+def _pointer_oids(repo: Repo, pointer: Pointer, corrupt: set[str]) -> Iterable[str]:
+    if pointer.oid in corrupt:
+        return [pointer.oid]  # reading a corrupt manifest would delete it: only repair may
+    return list(iter_pointer_oids(repo, pointer))
 
 
 def _foreign_files(repo: Repo) -> Iterator[Finding]:

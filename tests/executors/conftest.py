@@ -16,7 +16,7 @@ from tests.helpers import import_fresh, write_module
 # Every module logs its body executions to calls.log beside it, so executions in worker
 # processes are counted too. Names are unique per test: long-lived Dask workers keep
 # imported modules, and a module of the same name and code would log to another folder.
-LOGGING_HEADER = '''
+LOGGING_HEADER = """
 import os
 from pathlib import Path
 
@@ -28,7 +28,7 @@ LOG = Path(__file__).with_name("calls.log")
 def _log(name):
     with open(LOG, "a") as handle:
         handle.write(f"{name}\\n")
-'''
+"""
 
 _counter = itertools.count()
 

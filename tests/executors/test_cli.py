@@ -7,6 +7,7 @@ import pytest
 from tests.executors.test_pool import DIAMOND, FAILING, RENDEZVOUS
 from tests.helpers import run_cli
 
+PAIR_PIPELINE = "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a')\n"
 EXPECTED = "({'evens': [0, 4, 16], 'odds': [1, 9, 25], 'total': 55}, [0, 4, 16])"
 
 
@@ -25,7 +26,7 @@ def test_run_with_workers_prints_the_in_process_result(pipelines, options):
 
 
 def test_jobs_from_merkl_toml(pipelines, repo):
-    module = pipelines.make(RENDEZVOUS + "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a')\n")
+    module = pipelines.make(RENDEZVOUS + PAIR_PIPELINE)
     with open(repo.root / "merkl.toml", "a") as handle:
         handle.write("\n[run]\njobs = 2\n")
     result = run_cli("run", f"{module.__name__}.pipeline")

@@ -19,6 +19,7 @@ from merkl.executors.dask import DaskExecutor
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.executors.conftest import object_files, output_rows, run_counts
+from tests.executors.test_cli import PAIR_PIPELINE
 from tests.executors.test_pool import DIAMOND, FAILING, RENDEZVOUS
 from tests.helpers import import_fresh, run_cli, write_module
 
@@ -30,8 +31,12 @@ def scheduler():
     from distributed import LocalCluster
 
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        worker_dashboard_address=None, silence_logs=logging.CRITICAL,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        worker_dashboard_address=None,
+        silence_logs=logging.CRITICAL,
     )
     try:
         yield cluster.scheduler_address
@@ -41,7 +46,7 @@ def scheduler():
 
 # Everything an executor could get wrong: tuples (JSON turns them into lists), sibling
 # outputs, a diamond, a numpy output, a memory-only output and a file input.
-EQUIVALENCE = '''
+EQUIVALENCE = """
 import numpy as np
 from merkl import CachePolicy, NumpySerializer, read_file, task
 
@@ -73,7 +78,7 @@ def pipeline(n):
     even, odd = halves(words(read_file("words.txt")))
     vec = vector(n)
     return report(stats(even), stats(odd), odd, scaled(vec, 2)), vec
-'''
+"""
 
 
 def _run_in_fresh_repo(root, executor):
@@ -99,10 +104,14 @@ def test_every_executor_gives_the_same_values_and_cache_entries(tmp_path, schedu
             ("dask", DaskExecutor(scheduler=scheduler)),
         ]
     }
-    values, rows, objects, counts = runs["local"]
+    values, rows, _, counts = runs["local"]
     assert values == (
-        [{"n": 3, "first": "alpha", "kind": "list"}, {"n": 2, "first": "beta", "kind": "list"},
-         ["beta", "delta"], 60.0],
+        [
+            {"n": 3, "first": "alpha", "kind": "list"},
+            {"n": 2, "first": "beta", "kind": "list"},
+            ["beta", "delta"],
+            60.0,
+        ],
         [0.0, 1.0, 4.0, 9.0, 16.0],
     )
     assert len(rows) == 7  # the memory-only output is not in the index
@@ -127,8 +136,9 @@ def test_cached_outputs_are_loaded_not_resubmitted(pipelines, repo, scheduler):
 
 def test_independent_calls_run_on_different_workers(pipelines, scheduler):
     module = pipelines.make(RENDEZVOUS)
-    values = merkl.evaluate([module.meet("a", "b"), module.meet("b", "a")],
-                            executor=DaskExecutor(scheduler=scheduler))
+    values = merkl.evaluate(
+        [module.meet("a", "b"), module.meet("b", "a")], executor=DaskExecutor(scheduler=scheduler)
+    )
     assert values == ["a", "b"]
 
 
@@ -144,7 +154,8 @@ def test_a_failure_names_the_task_keeps_finished_outputs_and_a_rerun_resumes(
     (pipelines.root / "fixed").touch()
     pipelines.clear_calls()
     assert evaluate_value(module.pipeline(), executor=executor) == (3, 3)
-    assert "ok1" not in pipelines.calls() and "ok2" not in pipelines.calls()
+    assert "ok1" not in pipelines.calls()
+    assert "ok2" not in pipelines.calls()
     assert set(run_counts(repo).values()) == {1}
 
 
@@ -189,7 +200,7 @@ def test_the_cli_runs_on_a_scheduler(pipelines, scheduler):
 
 
 def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines):
-    module = pipelines.make(RENDEZVOUS + "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a')\n")
+    module = pipelines.make(RENDEZVOUS + PAIR_PIPELINE)
     result = run_cli("run", "--executor", "dask", "-j", "2", f"{module.__name__}.pipeline")
     assert result.code == 0, result.err
     assert result.out.splitlines()[-1] == "('a', 'b')"
@@ -201,9 +212,10 @@ def test_an_unreachable_scheduler_is_one_clear_error(pipelines, monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     module = pipelines.make(DIAMOND)
-    result = run_cli("run", "--scheduler", f"tcp://127.0.0.1:{port}", f"{module.__name__}.pipeline", "2")
+    address = f"tcp://127.0.0.1:{port}"
+    result = run_cli("run", "--scheduler", address, f"{module.__name__}.pipeline", "2")
     assert result.code == 1
-    assert result.err.startswith(f"merkl: error: cannot connect to the Dask scheduler 'tcp://127.0.0.1:{port}'")
+    assert result.err.startswith(f"merkl: error: cannot connect to the Dask scheduler {address!r}")
     assert "dask scheduler" in result.err
     assert pipelines.calls() == []
 

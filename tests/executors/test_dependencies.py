@@ -34,7 +34,7 @@ def test_diamond_releases_the_join_after_both_branches(repo):
     assert len(branches) == 2
     assert deps.finish(branches[0]) == []
     assert deps.finish(branches[1]) == [top.call]
-    assert deps.producers[top.call] == branches + [a.call]
+    assert deps.producers[top.call] == [*branches, a.call]
 
 
 def test_cached_outputs_are_not_waited_for(repo):

@@ -18,26 +18,31 @@ def test_nothing_given_is_in_process():
 
 def test_jobs_alone_means_worker_processes():
     executor = executor_for_run(None, 3, None)
-    assert isinstance(executor, ProcessesExecutor) and executor.jobs == 3
+    assert isinstance(executor, ProcessesExecutor)
+    assert executor.jobs == 3
 
 
 def test_an_explicit_executor_gets_the_jobs():
     executor = executor_for_run("threads", 5, None)
-    assert isinstance(executor, ThreadsExecutor) and executor.jobs == 5
+    assert isinstance(executor, ThreadsExecutor)
+    assert executor.jobs == 5
 
 
 def test_a_scheduler_means_dask():
     executor = executor_for_run(None, None, "tcp://10.0.0.1:8786")
     assert isinstance(executor, DaskExecutor)
-    assert executor.scheduler == "tcp://10.0.0.1:8786" and executor.jobs is None
+    assert executor.scheduler == "tcp://10.0.0.1:8786"
+    assert executor.jobs is None
 
 
 def test_the_config_gives_defaults_and_options_win():
     config = {"run": {"executor": "threads", "jobs": 2}}
     configured = executor_for_run(None, None, None, config)
-    assert isinstance(configured, ThreadsExecutor) and configured.jobs == 2
+    assert isinstance(configured, ThreadsExecutor)
+    assert configured.jobs == 2
     overridden = executor_for_run("processes", 4, None, config)
-    assert isinstance(overridden, ProcessesExecutor) and overridden.jobs == 4
+    assert isinstance(overridden, ProcessesExecutor)
+    assert overridden.jobs == 4
 
 
 def test_a_configured_scheduler_applies_to_dask_runs_only():

@@ -14,7 +14,7 @@ from tests.executors.conftest import output_rows, run_counts
 
 POOLS = ["threads", "processes"]
 
-DIAMOND = '''
+DIAMOND = """
 @task
 def square(x):
     _log(f"square{x}")
@@ -34,7 +34,7 @@ def pipeline(n: int):
     squares = [square(i) for i in range(n)]
     evens, odds = split(squares)
     return combine(evens, odds, squares), evens
-'''
+"""
 
 RENDEZVOUS = '''
 import time
@@ -51,7 +51,7 @@ def meet(me, other):
     return me
 '''
 
-FAILING = '''
+FAILING = """
 class PipelineError(Exception):
     pass
 
@@ -74,7 +74,7 @@ def after(x):
 
 def pipeline():
     return after(fragile(ok(1), ok(2))), ok(3)
-'''
+"""
 
 
 @pytest.mark.parametrize("name", POOLS)
@@ -98,14 +98,16 @@ def test_a_pool_gives_the_in_process_results_and_cache_entries(pipelines, repo, 
     pipelines.clear_calls()
     assert evaluate_value(module.pipeline(6), executor=name) == expected
     assert pipelines.calls() == []
-    assert output_rows(repo) == rows and run_counts(repo) == counts
+    assert output_rows(repo) == rows
+    assert run_counts(repo) == counts
 
 
 @pytest.mark.parametrize("name", POOLS)
 def test_independent_calls_run_at_the_same_time(pipelines, name):
     module = pipelines.make(RENDEZVOUS)
-    values = merkl.evaluate([module.meet("a", "b"), module.meet("b", "a")],
-                            executor=get_executor(name, jobs=2))
+    values = merkl.evaluate(
+        [module.meet("a", "b"), module.meet("b", "a")], executor=get_executor(name, jobs=2)
+    )
     assert values == ["a", "b"]
 
 
@@ -122,7 +124,8 @@ def test_a_failure_names_the_task_keeps_finished_outputs_and_a_rerun_resumes(
     (pipelines.root / "fixed").touch()
     pipelines.clear_calls()
     assert evaluate_value(module.pipeline(), executor=name) == (3, 3)
-    assert "ok1" not in pipelines.calls() and "ok2" not in pipelines.calls()
+    assert "ok1" not in pipelines.calls()
+    assert "ok2" not in pipelines.calls()
     assert {"fragile", "after"} <= set(pipelines.calls())
     assert set(run_counts(repo).values()) == {1}
 

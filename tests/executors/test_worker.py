@@ -33,7 +33,7 @@ def test_the_import_root_of_a_package_module_is_above_the_package(repo):
     package = repo.root / "pkg" / "sub"
     package.mkdir(parents=True)
     (repo.root / "pkg" / "__init__.py").write_text("")
-    (package / "__init__.py").write_text("from merkl import task\n@task\ndef f(x):\n    return x\n")
+    write_module(package, "__init__", "from merkl import task\n@task\ndef f(x):\n    return x\n")
     write_module(package, "mod", "from merkl import task\n@task\ndef g(x):\n    return x\n")
     import_fresh(repo.root, "pkg")
     mod = import_fresh(repo.root, "pkg.sub.mod")
@@ -59,8 +59,11 @@ def test_a_stale_module_is_imported_again(pipelines):
     ref = task_ref(new.value)
     old = pipelines.make("@task\ndef value():\n    return 'old'\n", name)  # what the worker has
     assert old.value.code_hash != ref.code_hash
-    write_module(pipelines.root, name, (pipelines.root / f"{name}.py").read_text().replace(
-        "'old'", "'new version'"))
+    write_module(
+        pipelines.root,
+        name,
+        (pipelines.root / f"{name}.py").read_text().replace("'old'", "'new version'"),
+    )
     task_obj = resolve_task(ref)
     assert task_obj.fn() == "new version"
     assert sys.modules[name].value is task_obj
@@ -92,8 +95,14 @@ def test_run_call_fills_slots_and_returns_values_as_a_cache_hit_would(pipelines)
         "@task(outs=2)\ndef pair(a, b, *, extra):\n    return (a, b), {'extra': extra}\n"
     )
     ref = task_ref(module.pair)
-    spec = CallSpec(ref, 2, [DepSlot(0, 1), DepSlot(1, None)], {"extra": DepSlot(0, 0)},
-                    "label", as_cached=True)
+    spec = CallSpec(
+        ref,
+        2,
+        [DepSlot(0, 1), DepSlot(1, None)],
+        {"extra": DepSlot(0, 0)},
+        "label",
+        as_cached=True,
+    )
     producer_result = (("zero", "one"), 0.0)
     outputs, _ = run_call(pickle.loads(pickle.dumps(spec)), producer_result, [1, 2])
     assert outputs == (["one", [1, 2]], {"extra": "zero"})  # JSON: the tuple became a list

@@ -81,7 +81,7 @@ class DaskExecutor(Executor):
             return
         if self.scheduler is not None:
             try:
-                client = distributed.Client(
+                client = distributed.Client(  # type: ignore[no-untyped-call]
                     self.scheduler, timeout=_CONNECT_TIMEOUT, set_as_default=False
                 )
             except (OSError, TimeoutError, ValueError) as exc:
@@ -93,7 +93,7 @@ class DaskExecutor(Executor):
                 yield client
             return
         workers = min(self.jobs or default_jobs(), n_calls)
-        cluster = distributed.LocalCluster(
+        cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
@@ -101,7 +101,7 @@ class DaskExecutor(Executor):
             worker_dashboard_address=None,
             silence_logs=logging.CRITICAL,  # a task failure is reported once, by merkl
         )
-        with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        with cluster, distributed.Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
             yield client
 
 
@@ -126,13 +126,13 @@ class _DaskRun:
 
     def run(self) -> None:
         inputs = self._scatter_inputs()
-        futures: dict[Call, distributed.Future] = {}
+        futures: dict[Call, distributed.Future[Any]] = {}
         for call in self.plan.calls:  # dependencies first, so producers have futures
             futures[call] = self._submit(call, futures, inputs)
         with TaskProgress(len(futures), "running (dask)") as progress:
             self._collect({future: call for call, future in futures.items()}, progress)
 
-    def _scatter_inputs(self) -> dict[Lazy, distributed.Future]:
+    def _scatter_inputs(self) -> dict[Lazy, distributed.Future[Any]]:
         """Cached outputs and leaves the calls read, loaded here and sent to the cluster once."""
         needed: dict[Lazy, None] = {}
         for call in self.plan.calls:
@@ -143,7 +143,7 @@ class _DaskRun:
         if not nodes:
             return {}
         loaded = [self.values[node] for node in nodes]  # a missing argument raises here
-        scattered = self.client.scatter(loaded, hash=False)
+        scattered = self.client.scatter(loaded, hash=False)  # type: ignore[no-untyped-call]
         return dict(zip(nodes, scattered, strict=True))
 
     def _is_produced(self, dep: Lazy) -> bool:
@@ -156,10 +156,10 @@ class _DaskRun:
     def _submit(
         self,
         call: Call,
-        futures: dict[Call, distributed.Future],
-        inputs: dict[Lazy, distributed.Future],
-    ) -> distributed.Future:
-        extra: list[distributed.Future] = []
+        futures: dict[Call, distributed.Future[Any]],
+        inputs: dict[Lazy, distributed.Future[Any]],
+    ) -> distributed.Future[Any]:
+        extra: list[distributed.Future[Any]] = []
         positions: dict[int, int] = {}  # id(future) -> index in `extra`
         slots: dict[Lazy, DepSlot] = {}
         for dep in call.deps:
@@ -182,11 +182,11 @@ class _DaskRun:
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 
     def _collect(
-        self, pending: dict[distributed.Future, Call], progress: TaskProgress
+        self, pending: dict[distributed.Future[Any], Call], progress: TaskProgress
     ) -> None:
         """Store results as they arrive. On the first failure cancel what has not finished,
         store what has (so a re-run resumes after it), then raise that failure."""
-        completed = distributed.as_completed(
+        completed = distributed.as_completed(  # type: ignore[no-untyped-call]
             list(pending), loop=self.client.loop, with_results=True, raise_errors=False
         )
         failure: BaseException | None = None
@@ -200,12 +200,12 @@ class _DaskRun:
                 progress.advance()
             elif failure is None:
                 failure = _failure(call, future, result)
-                self.client.cancel([f for f in pending if f.status != "finished"])
+                self.client.cancel([f for f in pending if f.status != "finished"])  # type: ignore[no-untyped-call]
         if failure is not None:
             raise failure
 
 
-def _failure(call: Call, future: distributed.Future, result: Any) -> BaseException:
+def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseException:
     """The task's own exception, unchanged; an ExecutorError for a lost worker."""
     if future.status == "error":
         _, exc, traceback = result

@@ -10,9 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from merkl.errors import ConfigError, UsageError
-from merkl.executors import KNOWN_EXECUTORS, Executor, get_executor
+from merkl.executors import KNOWN_EXECUTORS, get_executor
+from merkl.executors.base import Executor
 
-_CONFIG_KEYS = {"executor": str, "jobs": int, "scheduler": str}
+_CONFIG_KEYS = {
+    "executor": (str, "a string"),
+    "jobs": (int, "a whole number"),
+    "scheduler": (str, "a string"),
+}
 
 
 def executor_for_run(
@@ -72,13 +77,13 @@ def _read_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"merkl.toml or .merkl/config.toml: [run] must be a table, got {table!r}"
         )
     values: dict[str, Any] = {}
-    for key, expected in _CONFIG_KEYS.items():
+    for key, (expected, description) in _CONFIG_KEYS.items():
         if key not in table:
             continue
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, expected):
             raise ConfigError(
-                f"merkl.toml or .merkl/config.toml: [run] {key} must be a {expected.__name__}, "
+                f"merkl.toml or .merkl/config.toml: [run] {key} must be {description}, "
                 f"got {value!r}",
                 key=f"run.{key}",
             )

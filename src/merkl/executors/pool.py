@@ -72,7 +72,9 @@ class PoolExecutor(Executor):
             return
         pool = self._make_pool(plan)
         try:
-            with TaskProgress(len(plan.calls), f"running ({self.name} ×{self.jobs})") as progress:
+            with TaskProgress(
+                len(plan.calls), f"running ({self.name}, {self.jobs} workers)"
+            ) as progress:
                 _run_all(pool, plan, values, session, progress)
         except Exception:
             pool.shutdown(wait=True)  # every started call has been collected already

@@ -22,7 +22,7 @@ from merkl.catalog.asset import Asset
 from merkl.catalog.plugin import Plugin, PluginContext, Processor, RetryableError, Sink, Source
 from merkl.catalog.recipe import Recipe, load_recipe
 from merkl.catalog.validate import ResolvedPlugin, resolve_recipe
-from merkl.errors import CatalogError
+from merkl.errors import CatalogError, RecipeError
 
 _MAX_CONCURRENT_RECIPES = 4
 
@@ -86,7 +86,7 @@ def run_recipe_file(path: Path, options: RunOptions) -> RecipeResult:
     started = time.monotonic()
     try:
         recipe = load_recipe(path, options.environ, options.var_file)
-    except CatalogError as exc:
+    except (CatalogError, RecipeError) as exc:
         result = RecipeResult(path.stem, str(path), error=str(exc))
         result.duration_ms = _elapsed_ms(started)
         return result
@@ -99,7 +99,7 @@ def run_recipe(recipe: Recipe, options: RunOptions) -> RecipeResult:
     result = RecipeResult(recipe.name, str(recipe.path), source=recipe.source.name)
     try:
         resolved = resolve_recipe(recipe)
-    except CatalogError as exc:
+    except RecipeError as exc:
         result.error = str(exc)
         result.duration_ms = _elapsed_ms(started)
         return result

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from merkl.errors import CatalogError, UsageError
+from merkl.errors import CatalogError, RecipeError, UsageError
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.table import Table
 
     from merkl.catalog.runner import RecipeResult
 
@@ -84,7 +84,7 @@ def lint(target: str, *more_targets: str, var: str = "") -> None:
         try:
             recipe = load_recipe(path, var_file=Path(var) if var else None)
             problems, name = lint_recipe(recipe), recipe.name
-        except CatalogError as exc:
+        except RecipeError as exc:
             problems, name = [str(exc)], path.stem
         for problem in problems:
             print(problem)
@@ -109,7 +109,7 @@ def list_() -> None:
     table = Table("Kind", "Name", "Description", box=None, pad_edge=False)
     for summary in iter_plugin_summaries():
         table.add_row(summary.kind, summary.name, summary.description)
-    _console(sys.stdout).print(table)
+    _print_table(table, sys.stdout)
 
 
 def info(name: str) -> None:
@@ -211,28 +211,30 @@ def _print_summary(results: list[RecipeResult]) -> None:
         table.add_row(
             status, result.recipe, result.source, str(result.duration_ms), str(result.record_count)
         )
-    console = _console(sys.stderr)
-    console.print(table)
+    _print_table(table, sys.stderr)
     for result in results:
         if result.warnings:
-            console.print(f"{result.recipe}: {len(result.warnings)} items skipped (warnings above)",
-                          highlight=False, markup=False)
+            _note(f"{result.recipe}: {len(result.warnings)} items skipped (warnings above)")
         for sink in result.sinks:
             if sink.retries:
-                console.print(f"{result.recipe}: sink {sink.name!r} retried {sink.retries} times",
-                              highlight=False, markup=False)
+                _note(f"{result.recipe}: sink {sink.name!r} retried {sink.retries} times")
         if not result.success:
-            console.print(f"{result.recipe}: {result.error}", highlight=False, markup=False)
+            _note(f"{result.recipe}: {result.error}")
     failing = sum(1 for r in results if not r.success)
-    console.print(
-        f"{failing} failing, {len(results) - failing} successful, and {len(results)} total",
-        highlight=False,
-    )
+    _note(f"{failing} failing, {len(results) - failing} successful, and {len(results)} total")
 
 
-def _console(stream: TextIO) -> Console:
+def _note(line: str) -> None:
+    # Plain print, not rich: long error lines must stay whole for grep and logs.
+    print(line, file=sys.stderr)
+
+
+def _print_table(table: Table, stream: TextIO) -> None:
+    """A rich table as plain lines (no trailing padding), so output greps and diffs cleanly."""
     from rich.console import Console
 
-    # Off a terminal rich would wrap at 80 columns; tables read better unwrapped.
-    width = None if stream.isatty() else 160
-    return Console(file=stream, highlight=False, width=width)
+    console = Console(width=160, highlight=False, no_color=True)
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        print(line.rstrip(), file=stream)

@@ -89,7 +89,11 @@ class MerlinConfig(PluginConfig):
     @classmethod
     def _check_key(cls, key: SecretStr) -> SecretStr:
         if key.get_secret_value().strip():
-            decode_service_account(key.get_secret_value())
+            info = decode_service_account(key.get_secret_value())
+            try:
+                load_credentials(info)  # a usable key: fields present, private key readable
+            except CatalogError as exc:
+                raise ValueError(str(exc)) from None
         return key
 
     @field_validator("request_timeout")
@@ -161,7 +165,9 @@ class MerlinSource(Source[MerlinConfig]):
         try:
             self._extract_models(project, emit, stop)
         except Exception as exc:
-            # Go recovers a panic in a worker into this error; it fails the whole extraction.
+            # Go recovers a panic in a worker into this error; it fails the whole extraction,
+            # and no worker starts another project.
+            stop.set()
             raise ExtractError(f"extract project '{project['id']}': panic: {exc}") from exc
 
     def _extract_models(self, project: dict[str, Any], emit: Emit, stop: threading.Event) -> None:

@@ -134,6 +134,16 @@ def test_cached_outputs_are_loaded_not_resubmitted(pipelines, repo, scheduler):
     assert set(run_counts(repo).values()) == {1}
 
 
+def test_the_same_call_written_twice_runs_and_is_stored_once(pipelines, repo, scheduler):
+    module = pipelines.make(DIAMOND)
+    squares = [module.square(3), module.square(3)]
+    executor = DaskExecutor(scheduler=scheduler)
+    values = merkl.evaluate([*squares, module.combine([], [], squares)], executor=executor)
+    assert values == [9, 9, {"evens": [], "odds": [], "total": 18}]
+    assert pipelines.calls() == ["square3", "combine"]
+    assert set(run_counts(repo).values()) == {1}
+
+
 def test_independent_calls_run_on_different_workers(pipelines, scheduler):
     module = pipelines.make(RENDEZVOUS)
     values = merkl.evaluate(

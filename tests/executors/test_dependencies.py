@@ -70,3 +70,17 @@ def test_a_cached_sibling_is_loaded_while_the_call_reruns_for_the_other(repo):
     assert kept in plan.cached
     assert deps.producers[first.call] == []
     assert deps.producers[second.call] == [kept.call]
+
+
+def test_calls_with_the_same_hash_run_once_and_give_all_their_twins(repo):
+    first, second = source(5), source(5)
+    top = join(first, second)
+    plan = make_plan([top, first, second], repo.cache)
+    assert len(plan.calls) == 3  # the planner keeps both call objects
+    deps = CallDependencies(plan)
+    assert deps.calls == [first.call, top.call]
+    assert deps.twins(first.call) == [first.call, second.call]
+    assert deps.producers[top.call] == [first.call]
+    values: dict = {}
+    deps.set_values(values, first.call, [5])
+    assert values == {first: 5, second: 5}

@@ -185,3 +185,16 @@ def test_bad_jobs_are_refused(jobs):
 def test_jobs_default_to_the_usable_cpus():
     assert check_jobs(None, "threads") >= 1
     assert ThreadsExecutor(jobs=3).jobs == 3
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_the_same_call_written_twice_runs_and_is_stored_once(pipelines, repo, name):
+    module = pipelines.make(DIAMOND)
+    squares = [module.square(3), module.square(3)]
+    assert merkl.evaluate([*squares, module.combine([], [], squares)], executor=name) == [
+        9,
+        9,
+        {"evens": [], "odds": [], "total": 18},
+    ]
+    assert pipelines.calls() == ["square3", "combine"]
+    assert set(run_counts(repo).values()) == {1}

@@ -29,7 +29,7 @@ from merkl.executors.base import (
 from merkl.executors.dependencies import CallDependencies
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.progress import TaskProgress
-from merkl.executors.worker import CallSpec, DepSlot, run_call, task_ref
+from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session
@@ -70,9 +70,10 @@ class DaskExecutor(Executor):
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
         if not plan.calls:
             return
-        refs = {call: task_ref(call.task) for call in plan.calls}  # fail before connecting
-        with self._connect(len(plan.calls)) as client:
-            _DaskRun(client, plan, values, session, refs).run()
+        dependencies = CallDependencies(plan)
+        refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
+        with self._connect(len(refs)) as client:
+            _DaskRun(client, dependencies, values, session, refs).run()
 
     @contextlib.contextmanager
     def _connect(self, n_calls: int) -> Iterator[distributed.Client]:
@@ -111,23 +112,22 @@ class _DaskRun:
     def __init__(
         self,
         client: distributed.Client,
-        plan: Plan,
+        dependencies: CallDependencies,
         values: ValueMap,
         session: Session,
-        refs: dict[Call, Any],
+        refs: dict[Call, TaskRef],
     ) -> None:
         self.client = client
-        self.plan = plan
+        self.dependencies = dependencies
         self.values = values
         self.session = session
         self.refs = refs
-        self.dependencies = CallDependencies(plan)
         self.token = uuid.uuid4().hex[:8]
 
     def run(self) -> None:
         inputs = self._scatter_inputs()
         futures: dict[Call, distributed.Future[Any]] = {}
-        for call in self.plan.calls:  # dependencies first, so producers have futures
+        for call in self.dependencies.calls:  # producers first, so they have futures
             futures[call] = self._submit(call, futures, inputs)
         with TaskProgress(len(futures), "running (dask)") as progress:
             self._collect({future: call for call, future in futures.items()}, progress)
@@ -135,9 +135,9 @@ class _DaskRun:
     def _scatter_inputs(self) -> dict[Lazy, distributed.Future[Any]]:
         """Cached outputs and leaves the calls read, loaded here and sent to the cluster once."""
         needed: dict[Lazy, None] = {}
-        for call in self.plan.calls:
+        for call in self.dependencies.calls:
             for dep in call.deps:
-                if not self._is_produced(dep):
+                if self.dependencies.producer_of(dep) is None:
                     needed[dep] = None
         nodes = list(needed)
         if not nodes:
@@ -145,13 +145,6 @@ class _DaskRun:
         loaded = [self.values[node] for node in nodes]  # a missing argument raises here
         scattered = self.client.scatter(loaded, hash=False)  # type: ignore[no-untyped-call]
         return dict(zip(nodes, scattered, strict=True))
-
-    def _is_produced(self, dep: Lazy) -> bool:
-        return (
-            isinstance(dep, Placeholder)
-            and dep.call in self.dependencies.producers
-            and dep not in self.plan.cached
-        )
 
     def _submit(
         self,
@@ -165,9 +158,10 @@ class _DaskRun:
         for dep in call.deps:
             if dep in slots:
                 continue
-            if self._is_produced(dep):
+            producer = self.dependencies.producer_of(dep)
+            if producer is not None:
                 assert isinstance(dep, Placeholder)
-                source, index = futures[dep.call], dep.index
+                source, index = futures[producer], dep.index
             else:
                 source, index = inputs[dep], None
             position = positions.setdefault(id(source), len(extra))
@@ -195,8 +189,7 @@ class _DaskRun:
             if future.status == "finished":
                 outputs, duration = result
                 stored = store_outputs(call, outputs, duration, self.session)
-                for placeholder, value in zip(call.outputs, stored, strict=True):
-                    self.values[placeholder] = value
+                self.dependencies.set_values(self.values, call, stored)
                 progress.advance()
             elif failure is None:
                 failure = _failure(call, future, result)

@@ -63,19 +63,20 @@ class PoolExecutor(Executor):
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = check_jobs(jobs, self.name)
 
-    def _make_pool(self, plan: Plan) -> _Pool:
+    def _make_pool(self, calls: list[Call]) -> _Pool:
         """A pool for this run; checks first that every call can be sent to a worker."""
         raise NotImplementedError
 
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
         if not plan.calls:
             return
-        pool = self._make_pool(plan)
+        dependencies = CallDependencies(plan)
+        pool = self._make_pool(dependencies.calls)
         try:
             with TaskProgress(
-                len(plan.calls), f"running ({self.name}, {self.jobs} workers)"
+                len(dependencies.calls), f"running ({self.name}, {self.jobs} workers)"
             ) as progress:
-                _run_all(pool, plan, values, session, progress)
+                _run_all(pool, dependencies, values, session, progress)
         except Exception:
             pool.shutdown(wait=True)  # every started call has been collected already
             raise
@@ -100,10 +101,13 @@ class _Pool:
 
 
 def _run_all(
-    pool: _Pool, plan: Plan, values: ValueMap, session: Session, progress: TaskProgress
+    pool: _Pool,
+    dependencies: CallDependencies,
+    values: ValueMap,
+    session: Session,
+    progress: TaskProgress,
 ) -> None:
     """Submit each call when its producers are done; store each result as it arrives."""
-    dependencies = CallDependencies(plan)
     ready = deque(dependencies.initial())
     running: dict[cf.Future[Any], Call] = {}
     failure: BaseException | None = None
@@ -140,8 +144,7 @@ def _run_all(
                 # are stored, so a re-run resumes after them.
                 failure = failure or exc
                 continue
-            for placeholder, value in zip(call.outputs, stored, strict=True):
-                values[placeholder] = value
+            dependencies.set_values(values, call, stored)
             progress.advance()
             if failure is None:
                 ready.extend(dependencies.finish(call))
@@ -155,7 +158,7 @@ class ThreadsExecutor(PoolExecutor):
 
     name = "threads"
 
-    def _make_pool(self, plan: Plan) -> _Pool:
+    def _make_pool(self, calls: list[Call]) -> _Pool:
         return _ThreadPool(
             cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="merkl-task")
         )
@@ -180,8 +183,8 @@ class ProcessesExecutor(PoolExecutor):
 
     name = "processes"
 
-    def _make_pool(self, plan: Plan) -> _Pool:
-        refs = {call: task_ref(call.task) for call in plan.calls}
+    def _make_pool(self, calls: list[Call]) -> _Pool:
+        refs = {call: task_ref(call.task) for call in calls}
         pool = cf.ProcessPoolExecutor(
             max_workers=min(self.jobs, len(refs)),
             mp_context=multiprocessing.get_context("spawn"),

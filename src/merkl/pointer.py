@@ -176,9 +176,27 @@ _SKIP_DIRS = {".git", ".merkl", ".venv", ".venv-bench", "node_modules", "__pycac
 
 
 def iter_pointer_files(root: Path) -> Iterator[Path]:
-    """Every `*.merkl` pointer file under `root`, skipping `.git`, `.merkl` and virtualenvs."""
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".venv"))
-        for name in sorted(files):
-            if name.endswith(POINTER_SUFFIX) and len(name) > len(POINTER_SUFFIX):
-                yield Path(folder) / name
+    """Every `*.merkl` pointer file under `root`, sorted, skipping `.git`, `.merkl` and venvs.
+
+    Tracked directories (a folder `d` beside a `d.merkl`) are not entered: they hold data,
+    not pointers, and listing 100,000 linked files would dominate `merkl status`. Symlinked
+    folders are not followed.
+    """
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        names = {e.name for e in entries}
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if (name not in _SKIP_DIRS and not name.startswith(".venv")
+                        and name + POINTER_SUFFIX not in names):
+                    subdirs.append(entry.path)
+            elif name.endswith(POINTER_SUFFIX) and len(name) > len(POINTER_SUFFIX):
+                yield Path(entry.path)
+        stack.extend(reversed(subdirs))

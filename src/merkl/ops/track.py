@@ -29,6 +29,7 @@ from merkl.pointer import (
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
 from merkl.tracking.links import get_link_type, is_linked, link_object
+from merkl.tracking.manifest import is_safe_relpath
 from merkl.tracking.tree import hash_dir, scan_dir
 from merkl.tracking.txn import StagedFile, UndoLog
 from merkl.tracking.worktree import find_enclosing_dir_pointer, repo_path
@@ -137,13 +138,20 @@ def track_written_output(
 
 def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
     scan = scan_dir(repo, path)
+    for rel in scan.files:
+        if not is_safe_relpath(rel):
+            raise TrackingError(
+                f"cannot track {repo.relpath(path)!r}: the name {rel!r} inside it cannot be "
+                f"stored portably (a backslash or a NUL); rename it",
+                path=path,
+            )
     manifest = hash_dir(repo, scan)
     pointer = _new_pointer(
         path,
         Pointer(manifest.oid, manifest.size, repo.relpath(path), type="dir",
                 files=len(manifest.entries)),
     )
-    members = [(Path(scan.files[e.path]), e.oid) for e in manifest.entries]
+    members: list[tuple[Path | str, str]] = [(scan.files[e.path], e.oid) for e in manifest.entries]
 
     def link_members(undo: UndoLog) -> bool:
         repo.store.put_bytes(manifest.dump(), manifest.oid)
@@ -203,7 +211,7 @@ def _has_content(file: Path, data: bytes) -> bool:
         return False
 
 
-def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) -> bool:
+def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoLog) -> bool:
     """Store `path` as object `oid` and leave a link to it; False if it already was one."""
     if is_linked(repo, path, oid, link_type):
         if not repo.store.has(oid):
@@ -219,7 +227,7 @@ def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) ->
             os.rename(obj, path)
             os.chmod(path, stat.S_IMODE(mode))
             with contextlib.suppress(OSError):
-                obj.parent.rmdir()  # only if this left it empty
+                os.rmdir(os.path.dirname(obj))  # only if this left it empty
 
         undo.add(move_back)
         if not is_linked(repo, path, oid, link_type):  # a hardlink already is
@@ -235,7 +243,7 @@ def _link_in(repo: Repo, path: Path, oid: str, link_type: str, undo: UndoLog) ->
     return True
 
 
-def _record(repo: Repo, pairs: list[tuple[Path, str]]) -> None:
+def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
     try:
         record_file_oids(pairs, repo)
     except (OSError, MerklError):

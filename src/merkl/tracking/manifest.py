@@ -14,20 +14,22 @@ member path: an absolute path or one with `..` would let checkout write outside 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from merkl.errors import CacheMissError, TrackingError
-from merkl.hashing import hash_bytes, is_hex_hash
+from merkl.hashing import hash_bytes
 
 if TYPE_CHECKING:
     from merkl.repo import Repo
 
 MANIFEST_FORMAT = 1
+_OID = re.compile("[0-9a-f]{64}")
+_UNSAFE_PARTS = frozenset(("", ".", ".."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ def parse_manifest(raw: bytes, oid: str) -> Manifest:
         rel, member_oid, size = item
         if not isinstance(rel, str) or not is_safe_relpath(rel):
             raise bad(f"member path {rel!r} is not a plain relative path")
-        if not isinstance(member_oid, str) or not is_hex_hash(member_oid):
+        if not isinstance(member_oid, str) or not _OID.fullmatch(member_oid):
             raise bad(f"member {rel!r} has a malformed oid {member_oid!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise bad(f"member {rel!r} has a bad size {size!r}")
@@ -100,10 +102,9 @@ def parse_manifest(raw: bytes, oid: str) -> Manifest:
 
 def is_safe_relpath(rel: str) -> bool:
     """True for a non-empty relative POSIX path without `..`, `.` or empty parts."""
-    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+    if not rel or rel[0] == "/" or "\\" in rel or "\0" in rel:
         return False
-    parts = rel.split("/")
-    return all(p not in ("", ".", "..") for p in parts) and not PurePosixPath(rel).is_absolute()
+    return _UNSAFE_PARTS.isdisjoint(rel.split("/"))
 
 
 def find_manifest(repo: Repo, oid: str) -> Manifest | None:

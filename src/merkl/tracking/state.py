@@ -16,10 +16,10 @@ import enum
 import os
 from dataclasses import dataclass, field
 
-from merkl.files import file_oids
+from merkl.files import find_file_oids
 from merkl.repo import Repo
-from merkl.tracking.manifest import Manifest, find_manifest
-from merkl.tracking.tree import DirScan, hash_dir, scan_dir
+from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
+from merkl.tracking.tree import scan_dir
 from merkl.tracking.worktree import Tracked
 
 
@@ -71,16 +71,11 @@ def file_state(repo: Repo, tracked: Tracked, current_oid: str | None) -> State:
 
 def current_file_oids(repo: Repo, items: list[Tracked]) -> list[str | None]:
     """Current content hash of each tracked file (None when absent or not a file)."""
-    present: list[int] = []
-    for i, item in enumerate(items):
-        try:
-            if os.path.isfile(item.data_path):  # follows links; a dangling one is absent
-                present.append(i)
-        except OSError:
-            pass
-    oids = file_oids([items[i].data_path for i in present], repo)
+    paths = [t.data_path for t in items]
+    present = [i for i, p in enumerate(paths) if not os.path.isdir(p)]
+    found = find_file_oids([paths[i] for i in present], repo)
     result: list[str | None] = [None] * len(items)
-    for i, oid in zip(present, oids, strict=True):
+    for i, oid in zip(present, found, strict=True):
         result[i] = oid
     return result
 
@@ -96,14 +91,28 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA,
                          manifest=manifest)
     scan = scan_dir(repo, path)
-    live = {rel: p for rel, p in scan.files.items() if os.path.exists(p)}
+    expected = manifest.by_path() if manifest is not None else {}
+    current: dict[str, tuple[str, str]] = {}
+    others = []
+    for rel, member in scan.files.items():
+        entry = expected.get(rel)
+        if entry is not None and scan.store_links.get(rel) == entry.oid:
+            # A symlink to its own read-only object: the content is right if the object is
+            # there (`merkl verify` re-hashes objects); no stat-cache lookup needed.
+            if os.path.exists(member):
+                current[rel] = (member, entry.oid)
+        else:
+            others.append((rel, member))
+    found = find_file_oids([member for _, member in others], repo)
+    for (rel, member), oid in zip(others, found, strict=True):
+        if oid is not None:  # a dangling link counts as a deleted member
+            current[rel] = (member, oid)
+    current = dict(sorted(current.items()))
     if manifest is None:
         # Without the manifest only the whole tree's hash can be compared.
-        same = hash_dir(repo, DirScan(files=live)).oid == tracked.pointer.oid
+        entries = [ManifestEntry(rel, oid, os.stat(p).st_size) for rel, (p, oid) in current.items()]
+        same = Manifest.from_entries(entries).oid == tracked.pointer.oid
         return ItemState(tracked, State.NOT_IN_CACHE if same else State.MODIFIED)
-    expected = manifest.by_path()
-    oids = file_oids(list(live.values()), repo)
-    current = {rel: (p, oid) for (rel, p), oid in zip(live.items(), oids, strict=True)}
     changes = DirChanges(
         modified=[r for r, (_, oid) in current.items() if r in expected and expected[r].oid != oid],
         added=[r for r in current if r not in expected],
@@ -115,7 +124,9 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         stored = all(repo.store.has(expected[r].oid) for r in changes.deleted)
         state = State.MISSING if stored else State.NO_DATA
     else:
-        state = State.CLEAN if _members_stored(repo, manifest) else State.NOT_IN_CACHE
+        # A live link to the member's own object proves the object is there.
+        unproven = {e.oid for e in manifest.entries if scan.store_links.get(e.path) != e.oid}
+        state = State.CLEAN if all(map(repo.store.has, unproven)) else State.NOT_IN_CACHE
     return ItemState(tracked, state, changes, current, manifest)
 
 

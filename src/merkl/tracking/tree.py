@@ -29,6 +29,8 @@ class DirScan:
 
     files: dict[str, str] = field(default_factory=dict)
     skipped_symlinks: list[str] = field(default_factory=list)
+    # Members that are symlinks into the store: relative path → the oid they point at.
+    store_links: dict[str, str] = field(default_factory=dict)
 
 
 def scan_dir(repo: Repo, root: Path) -> DirScan:
@@ -45,7 +47,12 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
                 if entry.name.startswith(".") and TEMP_MARKER in entry.name:
                     continue  # a link or copy being written by another merkl process
                 if entry.is_symlink():
-                    if _is_safe_link(entry.path, folder, objects_prefix, root_prefix):
+                    target = os.path.normpath(os.path.join(folder, os.readlink(entry.path)))
+                    if target.startswith(objects_prefix):
+                        # The store holds only real folders and files: no further check.
+                        scan.files[rel] = entry.path
+                        scan.store_links[rel] = target[len(objects_prefix):].replace("/", "")
+                    elif _is_inside(entry.path, root_prefix):
                         scan.files[rel] = entry.path
                     else:
                         scan.skipped_symlinks.append(rel)
@@ -58,10 +65,8 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
     return scan
 
 
-def _is_safe_link(link: str, folder: str, objects_prefix: str, root_prefix: str) -> bool:
-    target = os.path.normpath(os.path.join(folder, os.readlink(link)))
-    if target.startswith(objects_prefix):
-        return True  # the store holds only real folders and files: no further check needed
+def _is_inside(link: str, root_prefix: str) -> bool:
+    """True when `link` resolves to a regular file inside the tracked directory."""
     real = os.path.realpath(link)
     if not real.startswith(root_prefix):
         return False

@@ -21,6 +21,7 @@ from merkl.errors import MerklError, UsageError
 def _commands() -> dict[str, Any]:
     from merkl.cli import catalog as catalog_cli
     from merkl.cli import core
+    from merkl.cli import provenance as provenance_cli
     from merkl.cli import remotes as remotes_cli
     from merkl.cli import serve as serve_cli
     from merkl.cli import tracking as tracking_cli
@@ -41,6 +42,10 @@ def _commands() -> dict[str, Any]:
         "remote": {"add": remotes_cli.remote_add, "list": remotes_cli.remote_list,
                    "remove": remotes_cli.remote_remove},
         "catalog": catalog_cli.COMMANDS,
+        "dag": provenance_cli.dag,
+        "log": provenance_cli.log,
+        "show": provenance_cli.show,
+        "why": provenance_cli.why,
     }
 
 
@@ -104,12 +109,15 @@ def _strip_prog(message: str) -> str:
 
 def _global_part(args: list[str]) -> list[str]:
     """The arguments that belong to merkl itself (for `run`: those before the target)."""
-    if args[:1] == ["run"]:
+    if args[:1] and args[0] in _PIPELINE_COMMANDS:
         return args[: _run_target_index(args) or len(args)]
     return args
 
 
-_RUN_VALUE_OPTIONS = {"--jobs", "-j", "--executor", "--scheduler", "--remote", "-r"}
+_RUN_VALUE_OPTIONS = {"--jobs", "-j", "--executor", "--scheduler", "--remote", "-r",
+                      "--format", "-f", "--output", "-o"}
+# Commands whose arguments after TARGET are the pipeline's own (`dag` and `why` call it too).
+_PIPELINE_COMMANDS = ("run", "dag", "why")
 
 
 def _run_target_index(args: list[str]) -> int | None:
@@ -128,7 +136,7 @@ def _run_target_index(args: list[str]) -> int | None:
 
 def _prepare(args: list[str]) -> list[str]:
     """For `run`, end merkl's options after the target: the rest belongs to the pipeline."""
-    if args[:1] != ["run"]:
+    if not args[:1] or args[0] not in _PIPELINE_COMMANDS:
         return args
     index = _run_target_index(args)
     if index is None:

@@ -1,0 +1,226 @@
+"""`merkl why`: for each output a pipeline would compute, what changed since it last ran.
+
+Each task call with an output that is not cached is compared with the closest earlier run of
+the same task in the run log (the fewest differing components; the most recent among equals):
+its code hash, and each argument's hash by name. A differing argument is explained by what it
+is now: an input file (its content changed), an upstream output (it changed, and why is listed
+first), or a plain value (shown as it is now; the log keeps only hashes of old values).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from merkl.cache import CachePolicy
+from merkl.cache.index import RunRecord
+from merkl.deps import CodeHashMode
+from merkl.files import FileRef, StoredOutput
+from merkl.graph import iter_nodes
+from merkl.placeholder import Placeholder
+from merkl.provenance.history import RunLog, argument_sources
+from merkl.provenance.model import output_label, output_state, short_repr
+from merkl.provenance.pipeline import call_pipeline
+from merkl.provenance.text import HASH_CHARS, local_time, to_string
+from merkl.repo import Repo
+from merkl.task import Call, iter_lazy
+
+_MAX_CANDIDATES = 500  # earlier runs of one task considered; the log is newest first
+
+
+@dataclass
+class Reason:
+    """One changed component. `kind`: code, argument, input-file, upstream, argument-added,
+    argument-removed, never-run, evicted, not-cached-by-policy or hash-only."""
+
+    kind: str
+    message: str
+    argument: str | None = None
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass
+class WhyEntry:
+    """A task call with outputs to compute, and the reasons."""
+
+    label: str
+    out_hashes: list[str]
+    compared_with: RunRecord | None
+    reasons: list[Reason] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        previous = self.compared_with
+        return {
+            "task": self.label,
+            "outputs": self.out_hashes,
+            "compared_with": None if previous is None else {
+                "output": previous.out_hash, "time": previous.time,
+                "code_hash": previous.code_hash,
+            },
+            "reasons": [vars(reason) for reason in self.reasons],
+        }
+
+
+def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[WhyEntry]:
+    """Why each task call of `target(args)` with an uncached output would run; [] if none.
+
+    Calls come dependencies first, so the root cause of a chain is listed before its effects.
+    """
+    pipeline = call_pipeline(target, args, fill_missing=fill_missing)
+    log = RunLog(pipeline.repo)
+    roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
+    missing: dict[Call, list[Placeholder]] = {}
+    for node in iter_nodes(roots):
+        if isinstance(node, Placeholder) and output_state(node, pipeline.repo.cache) == "missing":
+            missing.setdefault(node.call, []).append(node)
+    explainer = _Explainer(pipeline.repo, log, {p.hash for ps in missing.values() for p in ps})
+    return [explainer.explain(call, outputs) for call, outputs in missing.items()]
+
+
+class _Explainer:
+    def __init__(self, repo: Repo, log: RunLog, missing_hashes: set[str | None]) -> None:
+        self.repo = repo
+        self.log = log
+        self.missing_hashes = missing_hashes
+
+    def explain(self, call: Call, outputs: list[Placeholder]) -> WhyEntry:
+        task = call.task
+        first = outputs[0]
+        label = output_label(first) if len(outputs) == 1 else (
+            f"{task.module}.{task.name}[{','.join(str(p.index) for p in outputs)}]"
+        )
+        out_hashes = [p.hash for p in outputs if p.hash is not None]
+        policy = task.policy(first.index)
+        if policy in (CachePolicy.MEMORY, CachePolicy.NEVER):
+            return WhyEntry(label, out_hashes, None, [Reason(
+                "not-cached-by-policy",
+                f"cache_policy={policy.name}: this output is never stored between processes",
+            )])
+        current = call.arg_hashes()
+        previous = self._closest_run(call, first.index, current)
+        entry = WhyEntry(label, out_hashes, previous)
+        if previous is None:
+            entry.reasons.append(Reason(
+                "never-run", f"no earlier run of {task.module}.{task.name} is in the run log: "
+                f"it has not been computed in this repository",
+            ))
+        elif previous.out_hash == first.hash:
+            entry.reasons.append(Reason(
+                "evicted", f"it was computed {local_time(previous.time)} but is no longer in the "
+                f"cache (removed by `merkl gc` or lost); nothing changed since",
+            ))
+        else:
+            entry.reasons = self._differences(call, previous, current)
+        return entry
+
+    def _closest_run(
+        self, call: Call, index: int, current: dict[str, str]
+    ) -> RunRecord | None:
+        runs = [r for r in self.log.task_runs(call.task.module, call.task.name)
+                if r.out_index == index][:_MAX_CANDIDATES]
+        if not runs:
+            return None
+        code_hash = call.task.code_hash
+        return min(runs, key=lambda run: _distance(run, code_hash, current))
+
+    def _differences(
+        self, call: Call, previous: RunRecord, current: dict[str, str]
+    ) -> list[Reason]:
+        task = call.task
+        reasons: list[Reason] = []
+        if previous.code_hash != task.code_hash:
+            reasons.append(Reason(
+                "code", f"code changed: {_code_scope(call)} (code hash "
+                f"{previous.code_hash[:HASH_CHARS]} → {task.code_hash[:HASH_CHARS]})",
+                old=previous.code_hash, new=task.code_hash,
+            ))
+        old_sources = argument_sources(previous)
+        for name, arg_hash in current.items():
+            old_hash = previous.arg_hashes.get(name)
+            if old_hash is None:
+                reasons.append(Reason("argument-added", f"argument {name!r} is new (the "
+                                      f"signature changed)", argument=name, new=arg_hash))
+            elif old_hash != arg_hash:
+                value = call.bound.arguments[name]
+                reasons.append(self._changed_argument(name, value, old_sources.get(name)))
+        for name in sorted(set(previous.arg_hashes) - set(current)):
+            reasons.append(Reason("argument-removed", f"argument {name!r} was removed (the "
+                                  f"signature changed)", argument=name))
+        if not reasons:
+            reasons.append(Reason(
+                "hash-only", f"same code and arguments as the run of {local_time(previous.time)}, "
+                f"but another output hash (merkl's hash format or the output index changed)",
+            ))
+        return reasons
+
+    def _changed_argument(self, name: str, value: Any, old: str | None) -> Reason:
+        if isinstance(value, FileRef):
+            was = f"{old[:HASH_CHARS]} → " if old else ""
+            return Reason(
+                "input-file", f"argument {name!r}: input file {self._relpath(value.path)!r} "
+                f"changed (content {was}{value.hash[:HASH_CHARS]})",
+                argument=name, old=old, new=value.hash,
+            )
+        if isinstance(value, StoredOutput):
+            return Reason(
+                "upstream", f"argument {name!r}: {self._relpath(value.pointer_file)!r} now "
+                f"records another output ({value.hash[:HASH_CHARS]})",
+                argument=name, old=old, new=value.hash,
+            )
+        if isinstance(value, Placeholder):
+            was = f"{old[:HASH_CHARS]} → " if old else ""
+            see = "; see above" if value.hash in self.missing_hashes else ""
+            return Reason(
+                "upstream", f"argument {name!r}: upstream output {output_label(value)} changed "
+                f"({was}{(value.hash or '?')[:HASH_CHARS]}){see}",
+                argument=name, old=old, new=value.hash,
+            )
+        if iter_lazy(value):
+            return Reason("upstream", f"argument {name!r} changed: it holds task outputs or "
+                          f"files, and at least one of them changed", argument=name)
+        return Reason("argument", f"argument {name!r} changed: now {short_repr(value)}",
+                      argument=name, new=short_repr(value))
+
+    def _relpath(self, path: Path) -> str:
+        try:
+            return Path(os.path.abspath(path)).relative_to(self.repo.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _distance(run: RunRecord, code_hash: str, current: dict[str, str]) -> int:
+    names = set(run.arg_hashes) | set(current)
+    changed = sum(run.arg_hashes.get(n) != current.get(n) for n in names)
+    return changed + (run.code_hash != code_hash)
+
+
+def _code_scope(call: Call) -> str:
+    task = call.task
+    if task.version is not None:
+        return f"version of {task.name} is now {task.version!r}"
+    if task.code_hash_mode is CodeHashMode.FUNCTION:
+        return f"function {task.name} (or its code_deps)"
+    return f"module {task.module} (or the code_deps of {task.name})"
+
+
+
+
+def render_why(target: str, entries: list[WhyEntry], *, color: bool = False) -> str:
+    """One block per task call to compute: its outputs, then one line per reason."""
+    if not entries:
+        return f"{target}: every output is cached; nothing would run\n"
+    lines: list[Text] = []
+    for entry in entries:
+        hashes = ", ".join(h[:HASH_CHARS] for h in entry.out_hashes)
+        lines.append(Text(f"{entry.label}  ", style="bold") + Text(hashes, style="dim")
+                     + Text("  missing", style="red"))
+        if entry.compared_with is not None and entry.reasons[0].kind != "evicted":
+            lines.append(Text(f"  compared with its run of {local_time(entry.compared_with.time)}",
+                              style="dim"))
+        lines += [Text(f"  - {reason.message}") for reason in entry.reasons]
+    return to_string(lines, color=color)

@@ -1,0 +1,56 @@
+"""Call a pipeline with command-line arguments to get its DAG, without running any task.
+
+The same steps as `merkl run --dry`: import `module.function`, parse its arguments from its
+signature with clize, call it inside a session that queues `write_file` calls instead of
+writing. What comes back are placeholders whose hashes are known before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from merkl.files import FileOutput
+from merkl.ops.run import call_with_cli_args, import_target
+from merkl.placeholder import Lazy
+from merkl.repo import Repo
+from merkl.session import Session, use_session
+from merkl.task import iter_lazy
+
+
+@dataclass
+class Pipeline:
+    """A pipeline called but not run: its return value, the lazy values in it, its writes."""
+
+    target: str
+    result: Any
+    roots: list[Lazy]
+    writes: list[FileOutput]
+    repo: Repo
+
+
+def wants_help(args: list[str]) -> bool:
+    """True when the pipeline arguments ask for the pipeline's own `--help`."""
+    return any(a in ("-h", "--help") for a in args)
+
+
+def pipeline_help(target: str) -> str:
+    """The `--help` text clize builds from the pipeline function's signature and docstring."""
+    function = import_target(target)
+    return f"{call_with_cli_args(function, target, ['--help'], False)}\n"
+
+
+def call_pipeline(target: str, args: list[str], *, fill_missing: bool = False) -> Pipeline:
+    """Import `target` (module.function), call it with `args` and return its DAG.
+
+    Raises:
+        NotARepoError: not inside a merkl repository.
+        UsageError: a bad target or bad pipeline arguments.
+    """
+    repo = Repo.find()
+    function = import_target(target)
+    session = Session(repo, pending_writes=[])
+    with use_session(session):
+        result = call_with_cli_args(function, target, args, fill_missing)
+    roots = list(dict.fromkeys(iter_lazy(result)))
+    return Pipeline(target, result, roots, list(session.pending_writes or []), repo)

@@ -59,7 +59,7 @@ class PipelineService:
         self.pipelines = pipelines
         self.config = config
         self.secret = read_secret(config.secret_env)
-        repo.cache  # noqa: B018 - open the store and index once, before threads race to
+        repo.cache  # noqa: B018 - open store and index now, not in racing request threads
 
     @classmethod
     def load(cls, config: ServeConfig) -> PipelineService:

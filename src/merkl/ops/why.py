@@ -21,7 +21,7 @@ from merkl.cache.index import RunRecord
 from merkl.deps import CodeHashMode
 from merkl.files import FileRef, StoredOutput
 from merkl.graph import iter_nodes
-from merkl.placeholder import Placeholder
+from merkl.placeholder import MissingArgument, Placeholder
 from merkl.provenance.history import RunLog, argument_sources
 from merkl.provenance.model import output_label, output_state, short_repr
 from merkl.provenance.pipeline import call_pipeline
@@ -35,7 +35,8 @@ _MAX_CANDIDATES = 500  # earlier runs of one task considered; the log is newest 
 @dataclass
 class Reason:
     """One changed component. `kind`: code, argument, input-file, upstream, argument-added,
-    argument-removed, never-run, evicted, not-cached-by-policy or hash-only."""
+    argument-removed, never-run, evicted, not-cached-by-policy, hash-only, or unknown (the
+    hash depends on an argument left out under --fill-missing)."""
 
     kind: str
     message: str
@@ -69,17 +70,36 @@ class WhyEntry:
 def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[WhyEntry]:
     """Why each task call of `target(args)` with an uncached output would run; [] if none.
 
-    Calls come dependencies first, so the root cause of a chain is listed before its effects.
+    Calls come dependencies first, so the root cause of a chain is listed before its effects;
+    calls whose hash is unknown (under --fill-missing) come last.
     """
     pipeline = call_pipeline(target, args, fill_missing=fill_missing)
     log = RunLog(pipeline.repo)
     roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
     missing: dict[Call, list[Placeholder]] = {}
+    unknown: dict[Call, list[Placeholder]] = {}
     for node in iter_nodes(roots):
-        if isinstance(node, Placeholder) and output_state(node, pipeline.repo.cache) == "missing":
-            missing.setdefault(node.call, []).append(node)
+        if isinstance(node, Placeholder):
+            state = output_state(node, pipeline.repo.cache)
+            if state != "cached":
+                (missing if state == "missing" else unknown).setdefault(node.call, []).append(node)
     explainer = _Explainer(pipeline.repo, log, {p.hash for ps in missing.values() for p in ps})
-    return [explainer.explain(call, outputs) for call, outputs in missing.items()]
+    entries = [explainer.explain(call, outputs) for call, outputs in missing.items()]
+    return entries + [_unknown_entry(call, outputs) for call, outputs in unknown.items()]
+
+
+def _unknown_entry(call: Call, outputs: list[Placeholder]) -> WhyEntry:
+    names = sorted({n.name for n in iter_nodes(outputs) if isinstance(n, MissingArgument)})
+    return WhyEntry(_call_label(call, outputs), [], None, [Reason(
+        "unknown", f"its hash depends on pipeline argument(s) not given: {', '.join(names)}",
+    )])
+
+
+def _call_label(call: Call, outputs: list[Placeholder]) -> str:
+    if len(outputs) == 1:
+        return output_label(outputs[0])
+    indexes = ",".join(str(p.index) for p in outputs)
+    return f"{call.task.module}.{call.task.name}[{indexes}]"
 
 
 class _Explainer:
@@ -91,9 +111,7 @@ class _Explainer:
     def explain(self, call: Call, outputs: list[Placeholder]) -> WhyEntry:
         task = call.task
         first = outputs[0]
-        label = output_label(first) if len(outputs) == 1 else (
-            f"{task.module}.{task.name}[{','.join(str(p.index) for p in outputs)}]"
-        )
+        label = _call_label(call, outputs)
         out_hashes = [p.hash for p in outputs if p.hash is not None]
         policy = task.policy(first.index)
         if policy in (CachePolicy.MEMORY, CachePolicy.NEVER):
@@ -216,9 +234,10 @@ def render_why(target: str, entries: list[WhyEntry], *, color: bool = False) -> 
         return f"{target}: every output is cached; nothing would run\n"
     lines: list[Text] = []
     for entry in entries:
-        hashes = ", ".join(h[:HASH_CHARS] for h in entry.out_hashes)
-        lines.append(Text(f"{entry.label}  ", style="bold") + Text(hashes, style="dim")
-                     + Text("  missing", style="red"))
+        hashes = ", ".join(h[:HASH_CHARS] for h in entry.out_hashes) or "?" * HASH_CHARS
+        state = Text("  unknown", style="yellow") if not entry.out_hashes else Text(
+            "  missing", style="red")
+        lines.append(Text(f"{entry.label}  ", style="bold") + Text(hashes, style="dim") + state)
         if entry.compared_with is not None and entry.reasons[0].kind != "evicted":
             lines.append(Text(f"  compared with its run of {local_time(entry.compared_with.time)}",
                               style="dim"))

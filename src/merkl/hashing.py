@@ -97,7 +97,23 @@ def _enc_bool(value: Any, out: bytearray, path: str) -> None:
 
 
 def _enc_int(value: Any, out: bytearray, path: str) -> None:
-    _put_str(out, b"i", str(int(value)))
+    value = int(value)
+    try:
+        text = str(value)
+    except ValueError:  # over sys.get_int_max_str_digits(): the same digits, the long way
+        text = _decimal(value)
+    _put_str(out, b"i", text)
+
+
+def _decimal(value: int) -> str:
+    """`str(value)` for any size, without the interpreter's digit limit (divide and conquer)."""
+    if value < 0:
+        return "-" + _decimal(-value)
+    if value < 10**600:  # below the smallest limit Python allows (640 digits)
+        return str(value)
+    half = int(value.bit_length() * 0.30103) // 2  # about half the decimal digits
+    high, low = divmod(value, 10**half)
+    return _decimal(high) + _decimal(low).rjust(half, "0")
 
 
 def _enc_float(value: Any, out: bytearray, path: str) -> None:

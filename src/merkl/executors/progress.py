@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from types import TracebackType
 from typing import Any
 
-
-def _is_interactive() -> bool:
-    if os.environ.get("CI", "") not in ("", "0", "false"):
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+from merkl.remotes.progress import is_interactive
 
 
 class TaskProgress:
@@ -26,7 +17,7 @@ class TaskProgress:
         self.done = 0
         self._bar: Any = None
         self._task: Any = None
-        if total and (_is_interactive() if enabled is None else enabled):
+        if total and (is_interactive() if enabled is None else enabled):
             from rich.console import Console
             from rich.progress import (
                 BarColumn,

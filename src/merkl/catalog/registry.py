@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
     "source": {
         "merlin": "merkl.catalog.sources.merlin:MerlinSource",
+        "merkl": "merkl.catalog.sources.merkl:MerklSource",
     },
     "processor": {
         "enrich": "merkl.catalog.processors.enrich:EnrichProcessor",

@@ -147,19 +147,37 @@ class FileIndex:
     """Content hash → the repository files known to hold it (tracked ones first).
 
     Built on first use from the work tree's pointer files (directory manifests included when
-    they are in the local store) and the stat cache of hashed input files.
+    they are in the local store) and the stat cache of hashed input files; for a hash found
+    in neither, from the pointer files in git history.
     """
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self.problems: list[str] = []  # pointer files that could not be read
         self._by_oid: dict[str, list[FileSource]] | None = None
+        self._by_old_oid: dict[str, list[FileSource]] | None = None
         self._written: dict[str, list[str]] = {}
         self._pointers: list[tuple[str, Pointer]] = []
 
     def find(self, oid: str) -> list[FileSource]:
-        """The files known to have content `oid`, tracked ones first."""
-        return self._index().get(oid, [])
+        """The files known to have content `oid`: in the work tree (tracked ones first), else
+        tracked files whose pointer recorded it in some git commit."""
+        return self._index().get(oid) or self._history().get(oid, [])
+
+    def _history(self) -> dict[str, list[FileSource]]:
+        if self._by_old_oid is None:
+            from merkl.tracking.history import iter_history_pointers
+
+            self._by_old_oid = {}
+            try:
+                pointers, _unreadable = iter_history_pointers(self.repo.root)
+            except TrackingError:
+                return self._by_old_oid  # not a git repository, or no git
+            for pointer in pointers:
+                sources = self._by_old_oid.setdefault(pointer.oid, [])
+                if all(s.path != pointer.path for s in sources):
+                    sources.append(FileSource(pointer.path, pointer.path))
+        return self._by_old_oid
 
     def written(self, out_hash: str) -> list[str]:
         """Tracked files that `write_file(..., track=True)` wrote from output `out_hash`."""

@@ -46,8 +46,19 @@ def hash_struct(*parts: Any) -> str:
 def encode_value(value: Any, path: str = "value") -> bytes:
     """Canonical bytes of `value`; `path` names it in errors (e.g. `argument 'x'`)."""
     out = bytearray()
-    _encode(value, out, path)
+    try:
+        _encode(value, out, path)
+    except RecursionError:
+        raise _too_deep(path) from None
     return bytes(out)
+
+
+def _too_deep(path: str) -> HashingError:
+    return HashingError(
+        f"cannot hash {path}: it is nested too deeply for Python's recursion limit "
+        f"({sys.getrecursionlimit()}); flatten it, or register an encoder for its type",
+        path=path,
+    )
 
 
 def register_encoder(cls: type, fn: Callable[[Any], Any]) -> None:
@@ -214,10 +225,13 @@ def encode_arguments(keys: Sequence[tuple[str, bytes]], arguments: dict[str, Any
         out += encoded_name
         value = arguments[name]
         encoder = _EXACT.get(type(value))
-        if encoder is not None:
-            encoder(value, out, name)
-        else:
-            _encode(value, out, f"arguments[{name!r}]")
+        try:
+            if encoder is not None:
+                encoder(value, out, name)
+            else:
+                _encode(value, out, f"arguments[{name!r}]")
+        except RecursionError:
+            raise _too_deep(f"argument {name!r}") from None
     return bytes(out)
 
 

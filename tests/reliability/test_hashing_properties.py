@@ -276,3 +276,26 @@ def test_huge_integers_hash_whatever_the_str_digit_limit():
 def test_unhashable_values_raise_hashing_error_naming_the_path():
     with pytest.raises(HashingError, match=r"value\[1\]\['k'\].*object"):
         encode_value([1, {"k": object()}])
+
+
+def test_deeply_nested_values_raise_hashing_error(repo, session):
+    """Deeper than the recursion limit allows: a HashingError, not a bare RecursionError."""
+    from tests.helpers import import_fresh, write_module
+
+    deep: Any = 1
+    for _ in range(sys.getrecursionlimit()):
+        deep = [deep]
+    with pytest.raises(HashingError, match="nested too deeply"):
+        encode_value({"k": deep})
+    write_module(repo.root, "deeppipe", """
+        from merkl import task
+        @task
+        def count(config):
+            return 1
+    """)
+    pipe = import_fresh(repo.root, "deeppipe")
+    config: Any = 1
+    for _ in range(600):  # a task call walks it fine; hashing needs two frames a level
+        config = {"inner": config}
+    with pytest.raises(HashingError, match="argument 'config'.*nested too deeply"):
+        _ = pipe.count(config).hash

@@ -2,13 +2,20 @@
 
 Writes go to `<root>/tmp/` and are renamed into place, so a reader never sees half an object;
 `tmp/` leftovers of an interrupted push are invisible to `has` and `list`.
+
+Objects are immutable read-only files on both sides, so when the remote is on the same
+filesystem as the local store they are hard-linked instead of copied, as `git clone` of a local
+repository does (option `hardlink = false` always copies). Pulled objects are still re-hashed:
+a remote file damaged in place is refused like any other corrupt object.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,16 +26,22 @@ from merkl.errors import CacheMissError
 from merkl.remotes.base import Remote, Source
 
 
+_WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+
+
 class LocalRemote(Remote):
     """Objects as files under a directory, laid out like the local store."""
 
     default_jobs = 8
+    known_options = frozenset({"hardlink"})
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(url, name=name, options=options)
         self.root = Path(_path_of(url)).expanduser()
+        self.hardlink = self.options.get("hardlink", True) is not False
 
     def prepare(self, *, write: bool) -> None:
         if self.root.is_dir():
@@ -50,7 +63,7 @@ class LocalRemote(Remote):
         root = self.root
         for key, dest in items:
             try:
-                shutil.copyfile(root / key, dest)
+                self._link_or_copy(root / key, dest)
             except FileNotFoundError:
                 raise CacheMissError(
                     f"{key} is not on {self.label}", key=key, remote=self.name
@@ -70,13 +83,26 @@ class LocalRemote(Remote):
                         handle.write(source)
                 else:
                     os.close(fd)
-                    shutil.copyfile(source, tmp)
+                    self._link_or_copy(source, Path(tmp))
                 os.chmod(tmp, 0o444)
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
+
+    def _link_or_copy(self, source: Path, dest: Path) -> None:
+        """Hard-link a read-only (immutable) file when possible, else copy it."""
+        if self.hardlink and not os.stat(source).st_mode & _WRITABLE:
+            try:
+                os.unlink(dest)
+                os.link(source, dest)
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                self.hardlink = False  # another filesystem: copy from now on
+        shutil.copyfile(source, dest)
 
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():

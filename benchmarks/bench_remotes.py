@@ -1,0 +1,167 @@
+"""Remote benchmarks (issue 5): `merkl push`/`pull` vs `dvc push`/`pull`, same data, one run.
+
+Data: 1,000 files of 100 KB (one tracked directory) plus one 500 MB file. Each tool pushes
+everything to an empty remote, then its local cache and work-tree copies are deleted and it
+pulls everything back (fetch + checkout). Two kinds of remote:
+
+1. a directory on the same disk;
+2. S3 served by moto's server on loopback (dvc through `dvc[s3]`, merkl through boto3).
+
+Every figure is a whole command in a fresh process (start-up included). DVC uses
+`cache.type symlink` (merkl's default link, and DVC's faster setting on ext4). Target: merkl
+>= 2x faster than DVC for push and for pull, on both kinds of remote.
+
+Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small]` (`make bench` runs all).
+`--small` uses 100 files and a 50 MB file, for a quick check.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+MERKL = [str(BIN / "merkl")]
+DVC = [str(BIN / "dvc")]
+SMALL = "--small" in sys.argv
+N_FILES = 100 if SMALL else 1000
+FILE_SIZE = 100_000
+BIG_SIZE = (50 if SMALL else 500) * 1_000_000
+ENV = {
+    **os.environ, "CI": "1", "DVC_NO_ANALYTICS": "1",
+    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+}
+ENV.pop("AWS_ENDPOINT_URL", None)
+
+
+def sh(args: list[str], cwd: Path) -> float:
+    """Run a command; return its wall time in seconds (it must succeed).
+
+    Dirty pages are flushed first, so one tool's writes are not paid for by the next one.
+    """
+    os.sync()
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-3000:]}")
+    return elapsed
+
+
+def make_data(folder: Path) -> None:
+    data = folder / "data"
+    data.mkdir(parents=True)
+    for i in range(N_FILES):
+        (data / f"f{i:04d}.bin").write_bytes(os.urandom(FILE_SIZE))
+    with open(folder / "big.bin", "wb") as handle:
+        for _ in range(BIG_SIZE // 10_000_000):
+            handle.write(os.urandom(10_000_000))
+
+
+def clear_data(folder: Path) -> None:
+    shutil.rmtree(folder / "data", ignore_errors=True)
+    (folder / "big.bin").unlink(missing_ok=True)
+
+
+def merkl_project(folder: Path, source: Path, remote_args: list[str]) -> Path:
+    folder.mkdir()
+    sh(["git", "init", "-q"], folder)
+    sh([*MERKL, "init"], folder)
+    shutil.copytree(source / "data", folder / "data")
+    shutil.copy(source / "big.bin", folder / "big.bin")
+    sh([*MERKL, "track", "data", "big.bin"], folder)
+    sh([*MERKL, "remote", "add", "bench", *remote_args, "--default"], folder)
+    return folder
+
+
+def dvc_project(folder: Path, source: Path, url: str, endpoint: str | None) -> Path:
+    folder.mkdir()
+    sh(["git", "init", "-q"], folder)
+    sh([*DVC, "init", "-q"], folder)
+    sh([*DVC, "config", "core.autostage", "false"], folder)
+    sh([*DVC, "config", "cache.type", "symlink"], folder)
+    shutil.copytree(source / "data", folder / "data")
+    shutil.copy(source / "big.bin", folder / "big.bin")
+    sh([*DVC, "add", "-q", "data", "big.bin"], folder)
+    sh([*DVC, "remote", "add", "-d", "bench", url], folder)
+    if endpoint:
+        sh([*DVC, "remote", "modify", "bench", "endpointurl", endpoint], folder)
+    return folder
+
+
+def measure(project: Path, tool: list[str], cache: Path) -> tuple[float, float]:
+    """(push seconds, pull seconds into an empty cache and work tree)."""
+    push = sh([*tool, "push"], project)
+    shutil.rmtree(cache)
+    clear_data(project)
+    pull = sh([*tool, "pull"], project)
+    if not (project / "big.bin").exists() or len(os.listdir(project / "data")) != N_FILES:
+        raise SystemExit(f"{tool[0]} pull did not restore the data in {project}")
+    return push, pull
+
+
+def report(kind: str, merkl: tuple[float, float], dvc: tuple[float, float]) -> None:
+    for label, ours, theirs in (("push", merkl[0], dvc[0]), ("pull", merkl[1], dvc[1])):
+        print(f"{kind:<10} {label}: merkl {ours:6.2f}s  dvc {theirs:6.2f}s  "
+              f"ratio dvc/merkl = {theirs / ours:5.2f}x")
+    total = (dvc[0] + dvc[1]) / (merkl[0] + merkl[1])
+    print(f"{kind:<10} push+pull: ratio dvc/merkl = {total:5.2f}x")
+
+
+def bench_directory(work: Path, source: Path) -> None:
+    merkl = merkl_project(work / "m-dir", source, [str(work / "m-remote")])
+    dvc = dvc_project(work / "d-dir", source, str(work / "d-remote"), None)
+    m = measure(merkl, MERKL, merkl / ".merkl" / "objects")
+    d = measure(dvc, DVC, dvc / ".dvc" / "cache")
+    report("directory", m, d)
+
+
+def bench_s3(work: Path, source: Path) -> None:
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="bench",
+            aws_secret_access_key="bench", region_name="us-east-1",
+        ).create_bucket(Bucket="bench")
+        merkl = merkl_project(work / "m-s3", source,
+                              ["s3://bench/merkl", f"endpoint_url={endpoint}"])
+        dvc = dvc_project(work / "d-s3", source, "s3://bench/dvc", endpoint)
+        m = measure(merkl, MERKL, merkl / ".merkl" / "objects")
+        d = measure(dvc, DVC, dvc / ".dvc" / "cache")
+        report("s3 (moto)", m, d)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    print(f"remotes: {N_FILES} files of {FILE_SIZE // 1000} KB + one "
+          f"{BIG_SIZE // 1_000_000} MB file; push, then pull into an empty cache")
+    with tempfile.TemporaryDirectory(prefix="merkl-bench-remotes-") as tmp:
+        work = Path(tmp)
+        source = work / "source"
+        make_data(source)
+        bench_directory(work, source)
+        bench_s3(work, source)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,9 @@ def recipe(folder: Path, config: str = "path: .", sinks: str | None = None) -> P
     path = folder / "lineage.yaml"
     path.write_text(
         "name: lineage\nversion: v1beta1\nsource:\n  name: merkl\n  scope: demo\n  config:\n"
-        + textwrap.indent(config, "    ") + "\nsinks:\n" + sinks
+        + textwrap.indent(config, "    ")
+        + "\nsinks:\n"
+        + sinks
     )
     return path
 
@@ -91,8 +93,13 @@ def test_payloads_carry_hashes_and_tasks(built):
     assert model["data"]["@type"].endswith(".Model")
     assert model["data"]["flavor"] == "merkl"
     assert model["data"]["attributes"] == {
-        "hash": f"blake3:{pointer.oid}", "kind": "file", "output": f"blake3:{pointer.output}",
-        "path": "model.bin", "serializer": "json", "size": pointer.size, "tracked": True,
+        "hash": f"blake3:{pointer.oid}",
+        "kind": "file",
+        "output": f"blake3:{pointer.output}",
+        "path": "model.bin",
+        "serializer": "json",
+        "size": pointer.size,
+        "tracked": True,
     }
     assert model["data"]["versions"][0]["version"] == pointer.oid[:12]
     assert model["create_time"].endswith("Z")

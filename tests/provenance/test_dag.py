@@ -52,9 +52,14 @@ def test_json_snapshot_and_hashes_match_a_dry_run(examples):
     ]
     edges = [(e["from"], e["to"], e["label"]) for e in graph["edges"]]
     assert edges == [
-        ("file0", "task0", "csv_bytes"), ("task0", "output0", ""),
-        ("output0", "task1", "rows"), ("task1", "output1", ""), ("task0", "output2", ""),
-        ("output1", "task2", "model"), ("output2", "task2", "rows"), ("task2", "output3", ""),
+        ("file0", "task0", "csv_bytes"),
+        ("task0", "output0", ""),
+        ("output0", "task1", "rows"),
+        ("task1", "output1", ""),
+        ("task0", "output2", ""),
+        ("output1", "task2", "model"),
+        ("output2", "task2", "rows"),
+        ("task2", "output3", ""),
         ("output1", "write0", ""),
     ]
     train = graph["nodes"][3]
@@ -94,7 +99,8 @@ def test_colours_on_a_terminal(examples):
     edit(examples / "pipeline1.py", "input_value**2", "input_value * input_value")
     coloured = dag("pipeline1.my_pipeline", ["42"], color=True)
     red, green = "\x1b[31mmissing", "\x1b[32mcached"
-    assert red in coloured and green in coloured
+    assert red in coloured
+    assert green in coloured
     assert coloured.index(red) < coloured.index(green)  # task2 (missing) above task1
     plain = run_ok("dag", "pipeline1.my_pipeline", "42")  # not a terminal: no colour
     assert "\x1b[" not in plain
@@ -123,7 +129,10 @@ def test_fill_missing(examples):
     )
     graph = json.loads(run_ok("dag", "--fill-missing", "-f", "json", "pipeline1.my_pipeline"))
     assert graph["nodes"][0] == {
-        "id": "argument0", "kind": "argument", "label": "input_value", "hash": None,
+        "id": "argument0",
+        "kind": "argument",
+        "label": "input_value",
+        "hash": None,
         "state": "missing-argument",
     }
 
@@ -138,8 +147,9 @@ def test_dot_source(examples):
     assert "input_value=42" in dot
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed "
-                    "(.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz is not installed (.ci/run installs it)"
+)
 def test_png_and_svg_through_graphviz(examples):
     result = run_cli("dag", "-f", "png", "-o", "dag.png", "pipeline2.pipeline")
     assert result.code == 0, result.err
@@ -147,7 +157,8 @@ def test_png_and_svg_through_graphviz(examples):
     assert "wrote dag.png" in result.err
     assert (examples / "dag.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     svg = run_ok("dag", "--format", "svg", "pipeline2.pipeline")
-    assert svg.lstrip().startswith("<?xml") and "pipeline2.load_data[0]" in svg
+    assert svg.lstrip().startswith("<?xml")
+    assert "pipeline2.load_data[0]" in svg
 
 
 def test_missing_graphviz_is_one_clear_line(examples, monkeypatch, tmp_path):

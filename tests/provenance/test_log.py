@@ -19,8 +19,12 @@ def test_log_lists_outputs_newest_first(examples):
     assert lines[0].split() == ["TIME", "TASK", "DURATION", "SIZE", "CACHED", "OUTPUT"]
     tasks = [line.split()[3] for line in lines[1:]]
     assert tasks == [
-        "pipeline2.evaluate", "pipeline2.train", "pipeline2.load_data[1]",
-        "pipeline2.load_data[0]", "pipeline1.task2", "pipeline1.task1",
+        "pipeline2.evaluate",
+        "pipeline2.train",
+        "pipeline2.load_data[1]",
+        "pipeline2.load_data[0]",
+        "pipeline1.task2",
+        "pipeline1.task1",
     ]
     assert all(line.split()[7] == "yes" for line in lines[1:])
     assert [line.split()[3] for line in run_ok("log", "-n", "2").splitlines()[1:]] == tasks[:2]

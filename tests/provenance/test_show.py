@@ -58,7 +58,8 @@ def test_show_json_links_every_output_and_file(ran):
     assert root["written_to"] == ["model.bin"]
     assert sorted(root["values"]) == ["epochs", "learning_rate"]
     [rows] = root["inputs"]
-    assert rows["argument"] == "rows" and rows["kind"] == "output"
+    assert rows["argument"] == "rows"
+    assert rows["kind"] == "output"
     upstream = data["outputs"][rows["hash"]]
     assert upstream["task"] == "load_data"
     [csv] = upstream["inputs"]
@@ -75,9 +76,7 @@ def test_untracked_input_file_is_found_through_the_stat_cache(examples):
 
 def test_depth_limits_the_walk(ran):
     out = run_ok("show", "--depth", "0", "model.bin")
-    assert normalise_hashes(out.partition("inputs\n")[2]).endswith(
-        "└── rows: output  #3  …\n"
-    )
+    assert normalise_hashes(out.partition("inputs\n")[2]).endswith("└── rows: output  #3  …\n")
     assert len(json.loads(run_ok("show", "--json", "--depth", "0", "model.bin"))["outputs"]) == 1
 
 
@@ -94,8 +93,9 @@ def test_ambiguous_and_unknown_prefixes(repo):
         RunRecord(f"abcd{n:060x}", 0, "t", "m", "0" * 64, "1" * 64, {}, [], 0.1, 1, 1.0)
         for n in (1, 2)
     ]
-    repo.index.add_outputs([OutputEntry(r.out_hash, "f" * 64, "json", 1, True) for r in runs],
-                           runs)
+    repo.index.add_outputs(
+        [OutputEntry(r.out_hash, "f" * 64, "json", 1, True) for r in runs], runs
+    )
     result = run_cli("show", "abcd")
     assert result.code == 1
     assert "hash prefix 'abcd' is ambiguous: 2 outputs match" in result.err

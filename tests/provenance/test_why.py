@@ -30,7 +30,8 @@ def test_code_change_of_one_function(examples):
     edit(examples / "pipeline1.py", "input_value**2", "input_value * input_value")
     out = run_ok("why", "pipeline1.my_pipeline", "42")
     lines = out.splitlines()
-    assert lines[0].startswith("pipeline1.task2  ") and lines[0].endswith("  missing")
+    assert lines[0].startswith("pipeline1.task2  ")
+    assert lines[0].endswith("  missing")
     assert lines[1].startswith("  compared with its run of ")
     assert lines[2].startswith("  - code changed: function task2 (or its code_deps) (code hash ")
     assert len(lines) == 3, "task1 is still cached and must not be listed"
@@ -53,8 +54,7 @@ def test_argument_value_change(examples):
     found = reasons("pipeline1.my_pipeline", "43")
     assert found["pipeline1.task1"] == [("argument", "input_value")]
     assert found["pipeline1.task2"] == [("upstream", "input_value")]
-    assert "argument 'input_value' changed: now 43" in run_ok("why", "pipeline1.my_pipeline",
-                                                                "43")
+    assert "argument 'input_value' changed: now 43" in run_ok("why", "pipeline1.my_pipeline", "43")
 
 
 def test_input_file_change_reaches_everything_downstream(examples):
@@ -66,14 +66,17 @@ def test_input_file_change_reaches_everything_downstream(examples):
     csv.write_text(csv.read_text() + "11.0,35.0\n")
     entries = json.loads(run_ok("why", "--json", "pipeline2.pipeline"))
     assert [e["task"] for e in entries] == [
-        "pipeline2.load_data[0,1]", "pipeline2.train", "pipeline2.evaluate",
+        "pipeline2.load_data[0,1]",
+        "pipeline2.train",
+        "pipeline2.evaluate",
     ]
     [file_reason] = entries[0]["reasons"]
     assert file_reason["kind"] == "input-file"
     assert (file_reason["old"], file_reason["new"]) == (old, hash_file(csv))
     assert "input file 'data/train.csv' changed (content " in file_reason["message"]
     assert [(r["kind"], r["argument"]) for r in entries[2]["reasons"]] == [
-        ("upstream", "model"), ("upstream", "rows"),
+        ("upstream", "model"),
+        ("upstream", "rows"),
     ]
 
 
@@ -104,7 +107,10 @@ def test_output_removed_from_the_cache(examples, repo):
 
 
 def test_signature_change_and_policy(examples):
-    write_module(examples, "sig", """
+    write_module(
+        examples,
+        "sig",
+        """
         from merkl import task, CachePolicy
 
         @task
@@ -117,7 +123,8 @@ def test_signature_change_and_policy(examples):
 
         def pipeline(a: int = 1):
             return f(a), never(a)
-    """)
+    """,
+    )
     run_ok("run", "sig.pipeline")
     edit(examples / "sig.py", "def f(a, b=1):", "def f(a, c=1):")
     found = reasons("sig.pipeline")
@@ -126,7 +133,10 @@ def test_signature_change_and_policy(examples):
 
 
 def test_fill_missing_reports_unknown_outputs_last(examples):
-    write_module(examples, "partial", """
+    write_module(
+        examples,
+        "partial",
+        """
         from merkl import task
 
         @task
@@ -135,10 +145,12 @@ def test_fill_missing_reports_unknown_outputs_last(examples):
 
         def pipeline(a: int, b: int):
             return f(a), f(b)
-    """)
+    """,
+    )
     found = json.loads(run_ok("why", "--json", "--fill-missing", "partial.pipeline", "1"))
     assert [(e["task"], e["reasons"][0]["kind"]) for e in found] == [
-        ("partial.f", "never-run"), ("partial.f", "unknown"),
+        ("partial.f", "never-run"),
+        ("partial.f", "unknown"),
     ]
     assert found[1]["reasons"][0]["message"] == (
         "its hash depends on pipeline argument(s) not given: b"
@@ -150,5 +162,6 @@ def test_fill_missing_reports_unknown_outputs_last(examples):
 def test_bad_input(examples):
     assert run_cli("why", "pipeline1.my_pipeline").code == 2  # missing pipeline argument
     bad = run_cli("why", "nomodule.fn")
-    assert bad.code == 1 and "cannot import module 'nomodule'" in bad.err
+    assert bad.code == 1
+    assert "cannot import module 'nomodule'" in bad.err
     assert "--epochs" in run_ok("why", "pipeline2.pipeline", "--help")

@@ -46,8 +46,12 @@ def dag(
         DAG shows everything that does not depend on them
     """
     text = dag_op(
-        target, list(pipeline_args), fmt=format, output=Path(output) if output else None,
-        fill_missing=fill_missing, color=_color(),
+        target,
+        list(pipeline_args),
+        fmt=format,
+        output=Path(output) if output else None,
+        fill_missing=fill_missing,
+        color=_color(),
     )
     sys.stdout.write(text)
 

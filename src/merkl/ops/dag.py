@@ -39,8 +39,7 @@ def dag(
             f"unknown --format {fmt!r}; expected one of {', '.join(FORMATS)}", exit_code=2
         )
     if fmt == "png" and output is None:
-        raise UsageError("--format png is binary: give a file to write with -o FILE",
-                         exit_code=2)
+        raise UsageError("--format png is binary: give a file to write with -o FILE", exit_code=2)
     if wants_help(args):
         return pipeline_help(target)
     graph = build_dag(call_pipeline(target, args, fill_missing=fill_missing))

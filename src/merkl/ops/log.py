@@ -23,9 +23,15 @@ class LogEntry:
     def to_json(self) -> dict[str, Any]:
         run = self.run
         return {
-            "output": run.out_hash, "task": run.task, "module": run.module,
-            "index": run.out_index, "time": run.time, "duration": run.duration,
-            "size": run.size, "code_hash": run.code_hash, "cached": self.cached,
+            "output": run.out_hash,
+            "task": run.task,
+            "module": run.module,
+            "index": run.out_index,
+            "time": run.time,
+            "duration": run.duration,
+            "size": run.size,
+            "code_hash": run.code_hash,
+            "cached": self.cached,
         }
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from merkl.cache.index import RunRecord
 from rich.text import Text
 
+from merkl.cache.index import RunRecord
 from merkl.errors import PointerFileError, UsageError
 from merkl.pointer import POINTER_SUFFIX, pointer_path, read_pointer
 from merkl.provenance.history import FileIndex, FileSource, RunLog, argument_sources
@@ -147,14 +147,21 @@ def _record_json(record: OutputRecord) -> dict[str, Any]:
     data: dict[str, Any] = {
         "cached": record.cached,
         "written_to": record.written_to,
-        "inputs": [{"argument": i.argument, "kind": i.kind, "hash": i.hash}
-                   for i in record.inputs],
+        "inputs": [
+            {"argument": i.argument, "kind": i.kind, "hash": i.hash} for i in record.inputs
+        ],
         "values": record.values,
     }
     if run is not None:
         data.update(
-            task=run.task, module=run.module, index=run.out_index, code_hash=run.code_hash,
-            args_hash=run.args_hash, time=_iso(run.time), duration=run.duration, size=run.size,
+            task=run.task,
+            module=run.module,
+            index=run.out_index,
+            code_hash=run.code_hash,
+            args_hash=run.args_hash,
+            time=_iso(run.time),
+            duration=run.duration,
+            size=run.size,
         )
     return data
 
@@ -182,11 +189,16 @@ def _header(record: OutputRecord) -> list[Text]:
         rows += [
             ("task", Text(f"{record.label}, output {run.out_index}")),
             ("code hash", Text(run.code_hash)),
-            ("computed", Text(f"{local_time(run.time)} in {run.duration:.3f}s, "
-                              f"{run.size} bytes")),
+            ("computed", Text(f"{local_time(run.time)} in {run.duration:.3f}s, {run.size} bytes")),
         ]
-    rows.append(("cached", Text("yes", style="green") if record.cached
-                 else Text("no (removed since, or never stored)", style="red")))
+    rows.append(
+        (
+            "cached",
+            Text("yes", style="green")
+            if record.cached
+            else Text("no (removed since, or never stored)", style="red"),
+        )
+    )
     if record.written_to:
         rows.append(("written to", Text(", ".join(record.written_to))))
     return [Text(f"  {name:<11}") + value for name, value in rows]
@@ -224,13 +236,21 @@ def _describe_input(provenance: Provenance, item: InputRef) -> Text:
         sources = provenance.files.get(item.hash, [])
         tracked = any(s.item is not None for s in sources)
         paths = ", ".join(s.path for s in sources)
-        return (Text(f"file {paths}  ") + short_hash(item.hash)
-                + Text("  tracked" if tracked else ""))
+        return (
+            Text(f"file {paths}  ") + short_hash(item.hash) + Text("  tracked" if tracked else "")
+        )
     if item.kind == UNKNOWN:
-        return Text("unknown input  ") + short_hash(item.hash) + Text(
-            "  (neither a logged output nor a known file)", style="dim")
+        return (
+            Text("unknown input  ")
+            + short_hash(item.hash)
+            + Text("  (neither a logged output nor a known file)", style="dim")
+        )
     record = provenance.outputs.get(item.hash)
     if record is None:  # beyond --depth
         return Text("output  ") + short_hash(item.hash) + Text("  …", style="dim")
-    return (Text(f"{record.label}  ") + short_hash(item.hash) + Text("  ")
-            + state_text("cached" if record.cached else "missing"))
+    return (
+        Text(f"{record.label}  ")
+        + short_hash(item.hash)
+        + Text("  ")
+        + state_text("cached" if record.cached else "missing")
+    )

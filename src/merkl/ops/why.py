@@ -59,8 +59,11 @@ class WhyEntry:
         return {
             "task": self.label,
             "outputs": self.out_hashes,
-            "compared_with": None if previous is None else {
-                "output": previous.out_hash, "time": previous.time,
+            "compared_with": None
+            if previous is None
+            else {
+                "output": previous.out_hash,
+                "time": previous.time,
                 "code_hash": previous.code_hash,
             },
             "reasons": [vars(reason) for reason in self.reasons],
@@ -90,9 +93,17 @@ def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[Why
 
 def _unknown_entry(call: Call, outputs: list[Placeholder]) -> WhyEntry:
     names = sorted({n.name for n in iter_nodes(outputs) if isinstance(n, MissingArgument)})
-    return WhyEntry(_call_label(call, outputs), [], None, [Reason(
-        "unknown", f"its hash depends on pipeline argument(s) not given: {', '.join(names)}",
-    )])
+    return WhyEntry(
+        _call_label(call, outputs),
+        [],
+        None,
+        [
+            Reason(
+                "unknown",
+                f"its hash depends on pipeline argument(s) not given: {', '.join(names)}",
+            )
+        ],
+    )
 
 
 def _call_label(call: Call, outputs: list[Placeholder]) -> str:
@@ -115,32 +126,45 @@ class _Explainer:
         out_hashes = [p.hash for p in outputs if p.hash is not None]
         policy = task.policy(first.index)
         if policy in (CachePolicy.MEMORY, CachePolicy.NEVER):
-            return WhyEntry(label, out_hashes, None, [Reason(
-                "not-cached-by-policy",
-                f"cache_policy={policy.name}: this output is never stored between processes",
-            )])
+            return WhyEntry(
+                label,
+                out_hashes,
+                None,
+                [
+                    Reason(
+                        "not-cached-by-policy",
+                        f"cache_policy={policy.name}: this output is never stored between "
+                        "processes",
+                    )
+                ],
+            )
         current = call.arg_hashes()
         previous = self._closest_run(call, first.index, current)
         entry = WhyEntry(label, out_hashes, previous)
         if previous is None:
-            entry.reasons.append(Reason(
-                "never-run", f"no earlier run of {task.module}.{task.name} is in the run log: "
-                f"it has not been computed in this repository",
-            ))
+            entry.reasons.append(
+                Reason(
+                    "never-run",
+                    f"no earlier run of {task.module}.{task.name} is in the run log: "
+                    f"it has not been computed in this repository",
+                )
+            )
         elif previous.out_hash == first.hash:
-            entry.reasons.append(Reason(
-                "evicted", f"it was computed {local_time(previous.time)} but is no longer in the "
-                f"cache (removed by `merkl gc` or lost); nothing changed since",
-            ))
+            entry.reasons.append(
+                Reason(
+                    "evicted",
+                    f"it was computed {local_time(previous.time)} but is no longer in the "
+                    f"cache (removed by `merkl gc` or lost); nothing changed since",
+                )
+            )
         else:
             entry.reasons = self._differences(call, previous, current)
         return entry
 
-    def _closest_run(
-        self, call: Call, index: int, current: dict[str, str]
-    ) -> RunRecord | None:
-        runs = [r for r in self.log.task_runs(call.task.module, call.task.name)
-                if r.out_index == index][:_MAX_CANDIDATES]
+    def _closest_run(self, call: Call, index: int, current: dict[str, str]) -> RunRecord | None:
+        runs = [
+            r for r in self.log.task_runs(call.task.module, call.task.name) if r.out_index == index
+        ][:_MAX_CANDIDATES]
         if not runs:
             return None
         code_hash = call.task.code_hash
@@ -152,57 +176,92 @@ class _Explainer:
         task = call.task
         reasons: list[Reason] = []
         if previous.code_hash != task.code_hash:
-            reasons.append(Reason(
-                "code", f"code changed: {_code_scope(call)} (code hash "
-                f"{previous.code_hash[:HASH_CHARS]} → {task.code_hash[:HASH_CHARS]})",
-                old=previous.code_hash, new=task.code_hash,
-            ))
+            reasons.append(
+                Reason(
+                    "code",
+                    f"code changed: {_code_scope(call)} (code hash "
+                    f"{previous.code_hash[:HASH_CHARS]} → {task.code_hash[:HASH_CHARS]})",
+                    old=previous.code_hash,
+                    new=task.code_hash,
+                )
+            )
         old_sources = argument_sources(previous)
         for name, arg_hash in current.items():
             old_hash = previous.arg_hashes.get(name)
             if old_hash is None:
-                reasons.append(Reason("argument-added", f"argument {name!r} is new (the "
-                                      f"signature changed)", argument=name, new=arg_hash))
+                reasons.append(
+                    Reason(
+                        "argument-added",
+                        f"argument {name!r} is new (the signature changed)",
+                        argument=name,
+                        new=arg_hash,
+                    )
+                )
             elif old_hash != arg_hash:
                 value = call.bound.arguments[name]
                 reasons.append(self._changed_argument(name, value, old_sources.get(name)))
         for name in sorted(set(previous.arg_hashes) - set(current)):
-            reasons.append(Reason("argument-removed", f"argument {name!r} was removed (the "
-                                  f"signature changed)", argument=name))
+            reasons.append(
+                Reason(
+                    "argument-removed",
+                    f"argument {name!r} was removed (the signature changed)",
+                    argument=name,
+                )
+            )
         if not reasons:
-            reasons.append(Reason(
-                "hash-only", f"same code and arguments as the run of {local_time(previous.time)}, "
-                f"but another output hash (merkl's hash format or the output index changed)",
-            ))
+            reasons.append(
+                Reason(
+                    "hash-only",
+                    f"same code and arguments as the run of {local_time(previous.time)}, "
+                    f"but another output hash (merkl's hash format or the output index changed)",
+                )
+            )
         return reasons
 
     def _changed_argument(self, name: str, value: Any, old: str | None) -> Reason:
         if isinstance(value, FileRef):
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
-                "input-file", f"argument {name!r}: input file {self._relpath(value.path)!r} "
+                "input-file",
+                f"argument {name!r}: input file {self._relpath(value.path)!r} "
                 f"changed (content {was}{value.hash[:HASH_CHARS]})",
-                argument=name, old=old, new=value.hash,
+                argument=name,
+                old=old,
+                new=value.hash,
             )
         if isinstance(value, StoredOutput):
             return Reason(
-                "upstream", f"argument {name!r}: {self._relpath(value.pointer_file)!r} now "
+                "upstream",
+                f"argument {name!r}: {self._relpath(value.pointer_file)!r} now "
                 f"records another output ({value.hash[:HASH_CHARS]})",
-                argument=name, old=old, new=value.hash,
+                argument=name,
+                old=old,
+                new=value.hash,
             )
         if isinstance(value, Placeholder):
             was = f"{old[:HASH_CHARS]} → " if old else ""
             see = "; see above" if value.hash in self.missing_hashes else ""
             return Reason(
-                "upstream", f"argument {name!r}: upstream output {output_label(value)} changed "
+                "upstream",
+                f"argument {name!r}: upstream output {output_label(value)} changed "
                 f"({was}{(value.hash or '?')[:HASH_CHARS]}){see}",
-                argument=name, old=old, new=value.hash,
+                argument=name,
+                old=old,
+                new=value.hash,
             )
         if iter_lazy(value):
-            return Reason("upstream", f"argument {name!r} changed: it holds task outputs or "
-                          f"files, and at least one of them changed", argument=name)
-        return Reason("argument", f"argument {name!r} changed: now {short_repr(value)}",
-                      argument=name, new=short_repr(value))
+            return Reason(
+                "upstream",
+                f"argument {name!r} changed: it holds task outputs or "
+                f"files, and at least one of them changed",
+                argument=name,
+            )
+        return Reason(
+            "argument",
+            f"argument {name!r} changed: now {short_repr(value)}",
+            argument=name,
+            new=short_repr(value),
+        )
 
     def _relpath(self, path: Path) -> str:
         try:
@@ -226,8 +285,6 @@ def _code_scope(call: Call) -> str:
     return f"module {task.module} (or the code_deps of {task.name})"
 
 
-
-
 def render_why(target: str, entries: list[WhyEntry], *, color: bool = False) -> str:
     """One block per task call to compute: its outputs, then one line per reason."""
     if not entries:
@@ -235,11 +292,18 @@ def render_why(target: str, entries: list[WhyEntry], *, color: bool = False) -> 
     lines: list[Text] = []
     for entry in entries:
         hashes = ", ".join(h[:HASH_CHARS] for h in entry.out_hashes) or "?" * HASH_CHARS
-        state = Text("  unknown", style="yellow") if not entry.out_hashes else Text(
-            "  missing", style="red")
+        state = (
+            Text("  unknown", style="yellow")
+            if not entry.out_hashes
+            else Text("  missing", style="red")
+        )
         lines.append(Text(f"{entry.label}  ", style="bold") + Text(hashes, style="dim") + state)
         if entry.compared_with is not None and entry.reasons[0].kind != "evicted":
-            lines.append(Text(f"  compared with its run of {local_time(entry.compared_with.time)}",
-                              style="dim"))
+            lines.append(
+                Text(
+                    f"  compared with its run of {local_time(entry.compared_with.time)}",
+                    style="dim",
+                )
+            )
         lines += [Text(f"  - {reason.message}") for reason in entry.reasons]
     return to_string(lines, color=color)

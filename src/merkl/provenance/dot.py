@@ -27,7 +27,7 @@ def to_dot(dag: Dag) -> str:
         "digraph merkl {",
         "  rankdir=TB;",
         '  bgcolor="transparent";',
-        f"  label={_html(dag.target)}; labelloc=t; fontname=\"Helvetica\";",
+        f'  label={_html(dag.target)}; labelloc=t; fontname="Helvetica";',
         '  node [fontname="Helvetica", fontsize=11, style=filled, fillcolor=white];',
         '  edge [fontname="Helvetica", fontsize=9, color=gray40];',
     ]
@@ -42,22 +42,25 @@ def to_dot(dag: Dag) -> str:
 def _attributes(node: DagNode) -> str:
     short = (node.hash or "?" * _HASH_CHARS)[:_HASH_CHARS]
     if node.kind == "task":
-        rows = [f"<b>{html.escape(node.label)}</b>",
-                f'<font point-size="9">code {node.detail["code_hash"][:_HASH_CHARS]}</font>']
-        rows += [html.escape(f"{name}={value}")
-                 for name, value in node.detail["arguments"].items()]
+        rows = [
+            f"<b>{html.escape(node.label)}</b>",
+            f'<font point-size="9">code {node.detail["code_hash"][:_HASH_CHARS]}</font>',
+        ]
+        rows += [
+            html.escape(f"{name}={value}") for name, value in node.detail["arguments"].items()
+        ]
         return f'shape=box, style="rounded,filled", label=<{"<br/>".join(rows)}>'
     if node.kind in ("output", "stored"):
         color = _COLORS.get(node.state, _OTHER_COLOR)
         name = node.label if node.kind == "output" else f"load {node.label}"
-        label = (f'<font color="{color}">{html.escape(name)}<br/>{short} {node.state}</font>')
+        label = f'<font color="{color}">{html.escape(name)}<br/>{short} {node.state}</font>'
         shape = "parallelogram" if node.kind == "output" else "cylinder"
         return f'shape={shape}, style="dashed,filled", color="{color}", label=<{label}>'
     if node.kind in ("file", "write"):
         extra = "tracked" if node.state == "tracked" or node.detail.get("track") else ""
         head = "write " if node.kind == "write" else ""
         rows = [html.escape(head + node.label), short + (f" {extra}" if extra else "")]
-        return f'shape=cylinder, label=<{"<br/>".join(rows)}>'
+        return f"shape=cylinder, label=<{'<br/>'.join(rows)}>"
     if node.kind == "argument":
         label = html.escape(f"missing argument {node.label}")
         return f'shape=box, style="dashed,filled", color="{_OTHER_COLOR}", label=<{label}>'
@@ -87,8 +90,11 @@ def render_image(dot_source: str, fmt: str) -> bytes:
         )
     try:
         proc = subprocess.run(
-            [program, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-            timeout=_DOT_TIMEOUT_S, check=False,
+            [program, f"-T{fmt}"],
+            input=dot_source.encode(),
+            capture_output=True,
+            timeout=_DOT_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise MerklError(f"Graphviz `dot -T{fmt}` took longer than {_DOT_TIMEOUT_S}s") from None

@@ -107,7 +107,8 @@ class RunLog:
         if not prefix or not set(prefix) <= _HEX or len(prefix) > HEX_LEN:
             raise UsageError(
                 f"{text!r} is not an output hash: expected hex digits (a full hash or a "
-                f"prefix of at least {_MIN_PREFIX}), as `merkl log` prints them", exit_code=2,
+                f"prefix of at least {_MIN_PREFIX}), as `merkl log` prints them",
+                exit_code=2,
             )
         if len(prefix) < _MIN_PREFIX:
             raise UsageError(

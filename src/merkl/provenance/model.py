@@ -146,21 +146,33 @@ class _Builder:
         if isinstance(lazy, Placeholder):
             task_id = self._task(lazy.call)
             node_id = self._new(
-                "output", output_label(lazy), lazy.hash, output_state(lazy, self.repo.cache),
-                task=lazy.task.name, module=lazy.task.module, index=lazy.index,
+                "output",
+                output_label(lazy),
+                lazy.hash,
+                output_state(lazy, self.repo.cache),
+                task=lazy.task.name,
+                module=lazy.task.module,
+                index=lazy.index,
             )
             self.edges.append(DagEdge(task_id, node_id))
         elif isinstance(lazy, FileRef):
             rel = self._relpath(lazy.path)
             tracked = pointer_path(lazy.path).is_file()
             node_id = self._new(
-                "file", rel, lazy.hash, "tracked" if tracked else "file", path=rel,
+                "file",
+                rel,
+                lazy.hash,
+                "tracked" if tracked else "file",
+                path=rel,
                 tracked=tracked,
             )
         elif isinstance(lazy, StoredOutput):
             node_id = self._new(
-                "stored", self._relpath(lazy.pointer_file), lazy.hash,
-                CACHED if self._has_stored(lazy) else MISSING, path=lazy.pointer.path,
+                "stored",
+                self._relpath(lazy.pointer_file),
+                lazy.hash,
+                CACHED if self._has_stored(lazy) else MISSING,
+                path=lazy.pointer.path,
             )
         elif isinstance(lazy, MissingArgument):
             node_id = self._new("argument", lazy.name, None, "missing-argument")
@@ -179,8 +191,14 @@ class _Builder:
             if not iter_lazy(value)
         }
         task_id = self._new(
-            "task", f"{task.module}.{task.name}", None, "task", code_hash=task.code_hash,
-            parameters=list(call.bound.arguments), arguments=plain, outputs=call.n_outs,
+            "task",
+            f"{task.module}.{task.name}",
+            None,
+            "task",
+            code_hash=task.code_hash,
+            parameters=list(call.bound.arguments),
+            arguments=plain,
+            outputs=call.n_outs,
         )
         self._calls[call] = task_id
         for name, value in call.bound.arguments.items():
@@ -190,9 +208,7 @@ class _Builder:
 
     def add_write(self, write: FileOutput) -> str:
         rel = self._relpath(write.path)
-        node_id = self._new(
-            "write", rel, write.hash, "planned", path=rel, track=write.track
-        )
+        node_id = self._new("write", rel, write.hash, "planned", path=rel, track=write.track)
         self.edges.append(DagEdge(self.ids[write.source], node_id))
         return node_id
 

@@ -14,6 +14,7 @@ green, missing red, unknown yellow.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rich.text import Text
@@ -46,7 +47,9 @@ def draw(title: Text, rows: list[Row]) -> list[Text]:
         lines.append(Text(prefix + ("└── " if is_last else "├── ")) + row.text)
         inner = prefix + ("    " if is_last else "│   ")
         last = len(row.children) - 1
-        stack.extend((child, inner, i == last) for i, child in reversed(list(enumerate(row.children))))
+        stack.extend(
+            (child, inner, i == last) for i, child in reversed(list(enumerate(row.children)))
+        )
     return lines
 
 
@@ -59,8 +62,9 @@ def to_string(lines: list[Text], *, color: bool) -> str:
     from rich.console import Console
 
     buffer = StringIO()
-    console = Console(file=buffer, force_terminal=True, color_system="standard", width=10_000,
-                      soft_wrap=True)
+    console = Console(
+        file=buffer, force_terminal=True, color_system="standard", width=10_000, soft_wrap=True
+    )
     for line in lines:
         console.print(line, highlight=False)
     return buffer.getvalue()
@@ -78,10 +82,10 @@ def human_size(size: int) -> str:
     power = 0
     while size >= 1024 ** (power + 1) and power < len(units) - 1:
         power += 1
-    return f"{size} B" if power == 0 else f"{size / 1024 ** power:.1f} {units[power]}"
+    return f"{size} B" if power == 0 else f"{size / 1024**power:.1f} {units[power]}"
 
 
-def table_text(header: tuple[str, ...], rows: list[tuple[str, ...]], *, color: bool) -> str:
+def table_text(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, color: bool) -> str:
     """Rows under a header: a rich table when `color`, plain aligned columns otherwise."""
     if color:
         from io import StringIO

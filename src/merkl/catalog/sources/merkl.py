@@ -48,8 +48,20 @@ from merkl.repo import Repo
 SERVICE = "merkl"
 MODEL, DATASET = "model", "dataset"
 DEFAULT_MODEL_PATTERNS = [
-    "*.bin", "*.pt", "*.pth", "*.ckpt", "*.onnx", "*.h5", "*.keras", "*.pkl", "*.pickle",
-    "*.joblib", "*.safetensors", "*.gguf", "*.tflite", "models/*",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "*.onnx",
+    "*.h5",
+    "*.keras",
+    "*.pkl",
+    "*.pickle",
+    "*.joblib",
+    "*.safetensors",
+    "*.gguf",
+    "*.tflite",
+    "models/*",
 ]
 
 SAMPLE_CONFIG = """\
@@ -144,8 +156,11 @@ class _Extraction:
 
     def _add_tracked(self, rel: str, pointer: Pointer) -> None:
         attributes: dict[str, Any] = {
-            "path": rel, "hash": HASH_PREFIX + pointer.oid, "size": pointer.size,
-            "tracked": True, "kind": pointer.type,
+            "path": rel,
+            "hash": HASH_PREFIX + pointer.oid,
+            "size": pointer.size,
+            "tracked": True,
+            "kind": pointer.type,
         }
         if pointer.type == "dir":
             attributes["files"] = pointer.files
@@ -158,28 +173,50 @@ class _Extraction:
             moment: str | None = normalize_timestamp(pointer.timestamp)
         except TimestampError:
             moment = None
-        description = (f"{rel}, written by a merkl pipeline" if pointer.output
-                       else f"{rel}, tracked by merkl")
+        description = (
+            f"{rel}, written by a merkl pipeline" if pointer.output else f"{rel}, tracked by merkl"
+        )
         self._add_file(rel, pointer.oid, attributes, upstreams, description, moment)
 
     def _add_file(
-        self, rel: str, oid: str, attributes: dict[str, Any], upstreams: list[dict[str, str]],
-        description: str, moment: str | None,
+        self,
+        rel: str,
+        oid: str,
+        attributes: dict[str, Any],
+        upstreams: list[dict[str, str]],
+        description: str,
+        moment: str | None,
     ) -> None:
         asset_type = self._file_type(rel)
         if asset_type == MODEL:
             version = make_model_version(
-                status="", version=oid[:12], attributes={"hash": HASH_PREFIX + oid},
-                labels=None, create_time=moment, update_time=moment,
+                status="",
+                version=oid[:12],
+                attributes={"hash": HASH_PREFIX + oid},
+                labels=None,
+                create_time=moment,
+                update_time=moment,
             )
-            data = make_model(namespace=self.repo.root.name, flavor=SERVICE, versions=[version],
-                              attributes=attributes, create_time=moment, update_time=moment)
+            data = make_model(
+                namespace=self.repo.root.name,
+                flavor=SERVICE,
+                versions=[version],
+                attributes=attributes,
+                create_time=moment,
+                update_time=moment,
+            )
         else:
             data = _table(attributes, moment)
         self.assets[self._file_urn(rel)] = make_asset(
-            urn=self._file_urn(rel), name=rel.rsplit("/", 1)[-1], service=SERVICE,
-            asset_type=asset_type, description=description, data=data, upstreams=upstreams,
-            create_time=moment, update_time=moment,
+            urn=self._file_urn(rel),
+            name=rel.rsplit("/", 1)[-1],
+            service=SERVICE,
+            asset_type=asset_type,
+            description=description,
+            data=data,
+            upstreams=upstreams,
+            create_time=moment,
+            update_time=moment,
         )
 
     def _file_resources(self, oid: str) -> list[dict[str, str]]:
@@ -192,29 +229,46 @@ class _Extraction:
             if source.item is None:
                 self._add_untracked(source, oid)
         items = sorted({s.item or s.path for s in chosen})
-        return [make_resource(self._file_urn(rel), service=SERVICE,
-                              resource_type=self._file_type(rel)) for rel in items]
+        return [
+            make_resource(self._file_urn(rel), service=SERVICE, resource_type=self._file_type(rel))
+            for rel in items
+        ]
 
     def _add_untracked(self, source: FileSource, oid: str) -> None:
         if self._file_urn(source.path) in self.assets:
             return
-        attributes = {"path": source.path, "hash": HASH_PREFIX + oid, "tracked": False,
-                      "kind": "file"}
-        self._add_file(source.path, oid, attributes, [],
-                       f"{source.path}, an input file of a merkl pipeline (not tracked)", None)
+        attributes = {
+            "path": source.path,
+            "hash": HASH_PREFIX + oid,
+            "tracked": False,
+            "kind": "file",
+        }
+        self._add_file(
+            source.path,
+            oid,
+            attributes,
+            [],
+            f"{source.path}, an input file of a merkl pipeline (not tracked)",
+            None,
+        )
 
     # -- outputs --------------------------------------------------------------------------
     def _output_resource(self, out_hash: str) -> dict[str, str]:
         if out_hash not in self._queued:
             self._queued.add(out_hash)
             self._queue.append(out_hash)
-        return make_resource(make_urn(SERVICE, self.ctx.scope, "output", out_hash),
-                             service=SERVICE, resource_type=DATASET)
+        return make_resource(
+            make_urn(SERVICE, self.ctx.scope, "output", out_hash),
+            service=SERVICE,
+            resource_type=DATASET,
+        )
 
     def _add_output(self, out_hash: str) -> None:
         run = self.log.find_run(out_hash)
-        attributes: dict[str, Any] = {"hash": HASH_PREFIX + out_hash,
-                                      "cached": self.log.is_cached(out_hash)}
+        attributes: dict[str, Any] = {
+            "hash": HASH_PREFIX + out_hash,
+            "cached": self.log.is_cached(out_hash),
+        }
         upstreams: list[dict[str, str]] = []
         moment = None
         if run is None:
@@ -228,8 +282,14 @@ class _Extraction:
             upstreams = self._parents(run)
         urn = make_urn(SERVICE, self.ctx.scope, "output", out_hash)
         self.assets[urn] = make_asset(
-            urn=urn, name=name, service=SERVICE, asset_type=DATASET, description=description,
-            data=_table(attributes, moment), upstreams=upstreams, create_time=moment,
+            urn=urn,
+            name=name,
+            service=SERVICE,
+            asset_type=DATASET,
+            description=description,
+            data=_table(attributes, moment),
+            upstreams=upstreams,
+            create_time=moment,
             update_time=moment,
         )
 
@@ -264,12 +324,15 @@ def _run_attributes(run: RunRecord) -> dict[str, Any]:
 
 def _table(attributes: dict[str, Any], moment: str | None) -> dict[str, Any]:
     """A `Table` payload holding only attributes (Meteor has no message for plain datasets)."""
-    return make_data("Table", {
-        "profile": None,
-        "columns": [],
-        "preview_fields": [],
-        "preview_rows": None,
-        "attributes": make_struct(attributes),
-        "create_time": moment,
-        "update_time": moment,
-    })
+    return make_data(
+        "Table",
+        {
+            "profile": None,
+            "columns": [],
+            "preview_fields": [],
+            "preview_rows": None,
+            "attributes": make_struct(attributes),
+            "create_time": moment,
+            "update_time": moment,
+        },
+    )

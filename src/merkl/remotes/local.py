@@ -94,8 +94,9 @@ class LocalRemote(Remote):
     def _link_or_copy(self, source: Path, dest: Path) -> None:
         """Hard-link a read-only (immutable) file when possible, else copy it."""
         if self.hardlink and not os.stat(source).st_mode & _WRITABLE:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(dest)
+            try:
                 os.link(source, dest)
                 return
             except OSError as exc:

@@ -72,7 +72,8 @@ def pointer_path(data_path: Path | str) -> Path:
 
 
 def dump_pointer(pointer: Pointer) -> bytes:
-    return orjson.dumps(pointer.to_json(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+    return orjson.dumps(pointer.to_json(), option=options) + b"\n"
 
 
 def write_pointer(file: Path, pointer: Pointer) -> None:

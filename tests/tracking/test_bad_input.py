@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from merkl.hashing import hash_bytes
 from tests.helpers import run_cli
 from tests.tracking.conftest import set_link_type, snapshot
+
+from merkl.hashing import hash_bytes
 
 GOOD_HASH = "blake3:" + hash_bytes(b"x")
 
@@ -64,7 +64,8 @@ def test_bad_pointer_is_reported_and_nothing_changes(tree, case, command):
     result = run_cli(*args)
     assert result.code == 1
     line = _one_error_line(result)
-    assert "d.bin.merkl" in line and expected in line
+    assert "d.bin.merkl" in line
+    assert expected in line
     assert snapshot(root) == before
 
 
@@ -81,15 +82,18 @@ def test_track_refuses_paths_outside_the_repo(tree, tmp_path):
     outside.write_text("1")
     root = tree({"a": "1"})
     line = _refused(root, str(outside))
-    assert repr(str(outside)) in line and "outside the repository" in line
+    assert repr(str(outside)) in line
+    assert "outside the repository" in line
     assert "'../../outside'" in _refused(root, "../../outside")
-    assert outside.read_text() == "1" and not outside.is_symlink()
+    assert outside.read_text() == "1"
+    assert not outside.is_symlink()
 
 
 def test_track_refuses_merkl_internals(tree):
     root = tree({"a": "1"})
     line = _refused(root, ".merkl/index.sqlite")
-    assert "'.merkl/index.sqlite'" in line and "inside merkl's own .merkl/" in line
+    assert "'.merkl/index.sqlite'" in line
+    assert "inside merkl's own .merkl/" in line
     assert "'.merkl'" in _refused(root, ".merkl")
 
 
@@ -97,13 +101,15 @@ def test_track_refuses_a_pointer_file(tree):
     root = tree({"a.bin": "1"})
     run_cli("track", "a.bin")
     line = _refused(root, "a.bin.merkl")
-    assert "'a.bin.merkl'" in line and "track the data file 'a.bin' instead" in line
+    assert "'a.bin.merkl'" in line
+    assert "track the data file 'a.bin' instead" in line
 
 
 def test_track_refuses_a_missing_file(tree):
     root = tree({"a": "1"})
     line = _refused(root, "a", "nope.csv")  # checked before `a` is touched
-    assert "'nope.csv'" in line and "no such file or directory" in line
+    assert "'nope.csv'" in line
+    assert "no such file or directory" in line
 
 
 def test_track_refuses_symlinks_and_nested_tracking(tree, tmp_path):
@@ -112,7 +118,8 @@ def test_track_refuses_symlinks_and_nested_tracking(tree, tmp_path):
     assert "is a symlink to" in _refused(root, "alias.bin")
     run_cli("track", "data", "other/c")
     line = _refused(root, "data/a")
-    assert "'data/a'" in line and "inside the tracked directory 'data'" in line
+    assert "'data/a'" in line
+    assert "inside the tracked directory 'data'" in line
     line = _refused(root, "other")
     assert "contains the tracked file 'other/c'" in line
     assert "repository root" in _refused(root, ".")
@@ -122,9 +129,12 @@ def test_full_disk_during_track_leaves_the_original_intact(tmp_path, monkeypatch
     """A real full filesystem: a 1 MiB tmpfs (root can mount one), else a file-size limit."""
     mount = tmp_path / "small"
     mount.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    ).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         if mounted:
             _full_tmpfs_scenario(mount, monkeypatch)
@@ -146,15 +156,22 @@ def _full_tmpfs_scenario(mount: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         filler = mount / "filler"
         with contextlib.suppress(OSError), open(filler, "wb") as handle:
             # copy: leave room for the pointer, not for the copy; symlink: leave none at all
-            handle.write(b"\0" * (os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
-                                  - (64 << 10 if link == "copy" else 0)))
+            handle.write(
+                b"\0"
+                * (
+                    os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+                    - (64 << 10 if link == "copy" else 0)
+                )
+            )
         before = snapshot(mount)
         result = run_cli("track", data.name)
         assert result.code == 1, result
         line = _one_error_line(result)
-        assert repr(data.name) in line and "left unchanged" in line, line
+        assert repr(data.name) in line, line
+        assert "left unchanged" in line, line
         assert snapshot(mount) == before
-        assert data.read_bytes() == payload and not data.is_symlink()
+        assert data.read_bytes() == payload
+        assert not data.is_symlink()
         filler.unlink()
         data.unlink()
 
@@ -176,10 +193,10 @@ def _file_size_limit_scenario(tmp_path: Path) -> None:
     payload = os.urandom(400 << 10)
     (work / "data.bin").write_bytes(payload)
     before = snapshot(work)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
-    assert "'data.bin'" in proc.stderr and "left unchanged" in proc.stderr
+    assert "'data.bin'" in proc.stderr
+    assert "left unchanged" in proc.stderr
     assert snapshot(work) == before
 
 

@@ -8,14 +8,14 @@ import subprocess
 
 import orjson
 import pytest
+from tests.helpers import run_cli
+from tests.tracking.conftest import set_link_type, snapshot
 
 from merkl.errors import TrackingError
 from merkl.hashing import hash_bytes
 from merkl.ops.checkout import checkout
 from merkl.pointer import Pointer, read_pointer, write_pointer
 from merkl.repo import Repo
-from tests.helpers import run_cli
-from tests.tracking.conftest import set_link_type, snapshot
 
 
 def test_restores_missing_files_and_directories(tree):
@@ -26,7 +26,8 @@ def test_restores_missing_files_and_directories(tree):
     result = run_cli("checkout")
     assert result.code == 0, result.err
     assert "3 restored, 0 removed, 0 unchanged" in result.out
-    assert (root / "a.bin").read_text() == "A" and (root / "data/sub/y").read_text() == "Y"
+    assert (root / "a.bin").read_text() == "A"
+    assert (root / "data/sub/y").read_text() == "Y"
     assert (root / "a.bin").is_symlink()
     again = run_cli("checkout")
     assert "0 restored, 0 removed, 3 unchanged" in again.out
@@ -60,15 +61,15 @@ def test_never_overwrites_unsaved_changes_without_force(tree):
     result = run_cli("checkout")
     assert result.code == 1
     assert result.err.strip() == (
-        "merkl: error: 'data/a', 'data/extra', 'm.bin' modified, not overwritten "
-        "(use --force)"
+        "merkl: error: 'data/a', 'data/extra', 'm.bin' modified, not overwritten (use --force)"
     )
     assert (root / "data" / "b").read_text() == "2"  # restorable member restored anyway
     after = {k: v for k, v in snapshot(root).items() if not k.startswith("data/b")}
     assert after == before
     forced = run_cli("checkout", "--force")
     assert forced.code == 0, forced.err
-    assert (root / "m.bin").read_text() == "v1" and (root / "data" / "a").read_text() == "1"
+    assert (root / "m.bin").read_text() == "v1"
+    assert (root / "data" / "a").read_text() == "1"
     assert not (root / "data" / "extra").exists()
 
 
@@ -81,7 +82,8 @@ def test_checkout_removes_stored_extras_and_prunes_empty_folders(tree):
     run_cli("track", "data")
     (root / "data.merkl").write_bytes(small)
     result = checkout(Repo(root))
-    assert result.removed == ["data/more/b"] and result.ok
+    assert result.removed == ["data/more/b"]
+    assert result.ok
     assert sorted(os.listdir(root / "data")) == ["a"]
 
 
@@ -102,9 +104,11 @@ def test_checkout_api_result_for_pull(tree):
     run_cli("track", "a.bin", "d")
     (root / "a.bin").unlink()
     result = checkout(Repo(root), ["a.bin"])
-    assert result.restored == ["a.bin"] and result.ok
+    assert result.restored == ["a.bin"]
+    assert result.ok
     result = checkout(Repo(root), paths=["d"], force=False)
-    assert result.unchanged == ["d/x"] and result.restored == []
+    assert result.unchanged == ["d/x"]
+    assert result.restored == []
     with pytest.raises(TrackingError, match="'nope' is not tracked"):
         checkout(Repo(root), ["nope"])
 
@@ -116,7 +120,8 @@ def test_checkout_uses_the_configured_link_type(tree, link):
     run_cli("track", "a.bin")
     (root / "a.bin").unlink()
     assert run_cli("checkout").code == 0
-    assert not (root / "a.bin").is_symlink() and (root / "a.bin").read_text() == "A"
+    assert not (root / "a.bin").is_symlink()
+    assert (root / "a.bin").read_text() == "A"
 
 
 def test_refuses_to_write_through_a_symlinked_folder(tree, tmp_path):
@@ -134,8 +139,7 @@ def test_refuses_to_write_through_a_symlinked_folder(tree, tmp_path):
     manifest = Manifest.from_entries([ManifestEntry("sub/f", hash_bytes(b"F"), 1)])
     repo = Repo(root)
     repo.store.put_bytes(manifest.dump())
-    write_pointer(root / "evil.merkl",
-                  Pointer(manifest.oid, 1, "evil", type="dir", files=1))
+    write_pointer(root / "evil.merkl", Pointer(manifest.oid, 1, "evil", type="dir", files=1))
     assert manifest_pointer.oid != manifest.oid
     result = run_cli("checkout", "evil")
     assert result.code == 1

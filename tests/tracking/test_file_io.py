@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.helpers import import_fresh, run_cli, write_module
 
 import merkl
 import merkl.files
 from merkl.pointer import read_pointer
 from merkl.session import Session, use_session
-from tests.helpers import import_fresh, run_cli, write_module
 
 PIPELINE = """
     from merkl import task, write_file, read_file
@@ -33,13 +33,22 @@ def test_write_file_track_links_and_status_sees_it(repo):
     result = run_cli("run", "pipe.pipeline")
     assert result.code == 0, result.err
     out = repo.root / "count.json"
-    assert out.is_symlink() and out.read_text() == "3"
+    assert out.is_symlink()
+    assert out.read_text() == "3"
     pointer = read_pointer(repo.root / "count.json.merkl")
-    assert pointer.output is not None and pointer.serializer == "json"
+    assert pointer.output is not None
+    assert pointer.serializer == "json"
     assert "/count.json" in (repo.root / ".gitignore").read_text().splitlines()
     rows = json.loads(run_cli("status", "--json").out)
-    assert rows == [{"path": "count.json", "type": "file", "state": "clean",
-                     "hash": "blake3:" + pointer.oid, "size": 1}]
+    assert rows == [
+        {
+            "path": "count.json",
+            "type": "file",
+            "state": "clean",
+            "hash": "blake3:" + pointer.oid,
+            "size": 1,
+        }
+    ]
     # the pointer gives the output back in another session
     with use_session(Session(repo)):
         assert merkl.load("count.json").get() == 3
@@ -59,10 +68,12 @@ def test_file_input_hash_follows_content_and_is_stat_cached(repo, monkeypatch):
         real = merkl.files.hash_file
         monkeypatch.setattr(merkl.files, "hash_file", lambda p: calls.append(p) or real(p))
         same = module.count_lines(merkl.read_file("input.csv"))
-        assert same.hash == first.hash and calls == []
+        assert same.hash == first.hash
+        assert calls == []
         data.write_text("a\nb\nc\n")
         changed = module.count_lines(merkl.read_file("input.csv"))
-        assert changed.hash != first.hash and len(calls) == 1
+        assert changed.hash != first.hash
+        assert len(calls) == 1
         assert changed.get() == 3
 
 
@@ -76,7 +87,7 @@ def test_file_input_on_a_tracked_file(repo):
 
 
 def test_missing_input_file_names_it(repo):
-    with use_session(Session(repo)), pytest.raises(FileNotFoundError, match="'nope.csv'"):
+    with use_session(Session(repo)), pytest.raises(FileNotFoundError, match=r"'nope\.csv'"):
         merkl.read_file("nope.csv")
 
 

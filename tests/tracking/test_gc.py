@@ -6,17 +6,19 @@ import subprocess
 import time
 
 import pytest
+from tests.helpers import run_cli
 
 from merkl.cache.index import OutputEntry, RunRecord
 from merkl.hashing import hash_bytes
 from merkl.ops.gc import gc
 from merkl.repo import Repo
-from tests.helpers import run_cli
 
 
 def _git(root, *args: str) -> None:
     subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
         capture_output=True,
     )
 
@@ -37,7 +39,8 @@ def test_removes_only_unreferenced_objects(tree):
     assert repo.store.has(orphan)
     real = run_cli("gc")
     assert real.out.strip() == "Removed 2 object(s), freeing 1002 B; kept 5"
-    assert not repo.store.has(orphan) and not repo.store.has(hash_bytes(b"v1"))
+    assert not repo.store.has(orphan)
+    assert not repo.store.has(hash_bytes(b"v1"))
     assert run_cli("status", "--json").out.count('"clean"') == 3
     assert run_cli("gc").out.strip() == "Removed 0 object(s), freeing 0 B; kept 5"
 
@@ -73,15 +76,27 @@ def test_all_commits_keeps_data_of_older_commits(tree):
 def test_all_commits_outside_git_is_an_error(repo):
     result = run_cli("gc", "--all-commits")
     assert result.code == 1
-    assert "--all-commits" in result.err and "git" in result.err
+    assert "--all-commits" in result.err
+    assert "git" in result.err
 
 
 def _cache_output(repo: Repo, data: bytes, age_days: float) -> OutputEntry:
     oid = repo.store.put_bytes(data)
     out_hash = hash_bytes(b"out" + data)
     entry = OutputEntry(out_hash, oid, "bytes", len(data), True)
-    run = RunRecord(out_hash, 0, "t", "m", "c" * 64, "a" * 64, {}, [], 0.1, len(data),
-                    time.time() - age_days * 86400)
+    run = RunRecord(
+        out_hash,
+        0,
+        "t",
+        "m",
+        "c" * 64,
+        "a" * 64,
+        {},
+        [],
+        0.1,
+        len(data),
+        time.time() - age_days * 86400,
+    )
     repo.index.add_outputs([entry], [run])
     return entry
 
@@ -96,7 +111,8 @@ def test_cached_outputs_are_kept_unless_keep_days_says_otherwise(repo):
     result = run_cli("gc", "--keep-days", "7")
     assert result.out.startswith("Removed 1 object(s), freeing 5 B")
     assert repo.index.find_output(stale.out_hash) is None
-    assert not repo.store.has(stale.oid) and repo.store.has(fresh.oid)
+    assert not repo.store.has(stale.oid)
+    assert repo.store.has(fresh.oid)
     run_cli("gc", "--keep-days", "0")
     assert not repo.store.has(fresh.oid)
 
@@ -107,7 +123,8 @@ def test_an_output_also_tracked_by_a_pointer_keeps_its_object(tree):
     entry = _cache_output(repo, b"shared", 100)
     run_cli("track", "out.bin")
     gc(repo, keep_days=1)
-    assert repo.store.has(entry.oid) and repo.index.find_output(entry.out_hash) is None
+    assert repo.store.has(entry.oid)
+    assert repo.index.find_output(entry.out_hash) is None
 
 
 def test_stale_temporary_files_are_cleaned(repo):
@@ -120,11 +137,13 @@ def test_stale_temporary_files_are_cleaned(repo):
     fresh.write_bytes(b"1")
     result = run_cli("gc")
     assert "removed 1 stale temporary file(s)" in result.out
-    assert not old.exists() and fresh.exists()
+    assert not old.exists()
+    assert fresh.exists()
 
 
 def test_bad_keep_days(repo):
     result = run_cli("gc", "--keep-days", "-3")
-    assert result.code == 2 and "--keep-days must be 0 or more, got -3.0" in result.err
+    assert result.code == 2
+    assert "--keep-days must be 0 or more, got -3.0" in result.err
     with pytest.raises(ValueError, match="--keep-days"):
         gc(repo, keep_days=-1)

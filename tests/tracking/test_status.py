@@ -7,12 +7,12 @@ import json
 import os
 
 import pytest
+from tests.helpers import run_cli
 
 import merkl.files
 from merkl.ops.status import status
 from merkl.repo import Repo
 from merkl.tracking.state import State
-from tests.helpers import run_cli
 
 
 def _states(root) -> dict[str, str]:
@@ -34,22 +34,28 @@ def test_every_state(tree):
     repo.store.remove(merkl.files.hash_bytes(b"u"))
     repo.store.remove(merkl.files.hash_bytes(b"n"))  # now a dangling link
     assert _states(root) == {
-        "clean": "clean", "missing": "missing", "modified": "modified",
-        "nodata": "pointer without data", "uncached": "not in cache",
+        "clean": "clean",
+        "missing": "missing",
+        "modified": "modified",
+        "nodata": "pointer without data",
+        "uncached": "not in cache",
     }
     table = run_cli("status")
     assert table.code == 0
     lines = table.out.splitlines()
     assert lines[0].split() == ["state", "path", "details", "what", "to", "do"]
-    assert any(line.startswith("missing") and "`merkl checkout` restores it" in line
-               for line in lines)
-    assert lines[-1] == ("5 tracked: 1 clean, 1 missing, 1 modified, 1 pointer without data, "
-                         "1 not in cache")
+    assert any(
+        line.startswith("missing") and "`merkl checkout` restores it" in line for line in lines
+    )
+    assert lines[-1] == (
+        "5 tracked: 1 clean, 1 missing, 1 modified, 1 pointer without data, 1 not in cache"
+    )
 
 
 def test_no_tracked_files(repo):
     result = run_cli("status")
-    assert result.code == 0 and result.out.strip() == "no tracked files"
+    assert result.code == 0
+    assert result.out.strip() == "no tracked files"
     assert run_cli("status", "--json").out.strip() == "[]"
 
 
@@ -61,7 +67,8 @@ def test_directory_details(tree):
     (root / "data" / "sub" / "c").unlink()
     (root / "data" / "new").write_text("4")
     [row] = json.loads(run_cli("status", "--json").out)
-    assert row["state"] == "modified" and row["type"] == "dir"
+    assert row["state"] == "modified"
+    assert row["type"] == "dir"
     assert row["changes"] == {"modified": ["a"], "added": ["new"], "deleted": ["sub/c"]}
     assert "1 modified, 1 added, 1 deleted" in run_cli("status").out
 
@@ -98,7 +105,8 @@ def test_status_of_selected_paths(tree):
     assert set(_states_for(root, "a")) == {"a"}
     assert set(_states_for(root, "d/b")) == {"d"}  # a member selects its directory
     result = run_cli("status", "nope")
-    assert result.code == 1 and "'nope' is not tracked" in result.err
+    assert result.code == 1
+    assert "'nope' is not tracked" in result.err
 
 
 def _states_for(root, *paths):

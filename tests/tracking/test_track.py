@@ -8,17 +8,17 @@ import stat
 import subprocess
 
 import pytest
+from tests.helpers import run_cli
+from tests.tracking.conftest import set_link_type
 
 from merkl.errors import ConfigError, MerklWarning
 from merkl.files import hash_file
 from merkl.hashing import hash_bytes
 from merkl.ops.track import track
+from merkl.pointer import read_pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.manifest import get_manifest
-from merkl.pointer import read_pointer
-from tests.helpers import run_cli
-from tests.tracking.conftest import set_link_type
 
 
 def test_track_file_moves_it_into_the_store_and_links_back(tree):
@@ -29,15 +29,19 @@ def test_track_file_moves_it_into_the_store_and_links_back(tree):
     data = root / "data" / "train.csv"
     oid = hash_bytes(b"a,b\n1,2\n")
     obj = root / ".merkl" / "objects" / oid[:2] / oid[2:]
-    assert data.is_symlink() and not os.path.isabs(os.readlink(data))
+    assert data.is_symlink()
+    assert not os.path.isabs(os.readlink(data))
     assert os.path.samefile(data, obj)
     assert data.read_text() == "a,b\n1,2\n"
     assert stat.S_IMODE(obj.stat().st_mode) == 0o444
     raw = (root / "data" / "train.csv.merkl").read_text()
     pointer = json.loads(raw)
-    assert raw.endswith("}\n") and list(pointer) == sorted(pointer)
-    assert pointer["format"] == 1 and pointer["hash"] == f"blake3:{oid}"
-    assert pointer["path"] == "data/train.csv" and pointer["size"] == 8
+    assert raw.endswith("}\n")
+    assert list(pointer) == sorted(pointer)
+    assert pointer["format"] == 1
+    assert pointer["hash"] == f"blake3:{oid}"
+    assert pointer["path"] == "data/train.csv"
+    assert pointer["size"] == 8
     assert pointer["timestamp"].endswith("Z")
     assert (root / "data" / ".gitignore").read_text() == "/train.csv\n"
 
@@ -48,7 +52,8 @@ def test_retracking_adds_the_gitignore_entry_once_and_keeps_the_timestamp(tree):
     assert run_cli("track", "model.bin").code == 0
     first = (root / "model.bin.merkl").read_bytes()
     again = run_cli("track", "model.bin")
-    assert again.code == 0 and again.out.startswith("unchanged")
+    assert again.code == 0
+    assert again.out.startswith("unchanged")
     assert (root / "model.bin.merkl").read_bytes() == first
     assert (root / ".gitignore").read_text() == "/.merkl/\n*.log\n/model.bin\n"
 
@@ -61,8 +66,10 @@ def test_retrack_after_a_change_updates_the_pointer(tree):
     (root / "model.bin").write_bytes(b"version 2")
     assert run_cli("track", "model.bin").code == 0
     new = read_pointer(root / "model.bin.merkl")
-    assert new.oid == hash_bytes(b"version 2") != old.oid and new.size == 9
-    assert (root / "model.bin").is_symlink() and (root / "model.bin").read_bytes() == b"version 2"
+    assert new.oid == hash_bytes(b"version 2") != old.oid
+    assert new.size == 9
+    assert (root / "model.bin").is_symlink()
+    assert (root / "model.bin").read_bytes() == b"version 2"
     assert Repo(root).store.has(old.oid)  # the old version stays until gc
 
 
@@ -83,7 +90,8 @@ def test_gitignore_entries_match_exactly_the_tracked_name(tree):
         return subprocess.run(["git", "check-ignore", "-q", name], cwd=root).returncode == 0
 
     assert all(ignored(n) for n in names)
-    assert not ignored("data1x.csv") and not ignored("trailing")
+    assert not ignored("data1x.csv")
+    assert not ignored("trailing")
     assert not any(ignored(n + ".merkl") for n in names)
 
 
@@ -94,21 +102,33 @@ def test_track_directory_writes_one_pointer_covering_the_tree(tree):
     assert "imgs (3 files, 3 B" in result.out
     repo = Repo(root)
     pointer = read_pointer(root / "imgs.merkl")
-    assert pointer.type == "dir" and pointer.files == 3 and pointer.size == 3
+    assert pointer.type == "dir"
+    assert pointer.files == 3
+    assert pointer.size == 3
     manifest = get_manifest(repo, pointer.oid)
     assert [(e.path, e.size) for e in manifest.entries] == [
-        ("a.png", 1), ("sub/b.png", 1), ("sub/c.png", 1)
+        ("a.png", 1),
+        ("sub/b.png", 1),
+        ("sub/c.png", 1),
     ]
     assert manifest.oid == pointer.oid
     assert all((root / "imgs" / e.path).is_symlink() for e in manifest.entries)
-    assert set(iter_pointer_oids(repo, pointer)) == {pointer.oid, hash_bytes(b"A"),
-                                                     hash_bytes(b"B")}
+    assert set(iter_pointer_oids(repo, pointer)) == {
+        pointer.oid,
+        hash_bytes(b"A"),
+        hash_bytes(b"B"),
+    }
     assert (root / ".gitignore").read_text().splitlines()[-1] == "/imgs"
 
 
 def test_directory_hash_depends_on_names_and_content_only(tree, tmp_path):
-    root = tree({"d1": {"x": "1", "y": {"z": "2"}}, "d2": {"y": {"z": "2"}, "x": "1"},
-                 "d3": {"x": "1", "y": {"w": "2"}}})
+    root = tree(
+        {
+            "d1": {"x": "1", "y": {"z": "2"}},
+            "d2": {"y": {"z": "2"}, "x": "1"},
+            "d3": {"x": "1", "y": {"w": "2"}},
+        }
+    )
     run_cli("track", "d1", "d2", "d3")
     oids = [read_pointer(root / f"d{i}.merkl").oid for i in (1, 2, 3)]
     assert oids[0] == oids[1] != oids[2]
@@ -140,7 +160,8 @@ def test_retracking_a_directory_after_changes(tree):
     (root / "data" / "c").write_text("3")
     assert run_cli("track", "data").out.startswith("tracked")
     second = read_pointer(root / "data.merkl")
-    assert second.oid != first.oid and second.files == 2
+    assert second.oid != first.oid
+    assert second.files == 2
     assert all((root / "data" / n).is_symlink() for n in ("a", "c"))
 
 
@@ -151,7 +172,8 @@ def test_link_types(tree, link):
     assert run_cli("track", "m.bin").code == 0
     data = root / "m.bin"
     obj = Repo(root).store.oid_to_path(hash_bytes(b"model"))
-    assert not data.is_symlink() and data.read_bytes() == b"model"
+    assert not data.is_symlink()
+    assert data.read_bytes() == b"model"
     assert os.path.samefile(data, obj) == (link == "hardlink")
     writable = bool(data.stat().st_mode & 0o200)
     assert writable == (link == "copy")
@@ -167,7 +189,8 @@ def test_reflink_falls_back_to_a_copy_with_a_warning(tree):
     links._warned.discard("reflink")
     with pytest.warns(MerklWarning, match="cannot reflink"):
         track(Repo(root), ["m.bin"])  # tmpfs/ext4/overlayfs cannot share extents
-    assert not (root / "m.bin").is_symlink() and (root / "m.bin").read_bytes() == b"model"
+    assert not (root / "m.bin").is_symlink()
+    assert (root / "m.bin").read_bytes() == b"model"
 
 
 def test_unknown_link_type_is_a_config_error(tree):
@@ -176,7 +199,8 @@ def test_unknown_link_type_is_a_config_error(tree):
     with pytest.raises(ConfigError, match=r"\[core\] link = 'teleport'.*symlink, hardlink"):
         track(Repo(root), ["m.bin"])
     result = run_cli("track", "m.bin")
-    assert result.code == 1 and "merkl.toml" in result.err
+    assert result.code == 1
+    assert "merkl.toml" in result.err
     assert not (root / "m.bin").is_symlink()
 
 
@@ -185,7 +209,8 @@ def test_changing_the_link_type_and_retracking_relinks(tree):
     run_cli("track", "m.bin")
     set_link_type(root, "copy")
     assert run_cli("track", "m.bin").code == 0
-    assert not (root / "m.bin").is_symlink() and (root / "m.bin").read_bytes() == b"model"
+    assert not (root / "m.bin").is_symlink()
+    assert (root / "m.bin").read_bytes() == b"model"
 
 
 def test_big_file_hash_matches_blake3_and_the_store(tree):

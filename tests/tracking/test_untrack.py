@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
+from tests.helpers import run_cli
+
 from merkl.hashing import hash_bytes
 from merkl.repo import Repo
-from tests.helpers import run_cli
 
 
 def test_untrack_file_and_directory(tree):
@@ -17,9 +18,11 @@ def test_untrack_file_and_directory(tree):
     assert result.code == 0, result.err
     assert result.out.splitlines() == ["untracked m.bin", "untracked d"]
     for path in (root / "m.bin", root / "d" / "a", root / "d" / "s" / "b"):
-        assert not path.is_symlink() and os.stat(path).st_mode & 0o200
+        assert not path.is_symlink()
+        assert os.stat(path).st_mode & 0o200
     assert (root / "d" / "s" / "b").read_text() == "B"
-    assert not (root / "m.bin.merkl").exists() and not (root / "d.merkl").exists()
+    assert not (root / "m.bin.merkl").exists()
+    assert not (root / "d.merkl").exists()
     assert (root / ".gitignore").read_text() == "*.log\n"
     (root / "m.bin").write_text("editable now")
     assert Repo(root).store.has(hash_bytes(b"M"))  # gc decides about the object
@@ -30,7 +33,8 @@ def test_untrack_restores_missing_data_from_the_store(tree):
     run_cli("track", "m.bin")
     (root / "m.bin").unlink()
     assert run_cli("untrack", "m.bin").code == 0
-    assert (root / "m.bin").read_text() == "M" and not (root / "m.bin").is_symlink()
+    assert (root / "m.bin").read_text() == "M"
+    assert not (root / "m.bin").is_symlink()
 
 
 def test_untrack_refuses_when_the_data_exists_nowhere(tree):
@@ -41,13 +45,15 @@ def test_untrack_refuses_when_the_data_exists_nowhere(tree):
     result = run_cli("untrack", "n.bin", "m.bin")
     assert result.code == 1
     assert "cannot untrack 'm.bin': its data is neither in the work tree nor" in result.err
-    assert (root / "n.bin.merkl").exists() and (root / "n.bin").is_symlink()
+    assert (root / "n.bin.merkl").exists()
+    assert (root / "n.bin").is_symlink()
 
 
 def test_untrack_a_path_that_is_not_tracked(tree):
     tree({"plain.txt": "p"})
     result = run_cli("untrack", "plain.txt")
-    assert result.code == 1 and "'plain.txt' is not tracked" in result.err
+    assert result.code == 1
+    assert "'plain.txt' is not tracked" in result.err
     assert run_cli("untrack").code == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Sequence
 
 import orjson
 
@@ -33,12 +34,15 @@ def track(*paths: str) -> str:
         pointer = item.pointer
         what = f"{pointer.files} files, " if pointer.type == "dir" else ""
         verb = "tracked" if item.changed else "unchanged"
-        lines.append(f"{verb:9} {item.rel} ({what}{_human(pointer.size)}, "
-                     f"blake3:{pointer.oid[:12]})")
+        lines.append(
+            f"{verb:9} {item.rel} ({what}{_human(pointer.size)}, blake3:{pointer.oid[:12]})"
+        )
         if item.skipped_symlinks:
             shown = ", ".join(item.skipped_symlinks[:_LIST_LIMIT])
-            lines.append(f"          skipped {len(item.skipped_symlinks)} symlink(s) pointing "
-                         f"outside {item.rel!r}: {shown}")
+            lines.append(
+                f"          skipped {len(item.skipped_symlinks)} symlink(s) pointing "
+                f"outside {item.rel!r}: {shown}"
+            )
     return "\n".join(lines)
 
 
@@ -91,9 +95,11 @@ def checkout(*paths: str, force: bool = False) -> str:
     result = checkout_paths(Repo.find(), paths or None, force=force)
     lines = [f"restored  {rel}" for rel in result.restored[:_LIST_LIMIT]]
     lines += [f"removed   {rel}" for rel in result.removed[:_LIST_LIMIT]]
-    print("\n".join(lines + [_more(result.restored + result.removed, len(lines))]).strip())
-    print(f"{len(result.restored)} restored, {len(result.removed)} removed, "
-          f"{len(result.unchanged)} unchanged")
+    print("\n".join([*lines, _more(result.restored + result.removed, len(lines))]).strip())
+    print(
+        f"{len(result.restored)} restored, {len(result.removed)} removed, "
+        f"{len(result.unchanged)} unchanged"
+    )
     problems = []
     if result.modified:
         problems.append(f"{_names(result.modified)} modified, not overwritten (use --force)")
@@ -120,22 +126,32 @@ def gc(*, dry_run: bool = False, all_commits: bool = False, keep_days: float = m
 
     if not keep_days >= 0:
         raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}", exit_code=2)
-    result = collect(Repo.find(), all_commits=all_commits, dry_run=dry_run,
-                     keep_days=None if math.isinf(keep_days) else keep_days)
+    result = collect(
+        Repo.find(),
+        all_commits=all_commits,
+        dry_run=dry_run,
+        keep_days=None if math.isinf(keep_days) else keep_days,
+    )
     verb = "would remove" if dry_run else "removed"
     if dry_run:
         for oid, size in result.removed:
             print(f"{verb} {oid[:16]}  {_human(size)}")
-    lines = [f"{verb.capitalize()} {len(result.removed)} object(s), freeing "
-             f"{_human(result.freed)}; kept {result.kept}"]
+    lines = [
+        f"{verb.capitalize()} {len(result.removed)} object(s), freeing "
+        f"{_human(result.freed)}; kept {result.kept}"
+    ]
     if result.dropped_outputs:
-        lines.append(f"{'would drop' if dry_run else 'dropped'} {len(result.dropped_outputs)} "
-                     f"cached task output(s) older than {keep_days:g} day(s)")
+        lines.append(
+            f"{'would drop' if dry_run else 'dropped'} {len(result.dropped_outputs)} "
+            f"cached task output(s) older than {keep_days:g} day(s)"
+        )
     if result.stale_tmp_files:
         lines.append(f"{verb} {result.stale_tmp_files} stale temporary file(s)")
     if result.unreadable_history_pointers:
-        lines.append(f"ignored {result.unreadable_history_pointers} unreadable pointer "
-                     f"file(s) in git history")
+        lines.append(
+            f"ignored {result.unreadable_history_pointers} unreadable pointer "
+            f"file(s) in git history"
+        )
     return "\n".join(lines)
 
 
@@ -157,7 +173,7 @@ def _human(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """A rich table on a terminal; plain aligned columns when piped or in CI."""
     if not rows:
         return

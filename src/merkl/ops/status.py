@@ -52,7 +52,7 @@ def status_json(items: list[ItemState]) -> list[dict[str, Any]]:
             "size": pointer.size,
         }
         if item.changes is not None:
-            row["changes"] = {k: v for k, v in vars(item.changes).items()}
+            row["changes"] = dict(vars(item.changes))
         rows.append(row)
     return rows
 

@@ -24,7 +24,6 @@ from merkl.pointer import (
     iter_pointer_files,
     pointer_path,
     read_pointer,
-    utc_timestamp,
 )
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
@@ -110,11 +109,19 @@ def check_trackable(repo: Repo, raw: str | Path) -> Path:
 
 
 def _track_file(
-    repo: Repo, path: Path, link_type: str, oid: str | None = None, **fields: str | None
+    repo: Repo,
+    path: Path,
+    link_type: str,
+    known_oid: str | None = None,
+    output: str | None = None,
+    serializer: str | None = None,
 ) -> TrackedItem:
-    oid = oid or file_oid(path, repo)
+    oid = known_oid or file_oid(path, repo)
     pointer = _new_pointer(
-        path, Pointer(oid, os.stat(path).st_size, repo.relpath(path), **fields)
+        path,
+        Pointer(
+            oid, os.stat(path).st_size, repo.relpath(path), output=output, serializer=serializer
+        ),
     )
     changed = _commit(repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo))
     _record(repo, [(path, oid)])
@@ -148,8 +155,13 @@ def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
     manifest = hash_dir(repo, scan)
     pointer = _new_pointer(
         path,
-        Pointer(manifest.oid, manifest.size, repo.relpath(path), type="dir",
-                files=len(manifest.entries)),
+        Pointer(
+            manifest.oid,
+            manifest.size,
+            repo.relpath(path),
+            type="dir",
+            files=len(manifest.entries),
+        ),
     )
     members: list[tuple[Path | str, str]] = [(scan.files[e.path], e.oid) for e in manifest.entries]
 
@@ -173,15 +185,20 @@ def _new_pointer(path: Path, pointer: Pointer) -> Pointer:
         return pointer  # none yet, or broken (a merge conflict): re-tracking rewrites it
     if (old.oid, old.type) == (pointer.oid, pointer.type):
         # Same content: keep when it was recorded and which task output it is.
-        return Pointer(pointer.oid, pointer.size, pointer.path, old.timestamp,
-                       pointer.output or old.output, pointer.serializer or old.serializer,
-                       pointer.type, pointer.files)
+        return Pointer(
+            pointer.oid,
+            pointer.size,
+            pointer.path,
+            old.timestamp,
+            pointer.output or old.output,
+            pointer.serializer or old.serializer,
+            pointer.type,
+            pointer.files,
+        )
     return pointer
 
 
-def _commit(
-    repo: Repo, path: Path, pointer: Pointer, link: Callable[[UndoLog], bool]
-) -> bool:
+def _commit(repo: Repo, path: Path, pointer: Pointer, link: Callable[[UndoLog], bool]) -> bool:
     """Stage the pointer and `.gitignore`, run `link(undo)`, then rename the staged files in."""
     staged: list[StagedFile] = []
     undo = UndoLog()
@@ -215,11 +232,11 @@ def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoL
     """Store `path` as object `oid` and leave a link to it; False if it already was one."""
     if is_linked(repo, path, oid, link_type):
         if not repo.store.has(oid):
-            repo.store.put_file(path, oid)
+            repo.store.put_file(Path(path), oid)
         return False
     mode = os.stat(path).st_mode
     obj = repo.store.oid_to_path(oid)
-    if repo.store.move_in(path, oid):
+    if repo.store.move_in(Path(path), oid):
 
         def move_back() -> None:
             if os.path.lexists(path):
@@ -244,7 +261,6 @@ def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoL
 
 
 def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
-    try:
+    # The stat cache only saves re-hashing later; tracking itself has succeeded.
+    with contextlib.suppress(OSError, MerklError):
         record_file_oids(pairs, repo)
-    except (OSError, MerklError):
-        pass  # the stat cache only saves re-hashing later; tracking itself succeeded

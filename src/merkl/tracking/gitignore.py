@@ -24,7 +24,8 @@ def gitignore_entry(name: str) -> str:
         )
     escaped = "".join("\\" + c if c in _GLOB_CHARS else c for c in name)
     stripped = escaped.rstrip(" ")
-    escaped = stripped + "\\ " * (len(escaped) - len(stripped))  # git drops unescaped trailing spaces
+    # git drops unescaped trailing spaces
+    escaped = stripped + "\\ " * (len(escaped) - len(stripped))
     return "/" + escaped
 
 

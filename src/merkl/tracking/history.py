@@ -50,10 +50,15 @@ def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
 def _pointer_blobs(root: Path) -> Iterator[str]:
     if _git(root, "rev-parse", "--is-inside-work-tree").strip() != b"true":
         raise TrackingError(f"--all-commits: {str(root)!r} is not in a git work tree")
-    has_commits = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True,
-        check=False,
-    ).returncode == 0
+    has_commits = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     if has_commits or _git(root, "for-each-ref", "--count=1").strip():
         for line in _git(root, "rev-list", "--all", "--objects").splitlines():
             blob_id, _, path = line.partition(b" ")

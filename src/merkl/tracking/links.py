@@ -26,8 +26,16 @@ if TYPE_CHECKING:
 LINK_TYPES = ("symlink", "hardlink", "copy", "reflink")
 DEFAULT_LINK_TYPE = "symlink"
 _FICLONE = 0x40049409  # Linux ioctl: share extents between two files (btrfs, xfs, bcachefs)
-_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
-                   errno.EINVAL, errno.ENOTTY, errno.ENOSYS}
+_NO_LINK_ERRNOS = {
+    errno.EXDEV,
+    errno.EPERM,
+    errno.EMLINK,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.EINVAL,
+    errno.ENOTTY,
+    errno.ENOSYS,
+}
 
 
 def get_link_type(repo: Repo) -> str:
@@ -156,7 +164,7 @@ def _warn_fallback(link_type: str, exc: OSError) -> None:
     _warned.add(link_type)
     warnings.warn(
         f"cannot {link_type} from the merkl store here ({exc.strerror}); copying instead. Set "
-        f"[core] link = \"copy\" in merkl.toml to silence this",
+        f'[core] link = "copy" in merkl.toml to silence this',
         MerklWarning,
         stacklevel=4,
     )

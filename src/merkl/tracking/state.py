@@ -88,8 +88,7 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         if path.exists() or path.is_symlink():
             return ItemState(tracked, State.MODIFIED, manifest=manifest)
         complete = manifest is not None and _members_stored(repo, manifest)
-        return ItemState(tracked, State.MISSING if complete else State.NO_DATA,
-                         manifest=manifest)
+        return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
     scan = scan_dir(repo, path)
     expected = manifest.by_path() if manifest is not None else {}
     current: dict[str, tuple[str, str]] = {}
@@ -110,11 +109,15 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
     current = dict(sorted(current.items()))
     if manifest is None:
         # Without the manifest only the whole tree's hash can be compared.
-        entries = [ManifestEntry(rel, oid, os.stat(p).st_size) for rel, (p, oid) in current.items()]
+        entries = [
+            ManifestEntry(rel, oid, os.stat(p).st_size) for rel, (p, oid) in current.items()
+        ]
         same = Manifest.from_entries(entries).oid == tracked.pointer.oid
         return ItemState(tracked, State.NOT_IN_CACHE if same else State.MODIFIED)
     changes = DirChanges(
-        modified=[r for r, (_, oid) in current.items() if r in expected and expected[r].oid != oid],
+        modified=[
+            r for r, (_, oid) in current.items() if r in expected and expected[r].oid != oid
+        ],
         added=[r for r in current if r not in expected],
         deleted=[r for r in expected if r not in current],
     )

@@ -51,7 +51,7 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
                     if target.startswith(objects_prefix):
                         # The store holds only real folders and files: no further check.
                         scan.files[rel] = entry.path
-                        scan.store_links[rel] = target[len(objects_prefix):].replace("/", "")
+                        scan.store_links[rel] = target[len(objects_prefix) :].replace("/", "")
                     elif _is_inside(entry.path, root_prefix):
                         scan.files[rel] = entry.path
                     else:

@@ -1,0 +1,221 @@
+"""File-tracking benchmarks (issue 4): `merkl` and DVC on the same files in one run.
+
+1. Tracking a 256 MiB file with a warm page cache: `merkl track` vs `dvc add` (target: >= 3x
+   faster) and vs just reading it, `cat FILE > /dev/null` (target: within 1.5x).
+2. `status` of 10,000 unchanged tracked small files (one tracked directory): `merkl status`
+   vs `dvc status` (target: >= 5x faster).
+3. Tracking a directory of 10,000 small files: `merkl track` vs `dvc add` (target: faster).
+
+Every figure is a whole command in a fresh process (start-up included), the median of several
+runs. DVC runs twice: with its default cache type (copies on this ext4 volume, since it cannot
+reflink) and with `cache.type symlink`, merkl's default; ratios use the faster DVC setting.
+
+Run: `.venv-bench/bin/python benchmarks/bench_tracking.py` (`make bench` runs every benchmark).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+MERKL = [str(BIN / "merkl")]
+DVC = [str(BIN / "dvc")]
+BIG = 256 << 20
+SMALL_FILES = 10_000
+# As users run them: bytecode cached (a warm-up run writes it), no terminal, no analytics.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV |= {
+    "CI": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
+IN_PROCESS = """
+import sys, time
+from merkl.ops.track import track
+from merkl.repo import Repo
+start = time.perf_counter()
+track(Repo.find(), [sys.argv[1]])
+print(time.perf_counter() - start)
+"""
+
+
+def sh(args: list[str], cwd: Path, stdout: int | None = subprocess.DEVNULL) -> float:
+    """Run a command; return its wall time in seconds (it must succeed)."""
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, env=ENV, stdout=stdout, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def merkl_repo(path: Path) -> Path:
+    path.mkdir()
+    sh(["git", "init", "-q"], path)
+    sh([*MERKL, "init"], path)
+    return path
+
+
+def dvc_repo(path: Path, cache_type: str | None) -> Path:
+    path.mkdir()
+    sh(["git", "init", "-q"], path)
+    sh([*DVC, "init", "-q"], path)
+    sh([*DVC, "config", "core.autostage", "false"], path)
+    if cache_type:
+        sh([*DVC, "config", "cache.type", cache_type], path)
+    return path
+
+
+def median_of(runs: int, prepare: Callable[[int], None], measure: Callable[[int], float]) -> float:
+    times = []
+    for i in range(runs):
+        prepare(i)
+        times.append(measure(i))
+    return statistics.median(times)
+
+
+def write_small_tree(root: Path) -> None:
+    for i in range(SMALL_FILES):
+        folder = root / f"part{i // 100:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.txt").write_bytes(f"row {i}\n".encode() * 8)
+
+
+def prepare_big(repo: Path, source: Path, i: int) -> None:
+    """A fresh copy (a new inode: no stat cache helps), read once: a warm page cache."""
+    target = repo / f"big{i}.bin"
+    shutil.copyfile(source, target)
+    subprocess.run(["cat", str(target)], stdout=subprocess.DEVNULL, check=True)
+
+
+def bench_big_file(work: Path, runs: int) -> dict[str, float]:
+    source = work / "source.bin"
+    with open(source, "wb") as handle:
+        for _ in range(BIG >> 24):
+            handle.write(os.urandom(1 << 24))
+    repos = {
+        "merkl": merkl_repo(work / "m-big"),
+        "dvc": dvc_repo(work / "d-big", None),
+        "dvc-symlink": dvc_repo(work / "d-big-sym", "symlink"),
+    }
+    commands = {
+        "merkl": [*MERKL, "track"],
+        "dvc": [*DVC, "add", "-q"],
+        "dvc-symlink": [*DVC, "add", "-q"],
+    }
+    results = {}
+    for name, repo in repos.items():
+        results[name] = median_of(
+            runs,
+            lambda i, repo=repo: prepare_big(repo, source, i),
+            lambda i, repo=repo, name=name: sh([*commands[name], f"big{i}.bin"], repo),
+        )
+
+    def run_in_process(i: int) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, f"big{i}.bin"],
+            env=ENV,
+            cwd=repos["merkl"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout)
+
+    offset = runs  # new file names in the same repo
+    results["merkl-in-process"] = median_of(
+        runs,
+        lambda i: prepare_big(repos["merkl"], source, i + offset),
+        lambda i: run_in_process(i + offset),
+    )
+    cat_target = repos["merkl"] / "cat.bin"
+    shutil.copyfile(source, cat_target)
+    results["cat"] = median_of(
+        runs + 2,
+        lambda i: None,
+        lambda i: sh(["sh", "-c", f"cat {cat_target} > /dev/null"], work),
+    )
+    return results
+
+
+def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    template = work / "template"
+    write_small_tree(template)
+    add: dict[str, float] = {}
+    status: dict[str, float] = {}
+    setups = {
+        "merkl": (merkl_repo, None),
+        "dvc": (dvc_repo, None),
+        "dvc-symlink": (dvc_repo, "symlink"),
+    }
+    for name, (make, cache_type) in setups.items():
+        times = []
+        last_repo = None
+        for i in range(max(2, runs // 2)):
+            repo = work / f"{name}-small-{i}"
+            if make is merkl_repo:
+                merkl_repo(repo)
+            else:
+                dvc_repo(repo, cache_type)
+            shutil.copytree(template, repo / "data")
+            cmd = [*MERKL, "track", "data"] if name == "merkl" else [*DVC, "add", "-q", "data"]
+            times.append(sh(cmd, repo))
+            last_repo = repo
+        add[name] = statistics.median(times)
+        assert last_repo is not None
+        status_cmd = [*MERKL, "status"] if name == "merkl" else [*DVC, "status", "-q"]
+        sh(status_cmd, last_repo)  # first run may fill caches; measure the steady state
+        status[name] = median_of(
+            runs, lambda i: None, lambda i, r=last_repo, c=status_cmd: sh(c, r)
+        )
+    return add, status
+
+
+def main() -> None:
+    runs = int(os.environ.get("BENCH_RUNS", "5"))
+    for warm_up in ([*MERKL, "--help"], [*DVC, "--version"]):
+        sh(warm_up, Path.cwd())
+    with tempfile.TemporaryDirectory(prefix="merkl-bench-tracking-", dir=os.getcwd()) as tmp:
+        work = Path(tmp)
+        big = bench_big_file(work, runs)
+        add, status = bench_small_files(work, runs)
+    dvc_big = min(big["dvc"], big["dvc-symlink"])
+    dvc_add = min(add["dvc"], add["dvc-symlink"])
+    dvc_status = min(status["dvc"], status["dvc-symlink"])
+    print(
+        f"track 256 MiB file: merkl {big['merkl']:.3f}s, dvc add {big['dvc']:.3f}s "
+        f"(symlink cache {big['dvc-symlink']:.3f}s), cat > /dev/null {big['cat']:.3f}s"
+    )
+    print(f"  merkl vs dvc add: {dvc_big / big['merkl']:.1f}x faster (target >= 3x)")
+    print(
+        f"  merkl vs cat: {big['merkl'] / big['cat']:.2f}x the time of reading it (target <= 1.5x)"
+    )
+    print(
+        f"  merkl's tracking work alone (no interpreter start-up or imports): "
+        f"{big['merkl-in-process']:.3f}s = {big['merkl-in-process'] / big['cat']:.2f}x cat"
+    )
+    print(
+        f"status, {SMALL_FILES:,} unchanged files: merkl {status['merkl']:.3f}s, dvc "
+        f"{status['dvc']:.3f}s (symlink cache {status['dvc-symlink']:.3f}s)"
+    )
+    print(f"  merkl vs dvc status: {dvc_status / status['merkl']:.1f}x faster (target >= 5x)")
+    print(
+        f"track a {SMALL_FILES:,}-file directory: merkl {add['merkl']:.3f}s, dvc add "
+        f"{add['dvc']:.3f}s (symlink cache {add['dvc-symlink']:.3f}s)"
+    )
+    print(f"  merkl vs dvc add: {dvc_add / add['merkl']:.1f}x faster (target > 1x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from typing import Any
 
 import blake3
 
-from merkl.errors import CacheMissError, TrackedFileChangedError
+from merkl.errors import CacheMissError, SerializationError, TrackedFileChangedError
 from merkl.hashing import hash_bytes
 from merkl.placeholder import Lazy, Placeholder
 from merkl.pointer import Pointer, pointer_path, read_pointer
@@ -244,6 +244,15 @@ class StoredOutput(Lazy):
         if entry is not None:
             return repo.cache.load(self.hash, entry)
         serializer = get_serializer(self.pointer.serializer or "bytes")
+        if not serializer.is_safe and not session.trust_pickle:
+            # The bytes below came with a clone or a pull, not from this cache's own runs.
+            raise SerializationError(
+                f"{self.pointer_file}: output {self.hash[:12]} is not in the local cache, and "
+                f"its file would be loaded with the {serializer.name!r} serializer, which can "
+                f"run code; if you trust where it came from, load it inside "
+                f"merkl.session.use_session(trust_pickle=True)",
+                out_hash=self.hash,
+            )
         if repo.store.has(self.pointer.oid):
             return serializer.load(repo.store.get_bytes(self.pointer.oid))
         data_file = repo.root / self.pointer.path

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,10 +74,15 @@ def link_object(repo: Repo, oid: str, target: Path | str, link_type: str) -> Non
     (a full disk during a copy) `target` is left as it was, and at no moment is it missing.
     """
     obj = repo.store.oid_to_path(oid)
+    replace_with(target, lambda tmp: _make_link(obj, tmp, link_type, repo))
+
+
+def replace_with(target: Path | str, build: Callable[[str], object]) -> None:
+    """`build(tmp)` a new file at a temporary name beside `target`, then rename it over."""
     target = os.fspath(target)
     tmp = temp_sibling_str(target)
     try:
-        _make_link(obj, tmp, link_type, repo)
+        build(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -175,14 +181,7 @@ def copy_out(path: Path) -> None:
     st = os.lstat(path)
     if not stat.S_ISLNK(st.st_mode) and st.st_nlink == 1 and st.st_mode & 0o200:
         return  # already a private, writable file (a copy or a reflink)
-    tmp = temp_sibling(path)
-    try:
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_with(path, lambda tmp: shutil.copyfile(path, tmp))
 
 
 def remove_path(path: Path) -> None:

@@ -63,3 +63,9 @@ def test_json_unserializable_output_names_task(repo):
     with pytest.raises(SerializationError) as info:
         make_set().get()
     assert any("make_set" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("value", [2**70, -(2**64), [1, 10**30, "1234567890123456789012"]])
+def test_json_keeps_big_integers_exact(value):
+    serializer = JsonSerializer()
+    assert serializer.load(serializer.dump(value)) == value

@@ -8,7 +8,9 @@ came from a remote or a client unless the user allowed it (`is_safe = False`).
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import re
 from typing import Any, ClassVar
 
 import orjson
@@ -37,8 +39,12 @@ class Serializer:
         return f"{type(self).__name__}()"
 
 
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 class JsonSerializer(Serializer):
-    """JSON via orjson. Tuples come back as lists and dict keys must be strings."""
+    """JSON via orjson (the standard library for integers beyond 64 bits). Tuples come back
+    as lists and dict keys must be strings."""
 
     name = "json"
     _options = orjson.OPT_SERIALIZE_NUMPY
@@ -47,6 +53,8 @@ class JsonSerializer(Serializer):
         try:
             return orjson.dumps(value, option=self._options)
         except TypeError as exc:
+            if "64-bit" in str(exc):  # orjson's limit; the standard library has none
+                return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
             raise SerializationError(
                 f"cannot serialize a value of type {type(value).__name__} as JSON ({exc}); "
                 f"choose another serializer, e.g. @task(serializers={{0: PickleSerializer()}})"
@@ -54,8 +62,11 @@ class JsonSerializer(Serializer):
 
     def load(self, data: bytes) -> Any:
         try:
+            if _LONG_DIGITS.search(data):
+                # orjson would turn integers beyond 64 bits into floats silently.
+                return json.loads(data)
             return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+        except (orjson.JSONDecodeError, ValueError) as exc:
             raise SerializationError(f"stored JSON is not valid: {exc}") from exc
 
 

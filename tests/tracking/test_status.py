@@ -145,3 +145,30 @@ def test_editing_a_copy_in_place_is_detected(tree, link):
             (root / "m.bin").write_text("edited")  # read-only (root may still write)
         expected = "clean" if os.geteuid() else "modified"
         assert _states(root) == {"m.bin": expected}
+
+
+def test_a_folder_where_a_tracked_file_was_is_modified(tree):
+    root = tree({"m.bin": "M"})
+    run_cli("track", "m.bin")
+    (root / "m.bin").unlink()
+    (root / "m.bin").mkdir()
+    (root / "m.bin" / "inner").write_text("x")
+    assert _states(root) == {"m.bin": "modified"}
+    assert run_cli("checkout").code == 1
+    assert run_cli("checkout", "--force").code == 0
+    assert (root / "m.bin").read_text() == "M"
+
+
+def test_directory_member_edited_through_its_link_is_modified(tree):
+    root = tree({"data": {"a": "1", "b": "2"}})
+    run_cli("track", "data")
+    member = root / "data" / "a"
+    if os.geteuid() != 0:
+        with pytest.raises(PermissionError):
+            member.write_text("edited")
+        return
+    with open(member, "a") as handle:  # root ignores the read-only mode
+        handle.write("edited")
+    [row] = json.loads(run_cli("status", "--json").out)
+    assert row["state"] == "modified"
+    assert row["changes"]["modified"] == ["a"]

@@ -90,23 +90,14 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         complete = manifest is not None and _members_stored(repo, manifest)
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
     scan = scan_dir(repo, path)
-    expected = manifest.by_path() if manifest is not None else {}
-    current: dict[str, tuple[str, str]] = {}
-    others = []
-    for rel, member in scan.files.items():
-        entry = expected.get(rel)
-        if entry is not None and scan.store_links.get(rel) == entry.oid:
-            # A symlink to its own read-only object: the content is right if the object is
-            # there (`merkl verify` re-hashes objects); no stat-cache lookup needed.
-            if os.path.exists(member):
-                current[rel] = (member, entry.oid)
-        else:
-            others.append((rel, member))
-    found = find_file_oids([member for _, member in others], repo)
-    for (rel, member), oid in zip(others, found, strict=True):
-        if oid is not None:  # a dangling link counts as a deleted member
-            current[rel] = (member, oid)
-    current = dict(sorted(current.items()))
+    # Every member is checked against the stat cache, links into the store too: as root, a
+    # read-only object can still be edited in place, and that must show as modified.
+    found = find_file_oids(list(scan.files.values()), repo)
+    current = {
+        rel: (member, oid)
+        for (rel, member), oid in zip(scan.files.items(), found, strict=True)
+        if oid is not None  # a dangling link counts as a deleted member
+    }
     if manifest is None:
         # Without the manifest only the whole tree's hash can be compared.
         entries = [
@@ -114,6 +105,7 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         ]
         same = Manifest.from_entries(entries).oid == tracked.pointer.oid
         return ItemState(tracked, State.NOT_IN_CACHE if same else State.MODIFIED)
+    expected = manifest.by_path()
     changes = DirChanges(
         modified=[
             r for r, (_, oid) in current.items() if r in expected and expected[r].oid != oid
@@ -147,6 +139,9 @@ def item_states(repo: Repo, items: list[Tracked]) -> list[ItemState]:
             states.append(dir_state(repo, tracked))
         else:
             current = oids[tracked.pointer_file]
+            if current is None and tracked.data_path.is_dir():
+                states.append(ItemState(tracked, State.MODIFIED))  # a folder is in the way
+                continue
             state = ItemState(tracked, file_state(repo, tracked, current))
             if current is not None:
                 state.current = {"": (str(tracked.data_path), current)}

@@ -16,11 +16,11 @@ PIPELINE2_TREE = """\
 pipeline2.pipeline
 ├── pipeline2.evaluate  #1  missing
 │   ├── model: pipeline2.train  #2  missing
-│   │   ├── rows: pipeline2.load_data[0]  #3  missing
-│   │   │   ├── csv_bytes: file data/train.csv  #4
-│   │   │   └── test_every = 5
 │   │   ├── epochs = 500
-│   │   └── learning_rate = 0.01
+│   │   ├── learning_rate = 0.01
+│   │   └── rows: pipeline2.load_data[0]  #3  missing
+│   │       ├── test_every = 5
+│   │       └── csv_bytes: file data/train.csv  #4
 │   └── rows: pipeline2.load_data[1]  #5  missing  (see above)
 ├── pipeline2.train  #2  missing  (see above)
 └── write model.bin  tracked
@@ -208,3 +208,35 @@ def test_output_file_is_written_atomically_and_only_on_success(examples):
     run_ok("dag", "-f", "json", "-o", "graph.json", "pipeline1.my_pipeline", "3")
     assert json.loads(target.read_text())["target"] == "pipeline1.my_pipeline"
     assert not [p for p in os.listdir(examples) if p.startswith(".graph.json")]
+
+
+def test_a_long_chain_restarts_its_indentation(examples):
+    from tests.helpers import write_module
+
+    write_module(
+        examples,
+        "chain",
+        """
+        from merkl import task
+
+        @task
+        def step(x, i):
+            return x + i
+
+        def pipeline(n: int = 70):
+            x = 0
+            for i in range(n):
+                x = step(x, i)
+            return x
+    """,
+    )
+    lines = run_ok("dag", "chain.pipeline").splitlines()
+    # Title, one line per step, per `i` and the first `x = 0`, and a marker every 32 levels.
+    assert len(lines) == 1 + 70 + 70 + 1 + 2
+    markers = [line for line in lines if "indentation restarts" in line]
+    assert markers == [
+        "┄┄ depth 32: indentation restarts ┄┄",
+        "┄┄ depth 64: indentation restarts ┄┄",
+    ]
+    assert max(len(line) for line in lines) < 32 * 4 + 40
+    assert lines[-1].endswith("└── i = 0")

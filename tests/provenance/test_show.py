@@ -36,8 +36,8 @@ def test_show_model_back_to_the_training_data(ran):
         "├── epochs: value  #1\n"
         "├── learning_rate: value  #2\n"
         "└── rows: pipeline2.load_data[0]  #3  cached\n"
-        "    ├── csv_bytes: file data/train.csv  #4  tracked\n"
-        "    └── test_every: value  #5\n"
+        "    ├── test_every: value  #4\n"
+        "    └── csv_bytes: file data/train.csv  #5  tracked\n"
     )
     from merkl.files import hash_file
 
@@ -135,3 +135,40 @@ def test_output_whose_run_was_not_logged(repo):
     out = run_ok("show", digest[:8])
     assert "no run logged" in out
     assert "inputs: none logged" in out
+
+
+def test_shared_upstream_is_expanded_once_where_it_is_printed_first(examples):
+    from tests.helpers import write_module
+
+    write_module(
+        examples,
+        "diamond",
+        """
+        from merkl import task
+
+        @task
+        def base(x):
+            return x
+
+        @task
+        def left(b):
+            return b + 1
+
+        @task
+        def top(a, b):
+            return a + b
+
+        def pipeline():
+            b = base(1)
+            return top(left(b), b)
+    """,
+    )
+    run_ok("run", "diamond.pipeline")
+    [entry] = json.loads(run_ok("log", "--json", "--task", "top"))
+    tree = normalise_hashes(run_ok("show", entry["output"]).partition("inputs\n")[2])
+    assert tree == (
+        "├── a: diamond.left  #1  cached\n"
+        "│   └── b: diamond.base  #2  cached\n"
+        "│       └── x: value  #3\n"
+        "└── b: diamond.base  #2  cached  (see above)\n"
+    )

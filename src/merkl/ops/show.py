@@ -205,30 +205,35 @@ def _header(record: OutputRecord) -> list[Text]:
 
 
 def _input_rows(provenance: Provenance, root: str) -> list[Row]:
-    # Iterative, like the DAG tree: long chains must not hit the recursion limit.
-    top: list[Row] = []
-    expanded = {root}
-    stack: list[tuple[str, list[Row]]] = [(root, top)]
+    """Rows of what `root` was computed from: plain values, then inputs (each group by name).
+
+    Iterative and depth-first in drawing order, so an output met again is marked
+    `(see above)` exactly where it was already printed in full.
+    """
+    top = Row(Text())
+    expanded: set[str] = set()
+    stack: list[tuple[str, Row]] = [(root, top)]
     while stack:
-        out_hash, siblings = stack.pop()
+        out_hash, row = stack.pop()
+        if out_hash in expanded:
+            row.text.append("  (see above)", style="dim")
+            continue
+        expanded.add(out_hash)
         record = provenance.outputs[out_hash]
-        items: list[tuple[str, Row, str | None]] = []
-        for item in record.inputs:
+        row.children = [
+            Row(Text(f"{name}: value  ") + short_hash(digest))
+            for name, digest in sorted(record.values.items())
+        ]
+        inputs = sorted(record.inputs, key=lambda i: (i.argument is None, i.argument or ""))
+        pending: list[tuple[str, Row]] = []
+        for item in inputs:
             name = item.argument or "(inside an argument)"
-            row = Row(Text(f"{name}: ") + _describe_input(provenance, item))
-            expandable = item.kind == OUTPUT and item.hash in provenance.outputs
-            if expandable and item.hash in expanded:
-                row.text.append("  (see above)", style="dim")
-                expandable = False
-            elif expandable:
-                expanded.add(item.hash)
-            items.append((name, row, item.hash if expandable else None))
-        for name, digest in record.values.items():
-            items.append((name, Row(Text(f"{name}: value  ") + short_hash(digest)), None))
-        items.sort(key=lambda entry: entry[0])
-        siblings.extend(row for _, row, _ in items)
-        stack.extend((digest, row.children) for _, row, digest in reversed(items) if digest)
-    return top
+            child = Row(Text(f"{name}: ") + _describe_input(provenance, item))
+            row.children.append(child)
+            if item.kind == OUTPUT and item.hash in provenance.outputs:
+                pending.append((item.hash, child))
+        stack.extend(reversed(pending))
+    return top.children
 
 
 def _describe_input(provenance: Provenance, item: InputRef) -> Text:

@@ -9,9 +9,7 @@ first), or a plain value (shown as it is now; the log keeps only hashes of old v
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -23,7 +21,7 @@ from merkl.files import FileRef, StoredOutput
 from merkl.graph import iter_nodes
 from merkl.placeholder import MissingArgument, Placeholder
 from merkl.provenance.history import RunLog, argument_sources
-from merkl.provenance.model import output_label, output_state, short_repr
+from merkl.provenance.model import display_path, output_label, output_state, short_repr
 from merkl.provenance.pipeline import call_pipeline
 from merkl.provenance.text import HASH_CHARS, local_time, to_string
 from merkl.repo import Repo
@@ -118,6 +116,10 @@ class _Explainer:
         self.repo = repo
         self.log = log
         self.missing_hashes = missing_hashes
+        self._by_task: dict[
+            tuple[str, str, int],
+            tuple[dict[str, RunRecord], list[tuple[RunRecord, frozenset[tuple[str, str]]]]],
+        ] = {}
 
     def explain(self, call: Call, outputs: list[Placeholder]) -> WhyEntry:
         task = call.task
@@ -162,13 +164,32 @@ class _Explainer:
         return entry
 
     def _closest_run(self, call: Call, index: int, current: dict[str, str]) -> RunRecord | None:
-        runs = [
-            r for r in self.log.task_runs(call.task.module, call.task.name) if r.out_index == index
-        ][:_MAX_CANDIDATES]
-        if not runs:
+        by_args, candidates = self._candidates(call.task.module, call.task.name, index)
+        same_args = by_args.get(call.args_hash or "")
+        if same_args is not None:
+            return same_args  # only the code can differ: no run is closer
+        if not candidates:
             return None
+        items = frozenset(current.items())
         code_hash = call.task.code_hash
-        return min(runs, key=lambda run: _distance(run, code_hash, current))
+        # Fewest differing arguments, then same code; min() keeps the newest among equals.
+        return min(candidates, key=lambda c: (len(items ^ c[1]), c[0].code_hash != code_hash))[0]
+
+    def _candidates(
+        self, module: str, task: str, index: int
+    ) -> tuple[dict[str, RunRecord], list[tuple[RunRecord, frozenset[tuple[str, str]]]]]:
+        """Earlier runs of one task output: the newest per args hash, and the most recent
+        ones with their arguments as a set (computed once per task, not once per call)."""
+        key = (module, task, index)
+        found = self._by_task.get(key)
+        if found is None:
+            runs = [r for r in self.log.task_runs(module, task) if r.out_index == index]
+            by_args: dict[str, RunRecord] = {}
+            for run in runs:
+                by_args.setdefault(run.args_hash, run)
+            recent = [(r, frozenset(r.arg_hashes.items())) for r in runs[:_MAX_CANDIDATES]]
+            found = self._by_task[key] = (by_args, recent)
+        return found
 
     def _differences(
         self, call: Call, previous: RunRecord, current: dict[str, str]
@@ -223,7 +244,7 @@ class _Explainer:
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
                 "input-file",
-                f"argument {name!r}: input file {self._relpath(value.path)!r} "
+                f"argument {name!r}: input file {display_path(self.repo, value.path)!r} "
                 f"changed (content {was}{value.hash[:HASH_CHARS]})",
                 argument=name,
                 old=old,
@@ -232,7 +253,7 @@ class _Explainer:
         if isinstance(value, StoredOutput):
             return Reason(
                 "upstream",
-                f"argument {name!r}: {self._relpath(value.pointer_file)!r} now "
+                f"argument {name!r}: {display_path(self.repo, value.pointer_file)!r} now "
                 f"records another output ({value.hash[:HASH_CHARS]})",
                 argument=name,
                 old=old,
@@ -262,18 +283,6 @@ class _Explainer:
             argument=name,
             new=short_repr(value),
         )
-
-    def _relpath(self, path: Path) -> str:
-        try:
-            return Path(os.path.abspath(path)).relative_to(self.repo.root).as_posix()
-        except ValueError:
-            return str(path)
-
-
-def _distance(run: RunRecord, code_hash: str, current: dict[str, str]) -> int:
-    names = set(run.arg_hashes) | set(current)
-    changed = sum(run.arg_hashes.get(n) != current.get(n) for n in names)
-    return changed + (run.code_hash != code_hash)
 
 
 def _code_scope(call: Call) -> str:

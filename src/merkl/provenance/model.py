@@ -101,6 +101,14 @@ def short_repr(value: Any) -> str:
     return _short_repr.repr(value).replace("\n", " ")
 
 
+def display_path(repo: Repo, path: Path) -> str:
+    """`path` relative to the repository root (POSIX form), or as given when outside it."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(repo.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def output_label(placeholder: Placeholder) -> str:
     """`module.task`, with `[i]` when the call has several outputs."""
     suffix = f"[{placeholder.index}]" if placeholder.call.n_outs > 1 else ""
@@ -156,7 +164,7 @@ class _Builder:
             )
             self.edges.append(DagEdge(task_id, node_id))
         elif isinstance(lazy, FileRef):
-            rel = self._relpath(lazy.path)
+            rel = display_path(self.repo, lazy.path)
             tracked = pointer_path(lazy.path).is_file()
             node_id = self._new(
                 "file",
@@ -169,7 +177,7 @@ class _Builder:
         elif isinstance(lazy, StoredOutput):
             node_id = self._new(
                 "stored",
-                self._relpath(lazy.pointer_file),
+                display_path(self.repo, lazy.pointer_file),
                 lazy.hash,
                 CACHED if self._has_stored(lazy) else MISSING,
                 path=lazy.pointer.path,
@@ -207,7 +215,7 @@ class _Builder:
         return task_id
 
     def add_write(self, write: FileOutput) -> str:
-        rel = self._relpath(write.path)
+        rel = display_path(self.repo, write.path)
         node_id = self._new("write", rel, write.hash, "planned", path=rel, track=write.track)
         self.edges.append(DagEdge(self.ids[write.source], node_id))
         return node_id
@@ -217,10 +225,3 @@ class _Builder:
         if self.repo.cache.find(stored.hash, CachePolicy.EVERYWHERE) is not None:
             return True
         return self.repo.store.has(stored.pointer.oid)
-
-    def _relpath(self, path: Path) -> str:
-        absolute = Path(os.path.abspath(path))
-        try:
-            return absolute.relative_to(self.repo.root).as_posix()
-        except ValueError:
-            return str(path)

@@ -22,6 +22,7 @@ from rich.text import Text
 from merkl.provenance.model import CACHED, MISSING, UNKNOWN, Dag, DagNode
 
 HASH_CHARS = 8
+MAX_INDENT = 32  # tree levels before the indentation restarts from the left
 STATE_STYLES = {
     CACHED: "green",
     MISSING: "red",
@@ -39,16 +40,24 @@ class Row:
 
 
 def draw(title: Text, rows: list[Row]) -> list[Text]:
-    """`title`, then `rows` with box-drawing guides."""
+    """`title`, then `rows` with box-drawing guides.
+
+    Every `MAX_INDENT` levels the indentation starts again from the left, after a marker
+    line: a chain of thousands of tasks prints in linear, not quadratic, space.
+    """
     lines = [title]
-    stack = [(row, "", i == len(rows) - 1) for i, row in reversed(list(enumerate(rows)))]
+    stack = [(row, "", i == len(rows) - 1, 1) for i, row in reversed(list(enumerate(rows)))]
     while stack:
-        row, prefix, is_last = stack.pop()
+        row, prefix, is_last, depth = stack.pop()
         lines.append(Text(prefix + ("└── " if is_last else "├── ")) + row.text)
         inner = prefix + ("    " if is_last else "│   ")
+        if row.children and depth % MAX_INDENT == 0:
+            lines.append(Text(f"┄┄ depth {depth}: indentation restarts ┄┄", style="dim"))
+            inner = ""
         last = len(row.children) - 1
         stack.extend(
-            (child, inner, i == last) for i, child in reversed(list(enumerate(row.children)))
+            (child, inner, i == last, depth + 1)
+            for i, child in reversed(list(enumerate(row.children)))
         )
     return lines
 
@@ -150,7 +159,8 @@ class _Value(str):
 
 
 def _inputs(dag: Dag, node: DagNode) -> list[tuple[str, str]]:
-    """(argument name, node id or _Value) for everything `node` was computed from."""
+    """(argument name, node id or _Value) for everything `node` was computed from: plain
+    values first (one line each, next to their task), then the lazy inputs' subtrees."""
     if node.kind == "write":
         return [("", edge.source) for edge in dag.inputs(node.id)]
     if node.kind != "output":
@@ -159,10 +169,11 @@ def _inputs(dag: Dag, node: DagNode) -> list[tuple[str, str]]:
     by_name: dict[str, list[str]] = {}
     for edge in dag.inputs(task.id):
         by_name.setdefault(edge.label, []).append(edge.source)
-    inputs: list[tuple[str, str]] = []
+    values = task.detail["arguments"]
+    inputs: list[tuple[str, str]] = [
+        (name, _Value(values[name])) for name in task.detail["parameters"] if name in values
+    ]
     for name in task.detail["parameters"]:
-        if name in task.detail["arguments"]:
-            inputs.append((name, _Value(task.detail["arguments"][name])))
         inputs += [(name, source) for source in by_name.get(name, [])]
     return inputs
 

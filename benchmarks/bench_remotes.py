@@ -7,22 +7,25 @@ pulls everything back (fetch + checkout). Two kinds of remote:
 1. a directory on the same disk;
 2. S3 served by moto's server on loopback (dvc through `dvc[s3]`, merkl through boto3).
 
-Every figure is a whole command in a fresh process (start-up included). DVC uses
+Every figure is a whole command in a fresh process (start-up included), the median of three
+rounds (each to an empty remote, the first tool alternating). DVC uses
 `cache.type symlink` (merkl's default link, and DVC's faster setting on ext4). Target: merkl
 >= 2x faster than DVC for push and for pull, on both kinds of remote.
 
-Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small]` (`make bench` runs all).
-`--small` uses 100 files and a 50 MB file, for a quick check.
+Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small] [--directory-only|--s3-only]`
+(`make bench` runs all). `--small` uses 100 files and a 50 MB file, for a quick check.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -32,6 +35,7 @@ SMALL = "--small" in sys.argv
 N_FILES = 100 if SMALL else 1000
 FILE_SIZE = 100_000
 BIG_SIZE = (50 if SMALL else 500) * 1_000_000
+RUNS = 3
 ENV = {
     **os.environ, "CI": "1", "DVC_NO_ANALYTICS": "1",
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
@@ -109,6 +113,29 @@ def measure(project: Path, tool: list[str], cache: Path) -> tuple[float, float]:
     return push, pull
 
 
+def compare(
+    kind: str,
+    merkl: tuple[Path, Callable[[int], None]],
+    dvc: tuple[Path, Callable[[int], None]],
+) -> None:
+    """Median of RUNS rounds; each round points both tools at an empty remote, and the tool
+    that goes first alternates (the machine may be shared: medians, not single runs)."""
+    timings: dict[str, list[tuple[float, float]]] = {"merkl": [], "dvc": []}
+    tools = {
+        "merkl": (MERKL, merkl, ".merkl/objects"),
+        "dvc": (DVC, dvc, ".dvc/cache"),
+    }
+    for run in range(RUNS):
+        order = ["merkl", "dvc"] if run % 2 == 0 else ["dvc", "merkl"]
+        for name in order:
+            command, (project, fresh_remote), cache = tools[name]
+            fresh_remote(run)
+            timings[name].append(measure(project, command, project / cache))
+    m = tuple(statistics.median(t[i] for t in timings["merkl"]) for i in (0, 1))
+    d = tuple(statistics.median(t[i] for t in timings["dvc"]) for i in (0, 1))
+    report(kind, (m[0], m[1]), (d[0], d[1]))
+
+
 def report(kind: str, merkl: tuple[float, float], dvc: tuple[float, float]) -> None:
     for label, ours, theirs in (("push", merkl[0], dvc[0]), ("pull", merkl[1], dvc[1])):
         print(f"{kind:<10} {label}: merkl {ours:6.2f}s  dvc {theirs:6.2f}s  "
@@ -120,9 +147,11 @@ def report(kind: str, merkl: tuple[float, float], dvc: tuple[float, float]) -> N
 def bench_directory(work: Path, source: Path) -> None:
     merkl = merkl_project(work / "m-dir", source, [str(work / "m-remote")])
     dvc = dvc_project(work / "d-dir", source, str(work / "d-remote"), None)
-    m = measure(merkl, MERKL, merkl / ".merkl" / "objects")
-    d = measure(dvc, DVC, dvc / ".dvc" / "cache")
-    report("directory", m, d)
+
+    def empty(remote: Path) -> Callable[[int], None]:
+        return lambda run: shutil.rmtree(remote, ignore_errors=True)
+
+    compare("directory", (merkl, empty(work / "m-remote")), (dvc, empty(work / "d-remote")))
 
 
 def bench_s3(work: Path, source: Path) -> None:
@@ -132,7 +161,6 @@ def bench_s3(work: Path, source: Path) -> None:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -145,9 +173,15 @@ def bench_s3(work: Path, source: Path) -> None:
         merkl = merkl_project(work / "m-s3", source,
                               ["s3://bench/merkl", f"endpoint_url={endpoint}"])
         dvc = dvc_project(work / "d-s3", source, "s3://bench/dvc", endpoint)
-        m = measure(merkl, MERKL, merkl / ".merkl" / "objects")
-        d = measure(dvc, DVC, dvc / ".dvc" / "cache")
-        report("s3 (moto)", m, d)
+
+        def merkl_prefix(run: int) -> None:  # a new, empty prefix for each round
+            sh([*MERKL, "remote", "add", "bench", f"s3://bench/merkl{run}",
+                f"endpoint_url={endpoint}", "--default"], merkl)
+
+        def dvc_prefix(run: int) -> None:
+            sh([*DVC, "remote", "modify", "bench", "url", f"s3://bench/dvc{run}"], dvc)
+
+        compare("s3 (moto)", (merkl, merkl_prefix), (dvc, dvc_prefix))
     finally:
         server.stop()
 
@@ -159,8 +193,10 @@ def main() -> None:
         work = Path(tmp)
         source = work / "source"
         make_data(source)
-        bench_directory(work, source)
-        bench_s3(work, source)
+        if "--s3-only" not in sys.argv:
+            bench_directory(work, source)
+        if "--directory-only" not in sys.argv:
+            bench_s3(work, source)
 
 
 if __name__ == "__main__":

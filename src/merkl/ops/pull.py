@@ -85,12 +85,12 @@ def pull(
     jobs = jobs or configured_jobs(remote)
     try:
         with TransferProgress(f"pull from {remote.name}") as progress:
-            # Pointer oids first: a directory's members are listed in its manifest object.
-            report.objects = remote.pull(
-                repo.store, [i.pointer.oid for i in items], jobs=jobs, progress=progress
-            )
-            members = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
-            report.objects.merge(remote.pull(repo.store, members, jobs=jobs, progress=progress))
+            # Manifests first: a directory's members are listed in its manifest object. Then
+            # everything else at once, so one big file does not hold up the small ones.
+            manifests = [i.pointer.oid for i in items if i.pointer.type == "dir"]
+            report.objects = remote.pull(repo.store, manifests, jobs=jobs, progress=progress)
+            oids = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
+            report.objects.merge(remote.pull(repo.store, oids, jobs=jobs, progress=progress))
             if outputs and not paths:
                 trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
                 pull_outputs(repo, remote, None, report, trusted, jobs, progress)

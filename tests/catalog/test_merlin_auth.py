@@ -151,7 +151,11 @@ def test_unreadable_private_key_is_reported_without_the_key(
     result = run_recipe(merkl_globals, httpserver.url_for(BASE_PATH), key_b64, monkeypatch)
 
     assert result.code == 1
-    assert "config.service_account_base64: google credentials from JSON: " in result.err
+    assert (
+        "failed to setup source 'merlin': init Merlin extractor: new Merlin client: "
+        "google credentials from JSON: "
+    ) in result.err
+    assert list(httpserver.log) == []
     body_line = service_account["private_key"].splitlines()[1]
     assert body_line not in result.err and key_b64 not in result.err
 

@@ -47,7 +47,7 @@ def test_a_valid_recipe_has_no_problems(merkl_globals):
         (("  scope: staging\n", ""),
          ":3: source 'merlin': urn scope is required to generate unique urn"),
         (("  name: merlin", "  name: merlinn"),
-         ":4: no catalog source named 'merlinn'; known sources: merlin"),
+         ":4: no catalog source named 'merlinn'; known sources: "),
         (("  - name: labels", "  - name: label"), ":9: no catalog processor named 'label'"),
         (("labels: {team: ml}", "labels: [ml]"),
          ":11: processor 'labels': config.labels: Input should be a valid dictionary (got ['ml'])"),

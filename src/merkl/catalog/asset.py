@@ -144,12 +144,13 @@ def make_struct(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 def struct_value(value: Any) -> Any:
     """One `Struct` value: nested maps sorted, numbers rounded to doubles, integral ones as int."""
-    if isinstance(value, Mapping):
-        return make_struct(value)
-    if isinstance(value, list | tuple):
-        return [struct_value(item) for item in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # the common cases first: this is hot
         return value
+    if kind is dict or isinstance(value, Mapping):
+        return make_struct(value)
+    if kind is list or isinstance(value, list | tuple):
+        return [struct_value(item) for item in value]
     if isinstance(value, int | float):
         number = float(value)
         if number.is_integer() and abs(number) < _MAX_PLAIN_DOUBLE:

@@ -64,22 +64,30 @@ def normalize_timestamp(text: str) -> str:
     if match is None:
         raise TimestampError(f"parsing time {text!r}: not an RFC 3339 timestamp")
     year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
-    digits = (match.group(7) or "")[:9]
-    nanos = int(digits.ljust(9, "0")) if digits else 0
+    if not 1 <= month <= 12:
+        raise TimestampError(f"parsing time {text!r}: month out of range")
+    if not 1 <= day <= _days_in_month(year, month):
+        raise TimestampError(f"parsing time {text!r}: day is out of range for month")
     if hour > 23 or minute > 59 or second > 59:
         raise TimestampError(f"parsing time {text!r}: time of day out of range")
-    try:
-        moment = datetime(year, month, day, hour, minute, second)
-    except ValueError as exc:
-        raise TimestampError(f"parsing time {text!r}: {exc}") from None
+    digits = (match.group(7) or "")[:9]
+    nanos = int(digits.ljust(9, "0")) if digits else 0
     sign = match.group(8)
-    if sign is not None:
-        off_hours, off_minutes = int(match.group(9)), int(match.group(10))
-        if off_hours > 23 or off_minutes > 59:
-            raise TimestampError(f"parsing time {text!r}: time zone offset out of range")
-        offset = timedelta(hours=off_hours, minutes=off_minutes)
-        try:
-            moment = moment - offset if sign == "+" else moment + offset
-        except OverflowError:
-            raise TimestampError(f"parsing time {text!r}: year out of range") from None
+    if sign is None:  # already UTC: the date and time stay as written (the hot path)
+        return text[:19] + _fraction(nanos) + "Z"
+    off_hours, off_minutes = int(match.group(9)), int(match.group(10))
+    if off_hours > 23 or off_minutes > 59:
+        raise TimestampError(f"parsing time {text!r}: time zone offset out of range")
+    offset = timedelta(hours=off_hours, minutes=off_minutes)
+    moment = datetime(year, month, day, hour, minute, second)
+    try:
+        moment = moment - offset if sign == "+" else moment + offset
+    except OverflowError:
+        raise TimestampError(f"parsing time {text!r}: year out of range") from None
     return format_timestamp(moment, nanos)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31

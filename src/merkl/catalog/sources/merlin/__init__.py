@@ -34,7 +34,12 @@ from merkl.catalog.sources.merlin.build import (
     build_model_asset,
     iter_version_endpoints,
 )
-from merkl.catalog.sources.merlin.client import MerlinClient, MerlinClientError, parse_base_url
+from merkl.catalog.sources.merlin.client import (
+    MerlinClient,
+    MerlinClientError,
+    new_http_client,
+    parse_base_url,
+)
 from merkl.errors import CatalogError, ExtractError
 
 _MILLISECOND_NS = 1_000_000
@@ -88,12 +93,9 @@ class MerlinConfig(PluginConfig):
     @field_validator("service_account_base64")
     @classmethod
     def _check_key(cls, key: SecretStr) -> SecretStr:
+        # Shape only; reading the private key (slow: it is validated) waits for setup.
         if key.get_secret_value().strip():
-            info = decode_service_account(key.get_secret_value())
-            try:
-                load_credentials(info)  # a usable key: fields present, private key readable
-            except CatalogError as exc:
-                raise ValueError(str(exc)) from None
+            decode_service_account(key.get_secret_value())
         return key
 
     @field_validator("request_timeout")
@@ -132,12 +134,12 @@ class MerlinSource(Source[MerlinConfig]):
             )
         except CatalogError as exc:
             raise CatalogError(f"init Merlin extractor: new Merlin client: {exc}") from None
-        self._auth = GoogleBearerAuth(credentials, config.request_timeout / 1e9)
-        self._client = MerlinClient(base_url, config.request_timeout, self._auth)
+        self._http = new_http_client(config.request_timeout)
+        auth = GoogleBearerAuth(credentials, self._http)
+        self._client = MerlinClient(base_url, config.request_timeout, self._http, auth)
 
     def close(self) -> None:
-        self._client.close()
-        self._auth.close()
+        self._http.close()
 
     def extract(self, emit: Emit) -> None:
         try:

@@ -50,7 +50,22 @@ def decode_service_account(encoded: str) -> dict[str, Any]:
         raise ValueError("google credentials from JSON: expected a JSON object")
     if not info.get("type"):
         raise ValueError("google credentials from JSON: missing 'type' field in credentials")
+    if info["type"] not in _REQUIRED_FIELDS:
+        raise ValueError(_unsupported_type(info["type"]))
+    missing = [key for key in _REQUIRED_FIELDS[info["type"]] if not info.get(key)]
+    if missing:
+        raise ValueError(
+            f"google credentials from JSON: a {info['type']} key needs the fields "
+            f"{', '.join(_REQUIRED_FIELDS[info['type']])}; missing fields {', '.join(missing)}"
+        )
     return info
+
+
+# What google-auth needs of each key type (the private key itself is read at setup).
+_REQUIRED_FIELDS = {
+    "service_account": ("client_email", "token_uri", "private_key"),
+    "authorized_user": ("client_id", "client_secret", "refresh_token"),
+}
 
 
 def _first_bad_byte(text: str) -> int:
@@ -98,10 +113,7 @@ def load_credentials(
             return user_credentials.Credentials.from_authorized_user_info(
                 info, scopes=[USERINFO_EMAIL_SCOPE]
             )
-        raise CatalogError(
-            f"google credentials from JSON: credential type {info.get('type')!r} is not "
-            "supported here; use a service account key or an authorized_user file"
-        )
+        raise CatalogError(_unsupported_type(info.get("type")))
     except google_errors.DefaultCredentialsError as exc:
         prefix = "google: could not find default credentials" if info is None else "google credentials from JSON"
         raise CatalogError(f"{prefix}: {exc}") from None
@@ -110,14 +122,20 @@ def load_credentials(
         raise CatalogError(f"google credentials from JSON: {type(exc).__name__}: {exc}") from None
 
 
+def _unsupported_type(key_type: object) -> str:
+    return (
+        f"google credentials from JSON: credential type {key_type!r} is not supported here; "
+        "use a service account key or an authorized_user file"
+    )
+
+
 class GoogleBearerAuth(httpx.Auth):
     """Adds `Authorization: Bearer <token>`, refreshing the shared token when it expires."""
 
-    def __init__(self, credentials: Any, timeout_s: float) -> None:
+    def __init__(self, credentials: Any, http: httpx.Client) -> None:
         self._credentials = credentials
         self._lock = threading.Lock()
-        self._token_client = httpx.Client(timeout=timeout_s)
-        self._request = _HttpxRequest(self._token_client)
+        self._request = _HttpxRequest(http)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._token()}"
@@ -134,9 +152,6 @@ class GoogleBearerAuth(httpx.Auth):
                     # Surfaces as a transport failure of the Merlin call, as in Go.
                     raise httpx.TransportError(f"fetch Google token: {_auth_reason(exc)}") from None
             return str(self._credentials.token)
-
-    def close(self) -> None:
-        self._token_client.close()
 
 
 def _auth_reason(exc: Exception) -> str:

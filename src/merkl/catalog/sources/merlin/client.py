@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 import time
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -77,26 +78,24 @@ def display_url(url: httpx.URL) -> str:
 
 
 class MerlinClient:
-    """`GET /v1/projects`, `/v1/projects/{id}/models` and `/v1/models/{m}/versions/{v}`."""
+    """`GET /v1/projects`, `/v1/projects/{id}/models` and `/v1/models/{m}/versions/{v}`.
+
+    `http` is shared by the extraction workers (and by `auth` for its token requests).
+    """
 
     def __init__(
         self,
         base_url: httpx.URL,
         request_timeout_ns: int,
+        http: httpx.Client,
         auth: httpx.Auth | None = None,
     ) -> None:
         self._base = base_url
         self._timeout_s = request_timeout_ns / 1e9
+        self._timeout = httpx.Timeout(self._timeout_s)
         self._timeout_text = format_go_duration(request_timeout_ns)
-        self._http = httpx.Client(
-            auth=auth,
-            timeout=httpx.Timeout(self._timeout_s),
-            follow_redirects=True,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-        )
-
-    def close(self) -> None:
-        self._http.close()
+        self._http = http
+        self._auth = auth
 
     def fetch_projects(self) -> list[dict[str, Any]]:
         try:
@@ -128,36 +127,52 @@ class MerlinClient:
 
     def _get(self, segments: tuple[str, ...], decoder: Any) -> Any:
         url = self.url_for(segments)
-        shown = display_url(url)
-        deadline = time.monotonic() + self._timeout_s
+        started = time.monotonic()
         try:
-            with self._http.stream("GET", url) as response:
-                chunks = []
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("deadline passed while reading the body")
-                body = b"".join(chunks)
+            response = self._http.get(url, auth=self._auth, timeout=self._timeout)  # type: ignore[arg-type]
         except httpx.TimeoutException:
-            raise MerlinClientError(
-                f"execute request: GET {shown}: context deadline exceeded "
-                f"(request_timeout {self._timeout_text})",
-                is_timeout=True,
-            ) from None
+            raise self._deadline_error(url) from None
         except httpx.HTTPError as exc:
-            raise MerlinClientError(f"execute request: GET {shown}: {_reason(exc)}") from None
+            raise MerlinClientError(f"execute request: GET {display_url(url)}: {_reason(exc)}") from None
+        # httpx times each connect/read; the call as a whole has one deadline, as in Go.
+        if time.monotonic() - started > self._timeout_s:
+            raise self._deadline_error(url)
         if response.status_code != 200:
             raise MerlinClientError(
-                f"[GET]: {shown}: unexpected response status '{response.status_code}': "
-                f"{_error_message(response, body)}",
+                f"[GET]: {display_url(url)}: unexpected response status "
+                f"'{response.status_code}': {_error_message(response, response.content)}",
                 status=response.status_code,
             )
         try:
-            return decoder(orjson.loads(body))
+            return decoder(orjson.loads(response.content))
         except orjson.JSONDecodeError as exc:
             raise MerlinClientError(f"decode response: {exc}") from None
         except decode.DecodeError as exc:
             raise MerlinClientError(f"decode response: {exc}") from None
+
+    def _deadline_error(self, url: httpx.URL) -> MerlinClientError:
+        return MerlinClientError(
+            f"execute request: GET {display_url(url)}: context deadline exceeded "
+            f"(request_timeout {self._timeout_text})",
+            is_timeout=True,
+        )
+
+
+class _NoCookies(CookieJar):
+    """Go's default client keeps no cookies; parsing every response for them costs CPU."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+def new_http_client(request_timeout_ns: int) -> httpx.Client:
+    """The connection pool shared by the workers (redirects followed, as Go's client does)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(request_timeout_ns / 1e9),
+        follow_redirects=True,
+        cookies=_NoCookies(),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+    )
 
 
 def _wrap(exc: MerlinClientError, context: str) -> MerlinClientError:

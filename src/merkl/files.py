@@ -77,7 +77,8 @@ def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> 
                 raise
             oids.append(None)
             continue
-        key = os.path.abspath(file)
+        # Paths from a directory scan are absolute already; abspath() costs µs per file.
+        key = file if type(file) is str and file[:1] == "/" else os.path.abspath(file)
         oid = find(key, st.st_ino, st.st_size, st.st_mtime_ns)
         if oid is None:
             oid = hash_file(file)

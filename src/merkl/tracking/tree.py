@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from merkl.files import file_oids
+from merkl.tracking.links import relative_link
 from merkl.tracking.manifest import Manifest, ManifestEntry
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
     objects_prefix = os.path.join(str(repo.objects_dir), "")
     root_prefix = os.path.join(os.path.realpath(root), "")
     stack = [(str(root), "")]
+    store_link: tuple[str, str] | None = None  # (folder, link text to the store from it)
     while stack:
         folder, rel_folder = stack.pop()
         with os.scandir(folder) as entries:
@@ -47,11 +49,18 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
                 if entry.name.startswith(".") and TEMP_MARKER in entry.name:
                     continue  # a link or copy being written by another merkl process
                 if entry.is_symlink():
-                    target = os.path.normpath(os.path.join(folder, os.readlink(entry.path)))
-                    if target.startswith(objects_prefix):
+                    text = os.readlink(entry.path)
+                    if store_link is None or store_link[0] != folder:
+                        store_link = (folder, relative_link(repo, objects_prefix, folder))
+                    oid = _stored_oid(text, store_link[1])
+                    if oid is None:
+                        target = os.path.normpath(os.path.join(folder, text))
+                        if target.startswith(objects_prefix):
+                            oid = target[len(objects_prefix) :].replace("/", "")
+                    if oid is not None:
                         # The store holds only real folders and files: no further check.
                         scan.files[rel] = entry.path
-                        scan.store_links[rel] = target[len(objects_prefix) :].replace("/", "")
+                        scan.store_links[rel] = oid
                     elif _is_inside(entry.path, root_prefix):
                         scan.files[rel] = entry.path
                     else:
@@ -63,6 +72,14 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
     scan.files = dict(sorted(scan.files.items()))
     scan.skipped_symlinks.sort()
     return scan
+
+
+def _stored_oid(text: str, prefix: str) -> str | None:
+    """The oid a link text names when it is exactly what merkl writes: `<prefix>ab/cdef…`."""
+    n = len(prefix)
+    if len(text) == n + 65 and text.startswith(prefix) and text[n + 2] == "/":
+        return text[n : n + 2] + text[n + 3 :]  # compared with manifest oids, never trusted
+    return None
 
 
 def _is_inside(link: str, root_prefix: str) -> bool:

@@ -18,7 +18,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,41 +31,83 @@ TARGET_SPEEDUP, TARGET_CPU_MS = 4.0, 1.0
 
 
 def _project(pid: int) -> dict:
-    return {"id": pid, "name": f"project-{pid}", "administrators": [f"admin{pid}@example.com"],
-            "team": "ml", "stream": "bench", "labels": [{"key": "tier", "value": "gold"}],
-            "created_at": "2022-01-01T00:00:00Z", "updated_at": "2022-01-01T00:00:00Z"}
+    return {
+        "id": pid,
+        "name": f"project-{pid}",
+        "administrators": [f"admin{pid}@example.com"],
+        "team": "ml",
+        "stream": "bench",
+        "labels": [{"key": "tier", "value": "gold"}],
+        "created_at": "2022-01-01T00:00:00Z",
+        "updated_at": "2022-01-01T00:00:00Z",
+    }
 
 
 def _model(pid: int, index: int) -> dict:
     mid = pid * 100 + index
     destinations = [
-        {"version_endpoint_id": f"ve-{mid}-{v}", "weight": 50, "version_endpoint": {
-            "version_id": v, "status": "running",
-            "url": f"http://m{mid}-{v}.project-{pid}.models.example.com/v1/models/m{mid}-{v}",
-            "service_name": f"m{mid}-{v}-predictor.project-{pid}.models.example.com",
-            "environment_name": "staging", "message": "",
-            "env_vars": [{"name": "WORKERS", "value": "2"}],
-            "transformer": {"enabled": True, "transformer_type": "standard", "image": "t:1",
-                            "env_vars": [{"name": "FEAST_FEATURE_TABLE_SPECS_JSONS",
-                                          "value": '[{"name": "driver", "project": "geo"}]'}]},
-            "deployment_mode": "serverless",
-            "created_at": "2022-06-01T10:00:00.123456Z", "updated_at": "2022-06-01T10:00:00Z"}}
+        {
+            "version_endpoint_id": f"ve-{mid}-{v}",
+            "weight": 50,
+            "version_endpoint": {
+                "version_id": v,
+                "status": "running",
+                "url": f"http://m{mid}-{v}.project-{pid}.models.example.com/v1/models/m{mid}-{v}",
+                "service_name": f"m{mid}-{v}-predictor.project-{pid}.models.example.com",
+                "environment_name": "staging",
+                "message": "",
+                "env_vars": [{"name": "WORKERS", "value": "2"}],
+                "transformer": {
+                    "enabled": True,
+                    "transformer_type": "standard",
+                    "image": "t:1",
+                    "env_vars": [
+                        {
+                            "name": "FEAST_FEATURE_TABLE_SPECS_JSONS",
+                            "value": '[{"name": "driver", "project": "geo"}]',
+                        }
+                    ],
+                },
+                "deployment_mode": "serverless",
+                "created_at": "2022-06-01T10:00:00.123456Z",
+                "updated_at": "2022-06-01T10:00:00Z",
+            },
+        }
         for v in range(1, VERSIONS_PER_MODEL + 1)
     ]
-    return {"id": mid, "project_id": pid, "mlflow_experiment_id": mid, "name": f"model-{mid}",
-            "type": "pyfunc", "mlflow_url": f"http://mlflow/#/experiments/{mid}",
-            "endpoints": [{"id": mid * 10, "status": "serving", "environment_name": "staging",
-                           "url": f"m{mid}.project-{pid}.models.example.com",
-                           "rule": {"destinations": destinations},
-                           "created_at": "2022-06-01T10:00:00Z", "updated_at": "2022-06-01T10:00:00Z"}],
-            "created_at": "2022-05-25T04:57:24.972027Z", "updated_at": "2022-11-10T06:13:02.18Z"}
+    return {
+        "id": mid,
+        "project_id": pid,
+        "mlflow_experiment_id": mid,
+        "name": f"model-{mid}",
+        "type": "pyfunc",
+        "mlflow_url": f"http://mlflow/#/experiments/{mid}",
+        "endpoints": [
+            {
+                "id": mid * 10,
+                "status": "serving",
+                "environment_name": "staging",
+                "url": f"m{mid}.project-{pid}.models.example.com",
+                "rule": {"destinations": destinations},
+                "created_at": "2022-06-01T10:00:00Z",
+                "updated_at": "2022-06-01T10:00:00Z",
+            }
+        ],
+        "created_at": "2022-05-25T04:57:24.972027Z",
+        "updated_at": "2022-11-10T06:13:02.18Z",
+    }
 
 
 def _version(mid: int, vid: int) -> dict:
-    return {"id": vid, "model_id": mid, "mlflow_run_id": f"run{mid}{vid}",
-            "mlflow_url": f"http://mlflow/#/experiments/{mid}/runs/run{mid}{vid}",
-            "labels": {"env": "staging"}, "created_at": "2022-10-28T06:11:52.148118Z",
-            "updated_at": "2022-10-28T06:11:52.148118Z"}
+    return {
+        "id": vid,
+        "model_id": mid,
+        "mlflow_run_id": f"run{mid}{vid}",
+        "mlflow_url": f"http://mlflow/#/experiments/{mid}/runs/run{mid}{vid}",
+        "labels": {"env": "staging"},
+        "created_at": "2022-10-28T06:11:52.148118Z",
+        "updated_at": "2022-10-28T06:11:52.148118Z",
+    }
 
 
 class _FakeMerlin(BaseHTTPRequestHandler):
@@ -75,7 +116,7 @@ class _FakeMerlin(BaseHTTPRequestHandler):
     # the client's delayed ACK (~40 ms) and the benchmark would measure that instead.
     disable_nagle_algorithm = True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         time.sleep(LATENCY_S)
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts == ["v1", "projects"]:
@@ -86,7 +127,7 @@ class _FakeMerlin(BaseHTTPRequestHandler):
             body = _version(int(parts[2]), int(parts[4]))
         self._answer(json.dumps(body).encode())
 
-    def do_POST(self) -> None:  # noqa: N802 - the token endpoint
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self._answer(json.dumps({"access_token": "bench-token", "expires_in": 3600}).encode())
 
@@ -116,11 +157,18 @@ def _service_account_b64(token_uri: str) -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    info = {"type": "service_account", "project_id": "bench", "private_key_id": "k",
-            "private_key": pem, "client_email": "bench@bench.iam.gserviceaccount.com",
-            "client_id": "1", "token_uri": token_uri}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "bench",
+        "private_key_id": "k",
+        "private_key": pem,
+        "client_email": "bench@bench.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
     return base64.b64encode(json.dumps(info).encode()).decode()
 
 
@@ -129,7 +177,8 @@ def _write_recipe(folder: Path, url: str, key_b64: str, workers: int) -> Path:
     path.write_text(
         "version: v1beta1\nsource:\n  name: merlin\n  scope: bench\n  config:\n"
         f"    url: {url}\n    service_account_base64: {key_b64}\n    worker_count: {workers}\n"
-        f"sinks:\n  - name: file\n    config: {{path: {folder}/assets-{workers}.ndjson, format: ndjson}}\n"
+        f"sinks:\n  - name: file\n    config: {{path: {folder}/assets-{workers}.ndjson, format: "
+        f"ndjson}}\n"
     )
     return path
 
@@ -188,20 +237,25 @@ def _own_cpu_per_asset(url: str) -> float:
     with httpx.Client() as client:
         project = decode_projects(orjson.loads(client.get(f"{url}v1/projects").content))[0]
         models_body = client.get(f"{url}v1/projects/{project['id']}/models").content
-        version_bodies = {v: client.get(f"{url}v1/models/101/versions/{v}").content
-                          for v in range(1, VERSIONS_PER_MODEL + 1)}
+        version_bodies = {
+            v: client.get(f"{url}v1/models/101/versions/{v}").content
+            for v in range(1, VERSIONS_PER_MODEL + 1)
+        }
     rounds = 20
     cpu = time.process_time()
     for _ in range(rounds):
         for model in decode_models(orjson.loads(models_body)):
-            versions = {v: decode_version(orjson.loads(body)) for v, body in version_bodies.items()}
+            versions = {
+                v: decode_version(orjson.loads(body)) for v, body in version_bodies.items()
+            }
             dump_asset(build_model_asset(project, model, versions, "bench"))
     return (time.process_time() - cpu) / (rounds * MODELS_PER_PROJECT)
 
 
 def main() -> int:
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
-                              text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}/"
@@ -227,21 +281,33 @@ def main() -> int:
     whole = [cpu / assets * 1000 for _wall, cpu, assets in (sequential, parallel)]
     steady = [(cpu - setup) / assets * 1000 for _wall, cpu, assets in (sequential, parallel)]
     http_share = calls / expected * floor * 1000
-    print(f"catalog merlin ({PROJECTS} projects x {MODELS_PER_PROJECT} models x "
-          f"{VERSIONS_PER_MODEL} versions, {LATENCY_S * 1000:.0f} ms per call, {calls} calls):")
+    print(
+        f"catalog merlin ({PROJECTS} projects x {MODELS_PER_PROJECT} models x "
+        f"{VERSIONS_PER_MODEL} versions, {LATENCY_S * 1000:.0f} ms per call, {calls} calls):"
+    )
     print(f"  worker_count 1 (peer): {sequential[0]:.2f} s   worker_count 5: {parallel[0]:.2f} s")
-    print(f"  ratio: worker_count 5 is {speedup:.2f}x faster than worker_count 1 "
-          f"(target >= {TARGET_SPEEDUP:.0f}x)")
-    print(f"  CPU per emitted asset: {steady[0]:.3f} ms (worker_count 1), {steady[1]:.3f} ms "
-          f"(worker_count 5) (target < {TARGET_CPU_MS:.0f} ms)")
-    print(f"    whole runs incl. one-time setup of {setup * 1000:.0f} ms: {whole[0]:.3f} / "
-          f"{whole[1]:.3f} ms per asset")
-    print(f"    where it goes: bare httpx GETs {http_share:.3f} ms ({calls / expected:.2f} per asset"
-          f" x {floor * 1000:.3f} ms); decoding, building and serialising {own * 1000:.3f} ms")
+    print(
+        f"  ratio: worker_count 5 is {speedup:.2f}x faster than worker_count 1 "
+        f"(target >= {TARGET_SPEEDUP:.0f}x)"
+    )
+    print(
+        f"  CPU per emitted asset: {steady[0]:.3f} ms (worker_count 1), {steady[1]:.3f} ms "
+        f"(worker_count 5) (target < {TARGET_CPU_MS:.0f} ms)"
+    )
+    print(
+        f"    whole runs incl. one-time setup of {setup * 1000:.0f} ms: {whole[0]:.3f} / "
+        f"{whole[1]:.3f} ms per asset"
+    )
+    print(
+        f"    where it goes: bare httpx GETs {http_share:.3f} ms ({calls / expected:.2f} per asset"
+        f" x {floor * 1000:.3f} ms); decoding, building and serialising {own * 1000:.3f} ms"
+    )
     is_fast = speedup >= TARGET_SPEEDUP
     is_lean = max(steady) < TARGET_CPU_MS
-    print(f"  speed-up target {'met' if is_fast else 'MISSED'}; "
-          f"CPU target {'met' if is_lean else 'MISSED'}")
+    print(
+        f"  speed-up target {'met' if is_fast else 'MISSED'}; "
+        f"CPU target {'met' if is_lean else 'MISSED'}"
+    )
     return 0 if is_fast else 1
 
 

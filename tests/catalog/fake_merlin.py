@@ -77,8 +77,14 @@ class TokenEndpoint:
 
         signer = crypt.RSASigner.from_string(self._private_pem)
         now = int(time.time())
-        claims = {"iss": "https://accounts.google.com", "aud": audience, "sub": CLIENT_EMAIL,
-                  "email": CLIENT_EMAIL, "iat": now, "exp": now + 3600}
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": audience,
+            "sub": CLIENT_EMAIL,
+            "email": CLIENT_EMAIL,
+            "iat": now,
+            "exp": now + 3600,
+        }
         return jwt.encode(signer, claims).decode()
 
 
@@ -86,9 +92,11 @@ def _public_pem(private_key_pem: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def merlin_path(path: str) -> str:
@@ -127,8 +135,9 @@ def _json_handler(body: str, tokens: TokenEndpoint | None) -> Any:
         if tokens is not None:
             expected = f"Bearer {tokens.token}" if tokens.issued else None
             if request.headers.get("Authorization") != expected:
-                return Response('{"error": "unauthenticated"}', status=401,
-                                content_type="application/json")
+                return Response(
+                    '{"error": "unauthenticated"}', status=401, content_type="application/json"
+                )
         return Response(body, status=200, content_type="application/json; charset=UTF-8")
 
     return answer

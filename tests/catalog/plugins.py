@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import ClassVar
 
+from pydantic import Field
+
 from merkl.catalog.asset import Asset, make_asset, make_urn
 from merkl.catalog.plugin import (
     Emit,
@@ -34,12 +36,18 @@ class CountingSource(Source[CountConfig]):
         for index in range(self.config.count):
             if index == self.config.fail_after:
                 raise CatalogError(f"counting source broke after {index} assets")
-            emit(make_asset(urn=make_urn("test", self.ctx.scope, "thing", str(index)),
-                            name=f"thing-{index}", service="test", asset_type="thing"))
+            emit(
+                make_asset(
+                    urn=make_urn("test", self.ctx.scope, "thing", str(index)),
+                    name=f"thing-{index}",
+                    service="test",
+                    asset_type="thing",
+                )
+            )
 
 
 class RecordingConfig(PluginConfig):
-    failures: list[str] = []
+    failures: list[str] = Field(default_factory=list)
     """One entry per call: 'retry' (RetryableError), 'fail' (CatalogError), 'ok'; then 'ok'."""
     fail_on_close: bool = False
 

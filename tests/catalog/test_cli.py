@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.catalog.test_recipe import VALID
@@ -15,8 +13,11 @@ def test_list_shows_every_kind():
     result = run_cli("catalog", "list")
     assert result.code == 0
     rows = [line.split()[:2] for line in result.out.splitlines()[1:]]
-    assert ["source", "merlin"] in rows and ["processor", "labels"] in rows
-    assert {"compass", "console", "file", "http"} <= {name for kind, name in rows if kind == "sink"}
+    assert ["source", "merlin"] in rows
+    assert ["processor", "labels"] in rows
+    assert {"compass", "console", "file", "http"} <= {
+        name for kind, name in rows if kind == "sink"
+    }
 
 
 def test_info_shows_config_and_sample():
@@ -36,15 +37,31 @@ def test_info_unknown_plugin():
 
 
 def test_gen_writes_a_recipe_that_lints_clean(merkl_globals):
-    result = run_cli("catalog", "gen", "merlin", "console", "file", "--processors", "labels,enrich",
-                     "--name", "models", "--scope", "prod", "--output", "new.yaml")
+    result = run_cli(
+        "catalog",
+        "gen",
+        "merlin",
+        "console",
+        "file",
+        "--processors",
+        "labels,enrich",
+        "--name",
+        "models",
+        "--scope",
+        "prod",
+        "--output",
+        "new.yaml",
+    )
     assert result.code == 0, result.err
     text = (merkl_globals / "new.yaml").read_text()
-    assert text.startswith("name: models\nversion: v1beta1\nsource:\n  name: merlin\n  scope: prod\n")
+    assert text.startswith(
+        "name: models\nversion: v1beta1\nsource:\n  name: merlin\n  scope: prod\n"
+    )
     lint = run_cli("catalog", "lint", "new.yaml")
     assert lint.code == 0, lint.out
     again = run_cli("catalog", "gen", "merlin", "console", "--output", "new.yaml")
-    assert again.code == 1 and "'new.yaml' exists" in again.err
+    assert again.code == 1
+    assert "'new.yaml' exists" in again.err
 
 
 @pytest.mark.parametrize(
@@ -57,15 +74,17 @@ def test_gen_writes_a_recipe_that_lints_clean(merkl_globals):
 )
 def test_gen_errors(argv, message):
     result = run_cli("catalog", "gen", *argv)
-    assert result.code == 1 and message in result.err
+    assert result.code == 1
+    assert message in result.err
 
 
 def test_lint_reports_each_problem_and_a_line_per_recipe(merkl_globals):
     folder = merkl_globals / "recipes"
     folder.mkdir()
     (folder / "good.yaml").write_text(VALID)
-    (folder / "bad.yaml").write_text(VALID.replace("format: ndjson", "format: csv").replace(
-        "  scope: staging\n", ""))
+    (folder / "bad.yaml").write_text(
+        VALID.replace("format: ndjson", "format: csv").replace("  scope: staging\n", "")
+    )
     (folder / "old.yaml").write_text(VALID.replace("v1beta1", "v1"))
 
     result = run_cli("catalog", "lint", str(folder))
@@ -75,7 +94,8 @@ def test_lint_reports_each_problem_and_a_line_per_recipe(merkl_globals):
     assert f"{folder / 'bad.yaml'}:3: source 'merlin': urn scope is required" in lines[0]
     assert f"{folder / 'bad.yaml'}:16: sink 'file': config.format: " in lines[1]
     assert "recipe version is invalid or not found" in lines[2]
-    assert "failed  staging-models" in result.out and "ok      staging-models" in result.out
+    assert "failed  staging-models" in result.out
+    assert "ok      staging-models" in result.out
     assert "2 failing, 1 successful, and 3 total" in result.out
     assert "merkl: error: 2 of 3 recipes have problems" in result.err
 
@@ -87,8 +107,9 @@ def test_run_prints_a_summary_and_exits_0_only_if_all_succeeded(merkl_globals):
     assert result.out == ""
     header, row, total = [line.split() for line in result.err.splitlines()]
     assert header == ["Status", "Recipe", "Source", "Duration(ms)", "Records"]
-    assert row[:3] == ["success", "ok", "tests.catalog.plugins:CountingSource"] and row[4] == "3"
-    assert total == "0 failing, 1 successful, and 1 total".split()
+    assert row[:3] == ["success", "ok", "tests.catalog.plugins:CountingSource"]
+    assert row[4] == "3"
+    assert total == ["0", "failing,", "1", "successful,", "and", "1", "total"]
 
     broken = recipe(merkl_globals, name="broken", source="{count: 2, fail_after: 1}")
     result = run_cli("catalog", "run", str(ok), str(broken))
@@ -106,7 +127,8 @@ def test_run_with_a_variables_file(merkl_globals):
     (merkl_globals / "values.yaml").write_text("n: 2\n")
     result = run_cli("catalog", "run", str(path), "--var", "values.yaml")
     assert result.code == 0, result.err
-    assert "vars " in result.err and " 2\n" in result.err
+    assert "vars " in result.err
+    assert " 2\n" in result.err
 
 
 @pytest.mark.parametrize(
@@ -114,7 +136,11 @@ def test_run_with_a_variables_file(merkl_globals):
     [
         (("run",), 2, "merkl: error: "),
         (("run", "missing.yaml"), 1, "no recipe file or directory 'missing.yaml'"),
-        (("run", "x.yaml", "--max-retries", "-1"), 2, "--max-retries and --retry-initial must be >= 0"),
+        (
+            ("run", "x.yaml", "--max-retries", "-1"),
+            2,
+            "--max-retries and --retry-initial must be >= 0",
+        ),
         (("lint",), 2, "merkl: error: "),
     ],
 )

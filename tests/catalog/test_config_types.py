@@ -44,7 +44,10 @@ def test_parse_go_duration_rejects(text):
 
 def test_format_go_duration():
     assert [format_go_duration(n) for n in (10**10, 1_500_000_000, 250_000_000, 900)] == [
-        "10s", "1.5s", "250ms", "900ns"
+        "10s",
+        "1.5s",
+        "250ms",
+        "900ns",
     ]
 
 

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from tests.catalog.fake_merlin import (
     BASE_PATH,
@@ -23,8 +22,10 @@ from tests.helpers import run_cli
 
 
 def b64(data: dict | str | bytes) -> str:
-    raw = data if isinstance(data, bytes) else (
-        data.encode() if isinstance(data, str) else json.dumps(data).encode()
+    raw = (
+        data
+        if isinstance(data, bytes)
+        else (data.encode() if isinstance(data, str) else json.dumps(data).encode())
     )
     return base64.b64encode(raw).decode()
 
@@ -39,7 +40,9 @@ def test_key_split_over_lines_like_a_yaml_block_is_accepted(
     httpserver, token_endpoint, service_account_b64, merkl_globals
 ):
     serve_merlin(httpserver, token_endpoint)
-    wrapped = "\n".join(service_account_b64[i : i + 76] for i in range(0, len(service_account_b64), 76))
+    wrapped = "\n".join(
+        service_account_b64[i : i + 76] for i in range(0, len(service_account_b64), 76)
+    )
     block = "\n".join("      " + line for line in wrapped.splitlines())
     recipe = merkl_globals / "recipe.yaml"
     recipe.write_text(
@@ -91,7 +94,10 @@ def test_id_token_mode_sends_a_google_id_token_for_the_audience(
     serve_merlin(httpserver, token_endpoint)
 
     result = run_recipe(
-        merkl_globals, httpserver.url_for(BASE_PATH), service_account_b64, monkeypatch,
+        merkl_globals,
+        httpserver.url_for(BASE_PATH),
+        service_account_b64,
+        monkeypatch,
         extra_config="use_id_token: true\n",
     )
 
@@ -127,7 +133,10 @@ def test_token_endpoint_refusal_fails_the_projects_call(
         (b64([1, 2]), "google credentials from JSON: expected a JSON object"),
         (b64({"project_id": "p"}), "missing 'type' field in credentials"),
         (b64({"type": "service_account", "project_id": "p"}), "missing fields"),
-        (b64({"type": "external_account", "audience": "x"}), "'external_account' is not supported"),
+        (
+            b64({"type": "external_account", "audience": "x"}),
+            "'external_account' is not supported",
+        ),
     ],
 )
 def test_bad_service_account_key_fails_before_extraction(
@@ -145,7 +154,10 @@ def test_bad_service_account_key_fails_before_extraction(
 def test_unreadable_private_key_is_reported_without_the_key(
     httpserver, service_account, merkl_globals, monkeypatch
 ):
-    broken = dict(service_account, private_key=service_account["private_key"][:200] + "\n-----END PRIVATE KEY-----\n")
+    broken = dict(
+        service_account,
+        private_key=service_account["private_key"][:200] + "\n-----END PRIVATE KEY-----\n",
+    )
     key_b64 = b64(broken)
 
     result = run_recipe(merkl_globals, httpserver.url_for(BASE_PATH), key_b64, monkeypatch)
@@ -157,12 +169,18 @@ def test_unreadable_private_key_is_reported_without_the_key(
     ) in result.err
     assert list(httpserver.log) == []
     body_line = service_account["private_key"].splitlines()[1]
-    assert body_line not in result.err and key_b64 not in result.err
+    assert body_line not in result.err
+    assert key_b64 not in result.err
 
 
 def test_secrets_never_reach_output_logs_or_errors(
-    httpserver, token_endpoint, service_account, service_account_b64, merkl_globals,
-    monkeypatch, caplog
+    httpserver,
+    token_endpoint,
+    service_account,
+    service_account_b64,
+    merkl_globals,
+    monkeypatch,
+    caplog,
 ):
     """Runs that succeed, skip work and fail, then grep everything printed or logged."""
     caplog.set_level(logging.DEBUG)
@@ -177,12 +195,15 @@ def test_secrets_never_reach_output_logs_or_errors(
         result = run_recipe(merkl_globals, url, service_account_b64, monkeypatch, extra)
         outputs += [result.out, result.err]
         for flag in ("--debug",):
-            outputs.append(run_cli(flag, "catalog", "lint", str(merkl_globals / "recipe.yaml")).out)
+            outputs.append(
+                run_cli(flag, "catalog", "lint", str(merkl_globals / "recipe.yaml")).out
+            )
     outputs.append((merkl_globals / "assets.ndjson").read_text())
     outputs.append(caplog.text)
     everything = "\n".join(outputs)
 
-    assert "model=10" in everything and "project=2" in everything  # the failures were reported
+    assert "model=10" in everything
+    assert "project=2" in everything
     secrets = [service_account_b64, service_account["private_key_id"], *token_endpoint.issued]
     secrets += service_account["private_key"].splitlines()[1:-1]
     assert token_endpoint.issued

@@ -18,7 +18,6 @@ from merkl.errors import ExtractError
 from tests.catalog.fake_merlin import (
     BASE_PATH,
     MERLIN_DATA,
-    TokenEndpoint,
     merlin_path,
     requests_to,
     serve_merlin,
@@ -77,8 +76,13 @@ def base_url(httpserver: HTTPServer) -> str:
         (502, "application/json", "<html>bad gateway</html>", "<html>bad gateway</html>", True),
         (404, "text/plain", "no such route", "no such route", False),
         (403, "application/json", '{"message": "no error field"}', "", False),
-        (401, "text/html", '{"error": "not read: not a JSON type"}',
-         '{"error": "not read: not a JSON type"}', False),
+        (
+            401,
+            "text/html",
+            '{"error": "not read: not a JSON type"}',
+            '{"error": "not read: not a JSON type"}',
+            False,
+        ),
     ],
 )
 def test_projects_call_failure_fails_extraction(
@@ -120,7 +124,10 @@ def test_projects_call_timeout_is_retryable(httpserver, base_url, service_accoun
     [
         ("<html>this is not json</html>", "decode response: "),
         ('{"projects": []}', "cannot unmarshal object into Go value of type []merlin.Project"),
-        ('[{"id": "1", "name": "alpha"}]', "cannot unmarshal string into Go struct field Project.id"),
+        (
+            '[{"id": "1", "name": "alpha"}]',
+            "cannot unmarshal string into Go struct field Project.id",
+        ),
         ('[{"id": 1.5}]', "cannot unmarshal number 1.5 into Go struct field Project.id"),
         ('[{"id": 1, "labels": [{"key": 3}]}]', "Go struct field Label.key of type string"),
     ],
@@ -141,12 +148,15 @@ def test_projects_response_that_go_cannot_decode_fails(
     assert expected in str(caught.value)
 
 
-def test_unreachable_server_fails_once_without_retry(service_account_b64, merkl_globals, monkeypatch):
+def test_unreachable_server_fails_once_without_retry(
+    service_account_b64, merkl_globals, monkeypatch
+):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    recipe = write_recipe(merkl_globals, url=f"http://127.0.0.1:{port}/merlin",
-                          key_b64=service_account_b64)
+    recipe = write_recipe(
+        merkl_globals, url=f"http://127.0.0.1:{port}/merlin", key_b64=service_account_b64
+    )
     monkeypatch.setenv("MERLIN_KEY", service_account_b64)
 
     result = run_cli("catalog", "run", str(recipe), "--retry-initial", "0")
@@ -169,7 +179,9 @@ def test_retryable_projects_failure_is_retried_then_reported(
     recipe = write_recipe(merkl_globals, url=base_url, key_b64=service_account_b64)
     monkeypatch.setenv("MERLIN_KEY", service_account_b64)
 
-    result = run_cli("catalog", "run", str(recipe), "--max-retries", "2", "--retry-initial", "0.01")
+    result = run_cli(
+        "catalog", "run", str(recipe), "--max-retries", "2", "--retry-initial", "0.01"
+    )
 
     assert result.code == 1
     assert requests_to(httpserver, merlin_path("projects")) == 3
@@ -207,7 +219,11 @@ def test_retryable_projects_failure_recovers_on_retry(
 @pytest.mark.parametrize(
     ("body", "status", "expected"),
     [
-        ('{"error": "project is archived"}', 500, "unexpected response status '500': project is archived"),
+        (
+            '{"error": "project is archived"}',
+            500,
+            "unexpected response status '500': project is archived",
+        ),
         ("not json at all", 200, "decode response: "),
         (
             modified("models-1", lambda m: m[0].update(created_at="2021-03-01 18:42:50")),
@@ -234,14 +250,19 @@ def test_models_call_failure_skips_only_that_project(
 
     assert urns(assets) == ["2.20"]
     (warning,) = ctx.warnings
-    assert warning.startswith("merlin extractor: project=1: merlin client: project ID '1': fetch models: ")
-    assert expected in warning and warning.endswith("(project skipped)")
+    assert warning.startswith(
+        "merlin extractor: project=1: merlin client: project ID '1': fetch models: "
+    )
+    assert expected in warning
+    assert warning.endswith("(project skipped)")
 
 
 # -- a version call fails: the model is skipped unless the same id was fetched elsewhere -------
 
 
-def test_failed_version_call_skips_the_model(httpserver, token_endpoint, base_url, service_account_b64):
+def test_failed_version_call_skips_the_model(
+    httpserver, token_endpoint, base_url, service_account_b64
+):
     serve_merlin(httpserver, token_endpoint, skip=("version-10-3",))
     httpserver.expect_request(merlin_path("models/10/versions/3")).respond_with_json(
         {"error": "version not found"}, status=404
@@ -292,8 +313,10 @@ def test_version_fetched_for_another_destination_keeps_the_model(
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda v: v.update(labels={"env": "staging", "replicas": 3}),
-         "cannot unmarshal number 3 into Go struct field ModelVersion.labels of type string"),
+        (
+            lambda v: v.update(labels={"env": "staging", "replicas": 3}),
+            "cannot unmarshal number 3 into Go struct field ModelVersion.labels of type string",
+        ),
         (lambda v: v.update(created_at="2022-10-28T06:11:52Z07:00"), "not an RFC 3339 timestamp"),
         (lambda v: v.update(id="3"), "Go struct field ModelVersion.id of type int64"),
     ],
@@ -309,7 +332,8 @@ def test_version_response_go_cannot_decode_skips_the_model(
 
     assets = extract_all(source)
 
-    assert "1.10" not in urns(assets) and len(assets) == 3
+    assert "1.10" not in urns(assets)
+    assert len(assets) == 3
     assert expected in ctx.warnings[0]
     assert ctx.warnings[1].endswith("model version not found: 3 (model skipped)")
 
@@ -322,7 +346,10 @@ def test_version_response_go_cannot_decode_skips_the_model(
     [
         ("name: driver\nproject: jaeger", "decode FEAST_FEATURE_TABLE_SPECS_JSONS: "),
         ('[{"name": 7, "project": "jaeger"}]', "FeatureTableMetadata.name of type string"),
-        ('{"name": "driver"}', "cannot unmarshal object into Go value of type []FeatureTableMetadata"),
+        (
+            '{"name": "driver"}',
+            "cannot unmarshal object into Go value of type []FeatureTableMetadata",
+        ),
     ],
 )
 def test_bad_feature_table_specs_skip_the_model(
@@ -330,7 +357,8 @@ def test_bad_feature_table_specs_skip_the_model(
 ):
     def break_specs(models):
         env = models[2]["endpoints"][0]["rule"]["destinations"][0]["version_endpoint"][
-            "transformer"]["env_vars"]
+            "transformer"
+        ]["env_vars"]
         env[1]["value"] = specs
 
     serve_merlin(httpserver, token_endpoint, skip=("models-1",))
@@ -347,7 +375,8 @@ def test_bad_feature_table_specs_skip_the_model(
         "merlin extractor: project=1 model=12: build lineage for model '12' in project '1': "
         "build upstreams: "
     )
-    assert expected in warning and warning.endswith("(model skipped)")
+    assert expected in warning
+    assert warning.endswith("(model skipped)")
 
 
 def test_null_feature_table_specs_mean_no_upstreams(

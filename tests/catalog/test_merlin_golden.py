@@ -34,7 +34,9 @@ from tests.helpers import CliResult, run_cli
 def _compare_golden(actual: str, golden: Path, update: bool) -> None:
     if update:
         golden.write_text(actual)
-    assert actual == golden.read_text(), f"differs from {golden.name}; review, then --update-golden"
+    assert actual == golden.read_text(), (
+        f"differs from {golden.name}; review, then --update-golden"
+    )
 
 
 def _run(recipe: Path, key_b64: str, monkeypatch: pytest.MonkeyPatch) -> CliResult:
@@ -51,7 +53,9 @@ def merlin(httpserver: HTTPServer, token_endpoint: TokenEndpoint) -> HTTPServer:
 def test_worker_count_1_emits_api_order_exactly_as_golden(
     merlin, token_endpoint, service_account_b64, merkl_globals, monkeypatch, update_golden
 ):
-    recipe = write_recipe(merkl_globals, url=merlin.url_for(BASE_PATH), key_b64=service_account_b64)
+    recipe = write_recipe(
+        merkl_globals, url=merlin.url_for(BASE_PATH), key_b64=service_account_b64
+    )
 
     result = _run(recipe, service_account_b64, monkeypatch)
 
@@ -59,7 +63,8 @@ def test_worker_count_1_emits_api_order_exactly_as_golden(
     _compare_golden(
         (merkl_globals / "assets.ndjson").read_text(), GOLDEN / "merlin.ndjson", update_golden
     )
-    assert "merlin-test" in result.err and "success" in result.err
+    assert "merlin-test" in result.err
+    assert "success" in result.err
     # The access token was asked for once, with the userinfo.email scope.
     assert len(token_endpoint.calls) == 1
     assert token_endpoint.calls[0]["scope"] == USERINFO_EMAIL_SCOPE
@@ -84,13 +89,18 @@ def test_five_workers_give_the_same_assets_sharing_one_token(
 def test_calls_are_the_three_gets_with_one_version_call_per_destination(
     merlin, service_account_b64, merkl_globals, monkeypatch
 ):
-    recipe = write_recipe(merkl_globals, url=merlin.url_for(BASE_PATH), key_b64=service_account_b64)
+    recipe = write_recipe(
+        merkl_globals, url=merlin.url_for(BASE_PATH), key_b64=service_account_b64
+    )
 
     assert _run(recipe, service_account_b64, monkeypatch).code == 0
 
     paths = [request.path for request, _ in merlin.log if request.path != "/token"]
-    assert all(request.method == "GET" and not request.query_string for request, _ in merlin.log
-               if request.path != "/token")
+    assert all(
+        request.method == "GET" and not request.query_string
+        for request, _ in merlin.log
+        if request.path != "/token"
+    )
     assert requests_to(merlin, merlin_path("projects")) == 1
     # Version 5 is routed by two endpoints: fetched twice, no de-duplication.
     assert requests_to(merlin, merlin_path("models/12/versions/5")) == 2
@@ -99,7 +109,9 @@ def test_calls_are_the_three_gets_with_one_version_call_per_destination(
     assert len(paths) == 1 + 3 + 2 + 2 + 1
 
 
-def test_yaml_format_golden(merlin, service_account_b64, merkl_globals, monkeypatch, update_golden):
+def test_yaml_format_golden(
+    merlin, service_account_b64, merkl_globals, monkeypatch, update_golden
+):
     recipe = write_recipe(
         merkl_globals,
         url=merlin.url_for(BASE_PATH),

@@ -85,7 +85,8 @@ def test_meteor_template_variables_from_environment_and_var_file(merkl_globals):
     )
     var_file = write(merkl_globals, "source:\n  team: search\ntier: gold\n", "vars.yaml")
     recipe = load_recipe(
-        write(merkl_globals, text), environ={"METEOR_SCOPE": "prod", "METEOR_TIER": "x"},
+        write(merkl_globals, text),
+        environ={"METEOR_SCOPE": "prod", "METEOR_TIER": "x"},
         var_file=var_file,
     )
     assert recipe.source.scope == "prod"
@@ -94,8 +95,11 @@ def test_meteor_template_variables_from_environment_and_var_file(merkl_globals):
 
 def test_missing_template_variables_are_listed(merkl_globals):
     text = VALID.replace("scope: staging", "scope: {{ .scope }}").replace("ml", "{{ .team }}")
-    with pytest.raises(RecipeError, match=r"no value for template variables scope \(line 5\), "
-                                          r"team \(line 11\); set METEOR_<NAME>"):
+    with pytest.raises(
+        RecipeError,
+        match=r"no value for template variables scope \(line 5\), "
+        r"team \(line 11\); set METEOR_<NAME>",
+    ):
         load_recipe(write(merkl_globals, text), environ={})
 
 
@@ -108,15 +112,20 @@ def test_template_actions_other_than_variables_are_refused(merkl_globals):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("version: v1beta1", "version: v1"),
-         ":2: recipe version is invalid or not found: got 'v1', expected 'v1beta1'"),
+        (
+            ("version: v1beta1", "version: v1"),
+            ":2: recipe version is invalid or not found: got 'v1', expected 'v1beta1'",
+        ),
         (("version: v1beta1\n", ""), ": recipe version is invalid or not found: got None"),
         (("name: staging-models", "nam: x"), ":1: unknown recipe key 'nam'"),
         (("  scope: staging", "  scope: staging\n  scopes: x"), ":6: unknown source key 'scopes'"),
         (("  - name: console", "  - nme: console"), ":13: unknown sink key 'nme'"),
         (("  - name: console", "  - config: {}"), ":13: the sink entry needs a `name:`"),
         (("      labels: {team: ml}", "      - labels"), ":10: the processor 'labels' `config:`"),
-        ((VALID[VALID.index("sinks:"):], "sinks: []\n"), ":12: the recipe needs at least one sink"),
+        (
+            (VALID[VALID.index("sinks:") :], "sinks: []\n"),
+            ":12: the recipe needs at least one sink",
+        ),
         (("  scope: staging", "  scope: [a]"), ":5: the source scope must be a string"),
         (("  config:\n    url", "  config:\n    url: 1\n    url"), ":8: key 'url' appears twice"),
         (("      format: ndjson", "      format: [ndjson"), ":18: invalid YAML: expected ','"),
@@ -130,8 +139,10 @@ def test_shape_errors_name_file_and_line(merkl_globals, change, message):
     assert str(caught.value).startswith(str(path))
 
 
-@pytest.mark.parametrize(("text", "message"), [("", "the recipe is empty"),
-                                               ("- a\n- b\n", "a recipe is a YAML mapping")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "the recipe is empty"), ("- a\n- b\n", "a recipe is a YAML mapping")],
+)
 def test_empty_or_non_mapping_recipes(merkl_globals, text, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe(write(merkl_globals, text), environ={})
@@ -161,5 +172,5 @@ def test_recipe_paths_from_files_and_directories(merkl_globals):
 def test_unreadable_recipe(merkl_globals):
     path = merkl_globals / "bin.yaml"
     path.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(RecipeError, match="cannot read recipe .*not UTF-8"):
+    with pytest.raises(RecipeError, match=r"cannot read recipe .*not UTF-8"):
         load_recipe(path, environ={})

@@ -19,9 +19,14 @@ def _reset_recording_sink():
     RecordingSink.events.clear()
 
 
-def recipe(folder: Path, *, source: str = "{count: 3}", processors: str = "",
-           sinks: str = "  - name: tests.catalog.plugins:RecordingSink\n",
-           name: str = "r") -> Path:
+def recipe(
+    folder: Path,
+    *,
+    source: str = "{count: 3}",
+    processors: str = "",
+    sinks: str = "  - name: tests.catalog.plugins:RecordingSink\n",
+    name: str = "r",
+) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(
         "version: v1beta1\n"
@@ -34,18 +39,29 @@ def recipe(folder: Path, *, source: str = "{count: 3}", processors: str = "",
 
 
 def test_records_flow_to_every_sink_and_are_counted(merkl_globals):
-    sinks = ("  - name: tests.catalog.plugins:RecordingSink\n"
-             "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n")
+    sinks = (
+        "  - name: tests.catalog.plugins:RecordingSink\n"
+        "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n"
+    )
     result = run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
     assert result.success, result.error
     assert result.record_count == 3
-    assert RecordingSink.received == ["urn:test:s:thing:0", "urn:test:s:thing:1", "urn:test:s:thing:2"]
+    assert RecordingSink.received == [
+        "urn:test:s:thing:0",
+        "urn:test:s:thing:1",
+        "urn:test:s:thing:2",
+    ]
     assert len((merkl_globals / "all.ndjson").read_text().splitlines()) == 3
-    assert [(s.name, s.delivered, s.dropped) for s in result.sinks] == [("recording", 3, 0), ("file", 3, 0)]
+    assert [(s.name, s.delivered, s.dropped) for s in result.sinks] == [
+        ("recording", 3, 0),
+        ("file", 3, 0),
+    ]
 
 
 def test_retryable_sink_failures_are_retried_with_backoff(merkl_globals):
-    sinks = "  - name: tests.catalog.plugins:RecordingSink\n    config: {failures: [retry, retry]}\n"
+    sinks = (
+        "  - name: tests.catalog.plugins:RecordingSink\n    config: {failures: [retry, retry]}\n"
+    )
     result = run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
     assert result.success, result.error
     assert result.sinks[0].retries == 2
@@ -53,9 +69,11 @@ def test_retryable_sink_failures_are_retried_with_backoff(merkl_globals):
 
 
 def test_a_sink_giving_up_drops_the_record_reports_it_and_fails_the_recipe(merkl_globals):
-    sinks = ("  - name: tests.catalog.plugins:RecordingSink\n"
-             "    config: {failures: [retry, retry, retry, fail]}\n"
-             "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n")
+    sinks = (
+        "  - name: tests.catalog.plugins:RecordingSink\n"
+        "    config: {failures: [retry, retry, retry, fail]}\n"
+        "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n"
+    )
     result = run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
     assert result.record_count == 3  # extraction went on
     assert RecordingSink.received == ["urn:test:s:thing:2"]
@@ -97,29 +115,38 @@ def test_source_failure_is_reported_and_sinks_are_aborted(merkl_globals):
 
 
 def test_setup_failure_runs_nothing(merkl_globals):
-    sinks = ("  - name: tests.catalog.plugins:RecordingSink\n"
-             "  - name: file\n    config: {path: ./missing-dir/out.ndjson, format: ndjson}\n")
+    sinks = (
+        "  - name: tests.catalog.plugins:RecordingSink\n"
+        "  - name: file\n    config: {path: ./missing-dir/out.ndjson, format: ndjson}\n"
+    )
     result = run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
     assert result.error.startswith("failed to setup sink 'file': file sink: directory ")
-    assert result.record_count == 0 and RecordingSink.received == []
+    assert result.record_count == 0
+    assert RecordingSink.received == []
     assert RecordingSink.events == ["abort"]
 
 
 def test_close_failure_fails_the_recipe_and_aborts_the_rest(merkl_globals):
-    sinks = ("  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n"
-             "  - name: tests.catalog.plugins:RecordingSink\n    config: {fail_on_close: true}\n")
+    sinks = (
+        "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n"
+        "  - name: tests.catalog.plugins:RecordingSink\n    config: {fail_on_close: true}\n"
+    )
     result = run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
     assert result.error == "failed to close sink 'recording': could not flush"
     assert not (merkl_globals / "all.ndjson").exists()
 
 
 def test_several_recipes_run_and_report_in_order(merkl_globals):
-    paths = [recipe(merkl_globals, name="one"),
-             recipe(merkl_globals, name="two", source="{count: 1, fail_after: 0}"),
-             merkl_globals / "three.yaml"]
+    paths = [
+        recipe(merkl_globals, name="one"),
+        recipe(merkl_globals, name="two", source="{count: 1, fail_after: 0}"),
+        merkl_globals / "three.yaml",
+    ]
     paths[2].write_text("version: v2\n")
     results = run_recipe_files(paths, FAST)
     assert [(r.recipe, r.success, r.record_count) for r in results] == [
-        ("one", True, 3), ("two", False, 0), ("three", False, 0)
+        ("one", True, 3),
+        ("two", False, 0),
+        ("three", False, 0),
     ]
     assert "recipe version is invalid or not found" in results[2].error

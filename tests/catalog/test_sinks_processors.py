@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -25,13 +24,26 @@ CTX = PluginContext("sinks")
 
 def asset(index: int = 1) -> dict:
     return make_asset(
-        urn=f"urn:merlin:s:model:1.{index}", name=f"m{index}", service="merlin",
-        asset_type="model", url="m.example.com",
-        data=make_model(namespace="p", flavor="pyfunc", versions=[],
-                        attributes={"project_id": 1, "owner_team": "search"},
-                        create_time=None, update_time=None),
-        upstreams=[make_resource("urn:caramlstore:s:feature_table:a.b",
-                                 service="caramlstore", resource_type="feature_table")],
+        urn=f"urn:merlin:s:model:1.{index}",
+        name=f"m{index}",
+        service="merlin",
+        asset_type="model",
+        url="m.example.com",
+        data=make_model(
+            namespace="p",
+            flavor="pyfunc",
+            versions=[],
+            attributes={"project_id": 1, "owner_team": "search"},
+            create_time=None,
+            update_time=None,
+        ),
+        upstreams=[
+            make_resource(
+                "urn:caramlstore:s:feature_table:a.b",
+                service="caramlstore",
+                resource_type="feature_table",
+            )
+        ],
         labels={"team": "search", "stream": "relevance"},
     )
 
@@ -68,7 +80,8 @@ def test_file_sink_appends_when_not_overwriting(merkl_globals):
     sink.sink([asset(2)])
     sink.close()
     lines = target.read_text().splitlines()
-    assert lines[0] == "earlier" and [json.loads(x)["name"] for x in lines[1:]] == ["m1", "m2"]
+    assert lines[0] == "earlier"
+    assert [json.loads(x)["name"] for x in lines[1:]] == ["m1", "m2"]
 
 
 def test_file_sink_overwrites_atomically_and_abort_keeps_the_old_file(merkl_globals):
@@ -101,12 +114,16 @@ def test_file_sink_yaml_is_one_list_across_batches(merkl_globals):
 
 def test_http_sink_sends_protojson_with_split_headers(httpserver: HTTPServer):
     httpserver.expect_request("/assets", method="PUT").respond_with_data("", status=201)
-    config = HttpConfig(url=httpserver.url_for("/assets"), method="put", success_code=201,
-                        headers={"X-Team": "a, b", "Authorization": "Bearer t"})
+    config = HttpConfig(
+        url=httpserver.url_for("/assets"),
+        method="put",
+        success_code=201,
+        headers={"X-Team": "a, b", "Authorization": "Bearer t"},
+    )
     sink = HttpSink(config, CTX)
     sink.sink([asset()])
     sink.close()
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     # Two X-Team header lines, which WSGI joins with a comma (without the original space).
     assert request.headers["X-Team"] == "a,b"
     assert request.headers["Authorization"] == "Bearer t"
@@ -128,9 +145,13 @@ def test_http_sink_5xx_is_retried_by_the_runner_until_it_succeeds(httpserver, me
     httpserver.expect_request("/assets", method="POST").respond_with_handler(
         lambda _request: Response("", status=next(answers))
     )
-    sinks = f"  - name: http\n    config: {{url: '{httpserver.url_for('/assets')}', method: POST}}\n"
-    result = run_recipe_file(recipe(merkl_globals, sinks=sinks),
-                             RunOptions(max_retries=3, retry_initial_s=0.001, environ={}))
+    sinks = (
+        f"  - name: http\n    config: {{url: '{httpserver.url_for('/assets')}', method: POST}}\n"
+    )
+    result = run_recipe_file(
+        recipe(merkl_globals, sinks=sinks),
+        RunOptions(max_retries=3, retry_initial_s=0.001, environ={}),
+    )
     assert result.success, result.error
     assert (result.sinks[0].delivered, result.sinks[0].retries) == (3, 2)
     assert len(httpserver.log) == 5
@@ -148,7 +169,8 @@ def test_compass_sink_patches_the_asset_with_its_lineage(httpserver: HTTPServer)
 
     httpserver.expect_request("/v1beta1/assets", method="PATCH").respond_with_handler(record)
     config = CompassConfig(
-        host=httpserver.url_for("/"), headers={"Compass-User-Email": "meteor@example.com"},
+        host=httpserver.url_for("/"),
+        headers={"Compass-User-Email": "meteor@example.com"},
         labels={"owner": "$attributes.owner_team", "stream_copy": "$labels.stream"},
     )
     sink = CompassSink(config, CTX)
@@ -158,10 +180,17 @@ def test_compass_sink_patches_the_asset_with_its_lineage(httpserver: HTTPServer)
     assert body["asset"]["urn"] == "urn:merlin:s:model:1.1"
     assert body["asset"]["data"]["@type"].endswith(".Model")
     assert body["asset"]["labels"] == {
-        "owner": "search", "stream": "relevance", "stream_copy": "relevance", "team": "search"
+        "owner": "search",
+        "stream": "relevance",
+        "stream_copy": "relevance",
+        "team": "search",
     }
     assert body["upstreams"] == [
-        {"urn": "urn:caramlstore:s:feature_table:a.b", "type": "feature_table", "service": "caramlstore"}
+        {
+            "urn": "urn:caramlstore:s:feature_table:a.b",
+            "type": "feature_table",
+            "service": "caramlstore",
+        }
     ]
     assert body["downstreams"] == []
     assert httpserver.log[0][0].headers["Compass-User-Email"] == "meteor@example.com"

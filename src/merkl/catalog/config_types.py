@@ -73,7 +73,7 @@ def format_go_duration(nanos: int) -> str:
 
 
 def _to_nanos(value: Any) -> Any:
-    # mapstructure's weak typing: a string goes through ParseDuration, a bare number is nanoseconds.
+    # mapstructure's weak typing: a string goes through ParseDuration, a number is nanoseconds.
     if isinstance(value, str):
         return parse_go_duration(value.strip())
     if isinstance(value, bool):

@@ -110,7 +110,7 @@ class Plugin(ABC, Generic[ConfigT]):
         self.config = config
         self.ctx = ctx
 
-    def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    def close(self) -> None:
         """Release what `__init__` opened; called once after a successful run."""
 
 

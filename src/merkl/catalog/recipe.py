@@ -123,7 +123,7 @@ def load_recipe(
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, int]]:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     loader = yaml.SafeLoader(text)
     try:
@@ -140,6 +140,8 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, int]]:
         raise RecipeError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{source}: invalid YAML: {type(exc).__name__}") from None
+    except RecursionError:  # PyYAML composes nested blocks recursively
+        raise RecipeError(f"{source}: the recipe is nested too deeply to read") from None
     finally:
         loader.dispose()
 
@@ -156,11 +158,25 @@ def _record_lines(node: Any, key_path: KeyPath, lines: dict[KeyPath, int], sourc
                 raise RecipeError(f"{source}:{line}: key {key!r} appears twice in one mapping")
             seen.add(key)
             lines[(*key_path, key)] = line
+            _check_size(lines, source)
             _record_lines(value_node, (*key_path, key), lines, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*key_path, index)] = item.start_mark.line + 1
+            _check_size(lines, source)
             _record_lines(item, (*key_path, index), lines, source)
+
+
+_MAX_ENTRIES = 100_000
+
+
+def _check_size(lines: dict[KeyPath, int], source: str) -> None:
+    # YAML aliases can make a 1 kB file stand for 10^9 values ("billion laughs"): stop early.
+    if len(lines) > _MAX_ENTRIES:
+        raise RecipeError(
+            f"{source}: the recipe expands to more than {_MAX_ENTRIES} keys and items (YAML "
+            f"aliases repeating aliases?); a recipe is a small file, write it out plainly"
+        )
 
 
 def _build_recipe(data: dict[str, Any], path: Path, lines: dict[KeyPath, int]) -> Recipe:
@@ -179,7 +195,8 @@ def _build_recipe(data: dict[str, Any], path: Path, lines: dict[KeyPath, int]) -
     if version != RECIPE_VERSION:
         raise fail(
             ("version",),
-            f"recipe version is invalid or not found: got {version!r}, expected {RECIPE_VERSION!r}",
+            f"recipe version is invalid or not found: got {version!r}, expected "
+            f"{RECIPE_VERSION!r}",
         )
     name = data.get("name") or path.stem
     if not isinstance(name, str):
@@ -196,7 +213,9 @@ def _build_recipe(data: dict[str, Any], path: Path, lines: dict[KeyPath, int]) -
         for i, entry in enumerate(_entries(data, "sinks", fail))
     ]
     if not sinks:
-        raise fail(("sinks",), "the recipe needs at least one sink, e.g. `sinks: [{name: console}]`")
+        raise fail(
+            ("sinks",), "the recipe needs at least one sink, e.g. `sinks: [{name: console}]`"
+        )
     return Recipe(name, path, source_spec, processors, sinks, lines)
 
 

@@ -73,7 +73,9 @@ def get_plugin(kind: PluginKind, name: str) -> type[Plugin]:  # type: ignore[typ
     from merkl.catalog.plugin import Plugin
 
     if not (isinstance(cls, type) and issubclass(cls, Plugin) and cls.kind == kind):
-        raise CatalogError(f"{path!r} (catalog {kind} {name!r}) is not a merkl catalog {kind} class")
+        raise CatalogError(
+            f"{path!r} (catalog {kind} {name!r}) is not a merkl catalog {kind} class"
+        )
     return cls
 
 
@@ -90,7 +92,9 @@ def _import(path: str, kind: str, name: str) -> object:
         return getattr(module, attr) if attr else module
     except AttributeError:
         raise PluginNotFoundError(
-            f"catalog {kind} {name!r}: module {module_name!r} has no {attr!r}", kind=kind, name=name
+            f"catalog {kind} {name!r}: module {module_name!r} has no {attr!r}",
+            kind=kind,
+            name=name,
         ) from None
 
 

@@ -126,7 +126,9 @@ def run_recipe(recipe: Recipe, options: RunOptions) -> RecipeResult:
     return result
 
 
-def _set_up(resolved: ResolvedPlugin, ctx: PluginContext, opened: list[Plugin[Any]]) -> Plugin[Any]:
+def _set_up(
+    resolved: ResolvedPlugin, ctx: PluginContext, opened: list[Plugin[Any]]
+) -> Plugin[Any]:
     spec = resolved.spec
     try:
         plugin = resolved.cls(resolved.config, ctx)
@@ -153,7 +155,9 @@ def _extract(
                 retries = f" (retryable; gave up after {attempt} retries)" if attempt else ""
                 return f"{prefix}: {exc}{retries}"
             delay = options.backoff_s(attempt)
-            ctx.logger.warning("[%s] extraction failed, retrying in %gs: %s", ctx.recipe_name, delay, exc)
+            ctx.logger.warning(
+                "[%s] extraction failed, retrying in %gs: %s", ctx.recipe_name, delay, exc
+            )
             result.extract_retries += 1
             time.sleep(delay)
         except Exception as exc:  # the runner reports every source failure, bug or not
@@ -208,7 +212,10 @@ class _Pipeline:
                     delay = self._options.backoff_s(attempt)
                     self._ctx.logger.warning(
                         "[%s] sink %r failed, retrying in %gs: %s",
-                        self._ctx.recipe_name, sink.name, delay, exc,
+                        self._ctx.recipe_name,
+                        sink.name,
+                        delay,
+                        exc,
                     )
                     report.retries += 1
                     attempt += 1
@@ -216,7 +223,9 @@ class _Pipeline:
                     continue
                 self._drop(sink, report, asset, f"{exc} (after {attempt} retries)")
             except Exception as exc:  # per-record sink failures go to the report
-                detail = str(exc) if isinstance(exc, CatalogError) else f"{type(exc).__name__}: {exc}"
+                detail = (
+                    str(exc) if isinstance(exc, CatalogError) else f"{type(exc).__name__}: {exc}"
+                )
                 self._drop(sink, report, asset, detail)
             return
 
@@ -225,7 +234,10 @@ class _Pipeline:
         report.first_error = report.first_error or detail
         self._ctx.logger.warning(
             "[%s] error running sink %r, record %s dropped: %s",
-            self._ctx.recipe_name, sink.name, asset.get("urn"), detail,
+            self._ctx.recipe_name,
+            sink.name,
+            asset.get("urn"),
+            detail,
         )
         if self._options.stop_on_sink_error:
             self.failure = f"sink {sink.name!r}: {detail}"
@@ -235,7 +247,8 @@ class _Pipeline:
 def _sink_failures(result: RecipeResult) -> str:
     failed = [r for r in result.sinks if r.dropped]
     return "; ".join(
-        f"sink {r.name!r} dropped {r.dropped} of {r.dropped + r.delivered} records: {r.first_error}"
+        f"sink {r.name!r} dropped {r.dropped} of {r.dropped + r.delivered} records: "
+        f"{r.first_error}"
         for r in failed
     )
 

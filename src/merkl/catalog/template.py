@@ -35,7 +35,7 @@ def template_variables(environ: Mapping[str, str], var_file: Path | None = None)
 
 
 def _read_var_file(path: Path) -> dict[str, str]:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -104,9 +104,7 @@ def render_template(text: str, variables: Mapping[str, str], source: str) -> str
     return rendered
 
 
-def expand_env(
-    data: Any, environ: Mapping[str, str], line_of: Any, source: str
-) -> Any:
+def expand_env(data: Any, environ: Mapping[str, str], line_of: Any, source: str) -> Any:
     """Return `data` with `${VAR}` replaced in every string value (keys are left alone).
 
     `line_of(path)` gives the recipe line of a value for the error message.

@@ -15,9 +15,7 @@ _MAX_BODY_IN_MESSAGE = 300
 
 def split_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """Meteor's header config: a comma-separated value becomes several headers."""
-    return [
-        (name, part.strip()) for name, value in headers.items() for part in value.split(",")
-    ]
+    return [(name, part.strip()) for name, value in headers.items() for part in value.split(",")]
 
 
 def with_json_content_type(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -21,8 +21,10 @@ class ConsoleSink(Sink[ConsoleConfig]):
 
     name = "console"
     Config = ConsoleConfig
-    info = PluginInfo(description="Print assets to standard output, one JSON line each",
-                      tags=("console", "log", "sink"))
+    info = PluginInfo(
+        description="Print assets to standard output, one JSON line each",
+        tags=("console", "log", "sink"),
+    )
 
     def sink(self, assets: list[Asset]) -> None:
         text = "".join(dump_asset(asset).decode() + "\n" for asset in assets)

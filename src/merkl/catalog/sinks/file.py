@@ -68,7 +68,7 @@ class FileSink(Sink[FileConfig]):
 
     def sink(self, assets: list[Asset]) -> None:
         if self._is_yaml:
-            import yaml
+            import yaml  # type: ignore[import-untyped]
 
             text = yaml.safe_dump(assets, sort_keys=False, allow_unicode=True, width=1 << 16)
             self._out.write(text.encode())

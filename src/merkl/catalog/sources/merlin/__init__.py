@@ -159,9 +159,9 @@ class MerlinSource(Source[MerlinConfig]):
                 for future in futures:
                     future.cancel()
         for future in done:
-            error = future.exception()
-            if error is not None:
-                raise error
+            failure = future.exception()
+            if failure is not None:
+                raise failure
 
     def _extract_project(self, project: dict[str, Any], emit: Emit, stop: threading.Event) -> None:
         try:

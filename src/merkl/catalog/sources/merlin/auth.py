@@ -100,22 +100,26 @@ def load_credentials(
                     f"use_id_token needs a service account key; the key's type is "
                     f"{info.get('type')!r}"
                 )
-            return service_account.IDTokenCredentials.from_service_account_info(
+            return service_account.IDTokenCredentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 info, target_audience=audience
             )
         if info.get("type") == "service_account":
-            return service_account.Credentials.from_service_account_info(
+            return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 info, scopes=[USERINFO_EMAIL_SCOPE]
             )
         if info.get("type") == "authorized_user":
             from google.oauth2 import credentials as user_credentials
 
-            return user_credentials.Credentials.from_authorized_user_info(
+            return user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
                 info, scopes=[USERINFO_EMAIL_SCOPE]
             )
         raise CatalogError(_unsupported_type(info.get("type")))
     except google_errors.DefaultCredentialsError as exc:
-        prefix = "google: could not find default credentials" if info is None else "google credentials from JSON"
+        prefix = (
+            "google: could not find default credentials"
+            if info is None
+            else "google credentials from JSON"
+        )
         raise CatalogError(f"{prefix}: {exc}") from None
     except (ValueError, KeyError) as exc:
         # The message names missing fields or an unreadable private key, never its content.
@@ -150,7 +154,9 @@ class GoogleBearerAuth(httpx.Auth):
                     self._credentials.refresh(self._request)
                 except google_errors.GoogleAuthError as exc:
                     # Surfaces as a transport failure of the Merlin call, as in Go.
-                    raise httpx.TransportError(f"fetch Google token: {_auth_reason(exc)}") from None
+                    raise httpx.TransportError(
+                        f"fetch Google token: {_auth_reason(exc)}"
+                    ) from None
             return str(self._credentials.token)
 
 
@@ -185,7 +191,7 @@ class _HttpxRequest:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            raise google_errors.TransportError(f"{method} {url}: {exc}") from None
+            raise google_errors.TransportError(f"{method} {url}: {exc}") from None  # type: ignore[no-untyped-call]
         return _Response(response)
 
 

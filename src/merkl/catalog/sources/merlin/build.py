@@ -1,4 +1,4 @@
-"""One Merlin model (with its project and fetched versions) → one `Model` Asset (spec §2.2–2.5).
+"""One Merlin model (with its project and fetched versions) → one `Model` Asset (spec §2.2-2.5).
 
 Status, URLs, env vars and transformer come from the model listing's destination snapshot;
 version number, MLflow run, labels and times from the fetched Version.
@@ -162,7 +162,9 @@ def _upstreams(model: Struct, scope: str) -> list[dict[str, str]]:
         make_urn("caramlstore", scope, "feature_table", f"{project}.{name}")
         for project, name in tables
     )
-    return [make_resource(urn, service="caramlstore", resource_type="feature_table") for urn in urns]
+    return [
+        make_resource(urn, service="caramlstore", resource_type="feature_table") for urn in urns
+    ]
 
 
 def _owners(project: Struct) -> list[dict[str, str]]:

@@ -129,11 +129,13 @@ class MerlinClient:
         url = self.url_for(segments)
         started = time.monotonic()
         try:
-            response = self._http.get(url, auth=self._auth, timeout=self._timeout)  # type: ignore[arg-type]
+            response = self._http.get(url, auth=self._auth, timeout=self._timeout)
         except httpx.TimeoutException:
             raise self._deadline_error(url) from None
         except httpx.HTTPError as exc:
-            raise MerlinClientError(f"execute request: GET {display_url(url)}: {_reason(exc)}") from None
+            raise MerlinClientError(
+                f"execute request: GET {display_url(url)}: {_reason(exc)}"
+            ) from None
         # httpx times each connect/read; the call as a whole has one deadline, as in Go.
         if time.monotonic() - started > self._timeout_s:
             raise self._deadline_error(url)

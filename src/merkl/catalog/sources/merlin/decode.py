@@ -36,7 +36,8 @@ def _json_kind(value: Any) -> str:
 
 def _mismatch(value: Any, where: str, go_type: str) -> DecodeError:
     return DecodeError(
-        f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type {go_type}"
+        f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} of type "
+        f"{go_type}"
     )
 
 
@@ -122,7 +123,9 @@ def top_level(decoder: Decoder, go_type: str) -> Callable[[Any], Any]:
 
     def decode(value: Any) -> Any:
         if value is not None and not isinstance(value, list | dict):
-            raise DecodeError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type {go_type}")
+            raise DecodeError(
+                f"json: cannot unmarshal {_json_kind(value)} into Go value of type {go_type}"
+            )
         if go_type.startswith("[]") and isinstance(value, dict):
             raise DecodeError(f"json: cannot unmarshal object into Go value of type {go_type}")
         if not go_type.startswith("[]") and isinstance(value, list):

@@ -247,7 +247,7 @@ def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoL
                 os.rmdir(os.path.dirname(obj))  # only if this left it empty
 
         undo.add(move_back)
-        if not is_linked(repo, path, oid, link_type):  # a hardlink already is
+        if link_type != "hardlink":  # `path` is the object's own inode: a hardlink already
             link_object(repo, oid, path, link_type)  # atomically over `path`: never without data
     else:
         link_object(repo, oid, path, link_type)

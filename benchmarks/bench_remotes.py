@@ -37,11 +37,16 @@ FILE_SIZE = 100_000
 BIG_SIZE = (50 if SMALL else 500) * 1_000_000
 RUNS = 3
 ENV = {
-    **os.environ, "CI": "1", "DVC_NO_ANALYTICS": "1",
-    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    **os.environ,
+    "CI": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
 }
 ENV.pop("AWS_ENDPOINT_URL", None)
 
@@ -53,8 +58,9 @@ def sh(args: list[str], cwd: Path) -> float:
     """
     os.sync()
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-3000:]}")
@@ -138,8 +144,10 @@ def compare(
 
 def report(kind: str, merkl: tuple[float, float], dvc: tuple[float, float]) -> None:
     for label, ours, theirs in (("push", merkl[0], dvc[0]), ("pull", merkl[1], dvc[1])):
-        print(f"{kind:<10} {label}: merkl {ours:6.2f}s  dvc {theirs:6.2f}s  "
-              f"ratio dvc/merkl = {theirs / ours:5.2f}x")
+        print(
+            f"{kind:<10} {label}: merkl {ours:6.2f}s  dvc {theirs:6.2f}s  "
+            f"ratio dvc/merkl = {theirs / ours:5.2f}x"
+        )
     total = (dvc[0] + dvc[1]) / (merkl[0] + merkl[1])
     print(f"{kind:<10} push+pull: ratio dvc/merkl = {total:5.2f}x")
 
@@ -167,16 +175,30 @@ def bench_s3(work: Path, source: Path) -> None:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="bench",
-            aws_secret_access_key="bench", region_name="us-east-1",
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
         ).create_bucket(Bucket="bench")
-        merkl = merkl_project(work / "m-s3", source,
-                              ["s3://bench/merkl", f"endpoint_url={endpoint}"])
+        merkl = merkl_project(
+            work / "m-s3", source, ["s3://bench/merkl", f"endpoint_url={endpoint}"]
+        )
         dvc = dvc_project(work / "d-s3", source, "s3://bench/dvc", endpoint)
 
         def merkl_prefix(run: int) -> None:  # a new, empty prefix for each round
-            sh([*MERKL, "remote", "add", "bench", f"s3://bench/merkl{run}",
-                f"endpoint_url={endpoint}", "--default"], merkl)
+            sh(
+                [
+                    *MERKL,
+                    "remote",
+                    "add",
+                    "bench",
+                    f"s3://bench/merkl{run}",
+                    f"endpoint_url={endpoint}",
+                    "--default",
+                ],
+                merkl,
+            )
 
         def dvc_prefix(run: int) -> None:
             sh([*DVC, "remote", "modify", "bench", "url", f"s3://bench/dvc{run}"], dvc)
@@ -187,8 +209,10 @@ def bench_s3(work: Path, source: Path) -> None:
 
 
 def main() -> None:
-    print(f"remotes: {N_FILES} files of {FILE_SIZE // 1000} KB + one "
-          f"{BIG_SIZE // 1_000_000} MB file; push, then pull into an empty cache")
+    print(
+        f"remotes: {N_FILES} files of {FILE_SIZE // 1000} KB + one "
+        f"{BIG_SIZE // 1_000_000} MB file; push, then pull into an empty cache"
+    )
     with tempfile.TemporaryDirectory(prefix="merkl-bench-remotes-") as tmp:
         work = Path(tmp)
         source = work / "source"

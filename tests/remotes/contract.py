@@ -271,7 +271,8 @@ class RemoteContract:
         assert added.code == 0, added.err
         pushed = run_cli("push")
         assert pushed.code == 0, pushed.err
-        assert "pushed 3 object(s)" in pushed.out and "2 output record(s)" in pushed.out
+        assert "pushed 3 object(s)" in pushed.out
+        assert "2 output record(s)" in pushed.out
 
         clone = tmp_path / "clone"  # what `git clone` gives: no .merkl/, no data
         clone.mkdir()
@@ -282,7 +283,8 @@ class RemoteContract:
         assert run_cli("init").code == 0
         pulled = run_cli("pull")
         assert pulled.code == 0, pulled.err
-        assert "pulled 3 object(s)" in pulled.out and "2 output record(s)" in pulled.out
+        assert "pulled 3 object(s)" in pulled.out
+        assert "2 output record(s)" in pulled.out
         assert (clone / "data.csv").read_text() == "a\nb\nc\n"
         rerun = run_merkl_process("run", "pipe.pipeline", "data.csv", cwd=clone)
         assert rerun.code == 0, rerun.err
@@ -314,7 +316,8 @@ class RemoteContract:
             result = run_cli(command)
             assert result.code == 1, result
             lines = result.err.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("merkl: error: remote 'bad'"), lines
+            assert len(lines) == 1, lines
+            assert lines[0].startswith("merkl: error: remote 'bad'"), lines
             assert "Traceback" not in result.err
             assert secret not in result.err + result.out
         assert sorted(p.name for p in repo.store.root.rglob("*")) == before

@@ -48,7 +48,8 @@ def test_list_and_remove(repo):
     assert list(config["remotes"]) == ["b"]
     missing = run_cli("remote", "remove", "a")
     assert missing.code == 1
-    assert "no remote 'a'" in missing.err and "known: b" in missing.err
+    assert "no remote 'a'" in missing.err
+    assert "known: b" in missing.err
 
 
 def test_literal_password_is_refused_and_not_echoed(repo):
@@ -105,7 +106,8 @@ def test_unknown_remote_name(repo):
     run_cli("remote", "add", "a", "/tmp/a")
     result = run_cli("push", "--remote", "zzz")
     assert result.code == 1
-    assert "no remote 'zzz'" in result.err and "known: a" in result.err
+    assert "no remote 'zzz'" in result.err
+    assert "known: a" in result.err
 
 
 def test_relative_directory_is_relative_to_the_repo_root(repo, tmp_path):
@@ -133,7 +135,9 @@ def test_tiered_cycle_is_reported(repo):
 
 def test_masking():
     assert mask_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
-    assert mask_url("postgresql://u@h/db?password=abc&x=1") == "postgresql://u@h/db?password=***&x=1"
+    assert (
+        mask_url("postgresql://u@h/db?password=abc&x=1") == "postgresql://u@h/db?password=***&x=1"
+    )
     assert mask_url("/plain/path") == "/plain/path"
     assert expand_vars("a${X}b", "here", {"X": "1"}) == "a1b"
 
@@ -141,8 +145,12 @@ def test_masking():
 @pytest.mark.parametrize(
     ("url", "scheme"),
     [
-        ("/data", "file"), ("file:///data", "file"), ("s3://b/p", "s3"),
-        ("redis://h", "redis"), ("mysql+pymysql://h/d", "mysql"), ("tiered:a,b", "tiered"),
+        ("/data", "file"),
+        ("file:///data", "file"),
+        ("s3://b/p", "s3"),
+        ("redis://h", "redis"),
+        ("mysql+pymysql://h/d", "mysql"),
+        ("tiered:a,b", "tiered"),
     ],
 )
 def test_scheme_of(url, scheme):

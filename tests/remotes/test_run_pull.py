@@ -182,7 +182,8 @@ def test_tampered_output_is_refused_and_recomputed(origin, monkeypatch, calls, t
     fresh = clone(origin, monkeypatch)
     pulled = run_cli("pull")
     assert pulled.code == 1
-    assert f"object {top.oid[:12]}" in pulled.err and "remote 'origin'" in pulled.err
+    assert f"object {top.oid[:12]}" in pulled.err
+    assert "remote 'origin'" in pulled.err
     assert "do not match" in pulled.err
     assert fresh.index.find_output(top.out_hash) is None
     assert not fresh.store.has(top.oid)
@@ -199,7 +200,7 @@ def test_read_through_on_get(origin, monkeypatch, calls):
         handle.write("read_through = true\n")  # appended to [remotes.origin]
     sys.modules.pop("chain", None)
     sys.path.insert(0, str(repo.root))
-    import chain  # noqa: PLC0415 - the clone's copy
+    import chain
 
     assert chain.pipeline(1).get() == 20
     assert ran(calls) == []
@@ -215,7 +216,7 @@ def test_read_through_from_an_unreachable_remote_warns_and_computes(
     )
     sys.path.insert(0, str(repo.root))
     sys.modules.pop("chain", None)
-    import chain  # noqa: PLC0415
+    import chain
 
     with pytest.warns(MerklWarning, match="read-through from remote 'gone' disabled"):
         assert chain.pipeline(1).get() == 20

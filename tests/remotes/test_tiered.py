@@ -30,6 +30,7 @@ def tiers(tier_specs) -> list[Remote]:
 
 class TestTieredRemote(RemoteContract):
     copies = 2
+
     @pytest.fixture
     def remote_spec(self):
         return "tiered:fast,slow", {}

@@ -101,8 +101,13 @@ def pull(
     from merkl.ops.pull import pull as run_pull
 
     report = run_pull(
-        Repo.find(), remote, list(paths) or None, jobs=jobs, outputs=not no_outputs,
-        trust_pickle=trust_pickle, force=force,
+        Repo.find(),
+        remote,
+        list(paths) or None,
+        jobs=jobs,
+        outputs=not no_outputs,
+        trust_pickle=trust_pickle,
+        force=force,
     )
     report.raise_for_failures()
     return report.summary()

@@ -205,7 +205,8 @@ def pull_for_pipeline(
                     upstream.extend(node.call.deps)
             if stored:
                 _pull_stored(repo, remote, stored, report, trusted, jobs)
-            arrived = {e.out_hash for e in pull_outputs(repo, remote, wanted, report, trusted, jobs)}
+            fetched = pull_outputs(repo, remote, wanted, report, trusted, jobs)
+            arrived = {entry.out_hash for entry in fetched}
             upstream += [d for h, n in wanted.items() if h not in arrived for d in n.call.deps]
             frontier = upstream
     finally:

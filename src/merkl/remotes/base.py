@@ -10,6 +10,7 @@ is one small module (fsspec's `AbstractFileSystem` and dvc-data's `transfer` wor
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import tempfile
@@ -43,8 +44,8 @@ class Remote:
     push leaves nothing that `has` reports.
     """
 
-    #: Threads used when the caller gives no `--jobs`.
-    default_jobs: ClassVar[int] = 8
+    #: Threads used when the caller gives no `--jobs` (a backend may set it per instance).
+    default_jobs: int = 8
     #: Keys handed to one `get`/`put` call; raise it when round trips dominate (Redis, SQL).
     batch_items: ClassVar[int] = 1
     #: Rough upper bound of the bytes in one batch.
@@ -287,10 +288,8 @@ class Remote:
         work: Any,
         jobs: int | None,
         progress: TransferProgress | None,
-    ) -> tuple[list[str], dict[str, str]]:
-        batches = make_batches(
-            keys, [sizes[k] for k in keys], self.batch_items, self.batch_bytes
-        )
+    ) -> tuple[builtins.list[str], dict[str, str]]:
+        batches = make_batches(keys, [sizes[k] for k in keys], self.batch_items, self.batch_bytes)
         if progress is not None:
             progress.start(len(keys))
         on_done = progress.advance if progress is not None else (lambda count: None)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merkl.errors import ConfigError, UnknownRemoteError, UsageError
-from merkl.repo import LOCAL_CONFIG, PROJECT_CONFIG, Repo, read_toml
 from merkl.remotes.urls import expand_vars, has_literal_password, mask_url, scheme_of
+from merkl.repo import LOCAL_CONFIG, PROJECT_CONFIG, Repo, read_toml
 
 if TYPE_CHECKING:
     import tomlkit
@@ -75,25 +75,28 @@ def _parse(name: str, body: Any, file: Path) -> RemoteConfig:
         raise ConfigError(f"{file}: [{key}] must be a table with a 'url'", path=file, key=key)
     url = body.get("url")
     if not isinstance(url, str) or not url:
-        raise ConfigError(f"{file}: [{key}] needs url = \"…\" (a string)", path=file, key=key)
+        raise ConfigError(f'{file}: [{key}] needs url = "…" (a string)', path=file, key=key)
     if has_literal_password(url):
         raise ConfigError(
             f"{file}: [{key}] url {mask_url(url)!r} contains a password; replace it with a "
             f"${{VAR}} reference and export VAR",
-            path=file, key=key,
+            path=file,
+            key=key,
         )
     options = {k: v for k, v in body.items() if k != "url"}
     for option in _BOOL_OPTIONS & set(options):
         if not isinstance(options[option], bool):
             raise ConfigError(
                 f"{file}: {key}.{option} must be true or false, got {options[option]!r}",
-                path=file, key=f"{key}.{option}",
+                path=file,
+                key=f"{key}.{option}",
             )
     jobs = options.get("jobs")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(
             f"{file}: {key}.jobs must be a positive integer, got {jobs!r}",
-            path=file, key=f"{key}.jobs",
+            path=file,
+            key=f"{key}.jobs",
         )
     return RemoteConfig(name, url, options, file)
 
@@ -223,7 +226,8 @@ def add_remote(
         if missing:
             raise UsageError(
                 f"tiered remote {name!r} names unknown remote(s) {', '.join(missing)}; add "
-                f"them first", exit_code=2,
+                f"them first",
+                exit_code=2,
             )
     import tomlkit
 

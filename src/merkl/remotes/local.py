@@ -25,7 +25,6 @@ from urllib.parse import unquote, urlsplit
 from merkl.errors import CacheMissError
 from merkl.remotes.base import Remote, Source
 
-
 _WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
@@ -121,6 +120,9 @@ class LocalRemote(Remote):
 def _path_of(url: str) -> str:
     if url.startswith("file://"):
         parts = urlsplit(url)
-        return unquote(parts.netloc + parts.path) if parts.netloc not in ("", "localhost") \
+        return (
+            unquote(parts.netloc + parts.path)
+            if parts.netloc not in ("", "localhost")
             else unquote(parts.path)
+        )
     return url

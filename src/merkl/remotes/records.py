@@ -68,7 +68,7 @@ def load_record(data: bytes, out_hash: str, where: str) -> OutputEntry:
     oid = raw.get("oid")
     if not isinstance(oid, str) or not oid.startswith(HASH_PREFIX):
         raise bad(f"oid {oid!r}")
-    oid = oid[len(HASH_PREFIX):]
+    oid = oid[len(HASH_PREFIX) :]
     serializer = raw.get("serializer")
     size = raw.get("size")
     if not is_hex_hash(oid):

@@ -47,7 +47,9 @@ class RedisRemote(Remote):
         import redis
 
         return redis.Redis.from_url(
-            self.url, socket_connect_timeout=5, socket_timeout=120,
+            self.url,
+            socket_connect_timeout=5,
+            socket_timeout=120,
             max_connections=max(self.default_jobs, int(self.options.get("jobs", 0))) + 4,
         )
 
@@ -77,7 +79,7 @@ class RedisRemote(Remote):
     def has(self, keys: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(keys), 1000):
-            part = keys[start:start + 1000]
+            part = keys[start : start + 1000]
             pipe = self.client.pipeline(transaction=False)
             for key in part:
                 pipe.exists(self.prefix + key)
@@ -149,7 +151,7 @@ class RedisRemote(Remote):
     def list(self, prefix: str) -> Iterator[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"
         for raw in self._call(lambda: list(self.client.scan_iter(match=pattern, count=1000))):
-            key = raw.decode()[len(self.prefix):]
+            key = raw.decode()[len(self.prefix) :]
             if "#" not in key:
                 yield key
 

@@ -13,10 +13,11 @@ import functools
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from merkl.errors import CacheMissError, RemoteError
+from merkl.errors import CacheMissError
 from merkl.remotes.base import Remote, Source
 
 _T = TypeVar("_T")
@@ -57,8 +58,8 @@ class S3Remote(Remote):
 
     @functools.cached_property
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
         session = boto3.session.Session()
         return session.client(
@@ -74,7 +75,7 @@ class S3Remote(Remote):
         )
 
     def _transfer_config(self) -> Any:
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
 
         return TransferConfig(
             multipart_threshold=self.multipart_threshold,
@@ -84,7 +85,7 @@ class S3Remote(Remote):
 
     def _call(self, operation: Callable[[], _T], key: str | None = None) -> _T:
         """Run a boto3 call; fatal errors become `RemoteError`, a missing key `CacheMissError`."""
-        from botocore.exceptions import (
+        from botocore.exceptions import (  # type: ignore[import-untyped]
             BotoCoreError,
             ClientError,
             EndpointConnectionError,
@@ -142,56 +143,42 @@ class S3Remote(Remote):
 
     def _exists(self, key: str) -> bool:
         try:
-            self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=self.prefix + key),
-                       key=key)
+            self._call(
+                lambda: self.client.head_object(Bucket=self.bucket, Key=self.prefix + key), key=key
+            )
         except CacheMissError:
             return False
         return True
 
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        client = self.client
         for key, dest in items:
             full = self.prefix + key
-            response = self._call(
-                lambda full=full: self.client.get_object(Bucket=self.bucket, Key=full), key=key
-            )
+            response = self._call(partial(client.get_object, Bucket=self.bucket, Key=full), key)
             body = response["Body"]
             if response.get("ContentLength", 0) > self.multipart_threshold:
                 body.close()  # ranged, parallel download for big objects
-                self._call(
-                    lambda full=full, dest=dest: self.client.download_file(
-                        self.bucket, full, str(dest), Config=self._transfer_config()
-                    ),
-                    key=key,
+                config = self._transfer_config()
+                download = partial(
+                    client.download_file, self.bucket, full, str(dest), Config=config
                 )
+                self._call(download, key)
                 continue
             with body, open(dest, "wb") as handle:
                 shutil.copyfileobj(body, handle, 1 << 20)
 
     def put(self, items: Sequence[tuple[str, Source]]) -> None:
+        client = self.client
         for key, source in items:
             full = self.prefix + key
-            if isinstance(source, bytes):
+            if isinstance(source, Path) and source.stat().st_size > self.multipart_threshold:
+                config = self._transfer_config()
                 self._call(
-                    lambda full=full, data=source: self.client.put_object(
-                        Bucket=self.bucket, Key=full, Body=data
-                    )
+                    partial(client.upload_file, str(source), self.bucket, full, Config=config)
                 )
                 continue
-            path = source
-            if path.stat().st_size > self.multipart_threshold:
-                self._call(
-                    lambda full=full, path=path: self.client.upload_file(
-                        str(path), self.bucket, full, Config=self._transfer_config()
-                    )
-                )
-                continue
-            with open(path, "rb") as handle:
-                data = handle.read()
-            self._call(
-                lambda full=full, data=data: self.client.put_object(
-                    Bucket=self.bucket, Key=full, Body=data
-                )
-            )
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            self._call(partial(client.put_object, Bucket=self.bucket, Key=full, Body=data))
 
     def list(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -203,7 +190,7 @@ class S3Remote(Remote):
             if page is None:
                 return
             for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix):]
+                yield item["Key"][len(self.prefix) :]
 
     def close(self) -> None:
         client = self.__dict__.pop("client", None)

@@ -75,7 +75,8 @@ class SqlRemote(Remote):
 
     @property
     def _where(self) -> str:
-        return f"table {self.table_name!r}" + (f" in schema {self.schema!r}" if self.schema else "")
+        schema = f" in schema {self.schema!r}" if self.schema else ""
+        return f"table {self.table_name!r}{schema}"
 
     def _call(self, operation: Callable[[], _T]) -> _T:
         import sqlalchemy as sa
@@ -115,9 +116,11 @@ class SqlRemote(Remote):
         table = self.table
         found: set[str] = set()
         for start in range(0, len(keys), _IN_BATCH):
-            part = list(keys[start:start + _IN_BATCH])
-            query = table.select().with_only_columns(table.c.key).where(
-                table.c.part == -1, table.c.key.in_(part)
+            part = list(keys[start : start + _IN_BATCH])
+            query = (
+                table.select()
+                .with_only_columns(table.c.key)
+                .where(table.c.part == -1, table.c.key.in_(part))
             )
             found.update(self._query_column(query))
         return found
@@ -132,8 +135,10 @@ class SqlRemote(Remote):
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
         table = self.table
         keys = [key for key, _ in items]
-        query = table.select().with_only_columns(table.c.key, table.c.data).where(
-            table.c.part == -1, table.c.key.in_(keys)
+        query = (
+            table.select()
+            .with_only_columns(table.c.key, table.c.data)
+            .where(table.c.part == -1, table.c.key.in_(keys))
         )
 
         def markers() -> dict[str, bytes]:
@@ -153,7 +158,8 @@ class SqlRemote(Remote):
         for start in range(0, parts, _CHUNKS_PER_TRANSACTION):
             stop = min(parts, start + _CHUNKS_PER_TRANSACTION)
             query = (
-                table.select().with_only_columns(table.c.part, table.c.data)
+                table.select()
+                .with_only_columns(table.c.part, table.c.data)
                 .where(table.c.key == key, table.c.part >= start, table.c.part < stop)
                 .order_by(table.c.part)
             )
@@ -186,7 +192,7 @@ class SqlRemote(Remote):
     def _rows(self, key: str, data: bytes) -> list[dict[str, Any]]:
         step = self.chunk_size
         rows = [
-            {"key": key, "part": i, "data": data[offset:offset + step]}
+            {"key": key, "part": i, "data": data[offset : offset + step]}
             for i, offset in enumerate(range(0, max(len(data), 1), step))
         ]
         return [*rows, self._marker(key, len(rows), len(data))]
@@ -235,8 +241,10 @@ class SqlRemote(Remote):
     def list(self, prefix: str) -> Iterator[str]:
         table = self.table
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = table.select().with_only_columns(table.c.key).where(
-            table.c.part == -1, table.c.key.like(escaped + "%", escape="\\")
+        query = (
+            table.select()
+            .with_only_columns(table.c.key)
+            .where(table.c.part == -1, table.c.key.like(escaped + "%", escape="\\"))
         )
         yield from self._query_column(query)
 

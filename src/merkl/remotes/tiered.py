@@ -65,8 +65,9 @@ class TieredRemote(Remote):
                 except CacheMissError:
                     continue
             else:
-                raise CacheMissError(f"{key} is on no tier of {self.label}", key=key,
-                                     remote=self.name)
+                raise CacheMissError(
+                    f"{key} is on no tier of {self.label}", key=key, remote=self.name
+                )
 
     def put(self, items: Sequence[tuple[str, Source]]) -> None:
         for tier in self.tiers:

@@ -19,7 +19,6 @@ from merkl.executors.dask import DaskExecutor
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.executors.conftest import object_files, output_rows, run_counts
-from tests.executors.test_cli import PAIR_PIPELINE
 from tests.executors.test_pool import DIAMOND, FAILING, RENDEZVOUS
 from tests.helpers import import_fresh, run_cli, write_module
 
@@ -209,11 +208,16 @@ def test_the_cli_runs_on_a_scheduler(pipelines, scheduler):
     assert result.err.splitlines()[0].endswith("PipelineError: cannot combine 1 and 2")
 
 
-def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines):
-    module = pipelines.make(RENDEZVOUS + PAIR_PIPELINE)
+def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines, monkeypatch):
+    monkeypatch.setenv("MERKL_TEST_EXECUTOR_VARIABLE", "seen by workers")
+    module = pipelines.make(
+        RENDEZVOUS
+        + "\n@task\ndef env():\n    return os.environ['MERKL_TEST_EXECUTOR_VARIABLE']\n"
+        + "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a'), env()\n"
+    )
     result = run_cli("run", "--executor", "dask", "-j", "2", f"{module.__name__}.pipeline")
     assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == "('a', 'b')"
+    assert result.out.splitlines()[-1] == "('a', 'b', 'seen by workers')"
 
 
 def test_an_unreachable_scheduler_is_one_clear_error(pipelines, monkeypatch):

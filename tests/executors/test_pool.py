@@ -198,3 +198,12 @@ def test_the_same_call_written_twice_runs_and_is_stored_once(pipelines, repo, na
     ]
     assert pipelines.calls() == ["square3", "combine"]
     assert set(run_counts(repo).values()) == {1}
+
+
+def test_worker_processes_see_the_current_environment(pipelines, monkeypatch):
+    """Workers fork from a long-lived server; they must not see its stale environment."""
+    module = pipelines.make("@task\ndef env(name, run):\n    return os.environ.get(name)\n")
+    name = "MERKL_TEST_EXECUTOR_VARIABLE"
+    assert merkl.evaluate([module.env(name, 1)], executor="processes") == [None]
+    monkeypatch.setenv(name, "set later")
+    assert merkl.evaluate([module.env(name, 2)], executor="processes") == ["set later"]

@@ -13,6 +13,7 @@ Workers send values back; the parent process stores them (see `docs/executors.md
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -129,6 +130,13 @@ def _forget_project_modules(ref: TaskRef) -> None:
             is_project = False
         if name == ref.module or is_project:
             del sys.modules[name]
+
+
+def adopt_environment(environ: dict[str, str]) -> None:
+    """Worker initializer: the environment of the process that started the run (a forkserver
+    child would otherwise see the server's, from when the server started)."""
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def run_task(ref: TaskRef, args: list[Any], kwargs: dict[str, Any], label: str) -> Any:

@@ -52,6 +52,19 @@ def _option_args(options: dict[str, Any]) -> list[str]:
     return [f"{key}={value}" for key, value in options.items()]
 
 
+def losing_connection_after(count: int, put: Any, sent: list[str]) -> Any:
+    """A `put` that stores `count` keys (recorded in `sent`), then loses its connection."""
+
+    def flaky_put(items: Any) -> None:
+        for item in items:
+            if len(sent) >= count:
+                raise ConnectionResetError("connection lost (injected)")
+            put([item])
+            sent.append(item[0])
+
+    return flaky_put
+
+
 def make_store(folder: Path) -> ObjectStore:
     return ObjectStore(folder / "objects", folder / "tmp")
 
@@ -187,14 +200,8 @@ class RemoteContract:
         oids = fill(store, 12)
         keys = {object_key(o) for o in oids}
         real_put = remote.put
-        sent = []
-
-        def put_then_lose_connection(items: Any) -> None:
-            for item in items:
-                if len(sent) >= 5:
-                    raise ConnectionResetError("connection lost (injected)")
-                real_put([item])
-                sent.append(item[0])
+        sent: list[str] = []
+        put_then_lose_connection = losing_connection_after(5, real_put, sent)
 
         monkeypatch.setattr(remote, "put", put_then_lose_connection)
         first = remote.push(store, oids, jobs=1)

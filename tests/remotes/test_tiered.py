@@ -9,7 +9,7 @@ from merkl.remotes.base import Remote
 from merkl.remotes.records import object_key
 from merkl.remotes.tiered import TieredRemote
 from tests.remotes.conftest import REDIS_URL
-from tests.remotes.contract import RemoteContract, fill, make_store
+from tests.remotes.contract import RemoteContract, fill, losing_connection_after, make_store
 
 
 @pytest.fixture
@@ -55,14 +55,8 @@ class TestTieredRemote(RemoteContract):
         oids = fill(store, 12)
         keys = {object_key(o) for o in oids}
         real_put = slow.put
-        sent = []
-
-        def put_then_lose_connection(items):
-            for item in items:
-                if len(sent) >= 5:
-                    raise ConnectionResetError("connection lost (injected)")
-                real_put([item])
-                sent.append(item[0])
+        sent: list[str] = []
+        put_then_lose_connection = losing_connection_after(5, real_put, sent)
 
         monkeypatch.setattr(slow, "put", put_then_lose_connection)
         first = remote.push(store, oids, jobs=1)

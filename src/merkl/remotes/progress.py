@@ -49,6 +49,7 @@ class TransferProgress:
         if self._bar is not None:  # a further stage (another tier): restart the count
             self._bar.update(self._task, total=total_objects, completed=0)
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -63,6 +64,7 @@ class TransferProgress:
             MofNCompleteColumn(),
             TextColumn("objects"),
             TimeElapsedColumn(),
+            console=Console(stderr=True),  # stdout carries the summary line
             transient=True,
         )
         self._bar.start()

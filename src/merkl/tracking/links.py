@@ -53,7 +53,8 @@ def get_link_type(repo: Repo) -> str:
     return str(link)
 
 
-_TOKEN = f"{os.getpid()}-{secrets.token_hex(3)}"
+# Unique per process (and per fork: the pid is read at each call), cheaper than uuid4.
+_TOKEN = secrets.token_hex(4)
 _counter = itertools.count()
 
 
@@ -64,7 +65,7 @@ def temp_sibling(target: Path) -> Path:
 
 def temp_sibling_str(target: str) -> str:
     folder, name = os.path.split(target)
-    return os.path.join(folder, f".{name}.merkl-tmp-{_TOKEN}-{next(_counter)}")
+    return os.path.join(folder, f".{name}.merkl-tmp-{os.getpid()}-{_TOKEN}-{next(_counter)}")
 
 
 def link_object(repo: Repo, oid: str, target: Path | str, link_type: str) -> None:

@@ -110,9 +110,12 @@ class Repo:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing file is empty, a broken one a ConfigError naming it."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # TOML is UTF-8 whatever the locale says
     except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+        raise ConfigError(f"{path}: cannot read the settings: {reason}", path=path) from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -125,7 +125,10 @@ def load_recipe(
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, int]]:
     import yaml  # type: ignore[import-untyped]
 
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # a ReaderError: a control character in the text
+        raise RecipeError(f"{source}: invalid YAML: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:

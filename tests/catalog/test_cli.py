@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.catalog.test_recipe import VALID
@@ -156,3 +158,13 @@ def test_help_documents_the_options():
     assert result.code == 0
     for option in ("--var", "--max-retries", "--retry-initial", "--stop-on-sink-error"):
         assert option in result.out
+
+
+def test_example_recipes_lint_clean(monkeypatch):
+    examples = Path(__file__).parents[2] / "examples" / "catalog"
+    monkeypatch.setenv("MERLIN_URL", "https://merlin.example.com/api/merlin")
+    monkeypatch.setenv("METEOR_MERLIN_URL", "https://merlin.example.com/api/merlin")
+    monkeypatch.setenv("METEOR_COMPASS_HOST", "https://compass.example.com")
+    result = run_cli("catalog", "lint", str(examples))
+    assert result.code == 0, result.out
+    assert "0 failing, 2 successful, and 2 total" in result.out

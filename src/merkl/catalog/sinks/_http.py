@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
+from typing import TypeVar
 
 import httpx
 
-from merkl.catalog.plugin import RetryableError
+from merkl.catalog.asset import Asset
+from merkl.catalog.plugin import PluginConfig, PluginContext, RetryableError, Sink
 from merkl.errors import CatalogError
+
+HttpConfigT = TypeVar("HttpConfigT", bound=PluginConfig)
 
 TIMEOUT_S = 30.0
 _MAX_BODY_IN_MESSAGE = 300
@@ -71,3 +76,33 @@ def send(
     if response.status_code >= 500:
         raise RetryableError(message)
     raise CatalogError(message)
+
+
+class RequestSink(Sink[HttpConfigT]):
+    """A sink that sends one HTTP request per asset; the config has a `headers` mapping."""
+
+    def __init__(self, config: HttpConfigT, ctx: PluginContext) -> None:
+        super().__init__(config, ctx)
+        self._client = httpx.Client(timeout=TIMEOUT_S)
+        headers: Mapping[str, str] = getattr(config, "headers", {})
+        self._headers = with_json_content_type(split_headers(headers))
+
+    @abstractmethod
+    def request_for(self, asset: Asset) -> tuple[str, str, bytes, int]:
+        """`(method, url, body, success_code)` of the request that delivers `asset`."""
+
+    def sink(self, assets: list[Asset]) -> None:
+        for asset in assets:
+            method, url, body, success_code = self.request_for(asset)
+            send(
+                self._client,
+                method,
+                url,
+                body=body,
+                headers=self._headers,
+                success_code=success_code,
+                service=self.name,
+            )
+
+    def close(self) -> None:
+        self._client.close()

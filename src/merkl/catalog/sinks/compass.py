@@ -8,20 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 from pydantic import Field, field_validator
 
 from merkl.catalog.asset import Asset
 from merkl.catalog.config_types import WeakStr
-from merkl.catalog.plugin import PluginConfig, PluginContext, PluginInfo, Sink
-from merkl.catalog.sinks._http import (
-    TIMEOUT_S,
-    check_http_url,
-    send,
-    split_headers,
-    with_json_content_type,
-)
+from merkl.catalog.plugin import PluginConfig, PluginContext, PluginInfo
+from merkl.catalog.sinks._http import RequestSink, check_http_url
 from merkl.errors import CatalogError
 
 
@@ -55,7 +48,7 @@ class CompassConfig(PluginConfig):
         return labels
 
 
-class CompassSink(Sink[CompassConfig]):
+class CompassSink(RequestSink[CompassConfig]):
     """Upserts each asset and its lineage in Compass."""
 
     name = "compass"
@@ -77,21 +70,10 @@ class CompassSink(Sink[CompassConfig]):
 
     def __init__(self, config: CompassConfig, ctx: PluginContext) -> None:
         super().__init__(config, ctx)
-        self._client = httpx.Client(timeout=TIMEOUT_S)
         self._url = config.host.rstrip("/") + "/v1beta1/assets"
-        self._headers = with_json_content_type(split_headers(config.headers))
 
-    def sink(self, assets: list[Asset]) -> None:
-        for asset in assets:
-            send(
-                self._client,
-                "PATCH",
-                self._url,
-                body=orjson.dumps(self.payload(asset)),
-                headers=self._headers,
-                success_code=200,
-                service="compass",
-            )
+    def request_for(self, asset: Asset) -> tuple[str, str, bytes, int]:
+        return "PATCH", self._url, orjson.dumps(self.payload(asset)), 200
 
     def payload(self, asset: Asset) -> dict[str, Any]:
         """The request body for `asset`."""
@@ -128,9 +110,6 @@ class CompassSink(Sink[CompassConfig]):
                 )
             labels[name] = value
         return labels
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _edge(resource: dict[str, str]) -> dict[str, str]:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import Field, field_validator
 
 from merkl.catalog.asset import Asset, dump_asset
 from merkl.catalog.config_types import WeakStr
-from merkl.catalog.plugin import PluginConfig, PluginContext, PluginInfo, Sink
-from merkl.catalog.sinks._http import (
-    TIMEOUT_S,
-    check_http_url,
-    send,
-    split_headers,
-    with_json_content_type,
-)
+from merkl.catalog.plugin import PluginConfig, PluginInfo
+from merkl.catalog.sinks._http import RequestSink, check_http_url
 
 
 class HttpConfig(PluginConfig):
@@ -40,7 +33,7 @@ class HttpConfig(PluginConfig):
         return method.upper()
 
 
-class HttpSink(Sink[HttpConfig]):
+class HttpSink(RequestSink[HttpConfig]):
     """Sends each asset; a 5xx answer is retried by the runner."""
 
     name = "http"
@@ -58,22 +51,5 @@ class HttpSink(Sink[HttpConfig]):
         tags=("http", "sink"),
     )
 
-    def __init__(self, config: HttpConfig, ctx: PluginContext) -> None:
-        super().__init__(config, ctx)
-        self._client = httpx.Client(timeout=TIMEOUT_S)
-        self._headers = with_json_content_type(split_headers(config.headers))
-
-    def sink(self, assets: list[Asset]) -> None:
-        for asset in assets:
-            send(
-                self._client,
-                self.config.method,
-                self.config.url,
-                body=dump_asset(asset),
-                headers=self._headers,
-                success_code=self.config.success_code,
-                service="http",
-            )
-
-    def close(self) -> None:
-        self._client.close()
+    def request_for(self, asset: Asset) -> tuple[str, str, bytes, int]:
+        return self.config.method, self.config.url, dump_asset(asset), self.config.success_code

@@ -134,3 +134,60 @@ def test_kill9_track_at_random_moments(repo):
         assert run_cli("gc").code == 0  # keeps the store (and each verify) small
     print(f"\nkill -9 during merkl track: {ITERATIONS} iterations, {stats}")
     assert stats["killed"] >= ITERATIONS // 2
+
+
+def _tracked_fixture(repo: Repo) -> dict[str, bytes]:
+    """Fresh repo with data/big.bin and data/set tracked, an orphan and a cached output."""
+    for name in (".merkl", "data"):
+        shutil.rmtree(repo.root / name, ignore_errors=True)
+    (repo.root / ".gitignore").unlink(missing_ok=True)
+    Repo.init(repo.root)
+    content = _make_data(repo.root, random.Random(SEED), 1, 3)
+    assert run_cli("track", "data/big.bin", "data/set").code == 0
+    repo.store.put_bytes(b"an orphaned object for gc to delete")
+    return content
+
+
+def _setup_checkout(repo: Repo) -> dict[str, bytes]:
+    content = _tracked_fixture(repo)
+    (repo.root / "data" / "big.bin").unlink()
+    shutil.rmtree(repo.root / "data" / "set")
+    return content
+
+
+@pytest.mark.parametrize(
+    ("argv", "setup", "data_must_survive"),
+    [
+        (["checkout"], _setup_checkout, False),  # nothing to lose: the files were deleted
+        (["untrack", "data/big.bin", "data/set"], _tracked_fixture, True),
+        (["gc"], _tracked_fixture, True),
+    ],
+    ids=["checkout", "untrack", "gc"],
+)
+def test_crash_at_every_mutation_point_of(repo, argv, setup, data_must_survive):
+    setup(repo)
+    full = crash_at(0, argv, repo.root)
+    assert full.exit_code == 0
+    failures = []
+    for point in range(1, full.mutations + 1):
+        content = setup(repo)
+        assert crash_at(point, argv, repo.root).killed, point
+        where = f"{argv[0]}: crash at mutation {point}"
+        try:
+            if data_must_survive:
+                _assert_data_intact(repo, content, where)
+            report = verify(repo)
+            assert report.ok, (where, [f for f in report.findings if f.is_error])
+            again = run_cli(*argv)
+            assert again.code == 0 or (argv[0] == "untrack" and "not tracked" in again.err), (
+                where, again.err)
+            _assert_data_intact(repo, content, f"{where}, after running it again")
+            if argv[0] == "untrack":  # plain files now: a later gc must not take them away
+                assert not any((repo.root / rel).is_symlink() for rel in content), where
+                assert run_cli("gc").code == 0
+                _assert_data_intact(repo, content, f"{where}, after gc")
+            assert verify(repo).ok
+        except AssertionError as exc:
+            failures.append(str(exc).splitlines()[0])
+    print(f"\ncrash points in merkl {argv[0]}: {full.mutations}, failures: {len(failures)}")
+    assert not failures, failures

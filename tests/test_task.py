@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from merkl import (
@@ -396,3 +398,30 @@ def test_output_hash_is_the_documented_struct(repo):
 
 def test_fast_binding_matches_general_binding(repo):
     assert divmod_task(7, 2)[0].hash == divmod_task(7, b=2)[0].hash == divmod_task(a=7, b=2)[0].hash
+
+
+def test_deep_chain_hashes_and_runs_without_recursion_error(repo):
+    (repo.root / "merkl.toml").write_text("[core]\nfsync = false\n")  # 1,200 writes, fast
+    out = double(1)
+    for _ in range(1200):
+        out = double(out)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)  # hashing and evaluation walk the DAG iteratively
+    try:
+        assert len(out.hash) == 64
+        assert out.get() == 2**1201
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(HashingError) as info:
+        double(double(double([object()]))).hash  # noqa: B018
+    assert str(info.value).count("double()") == 1  # named once, not once per level
+
+
+def test_fsync_can_be_turned_off(repo, monkeypatch):
+    from merkl.repo import Repo
+
+    assert Repo(repo.root).store.fsync is True
+    (repo.root / "merkl.toml").write_text("[core]\nfsync = false\n")
+    assert Repo(repo.root).store.fsync is False
+    monkeypatch.setenv("MERKL_FSYNC", "1")
+    assert Repo(repo.root).store.fsync is True

@@ -24,6 +24,9 @@ _PROJECT_TEMPLATE = """\
 [core]
 # How tracked files are linked back from the store: symlink, hardlink, copy or reflink.
 link = "symlink"
+# fsync every new object (durable across power loss). false is much faster for pipelines of
+# many small tasks and still safe: objects are verified when read, so a torn one is recomputed.
+fsync = true
 """
 
 
@@ -76,7 +79,17 @@ class Repo:
 
     @functools.cached_property
     def store(self) -> ObjectStore:
-        return ObjectStore(self.objects_dir, self.tmp_dir)
+        setting = os.environ.get("MERKL_FSYNC")
+        if setting is not None:
+            fsync = setting.lower() not in ("0", "false", "no", "off")
+        else:
+            fsync = self.config.get("core", {}).get("fsync", True)
+            if not isinstance(fsync, bool):
+                raise ConfigError(
+                    f"{self.root / PROJECT_CONFIG}: [core] fsync must be true or false, "
+                    f"got {fsync!r}"
+                )
+        return ObjectStore(self.objects_dir, self.tmp_dir, fsync=fsync)
 
     @functools.cached_property
     def index(self) -> Index:

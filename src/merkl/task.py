@@ -139,6 +139,7 @@ class Call:
     def args_hash(self) -> str | None:
         """Hash of the bound arguments; None when one depends on a missing argument."""
         if self._args_hash is False:
+            _hash_upstream_first(self)
             try:
                 self._args_hash = hash_bytes(
                     encode_arguments(self.task._sorted_params, self.bound.arguments)
@@ -172,6 +173,27 @@ class Call:
 _HEX_STR_HEAD = encode_value("0" * 64)[:9]  # tag + length of a 64-char str
 _INDEXES = [encode_value(i) for i in range(64)]
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def _hash_upstream_first(call: Call) -> None:
+    """Compute the argument hashes of every upstream call not hashed yet, dependencies first,
+    without recursion: hashing the end of a 10,000-task chain must not hit the stack limit."""
+    order: list[Call] = []
+    seen: set[Call] = set()
+    stack: list[tuple[Call, bool]] = [(call, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            order.append(current)
+            continue
+        stack.append((current, True))
+        for dep in current.deps:
+            upstream = getattr(dep, "call", None)
+            if upstream is not None and upstream._args_hash is False and upstream not in seen:
+                seen.add(upstream)
+                stack.append((upstream, False))
+    for upstream in order[:-1]:  # the last one is `call` itself
+        upstream.args_hash  # noqa: B018 - computed and stored; its upstream already is
 
 
 def iter_lazy(value: Any) -> list[Lazy]:

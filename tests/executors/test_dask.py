@@ -12,7 +12,7 @@ import pytest
 
 import merkl
 from merkl.cache import clear_memory_cache
-from merkl.errors import EvaluationError, ExecutorError
+from merkl.errors import EvaluationError, ExecutorError, SerializationError
 from merkl.evaluate import evaluate_value
 from merkl.executors import dask as dask_executor
 from merkl.executors.dask import DaskExecutor
@@ -172,6 +172,25 @@ def test_a_wrong_number_of_outputs_fails_the_run(pipelines, scheduler):
     module = pipelines.make("@task(outs=2)\ndef two():\n    return 1\n")
     with pytest.raises(EvaluationError, match="declares 2 outputs but returned one int"):
         merkl.evaluate([module.two()[0]], executor=DaskExecutor(scheduler=scheduler))
+
+
+def test_an_output_the_serializer_refuses_fails_the_run_naming_the_task(pipelines, scheduler):
+    module = pipelines.make("@task\ndef as_set(x):\n    return {x}\n")
+    with pytest.raises(SerializationError, match="cannot serialize a value of type set") as info:
+        merkl.evaluate([module.as_set(1)], executor=DaskExecutor(scheduler=scheduler))
+    assert info.value.__notes__ == [
+        f"while storing the outputs of merkl task {module.__name__}.as_set"
+    ]
+
+
+def test_a_missing_argument_fails_before_anything_is_submitted(pipelines, scheduler):
+    module = pipelines.make("@task\ndef echo(x):\n    _log('echo')\n    return x\n")
+    with pytest.raises(EvaluationError, match="'size' was not given"):
+        merkl.evaluate(
+            [module.echo(1), module.echo(merkl.MissingArgument("size"))],
+            executor=DaskExecutor(scheduler=scheduler),
+        )
+    assert pipelines.calls() == []
 
 
 def test_a_long_lived_worker_runs_the_edited_code(pipelines, scheduler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import merkl
-from merkl.errors import EvaluationError, ExecutorError, UsageError
+from merkl.errors import EvaluationError, ExecutorError, SerializationError, UsageError
 from merkl.evaluate import evaluate_value
 from merkl.executors import get_executor
 from merkl.executors.pool import ProcessesExecutor, ThreadsExecutor, check_jobs
@@ -207,3 +207,13 @@ def test_worker_processes_see_the_current_environment(pipelines, monkeypatch):
     assert merkl.evaluate([module.env(name, 1)], executor="processes") == [None]
     monkeypatch.setenv(name, "set later")
     assert merkl.evaluate([module.env(name, 2)], executor="processes") == ["set later"]
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_an_output_the_serializer_refuses_fails_the_run_naming_the_task(pipelines, name):
+    module = pipelines.make("@task\ndef as_set(x):\n    return {x}\n")
+    with pytest.raises(SerializationError, match="cannot serialize a value of type set") as info:
+        merkl.evaluate([module.as_set(1)], executor=name)
+    assert info.value.__notes__ == [
+        f"while storing the outputs of merkl task {module.__name__}.as_set"
+    ]

@@ -185,7 +185,11 @@ def run_call(spec: CallSpec, *deps: Any) -> tuple[tuple[Any, ...], float]:
     result, duration = timed_call(task.fn, args, kwargs, spec.label)
     outputs = split_result(task, spec.n_outs, result)
     if spec.as_cached:
-        outputs = tuple(_as_cached(task, i, value) for i, value in enumerate(outputs))
+        try:
+            outputs = tuple(_as_cached(task, i, value) for i, value in enumerate(outputs))
+        except Exception as exc:  # as `store_outputs` reports it in-process
+            exc.add_note(f"while storing the outputs of merkl task {task.module}.{task.name}")
+            raise
     return outputs, duration
 
 

@@ -16,6 +16,7 @@ from merkl.errors import ConfigError, NotARepoError
 DOT_DIR = ".merkl"
 PROJECT_CONFIG = "merkl.toml"
 LOCAL_CONFIG = "config.toml"
+_TABLES = ("core", "remotes", "run")  # sections every reader expects to be tables
 
 _PROJECT_TEMPLATE = """\
 # merkl project settings (committed). Local overrides go in .merkl/config.toml.
@@ -109,6 +110,13 @@ class Repo:
         merged: dict[str, Any] = {}
         for path in (self.root / PROJECT_CONFIG, self.dot_dir / LOCAL_CONFIG):
             for key, value in read_toml(path).items():
+                if key in _TABLES and not isinstance(value, dict):
+                    raise ConfigError(
+                        f"{path}: {key!r} must be a table ([{key}] followed by key = value "
+                        f"lines), got {value!r}",
+                        path=path,
+                        key=key,
+                    )
                 if isinstance(value, dict) and isinstance(merged.get(key), dict):
                     merged[key] = {**merged[key], **value}
                 else:

@@ -150,3 +150,17 @@ def test_several_recipes_run_and_report_in_order(merkl_globals):
         ("three", False, 0),
     ]
     assert "recipe version is invalid or not found" in results[2].error
+
+
+def test_an_interrupted_run_leaves_no_temporary_file(merkl_globals, monkeypatch):
+    from tests.catalog import plugins
+
+    def interrupt(self, emit):
+        emit(plugins.make_asset(urn="u", name="n", service="s", asset_type="t"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plugins.CountingSource, "extract", interrupt)
+    sinks = "  - name: file\n    config: {path: ./all.ndjson, format: ndjson}\n"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe_file(recipe(merkl_globals, sinks=sinks), FAST)
+    assert [p.name for p in merkl_globals.iterdir()] == ["r.yaml"]

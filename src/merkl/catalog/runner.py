@@ -116,7 +116,11 @@ def run_recipe(recipe: Recipe, options: RunOptions) -> RecipeResult:
         return result
     result.sinks = [SinkReport(sink.name) for sink in sinks]
     pipeline = _Pipeline(processors, sinks, result.sinks, options, ctx)  # type: ignore[arg-type]
-    error = _extract(source, pipeline, options, ctx, result)  # type: ignore[arg-type]
+    try:
+        error = _extract(source, pipeline, options, ctx, result)  # type: ignore[arg-type]
+    except BaseException:  # Ctrl-C: nothing half-written stays behind
+        _finish(opened, success=False)
+        raise
     result.record_count = pipeline.count
     error = pipeline.failure or error or _sink_failures(result)
     # A failed run aborts its sinks, so the file sink leaves no half-written file behind.

@@ -214,7 +214,8 @@ def _print_summary(results: list[RecipeResult]) -> None:
     _print_table(table, sys.stderr)
     for result in results:
         if result.warnings:
-            _note(f"{result.recipe}: {len(result.warnings)} items skipped (warnings above)")
+            count = len(result.warnings)
+            _note(f"{result.recipe}: {count} warning{'' if count == 1 else 's'} (above)")
         for sink in result.sinks:
             if sink.retries:
                 _note(f"{result.recipe}: sink {sink.name!r} retried {sink.retries} times")

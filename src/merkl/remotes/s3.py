@@ -2,7 +2,8 @@
 
 Credentials come from boto3's standard chain (environment, profile, instance role); the endpoint
 from the `endpoint_url` option or `AWS_ENDPOINT_URL`. Small objects use one PUT/GET; objects
-above `multipart_threshold` go through boto3's transfer manager (multipart, parallel parts).
+above `multipart_threshold` are uploaded in parallel multipart parts (boto3's transfer manager)
+and downloaded as one GET of the first `multipart_threshold` bytes plus parallel ranged GETs.
 `has` HEADs a few keys in parallel, and lists the prefix instead when asked about many, which
 costs one request per 1,000 keys.
 """
@@ -10,6 +11,7 @@ costs one request per 1,000 keys.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,8 @@ from merkl.remotes.base import Remote, Source
 _T = TypeVar("_T")
 _LIST_THRESHOLD = 100  # above this many keys, one listing beats parallel HEADs
 _MULTIPART = 64 << 20
+_PART = 16 << 20  # multipart upload part, ranged download part
+_PART_THREADS = 8
 _FATAL_CODES = {
     "AccessDenied": "access denied",
     "InvalidAccessKeyId": "the access key is not valid",
@@ -79,8 +83,8 @@ class S3Remote(Remote):
 
         return TransferConfig(
             multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.multipart_threshold,
-            max_concurrency=8,
+            multipart_chunksize=_PART,
+            max_concurrency=_PART_THREADS,
         )
 
     def _call(self, operation: Callable[[], _T], key: str | None = None) -> _T:
@@ -151,21 +155,55 @@ class S3Remote(Remote):
         return True
 
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
-        client = self.client
         for key, dest in items:
-            full = self.prefix + key
-            response = self._call(partial(client.get_object, Bucket=self.bucket, Key=full), key)
-            body = response["Body"]
-            if response.get("ContentLength", 0) > self.multipart_threshold:
-                body.close()  # ranged, parallel download for big objects
-                config = self._transfer_config()
-                download = partial(
-                    client.download_file, self.bucket, full, str(dest), Config=config
-                )
-                self._call(download, key)
-                continue
-            with body, open(dest, "wb") as handle:
+            self._download(key, dest)
+
+    def _download(self, key: str, dest: Path) -> None:
+        """One GET for the first `multipart_threshold` bytes, which is the whole object
+        unless it is big; the rest in parallel ranged GETs of the same version (If-Match)."""
+        from botocore.exceptions import ClientError
+
+        client, full = self.client, self.prefix + key
+        head = self.multipart_threshold
+        try:
+            first = self._call(
+                partial(
+                    client.get_object, Bucket=self.bucket, Key=full, Range=f"bytes=0-{head - 1}"
+                ),
+                key,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                raise
+            first = self._call(partial(client.get_object, Bucket=self.bucket, Key=full), key)
+        content_range = first.get("ContentRange") or ""
+        total = int(content_range.rpartition("/")[2] or first.get("ContentLength", 0))
+        with open(dest, "wb") as handle:
+            with first["Body"] as body:
                 shutil.copyfileobj(body, handle, 1 << 20)
+            if total <= head:
+                return
+            etag = first.get("ETag")
+            fd = handle.fileno()
+
+            def fetch(start: int) -> None:
+                stop = min(start + _PART, total) - 1
+                extra = {"IfMatch": etag} if etag else {}
+                part = self._call(
+                    partial(
+                        client.get_object,
+                        Bucket=self.bucket,
+                        Key=full,
+                        Range=f"bytes={start}-{stop}",
+                        **extra,
+                    ),
+                    key,
+                )
+                with part["Body"] as body:
+                    os.pwrite(fd, body.read(), start)
+
+            with ThreadPoolExecutor(max_workers=_PART_THREADS) as pool:
+                list(pool.map(fetch, range(head, total, _PART)))
 
     def put(self, items: Sequence[tuple[str, Source]]) -> None:
         client = self.client

@@ -14,6 +14,7 @@ import functools
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +57,18 @@ def crash_at(n: int, argv: Sequence[str], cwd: Path) -> CrashResult:
 def _child(n: int, argv: Sequence[str], cwd: Path, report_fd: int) -> int:
     os.chdir(cwd)
     count = 0
+    lock = threading.Lock()
     real_write = os.write
 
     def counting(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             nonlocal count
-            count += 1
-            real_write(report_fd, f" {count}".encode())
-            if count == n:
-                os.kill(os.getpid(), signal.SIGKILL)
+            with lock:  # transfers run in threads: every number must be seen once
+                count += 1
+                real_write(report_fd, f" {count}".encode())
+                if count == n:
+                    os.kill(os.getpid(), signal.SIGKILL)
             return original(*args, **kwargs)
 
         return wrapper

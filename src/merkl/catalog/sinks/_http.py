@@ -7,12 +7,25 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 import httpx
+from pydantic import Field
 
 from merkl.catalog.asset import Asset
+from merkl.catalog.config_types import WeakStr
 from merkl.catalog.plugin import PluginConfig, PluginContext, RetryableError, Sink
 from merkl.errors import CatalogError
 
-HttpConfigT = TypeVar("HttpConfigT", bound=PluginConfig)
+
+class RequestSinkConfig(PluginConfig):
+    """What every request-per-asset sink takes: extra headers (secret: they carry tokens)."""
+
+    headers: dict[str, WeakStr] = Field(
+        default_factory=dict,
+        description="extra headers; a comma-separated value sends the header several times",
+        json_schema_extra={"secret": True},
+    )
+
+
+HttpConfigT = TypeVar("HttpConfigT", bound=RequestSinkConfig)
 
 TIMEOUT_S = 30.0
 _MAX_BODY_IN_MESSAGE = 300
@@ -79,13 +92,12 @@ def send(
 
 
 class RequestSink(Sink[HttpConfigT]):
-    """A sink that sends one HTTP request per asset; the config has a `headers` mapping."""
+    """A sink that sends one HTTP request per asset."""
 
     def __init__(self, config: HttpConfigT, ctx: PluginContext) -> None:
         super().__init__(config, ctx)
         self._client = httpx.Client(timeout=TIMEOUT_S)
-        headers: Mapping[str, str] = getattr(config, "headers", {})
-        self._headers = with_json_content_type(split_headers(headers))
+        self._headers = with_json_content_type(split_headers(config.headers))
 
     @abstractmethod
     def request_for(self, asset: Asset) -> tuple[str, str, bytes, int]:

@@ -12,19 +12,13 @@ import orjson
 from pydantic import Field, field_validator
 
 from merkl.catalog.asset import Asset
-from merkl.catalog.config_types import WeakStr
-from merkl.catalog.plugin import PluginConfig, PluginContext, PluginInfo
-from merkl.catalog.sinks._http import RequestSink, check_http_url
+from merkl.catalog.plugin import PluginContext, PluginInfo
+from merkl.catalog.sinks._http import RequestSink, RequestSinkConfig, check_http_url
 from merkl.errors import CatalogError
 
 
-class CompassConfig(PluginConfig):
+class CompassConfig(RequestSinkConfig):
     host: str = Field(description="Compass base URL, e.g. https://compass.example.com")
-    headers: dict[str, WeakStr] = Field(
-        default_factory=dict,
-        description="extra headers (e.g. Compass-User-Email); comma-separated values repeat",
-        json_schema_extra={"secret": True},
-    )
     labels: dict[str, str] = Field(
         default_factory=dict,
         description="labels to send: name -> $attributes.<key> or $labels.<key>",

@@ -5,19 +5,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from merkl.catalog.asset import Asset, dump_asset
-from merkl.catalog.config_types import WeakStr
-from merkl.catalog.plugin import PluginConfig, PluginInfo
-from merkl.catalog.sinks._http import RequestSink, check_http_url
+from merkl.catalog.plugin import PluginInfo
+from merkl.catalog.sinks._http import RequestSink, RequestSinkConfig, check_http_url
 
 
-class HttpConfig(PluginConfig):
+class HttpConfig(RequestSinkConfig):
     url: str = Field(description="URL the assets are sent to")
     method: str = Field(description="HTTP method, e.g. PUT or POST")
-    headers: dict[str, WeakStr] = Field(
-        default_factory=dict,
-        description="extra headers; a comma-separated value sends the header several times",
-        json_schema_extra={"secret": True},
-    )
     success_code: int = Field(default=200, description="the status that means delivered")
 
     @field_validator("url")

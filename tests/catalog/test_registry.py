@@ -72,3 +72,18 @@ def test_importing_merkl_loads_no_catalog_dependency():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [(kind, name) for kind in registry.PLUGIN_KINDS for name in registry.BUILTIN_PLUGINS[kind]],
+)
+def test_every_builtin_sample_config_is_valid(kind, name):
+    import yaml
+
+    from merkl.catalog.template import expand_env
+
+    cls = get_plugin(kind, name)
+    assert cls.name == name and cls.info.description
+    sample = yaml.safe_load(cls.info.sample_config) or {}
+    cls.Config.model_validate(expand_env(sample, {}, lambda _path: None, name))

@@ -111,7 +111,8 @@ class Plugin(ABC, Generic[ConfigT]):
         self.ctx = ctx
 
     def close(self) -> None:
-        """Release what `__init__` opened; called once after a successful run."""
+        """Release what `__init__` opened; called once when the run ends (a sink of a failed
+        run gets `abort` instead)."""
 
 
 class Source(Plugin[ConfigT]):

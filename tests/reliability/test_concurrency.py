@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import orjson
 
@@ -34,8 +35,26 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
         )
         for n in range(PROCESSES)
     ]
+    stop = threading.Event()
+    verify_errors: list[object] = []
+    verify_rounds = 0
+
+    def verify_meanwhile() -> None:  # `merkl verify --repair` is safe during runs
+        nonlocal verify_rounds
+        while not stop.is_set():
+            report = verify(repo, repair=True)
+            verify_errors.extend(f for f in report.findings if f.is_error)
+            verify_rounds += 1
+
+    checker = threading.Thread(target=verify_meanwhile)
+    checker.start()
     go.touch()
-    results = [proc.communicate(timeout=300) for proc in procs]
+    try:
+        results = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        stop.set()
+        checker.join()
+    assert verify_errors == [] and verify_rounds > 0
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, (out, err)
         assert orjson.loads(out.splitlines()[-1]) == {"ok": True, "errors": []}
@@ -66,4 +85,5 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
     assert report.ok and report.findings == [], report.findings  # no orphan, no temp file
     duplicated = sum(count - 1 for _, count in runs)
     print(f"\nconcurrency: {PROCESSES} processes x {worker.THREADS} threads, {len(hashes)} "
-          f"outputs, {len(oids)} objects, {duplicated} duplicate computations")
+          f"outputs, {len(oids)} objects, {duplicated} duplicate computations, "
+          f"{verify_rounds} concurrent verify --repair rounds")

@@ -84,6 +84,7 @@ def test_every_builtin_sample_config_is_valid(kind, name):
     from merkl.catalog.template import expand_env
 
     cls = get_plugin(kind, name)
-    assert cls.name == name and cls.info.description
+    assert cls.name == name
+    assert cls.info.description
     sample = yaml.safe_load(cls.info.sample_config) or {}
     cls.Config.model_validate(expand_env(sample, {}, lambda _path: None, name))

@@ -16,6 +16,7 @@ import inspect
 import linecache
 import sys
 import textwrap
+import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable
@@ -38,6 +39,9 @@ class HasCodeHash(Protocol):
     def code_hash(self) -> str: ...
 
 
+# CPython 3.11's ast module is not safe to use from several threads at once ("AST constructor
+# recursion depth mismatch", gh-106905): every parse/dump of code goes through this lock.
+_ast_lock = threading.Lock()
 _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakKeyDictionary()
 _function_hashes: weakref.WeakKeyDictionary[Callable[..., Any], str] = (
     weakref.WeakKeyDictionary()
@@ -86,7 +90,8 @@ def function_hash(fn: Callable[..., Any]) -> str:
                 f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} to hash it; "
                 f"pin it with version='…'"
             ) from exc
-        cached = hash_bytes(_normalise(textwrap.dedent(source).encode()))
+        with _ast_lock:
+            cached = hash_bytes(_normalise(textwrap.dedent(source).encode()))
         _function_hashes[fn] = cached
     return cached
 
@@ -101,9 +106,11 @@ def module_hash(module: types.ModuleType) -> str:
                 f"the source of module {module.__name__!r} is not available; use "
                 f"code_hash_mode=CodeHashMode.FUNCTION or version='…'"
             )
-        tree = ast.parse(file.read_bytes(), filename=str(file))
-        tree.body = [node for node in tree.body if not _declares_own_identity(node)]
-        cached = hash_bytes(ast.dump(tree, include_attributes=False).encode())
+        source = file.read_bytes()
+        with _ast_lock:
+            tree = ast.parse(source, filename=str(file))
+            tree.body = [node for node in tree.body if not _declares_own_identity(node)]
+            cached = hash_bytes(ast.dump(tree, include_attributes=False).encode())
         _module_hashes[module] = cached
     return cached
 

@@ -77,12 +77,14 @@ def dvc_repo(path: Path, cache_type: str | None) -> Path:
     return path
 
 
-def median_of(runs: int, prepare: Callable[[int], None], measure: Callable[[int], float]) -> float:
-    times = []
+def interleaved(runs: int, measures: dict[str, Callable[[int], float]]) -> dict[str, float]:
+    """Median time of each measure, run in rounds (a, b, c, a, b, c, …) so that load from
+    other processes on the machine hits every contender alike."""
+    times: dict[str, list[float]] = {name: [] for name in measures}
     for i in range(runs):
-        prepare(i)
-        times.append(measure(i))
-    return statistics.median(times)
+        for name, measure in measures.items():
+            times[name].append(measure(i))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def write_small_tree(root: Path) -> None:
@@ -104,89 +106,81 @@ def bench_big_file(work: Path, runs: int) -> dict[str, float]:
     with open(source, "wb") as handle:
         for _ in range(BIG >> 24):
             handle.write(os.urandom(1 << 24))
-    repos = {
-        "merkl": merkl_repo(work / "m-big"),
-        "dvc": dvc_repo(work / "d-big", None),
-        "dvc-symlink": dvc_repo(work / "d-big-sym", "symlink"),
-    }
-    commands = {
-        "merkl": [*MERKL, "track"],
-        "dvc": [*DVC, "add", "-q"],
-        "dvc-symlink": [*DVC, "add", "-q"],
-    }
-    results = {}
-    for name, repo in repos.items():
-        results[name] = median_of(
-            runs,
-            lambda i, repo=repo: prepare_big(repo, source, i),
-            lambda i, repo=repo, name=name: sh([*commands[name], f"big{i}.bin"], repo),
-        )
+    merkl = merkl_repo(work / "m-big")
+    dvc = dvc_repo(work / "d-big", None)
+    dvc_symlink = dvc_repo(work / "d-big-sym", "symlink")
+    plain = work / "plain"
+    plain.mkdir()
 
-    def run_in_process(i: int) -> float:
+    def timed(repo: Path, command: list[str]) -> Callable[[int], float]:
+        def measure(i: int) -> float:
+            prepare_big(repo, source, i)
+            return sh([*command, f"big{i}.bin"], repo)
+
+        return measure
+
+    def in_process(i: int) -> float:
+        prepare_big(merkl, source, runs + i)
         out = subprocess.run(
-            [sys.executable, "-c", IN_PROCESS, f"big{i}.bin"],
+            [sys.executable, "-c", IN_PROCESS, f"big{runs + i}.bin"],
             env=ENV,
-            cwd=repos["merkl"],
+            cwd=merkl,
             capture_output=True,
             text=True,
             check=True,
         )
         return float(out.stdout)
 
-    offset = runs  # new file names in the same repo
-    results["merkl-in-process"] = median_of(
+    def cat(i: int) -> float:
+        prepare_big(plain, source, i)
+        return sh(["sh", "-c", f"cat big{i}.bin > /dev/null"], plain)
+
+    return interleaved(
         runs,
-        lambda i: prepare_big(repos["merkl"], source, i + offset),
-        lambda i: run_in_process(i + offset),
+        {
+            "merkl": timed(merkl, [*MERKL, "track"]),
+            "dvc": timed(dvc, [*DVC, "add", "-q"]),
+            "dvc-symlink": timed(dvc_symlink, [*DVC, "add", "-q"]),
+            "merkl-in-process": in_process,
+            "cat": cat,
+        },
     )
-    cat_target = repos["merkl"] / "cat.bin"
-    shutil.copyfile(source, cat_target)
-    results["cat"] = median_of(
-        runs + 2,
-        lambda i: None,
-        lambda i: sh(["sh", "-c", f"cat {cat_target} > /dev/null"], work),
-    )
-    return results
 
 
 def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str, float]]:
     template = work / "template"
     write_small_tree(template)
-    add: dict[str, float] = {}
-    status: dict[str, float] = {}
-    setups = {
-        "merkl": (merkl_repo, None),
-        "dvc": (dvc_repo, None),
-        "dvc-symlink": (dvc_repo, "symlink"),
+    makers: dict[str, Callable[[Path], Path]] = {
+        "merkl": merkl_repo,
+        "dvc": lambda path: dvc_repo(path, None),
+        "dvc-symlink": lambda path: dvc_repo(path, "symlink"),
     }
-    for name, (make, cache_type) in setups.items():
-        times = []
-        last_repo = None
-        for i in range(max(2, runs // 2)):
-            repo = work / f"{name}-small-{i}"
-            if make is merkl_repo:
-                merkl_repo(repo)
-            else:
-                dvc_repo(repo, cache_type)
+    repos: dict[str, Path] = {}
+
+    def add(name: str) -> Callable[[int], float]:
+        def measure(i: int) -> float:
+            repo = repos[name] = makers[name](work / f"{name}-small-{i}")
             shutil.copytree(template, repo / "data")
-            cmd = [*MERKL, "track", "data"] if name == "merkl" else [*DVC, "add", "-q", "data"]
-            times.append(sh(cmd, repo))
-            last_repo = repo
-        add[name] = statistics.median(times)
-        assert last_repo is not None
-        status_cmd = [*MERKL, "status"] if name == "merkl" else [*DVC, "status", "-q"]
-        sh(status_cmd, last_repo)  # first run may fill caches; measure the steady state
-        status[name] = median_of(
-            runs, lambda i: None, lambda i, r=last_repo, c=status_cmd: sh(c, r)
-        )
-    return add, status
+            tool = MERKL if name == "merkl" else DVC
+            return sh([*tool, "track" if name == "merkl" else "add", "data"], repo)
+
+        return measure
+
+    add_times = interleaved(max(2, runs // 2), {name: add(name) for name in makers})
+
+    def status(name: str) -> Callable[[int], float]:
+        command = [*MERKL, "status"] if name == "merkl" else [*DVC, "status", "-q"]
+        sh(command, repos[name])  # a first run may fill caches: measure the steady state
+        return lambda i: sh(command, repos[name])
+
+    return add_times, interleaved(runs, {name: status(name) for name in makers})
 
 
 def main() -> None:
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     for warm_up in ([*MERKL, "--help"], [*DVC, "--version"]):
         sh(warm_up, Path.cwd())
-    with tempfile.TemporaryDirectory(prefix="merkl-bench-tracking-", dir=os.getcwd()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="merkl-bench-tracking-") as tmp:
         work = Path(tmp)
         big = bench_big_file(work, runs)
         add, status = bench_small_files(work, runs)

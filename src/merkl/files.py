@@ -89,6 +89,29 @@ def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> 
     return oids
 
 
+def find_cached_file_oids(
+    paths: Sequence[str], repo: Repo
+) -> tuple[list[str | None], set[int]]:
+    """Stat-cache answers without reading any file: (oid or None per path, missing indices).
+
+    None means the cache does not know the file as it is now; the caller decides whether to
+    hash it. Missing indices are paths that do not exist (or dangling links).
+    """
+    find = _stat_cache_lookup(repo, len(paths))
+    oids: list[str | None] = []
+    missing: set[int] = set()
+    for i, file in enumerate(paths):
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            missing.add(i)
+            oids.append(None)
+            continue
+        key = file if file[:1] == "/" else os.path.abspath(file)
+        oids.append(find(key, st.st_ino, st.st_size, st.st_mtime_ns))
+    return oids, missing
+
+
 _BULK_LOOKUP_MIN = 256
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from merkl.files import find_file_oids
+from merkl.files import find_cached_file_oids, find_file_oids
 from merkl.repo import Repo
 from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
-from merkl.tracking.tree import scan_dir
+from merkl.tracking.tree import LinkChecker, scan_dir
 from merkl.tracking.worktree import Tracked
 
 
@@ -89,15 +90,7 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
             return ItemState(tracked, State.MODIFIED, manifest=manifest)
         complete = manifest is not None and _members_stored(repo, manifest)
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
-    scan = scan_dir(repo, path)
-    # Every member is checked against the stat cache, links into the store too: as root, a
-    # read-only object can still be edited in place, and that must show as modified.
-    found = find_file_oids(list(scan.files.values()), repo)
-    current = {
-        rel: (member, oid)
-        for (rel, member), oid in zip(scan.files.items(), found, strict=True)
-        if oid is not None  # a dangling link counts as a deleted member
-    }
+    current = _current_members(repo, path)
     if manifest is None:
         # Without the manifest only the whole tree's hash can be compared.
         entries = [
@@ -119,14 +112,43 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         stored = all(repo.store.has(expected[r].oid) for r in changes.deleted)
         state = State.MISSING if stored else State.NO_DATA
     else:
-        # A live link to the member's own object proves the object is there.
-        unproven = {e.oid for e in manifest.entries if scan.store_links.get(e.path) != e.oid}
-        state = State.CLEAN if all(map(repo.store.has, unproven)) else State.NOT_IN_CACHE
+        state = State.CLEAN if _members_stored(repo, manifest) else State.NOT_IN_CACHE
     return ItemState(tracked, state, changes, current, manifest)
 
 
+def _current_members(repo: Repo, root: Path) -> dict[str, tuple[str, str]]:
+    """The files of a tracked directory now: relative path → (path, oid).
+
+    Every member is checked against the stat cache, links into the store too: as root, a
+    read-only object can still be edited in place, and that must show as modified. A link
+    the stat cache knows (as it is now) was made by merkl, so it is not read; only unknown
+    links are checked, and those leading out of the directory are left out, as in `track`.
+    """
+    scan = scan_dir(repo, root, check_links=False)
+    rels = list(scan.files)
+    paths = list(scan.files.values())
+    cached, missing = find_cached_file_oids(paths, repo)
+    current: dict[str, tuple[str, str]] = {}
+    checker = LinkChecker(repo, root)
+    unknown: list[tuple[str, str]] = []
+    for i, (rel, member) in enumerate(zip(rels, paths, strict=True)):
+        oid = cached[i]
+        if i in missing:
+            continue  # a dangling link counts as a deleted member
+        if oid is not None:
+            current[rel] = (member, oid)
+        elif rel not in scan.unchecked_links or checker.check(member, os.path.dirname(member)):
+            unknown.append((rel, member))
+    found = find_file_oids([member for _, member in unknown], repo)
+    for (rel, member), oid in zip(unknown, found, strict=True):
+        if oid is not None:
+            current[rel] = (member, oid)
+    return dict(sorted(current.items()))
+
+
 def _members_stored(repo: Repo, manifest: Manifest) -> bool:
-    return all(repo.store.has(e.oid) for e in manifest.entries)
+    oids = {e.oid for e in manifest.entries}
+    return len(repo.store.find_present(oids)) == len(oids)
 
 
 def item_states(repo: Repo, items: list[Tracked]) -> list[ItemState]:

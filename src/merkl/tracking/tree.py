@@ -30,17 +30,20 @@ class DirScan:
 
     files: dict[str, str] = field(default_factory=dict)
     skipped_symlinks: list[str] = field(default_factory=list)
-    # Members that are symlinks into the store: relative path → the oid they point at.
-    store_links: dict[str, str] = field(default_factory=dict)
+    # With check_links=False: symlinks listed in `files` but not yet checked.
+    unchecked_links: set[str] = field(default_factory=set)
 
 
-def scan_dir(repo: Repo, root: Path) -> DirScan:
-    """Every regular file under `root` (and every symlink safe to follow), sorted by path."""
+def scan_dir(repo: Repo, root: Path, *, check_links: bool = True) -> DirScan:
+    """Every regular file under `root` (and every symlink safe to follow), sorted by path.
+
+    With `check_links=False` symlinks are listed without being read, in `unchecked_links`:
+    `merkl status` first asks the stat cache, which knows a link it made, and checks only the
+    others with `check_link` (reading 10,000 long symlinks costs more than the rest of it).
+    """
     scan = DirScan()
-    objects_prefix = os.path.join(str(repo.objects_dir), "")
-    root_prefix = os.path.join(os.path.realpath(root), "")
+    checker = LinkChecker(repo, root)
     stack = [(str(root), "")]
-    store_link: tuple[str, str] | None = None  # (folder, link text to the store from it)
     while stack:
         folder, rel_folder = stack.pop()
         with os.scandir(folder) as entries:
@@ -49,22 +52,14 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
                 if entry.name.startswith(".") and TEMP_MARKER in entry.name:
                     continue  # a link or copy being written by another merkl process
                 if entry.is_symlink():
-                    text = os.readlink(entry.path)
-                    if store_link is None or store_link[0] != folder:
-                        store_link = (folder, relative_link(repo, objects_prefix, folder))
-                    oid = _stored_oid(text, store_link[1])
-                    if oid is None:
-                        target = os.path.normpath(os.path.join(folder, text))
-                        if target.startswith(objects_prefix):
-                            oid = target[len(objects_prefix) :].replace("/", "")
-                    if oid is not None:
-                        # The store holds only real folders and files: no further check.
+                    if not check_links:
                         scan.files[rel] = entry.path
-                        scan.store_links[rel] = oid
-                    elif _is_inside(entry.path, root_prefix):
-                        scan.files[rel] = entry.path
-                    else:
+                        scan.unchecked_links.add(rel)
+                        continue
+                    if checker.check(entry.path, folder) is None:
                         scan.skipped_symlinks.append(rel)
+                        continue
+                    scan.files[rel] = entry.path
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
@@ -72,6 +67,31 @@ def scan_dir(repo: Repo, root: Path) -> DirScan:
     scan.files = dict(sorted(scan.files.items()))
     scan.skipped_symlinks.sort()
     return scan
+
+
+class LinkChecker:
+    """Decides whether a symlink inside a tracked directory may be followed."""
+
+    def __init__(self, repo: Repo, root: Path) -> None:
+        self.repo = repo
+        self.objects_prefix = os.path.join(str(repo.objects_dir), "")
+        self.root_prefix = os.path.join(os.path.realpath(root), "")
+        self._store_link: tuple[str, str] = ("", "")  # (folder, link text to the store)
+
+    def check(self, link: str, folder: str) -> str | None:
+        """The oid for a link into the store, "" for a file inside the directory, None for
+        anything else (outside, a folder, dangling)."""
+        text = os.readlink(link)
+        if self._store_link[0] != folder:
+            self._store_link = (folder, relative_link(self.repo, self.objects_prefix, folder))
+        oid = _stored_oid(text, self._store_link[1])
+        if oid is None:
+            target = os.path.normpath(os.path.join(folder, text))
+            if target.startswith(self.objects_prefix):
+                oid = target[len(self.objects_prefix) :].replace("/", "")
+        if oid is not None:
+            return oid  # the store holds only real folders and files: no further check
+        return "" if _is_inside(link, self.root_prefix) else None
 
 
 def _stored_oid(text: str, prefix: str) -> str | None:

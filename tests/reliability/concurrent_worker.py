@@ -19,7 +19,7 @@ import orjson
 THREADS = 8
 WIDTH = 24  # leaves per DAG; neighbouring threads and processes share most of them
 
-PIPELINE = '''
+PIPELINE = """
 import blake3
 from merkl import BytesSerializer, task
 
@@ -48,7 +48,7 @@ def dag(start, width):
     pairs = [pair(leaves[k], leaves[(k + 1) % width]) for k in range(width)]
     sizes = [size_of(blob(i % 10)) for i in range(start, start + width)]
     return total(pairs, sizes)
-'''
+"""
 
 
 def expected(start: int, width: int) -> int:
@@ -82,8 +82,9 @@ def main() -> int:
                 for _ in range(2):  # the second round is served from the cache
                     value = evaluate([concpipe.dag(start, WIDTH)])[0]
                     if value != expected(start, WIDTH):
-                        errors.append(f"dag({start}) = {value!r}, expected "
-                                      f"{expected(start, WIDTH)!r}")
+                        errors.append(
+                            f"dag({start}) = {value!r}, expected {expected(start, WIDTH)!r}"
+                        )
         except BaseException:
             errors.append(traceback.format_exc())
 
@@ -100,4 +101,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

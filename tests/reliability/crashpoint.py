@@ -21,8 +21,19 @@ from pathlib import Path
 from typing import Any
 
 MUTATIONS = (
-    "rename", "replace", "link", "symlink", "unlink", "remove", "rmdir", "chmod", "mkdir",
-    "fsync", "truncate", "ftruncate", "utime",
+    "rename",
+    "replace",
+    "link",
+    "symlink",
+    "unlink",
+    "remove",
+    "rmdir",
+    "chmod",
+    "mkdir",
+    "fsync",
+    "truncate",
+    "ftruncate",
+    "utime",
 )
 
 
@@ -31,6 +42,15 @@ class CrashResult:
     killed: bool  # the child died by SIGKILL at the chosen point
     exit_code: int | None  # when it ran to the end
     mutations: int  # how many mutations it reached
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a `python -m merkl` child that can import this test package."""
+    from tests.helpers import REPO_ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    return env
 
 
 def crash_at(n: int, argv: Sequence[str], cwd: Path) -> CrashResult:

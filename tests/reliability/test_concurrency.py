@@ -1,4 +1,4 @@
-"""4 processes × 8 threads evaluate overlapping DAGs in one repository at the same time.
+"""4 processes x 8 threads evaluate overlapping DAGs in one repository at the same time.
 
 All results are right, every output is stored once (one row per hash, one object per oid, no
 leftovers), and no "database is locked" reaches anyone.
@@ -29,9 +29,18 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(repo.root)]))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.concurrent_worker", str(repo.root),
-             str(n), str(go)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.reliability.concurrent_worker",
+                str(repo.root),
+                str(n),
+                str(go),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for n in range(PROCESSES)
     ]
@@ -54,11 +63,13 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
     finally:
         stop.set()
         checker.join()
-    assert verify_errors == [] and verify_rounds > 0
+    assert verify_errors == []
+    assert verify_rounds > 0
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, (out, err)
         assert orjson.loads(out.splitlines()[-1]) == {"ok": True, "errors": []}
-        assert "locked" not in err and "Traceback" not in err, err
+        assert "locked" not in err, err
+        assert "Traceback" not in err, err
 
     # Every output hash the DAGs contain has exactly one row, and one object behind it.
     pipe = import_fresh(repo.root, "concpipe")
@@ -82,8 +93,10 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
     oids = {oid for _, oid in rows}
     assert sorted(repo.store.iter_oids()) == sorted(oids)
     report = verify(repo)
-    assert report.ok and report.findings == [], report.findings  # no orphan, no temp file
+    assert report.findings == [], report.findings  # not even an orphan or a temp file
     duplicated = sum(count - 1 for _, count in runs)
-    print(f"\nconcurrency: {PROCESSES} processes x {worker.THREADS} threads, {len(hashes)} "
-          f"outputs, {len(oids)} objects, {duplicated} duplicate computations, "
-          f"{verify_rounds} concurrent verify --repair rounds")
+    print(
+        f"\nconcurrency: {PROCESSES} processes x {worker.THREADS} threads, {len(hashes)} "
+        f"outputs, {len(oids)} objects, {duplicated} duplicate computations, "
+        f"{verify_rounds} concurrent verify --repair rounds"
+    )

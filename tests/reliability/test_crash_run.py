@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import blake3
 import orjson
@@ -22,8 +21,8 @@ import pytest
 
 from merkl.ops.verify import VerifyReport, verify
 from merkl.repo import Repo
-from tests.helpers import REPO_ROOT, run_cli, write_module
-from tests.reliability.crashpoint import crash_at
+from tests.helpers import run_cli, write_module
+from tests.reliability.crashpoint import child_env, crash_at
 
 ITERATIONS = int(os.environ.get("MERKL_TEST_CRASH_ITERATIONS", "48"))
 SEED = int(os.environ.get("MERKL_TEST_CRASH_SEED", "20261123"))
@@ -73,14 +72,11 @@ def expected(seed: int, parts: int, mib: int, n: int) -> dict[str, object]:
     return {"digests": digests, "total": sum(nums), "count": n}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
 def _assert_recovered(
-    repo: Repo, args: list[str], want: dict[str, object], before: object = None,
+    repo: Repo,
+    args: list[str],
+    want: dict[str, object],
+    before: object = None,
     report: VerifyReport | None = None,
 ) -> None:
     """No verify errors, the output file absent or whole (`before` or `want`), and a re-run
@@ -119,8 +115,12 @@ def test_kill9_at_random_moments(crash_repo):
         seed = iteration - 1 if iteration % 4 == 3 else iteration
         args = [str(seed), "8", "1", "200000"]
         proc = subprocess.Popen(
-            [*cmd, *args, "-0", "out/result.json"], cwd=repo.root, env=_env(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [*cmd, *args, "-0", "out/result.json"],
+            cwd=repo.root,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stderr is not None
         for _ in range(rng.randint(0, 18)):  # 18 bodies: 8 chunks, 8 digests, numbers, combine

@@ -19,17 +19,11 @@ import pytest
 
 from merkl.ops.verify import verify
 from merkl.repo import Repo
-from tests.helpers import REPO_ROOT, run_cli
-from tests.reliability.crashpoint import crash_at
+from tests.helpers import run_cli
+from tests.reliability.crashpoint import child_env, crash_at
 
 SEED = int(os.environ.get("MERKL_TEST_CRASH_SEED", "20261123"))
 ITERATIONS = int(os.environ.get("MERKL_TEST_CRASH_TRACK_ITERATIONS", "24"))
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    return env
 
 
 def _make_data(root: Path, rng: random.Random, big_mib: int, members: int) -> dict[str, bytes]:
@@ -91,8 +85,9 @@ def test_crash_at_every_mutation_point_of_track(repo, link_type):
             _assert_finishes(repo, content, f"crash at mutation {point}")
         except AssertionError as exc:
             failures.append(str(exc).splitlines()[0])
-    print(f"\ncrash points in merkl track ({link_type}): {full.mutations}, "
-          f"failures: {len(failures)}")
+    print(
+        f"\ncrash points in merkl track ({link_type}): {full.mutations}, failures: {len(failures)}"
+    )
     assert not failures, failures
 
 
@@ -113,9 +108,13 @@ def test_kill9_track_at_random_moments(repo):
         content = _make_data(repo.root, rng, 8, 40)
         proc = subprocess.Popen(
             [sys.executable, "-c", _READY_THEN_RUN, "track", "data/big.bin", "data/set"],
-            cwd=repo.root, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=repo.root,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        assert proc.stderr is not None and proc.stderr.readline() == b"ready\n"
+        assert proc.stderr is not None
+        assert proc.stderr.readline() == b"ready\n"
         ready = time.perf_counter()
         if iteration > 0:  # the first run measures how long the work takes
             time.sleep(rng.uniform(0, work * 1.2))

@@ -4,6 +4,7 @@ exit 1 or 2), never another exception, never hang, never write outside the repos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from merkl.catalog.plugin import PluginContext
 from merkl.errors import MerklError, PointerFileError
 from merkl.pointer import Pointer, dump_pointer, parse_pointer, pointer_path
-from merkl.repo import Repo, read_toml
+from merkl.repo import read_toml
 from tests.helpers import run_cli
 from tests.reliability.fuzzing import json_values, mutated
 
@@ -34,7 +35,8 @@ MERLIN_DATA = Path(__file__).parents[1] / "catalog" / "testdata" / "merlin"
 
 def _assert_clean_cli(result, where: object) -> None:
     assert result.code in (0, 1, 2), (where, result.code)
-    assert "Traceback" not in result.err and "--debug to see" not in result.err, (where, result.err)
+    assert "Traceback" not in result.err, (where, result.err)
+    assert "--debug to see" not in result.err, (where, result.err)  # a foreign exception
     if result.code:
         assert "merkl: error: " in result.err, (where, result.err)
 
@@ -52,10 +54,13 @@ VALID_POINTER = orjson.loads(
 
 def _check_parsed(pointer: Pointer) -> None:
     """What a successful parse guarantees to every caller."""
-    assert len(pointer.oid) == 64 and all(c in "0123456789abcdef" for c in pointer.oid)
-    assert pointer.path and not pointer.path.startswith(("/", "\\"))
+    assert len(pointer.oid) == 64
+    assert all(c in "0123456789abcdef" for c in pointer.oid)
+    assert pointer.path
+    assert not pointer.path.startswith(("/", "\\"))
     assert ".." not in Path(pointer.path).parts
-    assert isinstance(pointer.size, int) and pointer.size >= 0
+    assert isinstance(pointer.size, int)
+    assert pointer.size >= 0
     assert pointer.type in ("file", "dir")
 
 
@@ -65,16 +70,17 @@ def test_pointer_parser_on_arbitrary_bytes(raw):
     try:
         _check_parsed(parse_pointer(raw, Path("x.merkl")))
     except PointerFileError as exc:
-        assert str(exc).startswith("x.merkl: ")
+        message = str(exc)
+    else:
+        return
+    assert message.startswith("x.merkl: ")
 
 
 @FUZZ
 @given(mutated(VALID_POINTER))
 def test_pointer_parser_on_damaged_pointers(document):
-    try:
+    with contextlib.suppress(PointerFileError):
         _check_parsed(parse_pointer(json.dumps(document).encode(), Path("x.merkl")))
-    except PointerFileError:
-        pass
 
 
 @CLI_FUZZ
@@ -86,8 +92,14 @@ def test_commands_on_damaged_pointer_files(repo, tmp_path, document, raw_tail):
         json.dumps(document).encode() + raw_tail
     )
     outside = _listing(tmp_path / "outside") if (tmp_path / "outside").exists() else {}
-    for command in (["status"], ["checkout"], ["checkout", "--force"], ["verify"],
-                    ["push", "-r", "nowhere"], ["gc", "--dry-run"]):
+    for command in (
+        ["status"],
+        ["checkout"],
+        ["checkout", "--force"],
+        ["verify"],
+        ["push", "-r", "nowhere"],
+        ["gc", "--dry-run"],
+    ):
         _assert_clean_cli(run_cli(*command), (command, document))
     assert (repo.root / "data" / "train.csv").read_bytes() in (b"1,2,3\n",)
     if outside:
@@ -101,13 +113,33 @@ VALID_CONFIG = {
     "remotes": {"origin": {"url": "/tmp/nowhere-merkl", "jobs": 2, "read_through": True}},
 }
 toml_fragments = st.lists(
-    st.sampled_from([
-        "[core]", "[remotes.origin]", "[remotes]", 'link = "copy"', 'link = 3', "remote = 1",
-        'url = "s3://b/p"', 'url = "redis://:${NOPE}@h/0"', "url = []", "jobs = -1",
-        'jobs = "x"', "read_through = 1", "trust_pickle = true", "[[core]]", "a.b.c = 1",
-        'x = """', "= 1", "[remotes.'bad name']", 'core = "flat"', "remotes = 5",
-        "\x00", "\ufeff", "[remotes.origin.nested]",
-    ]),
+    st.sampled_from(
+        [
+            "[core]",
+            "[remotes.origin]",
+            "[remotes]",
+            'link = "copy"',
+            "link = 3",
+            "remote = 1",
+            'url = "s3://b/p"',
+            'url = "redis://:${NOPE}@h/0"',
+            "url = []",
+            "jobs = -1",
+            'jobs = "x"',
+            "read_through = 1",
+            "trust_pickle = true",
+            "[[core]]",
+            "a.b.c = 1",
+            'x = """',
+            "= 1",
+            "[remotes.'bad name']",
+            'core = "flat"',
+            "remotes = 5",
+            "\x00",
+            "\ufeff",
+            "[remotes.origin.nested]",
+        ]
+    ),
     max_size=8,
 ).map("\n".join)
 
@@ -123,20 +155,18 @@ def _dump_toml(data: Any) -> str:
 def test_toml_reader_on_arbitrary_text(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("toml") / "merkl.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    try:
+    with contextlib.suppress(MerklError):
         assert isinstance(read_toml(path), dict)
-    except MerklError:
-        pass
 
 
 def test_toml_reader_on_undecodable_bytes_and_folders(tmp_path):
     bad = tmp_path / "merkl.toml"
     bad.write_bytes(b'[core]\nlink = "\xff\xfe"\n')
-    with pytest.raises(MerklError, match="merkl.toml"):
+    with pytest.raises(MerklError, match=r"merkl\.toml"):
         read_toml(bad)
     folder = tmp_path / "folder.toml"
     folder.mkdir()
-    with pytest.raises(MerklError, match="folder.toml"):
+    with pytest.raises(MerklError, match=r"folder\.toml"):
         read_toml(folder)
 
 
@@ -151,8 +181,15 @@ def test_commands_on_damaged_config(repo, config):
             return
     (repo.root / "merkl.toml").write_text(text, encoding="utf-8", errors="surrogatepass")
     (repo.root / "f.bin").write_bytes(b"x")
-    for command in (["status"], ["track", "f.bin"], ["remote", "list"], ["push"], ["pull"],
-                    ["checkout"], ["untrack", "f.bin"]):
+    for command in (
+        ["status"],
+        ["track", "f.bin"],
+        ["remote", "list"],
+        ["push"],
+        ["pull"],
+        ["checkout"],
+        ["untrack", "f.bin"],
+    ):
         _assert_clean_cli(run_cli(*command), (command, text))
 
 
@@ -161,11 +198,16 @@ def test_commands_on_damaged_config(repo, config):
 VALID_RECIPE = {
     "name": "fuzz",
     "version": "v1beta1",
-    "source": {"name": "merlin", "scope": "fuzz-scope",
-               "config": {"url": "http://127.0.0.1:1/api/merlin", "worker_count": 2}},
+    "source": {
+        "name": "merlin",
+        "scope": "fuzz-scope",
+        "config": {"url": "http://127.0.0.1:1/api/merlin", "worker_count": 2},
+    },
     "processors": [{"name": "labels", "config": {"labels": {"team": "ml"}}}],
-    "sinks": [{"name": "console"}, {"name": "file", "config": {"path": "out.ndjson",
-                                                              "format": "ndjson"}}],
+    "sinks": [
+        {"name": "console"},
+        {"name": "file", "config": {"path": "out.ndjson", "format": "ndjson"}},
+    ],
 }
 
 
@@ -180,11 +222,13 @@ def test_catalog_lint_on_damaged_recipes(repo, recipe):
 
 def test_recipe_alias_bomb_is_refused_quickly(repo):
     """A 1 kB "billion laughs" recipe: 9^9 list items if expanded."""
-    lines = ['version: v1beta1', 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines = ["version: v1beta1", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for this, prev in zip("bcdefghi", "abcdefgh", strict=True):
         lines.append(f"{this}: &{this} [" + ",".join([f"*{prev}"] * 9) + "]")
-    lines += ["source: {name: merlin, config: {url: 'http://x', labels: *i}}",
-              "sinks: [{name: console}]"]
+    lines += [
+        "source: {name: merlin, config: {url: 'http://x', labels: *i}}",
+        "sinks: [{name: console}]",
+    ]
     file = repo.root / "laughs.yaml"
     file.write_text("\n".join(lines))
     result = run_cli("catalog", "lint", str(file))
@@ -196,8 +240,12 @@ def test_recipe_alias_bomb_is_refused_quickly(repo):
 def test_deeply_nested_recipe_is_a_clean_error(repo):
     file = repo.root / "deep.yaml"
     depth = 5000
-    file.write_text("version: v1beta1\nsource: {name: merlin, config: {url: 'http://x', labels: "
-                    + "[" * depth + "]" * depth + "}}\nsinks: [{name: console}]\n")
+    file.write_text(
+        "version: v1beta1\nsource: {name: merlin, config: {url: 'http://x', labels: "
+        + "[" * depth
+        + "]" * depth
+        + "}}\nsinks: [{name: console}]\n"
+    )
     result = run_cli("catalog", "lint", str(file))
     assert result.code == 1
     assert "nested too deeply" in result.out + result.err
@@ -205,6 +253,7 @@ def test_deeply_nested_recipe_is_a_clean_error(repo):
 
 
 # -- Merlin responses --------------------------------------------------------------------------
+
 
 def _merlin_documents() -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(MERLIN_DATA.glob("*.json"))}
@@ -252,8 +301,9 @@ def test_merlin_source_on_damaged_responses(monkeypatch, data):
     monkeypatch.setattr(merlin, "load_credentials", lambda *a, **k: None)
     monkeypatch.setattr(merlin, "GoogleBearerAuth", lambda credentials, http: None)
     monkeypatch.setattr(
-        merlin, "new_http_client", lambda timeout: httpx.Client(transport=httpx.MockTransport(
-            handler))
+        merlin,
+        "new_http_client",
+        lambda timeout: httpx.Client(transport=httpx.MockTransport(handler)),
     )
     config = merlin.MerlinConfig.model_validate(
         {"url": "http://merlin.test/api/merlin", "worker_count": 2}

@@ -64,8 +64,12 @@ scalars = (
 )
 # Dict keys and set items must be hashable, and NaN keys make distinct-but-unequal keys.
 key_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=6) | st.binary(max_size=6)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.binary(max_size=6)
 )
 hashables = st.recursive(
     key_scalars,
@@ -226,18 +230,22 @@ class _HashChild:
         env = dict(os.environ, PYTHONHASHSEED=str(seed), PYTHONPATH=str(REPO_ROOT))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.reliability.hash_child"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
 
     def digests(self, batch: list[Any]) -> list[str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         payload = pickle.dumps(batch)
         self.proc.stdin.write(struct.pack(">Q", len(payload)) + payload)
         self.proc.stdin.flush()
         return orjson.loads(self.proc.stdout.readline())
 
     def close(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
         self.proc.stdout.close()
@@ -287,15 +295,19 @@ def test_deeply_nested_values_raise_hashing_error(repo, session):
         deep = [deep]
     with pytest.raises(HashingError, match="nested too deeply"):
         encode_value({"k": deep})
-    write_module(repo.root, "deeppipe", """
+    write_module(
+        repo.root,
+        "deeppipe",
+        """
         from merkl import task
         @task
         def count(config):
             return 1
-    """)
+    """,
+    )
     pipe = import_fresh(repo.root, "deeppipe")
     config: Any = 1
     for _ in range(600):  # a task call walks it fine; hashing needs two frames a level
         config = {"inner": config}
-    with pytest.raises(HashingError, match="argument 'config'.*nested too deeply"):
+    with pytest.raises(HashingError, match=r"argument 'config'.*nested too deeply"):
         _ = pipe.count(config).hash

@@ -77,7 +77,8 @@ def test_signed_values_for_pickled_outputs_are_refused(served, repo):
     body = json.dumps({"args": [5], "cache": {pickled_hash: {"x": "evil"}}}).encode()
     before = _stored(repo)
     response = served.post(
-        "/v1/run/servepipe.with_pickle", content=body,
+        "/v1/run/servepipe.with_pickle",
+        content=body,
         headers={SIGNATURE_HEADER: sign_body(body, SECRET)},
     )
     assert response.status_code == 403, response.text
@@ -93,16 +94,16 @@ def test_the_secret_never_appears_in_answers_or_logs(served, caplog):
         ({"args": ["x"]}, {}),
         ({"args": [2], "cache": {"nothex": 1}}, {}),
     ]:
-        texts.append(served.post("/v1/run/servepipe.pipeline", json=payload,
-                                 headers=headers).text)
+        texts.append(served.post("/v1/run/servepipe.pipeline", json=payload, headers=headers).text)
     texts.append(served.post("/v1/run/servepipe.failing", json={"args": [1]}).text)
     assert SECRET not in "".join(texts) + caplog.text
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 bodies = (
@@ -129,7 +130,8 @@ def test_fuzzed_bodies_only_get_documented_answers(served, repo, target, body, d
     response = served.post(f"/v1/{endpoint}/{target}", content=body)
     assert response.status_code in DOCUMENTED, (body, response.status_code, response.text)
     if response.status_code != 200:
-        assert set(response.json()) == {"error"} and response.json()["error"]
+        assert set(response.json()) == {"error"}
+        assert response.json()["error"]
     if dry or response.status_code != 200:
         assert _stored(repo) == before  # refusals and dry runs store nothing
 

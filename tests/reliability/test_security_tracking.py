@@ -39,14 +39,23 @@ def outside(tmp_path: Path) -> Path:
 def _clean_error(result) -> None:
     assert result.code == 1, (result.out, result.err)
     lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("merkl: error: "), result.err
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("merkl: error: "), result.err
     assert "Traceback" not in result.err
 
 
 @pytest.mark.parametrize(
     "path",
-    ["../x", "../../home/.ssh/authorized_keys", "/etc/passwd", "a/../../x", "C:\\x", "\\\\srv\\x",
-     "a/../..", ""],
+    [
+        "../x",
+        "../../home/.ssh/authorized_keys",
+        "/etc/passwd",
+        "a/../../x",
+        "C:\\x",
+        "\\\\srv\\x",
+        "a/../..",
+        "",
+    ],
 )
 def test_pointer_paths_escaping_the_repo_are_refused(path):
     data = orjson.loads(dump_pointer(Pointer("a" * 64, 1, "ok.csv")))
@@ -87,7 +96,8 @@ def test_checkout_does_not_follow_a_committed_symlinked_folder(repo, outside):
     before = _snapshot(outside)
     result = run_cli("checkout", "--force")
     assert result.code == 1
-    assert "symlink" in result.err and "Traceback" not in result.err
+    assert "symlink" in result.err
+    assert "Traceback" not in result.err
     assert _snapshot(outside) == before
 
 
@@ -116,7 +126,8 @@ def test_track_does_not_follow_symlinks_out_of_a_directory(repo, outside):
     result = run_cli("track", "data")
     assert result.code == 0, result.err
     stored = b"".join(repo.store.get_bytes(o) for o in repo.store.iter_oids())
-    assert b"ssh-ed25519" not in stored and b"secret" not in stored
+    assert b"ssh-ed25519" not in stored
+    assert b"secret" not in stored
     pointer = merkl.pointer.read_pointer(repo.root / "data.merkl")
     assert pointer.files == 2  # inner/a.csv and ok-link
     assert (outside / ".ssh" / "authorized_keys").read_text().startswith("ssh-ed25519 AAAA")
@@ -162,5 +173,6 @@ def test_pointer_that_is_a_device_or_fifo_is_refused_quickly(repo):
     os.mkfifo(repo.root / "pipe.bin.merkl")
     for command in ("status", "checkout", "verify"):
         result = run_cli(command)
-        assert result.code == 1 and "Traceback" not in result.err, (command, result.err)
+        assert result.code == 1, (command, result.err)
+        assert "Traceback" not in result.err, (command, result.err)
         assert "not a regular file" in result.out + result.err

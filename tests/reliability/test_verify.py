@@ -43,7 +43,8 @@ def test_clean_repo_is_ok(repo, pipe):
 def test_corrupt_object_reported_then_repaired(repo, pipe, damage):
     out = pipe.blob(8192)  # 2 MiB: hashed through the memory-mapped path
     small = pipe.square(12)
-    assert small.get() == 144 and len(out.get()) == 8192 * 256
+    assert small.get() == 144
+    assert len(out.get()) == 8192 * 256
     for placeholder in (out, small):
         obj = repo.store.oid_to_path(repo.index.find_output(placeholder.hash).oid)
         original = obj.read_bytes()
@@ -59,7 +60,8 @@ def test_corrupt_object_reported_then_repaired(repo, pipe, damage):
     assert repo.index.find_output(out.hash) is None
     assert list(repo.store.iter_oids()) == []
     assert verify(repo).ok
-    assert small.get() == 144 and out.get() == bytes(range(256)) * 8192  # recomputed
+    assert small.get() == 144
+    assert out.get() == bytes(range(256)) * 8192
     assert verify(repo).findings == []
 
 
@@ -93,7 +95,8 @@ def test_orphaned_object_is_a_notice_and_never_deleted(repo, pipe):
     report = verify(repo, repair=True)
     assert report.ok
     assert _kinds(report) == ["orphaned-object"]
-    assert report.findings[0].subject == oid and not report.findings[0].repaired
+    assert report.findings[0].subject == oid
+    assert not report.findings[0].repaired
     assert repo.store.has(oid)
 
 
@@ -105,7 +108,8 @@ def test_tracked_files_and_directories_are_referenced(repo, pipe):
     (repo.root / "model.bin").write_bytes(os.urandom(5000))
     track(repo, ["data", "model.bin"])
     report = verify(repo)
-    assert report.ok and report.pointers == 2
+    assert report.ok
+    assert report.pointers == 2
     assert report.objects == 4  # manifest, a.csv, b.bin, model.bin
     assert "orphaned-object" not in _kinds(report)
 
@@ -170,7 +174,8 @@ def test_damaged_index_is_moved_aside_and_recreated(repo, pipe, page):
 
     result = run_cli("verify")
     assert result.code == 1
-    assert "damaged index" in result.out and "verify --repair" in result.err
+    assert "damaged index" in result.out
+    assert "verify --repair" in result.err
     report = verify(repo, repair=True)
     [damaged] = report.of_kind("index-corrupt")
     assert damaged.repaired
@@ -178,7 +183,8 @@ def test_damaged_index_is_moved_aside_and_recreated(repo, pipe, page):
     assert len(report.of_kind("orphaned-object")) == 40
     assert list(repo.dot_dir.glob("index.sqlite.corrupt-*"))
     after = verify(repo)
-    assert after.ok and set(_kinds(after)) == {"orphaned-object"}
+    assert after.ok
+    assert set(_kinds(after)) == {"orphaned-object"}
     assert pipe.square(7).get() == 49
 
 
@@ -191,9 +197,11 @@ def test_temp_files_removed_only_when_old(repo):
     report = verify(repo, repair=True)
     assert report.ok
     assert [(f.subject, f.repaired) for f in report.findings] == [
-        (str(old), True), (str(young), False)
+        (str(old), True),
+        (str(young), False),
     ]
-    assert not old.exists() and young.exists()
+    assert not old.exists()
+    assert young.exists()
 
 
 def test_foreign_entries_and_symlinked_objects(repo, tmp_path):
@@ -222,14 +230,17 @@ def test_cli_exit_codes_and_json(repo, pipe):
     bad = run_cli("verify", "--json")
     assert bad.code == 1
     data = json.loads(bad.out)
-    assert data["ok"] is False and data["checked"]["objects"] == 1
+    assert data["ok"] is False
+    assert data["checked"]["objects"] == 1
     assert {f["kind"] for f in data["findings"]} == {"corrupt-object", "corrupt-output"}
     assert bad.err.strip().splitlines() == [
         f"merkl: error: verify found 2 problem(s) in {repo.dot_dir}; run `merkl verify "
         f"--repair` to fix"
     ]
     fixed = run_cli("verify", "--repair")
-    assert fixed.code == 1 and "2 repaired" in fixed.err and "[repaired]" in fixed.out
+    assert fixed.code == 1
+    assert "2 repaired" in fixed.err
+    assert "[repaired]" in fixed.out
     assert run_cli("verify").code == 0
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import orjson
 
 from merkl.errors import CacheError
-from merkl.ops.verify import VerifyReport, verify as verify_repo
+from merkl.ops.verify import VerifyReport
+from merkl.ops.verify import verify as verify_repo
 from merkl.repo import Repo
 
 _SHOWN_PER_KIND = 20
@@ -77,8 +78,9 @@ def format_report(report: VerifyReport) -> str:
         else:
             repaired = sum(f.repaired for f in found)
             suffix = f", {repaired} removed" if repaired else ""
-            lines.append(f"{title}s: {len(found)}{suffix} (e.g. {found[0].subject}: "
-                         f"{found[0].detail})")
+            lines.append(
+                f"{title}s: {len(found)}{suffix} (e.g. {found[0].subject}: {found[0].detail})"
+            )
     lines.append("ok: no problems found" if report.ok else "problems found")
     return "".join(f"{line}\n" for line in lines)
 

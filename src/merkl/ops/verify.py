@@ -36,10 +36,17 @@ from merkl.tracking import iter_pointer_oids
 
 TMP_GRACE_SECONDS = 3600  # a temporary file younger than this may belong to a live writer
 _SMALL = 1 << 20  # objects below this are hashed from one read, in a thread pool
-ERROR_KINDS = frozenset({
-    "corrupt-object", "corrupt-output", "missing-object", "size-mismatch", "wrong-file-state",
-    "invalid-pointer", "index-corrupt",
-})
+ERROR_KINDS = frozenset(
+    {
+        "corrupt-object",
+        "corrupt-output",
+        "missing-object",
+        "size-mismatch",
+        "wrong-file-state",
+        "invalid-pointer",
+        "index-corrupt",
+    }
+)
 
 
 @dataclass
@@ -80,8 +87,11 @@ class VerifyReport:
             "ok": self.ok,
             "repair": self.repair,
             "checked": {
-                "objects": self.objects, "bytes": self.bytes, "outputs": self.outputs,
-                "file_states": self.file_states, "pointers": self.pointers,
+                "objects": self.objects,
+                "bytes": self.bytes,
+                "outputs": self.outputs,
+                "file_states": self.file_states,
+                "pointers": self.pointers,
             },
             "findings": [{**asdict(f), "error": f.is_error} for f in self.findings],
         }
@@ -114,9 +124,14 @@ def verify(
     if referenced is not None:
         unreferenced = set(oids) - referenced - pointer_oids - corrupt
         report.findings += [
-            Finding("orphaned-object", oid, f"{_size(repo, oid)} bytes; no output or pointer "
-                    f"file refers to it (`merkl gc` removes such objects)")
-            for oid in sorted(unreferenced) if repo.store.has(oid)
+            Finding(
+                "orphaned-object",
+                oid,
+                f"{_size(repo, oid)} bytes; no output or pointer "
+                f"file refers to it (`merkl gc` removes such objects)",
+            )
+            for oid in sorted(unreferenced)
+            if repo.store.has(oid)
         ]
     report.findings += _tmp_files(repo, tmp_grace, repair)
     return report
@@ -202,9 +217,7 @@ def _open_index(repo: Repo, report: VerifyReport) -> Index | None:
     return fresh
 
 
-def _check_outputs(
-    repo: Repo, index: Index, corrupt: set[str], report: VerifyReport
-) -> set[str]:
+def _check_outputs(repo: Repo, index: Index, corrupt: set[str], report: VerifyReport) -> set[str]:
     """Check each output row against the store; return the oids the rows reference."""
     referenced: set[str] = set()
     bad: list[str] = []
@@ -217,8 +230,9 @@ def _check_outputs(
             kind, detail = "missing-object", f"its object {entry.oid} is not in the store"
         elif _size(repo, entry.oid) != entry.size:
             kind = "size-mismatch"
-            detail = (f"index says {entry.size} bytes, object {entry.oid} has "
-                      f"{_size(repo, entry.oid)}")
+            detail = (
+                f"index says {entry.size} bytes, object {entry.oid} has {_size(repo, entry.oid)}"
+            )
         else:
             continue
         report.findings.append(Finding(kind, entry.out_hash, detail, repaired=report.repair))
@@ -248,7 +262,8 @@ def _check_file_states(index: Index, report: VerifyReport) -> None:
                 if actual == oid:
                     continue
                 finding = Finding(
-                    "wrong-file-state", path,
+                    "wrong-file-state",
+                    path,
                     f"stat cache says {oid} but the content hashes to {actual} (the file was "
                     f"changed without changing its size, mtime or inode)",
                 )

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 MANIFEST_FORMAT = 1
 _OID = re.compile("[0-9a-f]{64}")
 # Segments of one or more characters other than `/`, `\\` and NUL, none of them `.` or `..`.
-_SEGMENT = r"(?!\.{1,2}(?:/|\Z))[^/\\\x00]+"
+_SEGMENT = r"(?!\.{1,2}(?:/|\x00|\Z))[^/\\\x00]+"
 _SAFE_RELPATH = re.compile(rf"(?:{_SEGMENT}/)*{_SEGMENT}")
+_SAFE_RELPATHS = re.compile(rf"(?:{_SEGMENT}/)*{_SEGMENT}(?:\x00(?:{_SEGMENT}/)*{_SEGMENT})*")
+_OIDS = re.compile("[0-9a-f]{64}(?:\n[0-9a-f]{64})*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +89,32 @@ def parse_manifest(raw: bytes, oid: str) -> Manifest:
         raise bad(f"expected an object with format {MANIFEST_FORMAT}")
     if data.get("hash") != "blake3" or not isinstance(data.get("files"), list):
         raise bad("expected 'hash': 'blake3' and a 'files' list")
-    entries: list[ManifestEntry] = []
-    append = entries.append
-    for item in data["files"]:
-        # One C-level check per field: a 100,000-file manifest parses in milliseconds.
-        if type(item) is list and len(item) == 3:
-            rel, member_oid, size = item
-            if (
-                type(rel) is str
-                and _SAFE_RELPATH.fullmatch(rel)
-                and type(member_oid) is str
-                and _OID.fullmatch(member_oid)
-                and type(size) is int
-                and size >= 0
-            ):
-                append(ManifestEntry(rel, member_oid, size))
-                continue
-        raise bad(_what_is_wrong(item))
-    return Manifest(tuple(entries))
+    files = data["files"]
+    if _all_valid(files):
+        return Manifest(tuple(map(ManifestEntry, *zip(*files, strict=True))) if files else ())
+    for item in files:  # find the first bad entry, for the message
+        if not _all_valid([item]):
+            raise bad(_what_is_wrong(item))
+    raise AssertionError("unreachable")
+
+
+def _all_valid(files: list[Any]) -> bool:
+    """Every entry a [safe path, oid, size] list, checked a column at a time: each check is
+    one C-level pass (joined strings through one regex), so 100,000 entries take milliseconds.
+    """
+    if not all(type(item) is list and len(item) == 3 for item in files):
+        return False
+    rels = [item[0] for item in files]
+    oids = [item[1] for item in files]
+    sizes = [item[2] for item in files]
+    if not (all(type(r) is str for r in rels) and all(type(o) is str for o in oids)):
+        return False
+    if not all(type(n) is int and n >= 0 for n in sizes):
+        return False
+    if not files:
+        return True
+    # NUL cannot occur in a valid path nor a newline in an oid: they separate unambiguously.
+    return bool(_SAFE_RELPATHS.fullmatch("\0".join(rels)) and _OIDS.fullmatch("\n".join(oids)))
 
 
 def _what_is_wrong(item: Any) -> str:

@@ -40,12 +40,22 @@ ENV |= {
     "GIT_COMMITTER_NAME": "b",
     "GIT_COMMITTER_EMAIL": "b@b",
 }
+# The same operations inside one Python process: the work itself, without start-up.
 IN_PROCESS = """
 import sys, time
 from merkl.ops.track import track
 from merkl.repo import Repo
 start = time.perf_counter()
 track(Repo.find(), [sys.argv[1]])
+print(time.perf_counter() - start)
+"""
+STATUS_IN_PROCESS = """
+import time
+from merkl.ops.status import status
+from merkl.repo import Repo
+status(Repo.find())
+start = time.perf_counter()
+status(Repo.find())
 print(time.perf_counter() - start)
 """
 
@@ -173,7 +183,23 @@ def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str
         sh(command, repos[name])  # a first run may fill caches: measure the steady state
         return lambda i: sh(command, repos[name])
 
-    return add_times, interleaved(runs, {name: status(name) for name in makers})
+    empty = merkl_repo(work / "merkl-empty")
+
+    def status_in_process(i: int) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", STATUS_IN_PROCESS],
+            env=ENV,
+            cwd=repos["merkl"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout)
+
+    measures = {name: status(name) for name in makers}
+    measures["merkl-start-up"] = lambda i: sh([*MERKL, "status"], empty)
+    measures["merkl-in-process"] = status_in_process
+    return add_times, interleaved(runs, measures)
 
 
 def main() -> None:
@@ -204,6 +230,10 @@ def main() -> None:
         f"{status['dvc']:.3f}s (symlink cache {status['dvc-symlink']:.3f}s)"
     )
     print(f"  merkl vs dvc status: {dvc_status / status['merkl']:.1f}x faster (target >= 5x)")
+    print(
+        f"  of which merkl start-up (status of an empty repo) {status['merkl-start-up']:.3f}s; "
+        f"the status work alone {status['merkl-in-process']:.3f}s"
+    )
     print(
         f"track a {SMALL_FILES:,}-file directory: merkl {add['merkl']:.3f}s, dvc add "
         f"{add['dvc']:.3f}s (symlink cache {add['dvc-symlink']:.3f}s)"

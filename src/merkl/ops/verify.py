@@ -18,9 +18,10 @@ committed after its object is renamed into place), and row checks look at the st
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,13 +30,16 @@ from typing import Any
 from merkl.cache.index import Index
 from merkl.errors import MerklError
 from merkl.files import hash_file
-from merkl.hashing import hash_bytes, is_hex_hash
+from merkl.hashing import hash_bytes
 from merkl.pointer import Pointer, iter_pointer_files, read_pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 
 TMP_GRACE_SECONDS = 3600  # a temporary file younger than this may belong to a live writer
 _SMALL = 1 << 20  # objects below this are hashed from one read, in a thread pool
+_BATCH = 256
+_OBJECT_DIR = re.compile(r"[0-9a-f]{2}")
+_OBJECT_NAME = re.compile(r"[0-9a-f]{62}")  # an oid without its folder's two characters
 ERROR_KINDS = frozenset(
     {
         "corrupt-object",
@@ -112,14 +116,14 @@ def verify(
         progress: called with the byte count of each object once it is hashed.
     """
     report = VerifyReport(repair=repair)
-    oids = list(repo.store.iter_oids())  # before reading the index: see the module docstring
-    report.findings += _foreign_files(repo)
+    oids, foreign = _scan_store(repo)  # before reading the index: see the module docstring
+    report.findings += foreign
     corrupt = _check_objects(repo, oids, report, progress)
     index = _open_index(repo, report)
     referenced: set[str] | None = None
     if index is not None:
         referenced = _check_outputs(repo, index, corrupt, report)
-        _check_file_states(index, report)
+        _check_file_states(repo, index, corrupt, report)
     pointer_oids = _check_pointers(repo, corrupt, report)
     if referenced is not None:
         unreferenced = set(oids) - referenced - pointer_oids - corrupt
@@ -157,8 +161,14 @@ def _check_objects(
             return oid, st.st_size, f"cannot be read: {exc}"
         return oid, st.st_size, None if matches else "its bytes do not hash to its name"
 
+    def check_batch(batch: list[str]) -> list[tuple[str, int, str | None]]:
+        return [check(oid) for oid in batch]
+
+    # Batches: one future per small object would cost more than hashing it.
+    batches = [oids[i : i + _BATCH] for i in range(0, len(oids), _BATCH)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for oid, size, problem in pool.map(check, oids):
+        checked = (result for batch in pool.map(check_batch, batches) for result in batch)
+        for oid, size, problem in checked:
             if size < 0:
                 continue
             report.objects += 1
@@ -242,7 +252,7 @@ def _check_outputs(repo: Repo, index: Index, corrupt: set[str], report: VerifyRe
     return referenced
 
 
-def _check_file_states(index: Index, report: VerifyReport) -> None:
+def _check_file_states(repo: Repo, index: Index, corrupt: set[str], report: VerifyReport) -> None:
     """A row whose stat still matches must hash to its oid; other rows are merely stale."""
     remove: list[str] = []
     for path, inode, size, mtime_ns, oid in index.iter_file_states():
@@ -254,6 +264,8 @@ def _check_file_states(index: Index, report: VerifyReport) -> None:
         else:
             if (st.st_ino, st.st_size, st.st_mtime_ns) != (inode, size, mtime_ns):
                 finding = Finding("stale-file-state", path, "file changed since it was hashed")
+            elif oid not in corrupt and _is_object_itself(repo, st, oid):
+                continue  # a tracked file linked to its object, which was just re-hashed
             else:
                 try:
                     actual = hash_file(path)
@@ -294,19 +306,34 @@ def _pointer_oids(repo: Repo, pointer: Pointer, corrupt: set[str]) -> Iterable[s
     return list(iter_pointer_oids(repo, pointer))
 
 
-def _foreign_files(repo: Repo) -> Iterator[Finding]:
-    """Entries in the objects folder that are not objects (left alone, but worth knowing)."""
+def _scan_store(repo: Repo) -> tuple[list[str], list[Finding]]:
+    """Every object id, in one walk of the objects folder, and the entries that are not
+    objects (left alone, but worth knowing)."""
+    oids: list[str] = []
+    foreign: list[Finding] = []
     root = repo.store.root
     if not root.is_dir():
-        return
+        return oids, foreign
     for prefix in sorted(os.listdir(root)):
         folder = root / prefix
-        if len(prefix) != 2 or not folder.is_dir():
-            yield Finding("foreign-file", str(folder), "not an object folder")
+        if not _OBJECT_DIR.fullmatch(prefix) or not folder.is_dir():
+            foreign.append(Finding("foreign-file", str(folder), "not an object folder"))
             continue
         for rest in sorted(os.listdir(folder)):
-            if not is_hex_hash(prefix + rest):
-                yield Finding("foreign-file", str(folder / rest), "not an object name")
+            if _OBJECT_NAME.fullmatch(rest):
+                oids.append(prefix + rest)
+            else:
+                foreign.append(Finding("foreign-file", str(folder / rest), "not an object name"))
+    return oids, foreign
+
+
+def _is_object_itself(repo: Repo, st: os.stat_result, oid: str) -> bool:
+    """True when `st` is the store's object `oid` (a symlink or hardlink to it)."""
+    try:
+        obj = os.stat(repo.store.oid_to_path(oid))
+    except OSError:
+        return False
+    return (st.st_ino, st.st_dev) == (obj.st_ino, obj.st_dev)
 
 
 def _tmp_files(repo: Repo, grace: float, repair: bool) -> list[Finding]:

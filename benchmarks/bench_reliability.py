@@ -53,8 +53,8 @@ def median(args: list[str], cwd: Path, runs: int = 3) -> float:
 
 def make_data(folder: Path) -> None:
     rng = random.Random(10)
-    chunk = rng.randbytes(1 << 20)
     for i in range(BIG_FILES):
+        chunk = rng.randbytes(1 << 20)  # one per file: identical files would be stored once
         with open(folder / f"big{i}.bin", "wb") as handle:
             for n in range(BIG >> 20):
                 handle.write(chunk[n:] + chunk[:n])  # distinct MiBs, cheap to make

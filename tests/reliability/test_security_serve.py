@@ -29,7 +29,14 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # Targets whose bodies cannot fail for well-typed arguments: any 500 would be the server's.
-TYPED_TARGETS = ["servepipe.pipeline", "servepipe.typed", "servepipe.square", "servepipe.plain"]
+# `flexible` takes anything and answers it back.
+TYPED_TARGETS = [
+    "servepipe.pipeline",
+    "servepipe.typed",
+    "servepipe.square",
+    "servepipe.plain",
+    "servepipe.flexible",
+]
 
 
 @pytest.fixture
@@ -141,3 +148,20 @@ def test_fuzzed_bodies_only_get_documented_answers(served, repo, target, body, d
 def test_fuzzed_paths_and_methods(served, path, method):
     response = served.request(method, "/" + quote(path.lstrip("/"), safe="/"))
     assert response.status_code in DOCUMENTED | {405}, (path, response.text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"args": ["\\ud800"]}',  # a lone surrogate: valid JSON text, no UTF-8 form
+        b'{"kwargs": {"\\udfff": 1}, "args": [1]}',
+        b'{"args": [' + b"[" * 600 + b"1" + b"]" * 600 + b"]}",
+    ],
+    ids=["surrogate-value", "surrogate-key", "nested-600"],
+)
+def test_bodies_that_cannot_be_answered_are_refused_up_front(served, repo, body):
+    before = _stored(repo)
+    for endpoint in ("run", "dry-run"):
+        response = served.post(f"/v1/{endpoint}/servepipe.flexible", content=body)
+        assert response.status_code == 400, response.text
+    assert _stored(repo) == before

@@ -50,6 +50,10 @@ def parse_request(body: bytes) -> RunRequest:
         data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
+    try:  # what an answer that carries these values back needs: no lone surrogates, depth
+        dump_json(data)
+    except TypeError as exc:
+        raise RequestError(400, f"the request body cannot be used: {exc}") from None
     if not isinstance(data, dict):
         raise RequestError(
             422,

@@ -13,12 +13,10 @@ started for the run and shut down after it.
 from __future__ import annotations
 
 import contextlib
-import logging
-import multiprocessing
-import os
+import importlib.util
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merkl.errors import ExecutorError
 from merkl.executors.base import (
@@ -29,6 +27,7 @@ from merkl.executors.base import (
     task_label,
 )
 from merkl.executors.dependencies import CallDependencies
+from merkl.executors.local_cluster import local_client
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.progress import TaskProgress
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
@@ -37,27 +36,16 @@ from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session
 from merkl.task import Call
 
-try:
-    import dask
+if TYPE_CHECKING:
     import distributed
-except ImportError as exc:  # pragma: no cover - the dask extra is installed in tests
+
+# `distributed` itself is imported when first needed: a dry run does not pay for it.
+if importlib.util.find_spec("distributed") is None:  # pragma: no cover - installed in tests
     raise ExecutorError(
-        f"the dask executor needs dask.distributed ({exc}); install it with "
-        f"pip install 'merkl[dask]'"
-    ) from exc
+        "the dask executor needs dask.distributed; install it with pip install 'merkl[dask]'"
+    )
 
 _CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up
-_START_METHOD = "distributed.worker.multiprocessing-method"
-
-
-def _start_method() -> str:
-    """Dask's default `spawn` becomes `forkserver` where it exists: local workers then start
-    and, above all, stop much faster (see `pool.worker_context`). A method the user
-    configured otherwise is kept."""
-    configured = str(dask.config.get(_START_METHOD))
-    if configured == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
-        return "forkserver"
-    return configured
 
 
 class DaskExecutor(Executor):
@@ -91,6 +79,8 @@ class DaskExecutor(Executor):
 
     @contextlib.contextmanager
     def _connect(self, n_calls: int) -> Iterator[distributed.Client]:
+        import distributed
+
         if self.client is not None:
             yield self.client
             return
@@ -107,18 +97,7 @@ class DaskExecutor(Executor):
             with client:
                 yield client
             return
-        workers = min(self.jobs or default_jobs(), n_calls)
-        with dask.config.set({_START_METHOD: _start_method()}):
-            cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # None would still bind the HTTP server to :8787
-                worker_dashboard_address=None,
-                silence_logs=logging.CRITICAL,  # a task failure is reported once, by merkl
-                env=dict(os.environ),  # a forkserver child would see the server's environment
-            )
-        with cluster, distributed.Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        with local_client(min(self.jobs or default_jobs(), n_calls)) as client:
             yield client
 
 
@@ -196,6 +175,8 @@ class _DaskRun:
     ) -> None:
         """Store results as they arrive. On the first failure cancel what has not finished,
         store what has (so a re-run resumes after it), then raise that failure."""
+        import distributed
+
         completed = distributed.as_completed(  # type: ignore[no-untyped-call]
             list(pending), loop=self.client.loop, with_results=True, raise_errors=False
         )
@@ -216,9 +197,11 @@ class _DaskRun:
 
 def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseException:
     """The task's own exception, unchanged; an ExecutorError for a lost worker."""
+    from distributed.scheduler import KilledWorker
+
     if future.status == "error":
         _, exc, traceback = result
-        if isinstance(exc, distributed.scheduler.KilledWorker):
+        if isinstance(exc, KilledWorker):
             return ExecutorError(
                 f"Dask lost the workers running task {task_label(call)} ({exc}); it may "
                 f"crash them or run out of memory"

@@ -122,3 +122,16 @@ def test_an_error_in_the_body_keeps_its_type_and_gains_a_note(pipelines):
     with pytest.raises(KeyError) as info:
         run_task(task_ref(module.fails), ["k"], {}, "mod.fails [abc]")
     assert info.value.__notes__ == ["in merkl task mod.fails [abc]"]
+
+
+def test_a_task_from_a_notebook_is_refused(repo, monkeypatch):
+    @task(version="1")
+    def cell_task(x):
+        return x
+
+    cell_task.fn.__qualname__ = "cell_task"  # as if defined at the top of a notebook cell
+    monkeypatch.setattr(cell_task, "name", "cell_task")
+    monkeypatch.setattr(cell_task.fn, "__module__", "__main__")
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
+    with pytest.raises(ExecutorError, match=r"no source file \(a notebook"):
+        task_ref(cell_task)

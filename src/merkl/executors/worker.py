@@ -46,6 +46,12 @@ def task_ref(task: Task) -> TaskRef:
             f"'threads' executor"
         )
     module = sys.modules.get(task.fn.__module__)
+    if getattr(module, "__file__", None) is None:
+        raise ExecutorError(
+            f"task {task.name} is defined in {task.fn.__module__!r}, which has no source file "
+            f"(a notebook or an interactive session), so worker processes cannot import it; "
+            f"move it into a module, or use the 'local' or 'threads' executor"
+        )
     return TaskRef(task.module, task.name, task.code_hash, _import_root(module, task.module))
 
 

@@ -7,6 +7,7 @@ Every command prints errors as one line, `merkl: error: …`, and exits 0 (ok), 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import traceback
@@ -18,35 +19,54 @@ from clize import Clize, errors as clize_errors
 from merkl.errors import MerklError, UsageError
 
 
-def _commands() -> dict[str, Any]:
-    from merkl.cli import catalog as catalog_cli
-    from merkl.cli import core
-    from merkl.cli import provenance as provenance_cli
-    from merkl.cli import remotes as remotes_cli
-    from merkl.cli import serve as serve_cli
-    from merkl.cli import tracking as tracking_cli
-    from merkl.cli import verify as verify_cli
+_DESCRIPTION = """\
+merkl tracks large files in git without putting them in git, and runs cached,
+Merkle-hashed pipelines of plain Python functions.
 
-    return {
-        "init": core.init,
-        "run": core.run,
-        "serve": serve_cli.serve,
-        "verify": verify_cli.verify,
-        "track": tracking_cli.track,
-        "untrack": tracking_cli.untrack,
-        "status": tracking_cli.status,
-        "checkout": tracking_cli.checkout,
-        "gc": tracking_cli.gc,
-        "push": remotes_cli.push,
-        "pull": remotes_cli.pull,
-        "remote": {"add": remotes_cli.remote_add, "list": remotes_cli.remote_list,
-                   "remove": remotes_cli.remote_remove},
-        "catalog": catalog_cli.COMMANDS,
-        "dag": provenance_cli.dag,
-        "log": provenance_cli.log,
-        "show": provenance_cli.show,
-        "why": provenance_cli.why,
-    }
+Start with `merkl init`, then `merkl track data/` or `merkl run module.function ARGS`.
+`merkl COMMAND --help` explains each command; `remote` (add, list, remove) and
+`catalog` (run, lint, list, info, gen) are command groups. Add --debug to see a
+traceback. Exit status: 0 ok, 1 failed, 2 bad usage.
+"""
+
+# Command name -> "module:attribute" (or a group of them). Only the command being run is
+# imported: start-up time dominates quick commands such as `merkl status`.
+_COMMANDS: dict[str, str | dict[str, str]] = {
+    "init": "merkl.cli.core:init",
+    "run": "merkl.cli.core:run",
+    "serve": "merkl.cli.serve:serve",
+    "verify": "merkl.cli.verify:verify",
+    "track": "merkl.cli.tracking:track",
+    "untrack": "merkl.cli.tracking:untrack",
+    "status": "merkl.cli.tracking:status",
+    "checkout": "merkl.cli.tracking:checkout",
+    "gc": "merkl.cli.tracking:gc",
+    "push": "merkl.cli.remotes:push",
+    "pull": "merkl.cli.remotes:pull",
+    "remote": {
+        "add": "merkl.cli.remotes:remote_add",
+        "list": "merkl.cli.remotes:remote_list",
+        "remove": "merkl.cli.remotes:remote_remove",
+    },
+    "catalog": "merkl.cli.catalog:COMMANDS",
+    "dag": "merkl.cli.provenance:dag",
+    "log": "merkl.cli.provenance:log",
+    "show": "merkl.cli.provenance:show",
+    "why": "merkl.cli.provenance:why",
+}
+
+
+def _commands(only: str | None = None) -> dict[str, Any]:
+    """The clize command table: every command, or just `only` when it names one."""
+    names = [only] if only in _COMMANDS else list(_COMMANDS)
+    return {name: _load(_COMMANDS[name]) for name in names}  # type: ignore[index]
+
+
+def _load(spec: str | dict[str, str]) -> Any:
+    if isinstance(spec, dict):
+        return {name: _load(sub) for name, sub in spec.items()}
+    module, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def main(
@@ -68,7 +88,8 @@ def main(
 
 def _dispatch(args: list[str], debug: bool, err: IO[str]) -> int:
     try:
-        cli: Callable[..., Any] = Clize.get_cli(_commands(), description=__doc__)
+        command = args[0] if args and not args[0].startswith("-") else None
+        cli: Callable[..., Any] = Clize.get_cli(_commands(command), description=_DESCRIPTION)
         result = cli("merkl", *_prepare(args))
         if isinstance(result, str) and result:
             print(result)

@@ -20,12 +20,13 @@ class TestS3Remote(RemoteContract):
 
 
 class TestS3RemoteAtBucketRoot(RemoteContract):
-    """No prefix, endpoint given as an option rather than through AWS_ENDPOINT_URL."""
+    """No prefix, endpoint given as an option rather than through AWS_ENDPOINT_URL, and boto3's
+    own checksums turned back on."""
 
     @pytest.fixture
     def remote_spec(self, s3_bucket: str, s3_env: str, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv("AWS_ENDPOINT_URL")
-        return f"s3://{s3_bucket}", {"endpoint_url": s3_env}
+        return f"s3://{s3_bucket}", {"endpoint_url": s3_env, "checksums": True}
 
     @pytest.fixture
     def unusable_spec(self, s3_env: str, monkeypatch: pytest.MonkeyPatch):

@@ -46,7 +46,7 @@ class S3Remote(Remote):
     """Objects under `s3://bucket/prefix/objects/ab/cdef…`."""
 
     default_jobs = min(32, 4 * (os.cpu_count() or 2))  # network-bound: as DVC, 4 per CPU
-    known_options = frozenset({"endpoint_url", "region", "multipart_threshold"})
+    known_options = frozenset({"endpoint_url", "region", "multipart_threshold", "checksums"})
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -65,6 +65,7 @@ class S3Remote(Remote):
         import boto3  # type: ignore[import-untyped]
         from botocore.config import Config  # type: ignore[import-untyped]
 
+        checksums = self.options.get("checksums", False) is True
         session = boto3.session.Session()
         return session.client(
             "s3",
@@ -75,6 +76,11 @@ class S3Remote(Remote):
                 connect_timeout=5,
                 read_timeout=120,
                 retries={"max_attempts": 3, "mode": "standard"},
+                # Pulls re-hash every object with BLAKE3, so boto3's own CRC of every body is
+                # redundant work for both ends (about a third of a small PUT on a local
+                # endpoint); the `checksums = true` option turns it back on.
+                request_checksum_calculation="when_supported" if checksums else "when_required",
+                response_checksum_validation="when_supported" if checksums else "when_required",
             ),
         )
 

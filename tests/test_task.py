@@ -425,3 +425,9 @@ def test_fsync_can_be_turned_off(repo, monkeypatch):
     assert Repo(repo.root).store.fsync is False
     monkeypatch.setenv("MERKL_FSYNC", "1")
     assert Repo(repo.root).store.fsync is True
+
+
+def test_identical_calls_in_one_dag_run_once(repo):
+    outs = [double(i % 3) for i in range(9)]
+    assert evaluate(outs) == [0, 2, 4] * 3
+    assert CALLS == ["double"] * 3

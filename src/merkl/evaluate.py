@@ -53,7 +53,7 @@ def evaluate(
     cache = session.require_repo().cache if session.use_cache else None
     plan = make_plan(needed, cache)
     if stats is not None:
-        stats.ran += len(plan.calls)
+        stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
         stats.loaded += len(plan.cached)
     values = ValueMap(lambda node: _load(node, plan, session))
     get_executor(executor).run(plan, values, session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from merkl.executors.base import Executor, ValueMap, call_body, store_outputs
+from merkl.executors.dependencies import CallDependencies
 from merkl.graph import Plan
 from merkl.session import Session
 
@@ -13,8 +14,8 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
-        for call in plan.calls:
+        dependencies = CallDependencies(plan)  # `f(1)` written twice runs once
+        for call in dependencies.calls:
             outputs, duration = call_body(call, values)
             stored = store_outputs(call, outputs, duration, session)
-            for placeholder, value in zip(call.outputs, stored, strict=True):
-                values[placeholder] = value
+            dependencies.set_values(values, call, stored)

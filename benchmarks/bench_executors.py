@@ -1,35 +1,37 @@
 """Executor benchmarks (issue 7): parallel merkl against in-process sequential merkl (the peer).
 
-1. 16 independent CPU-bound tasks of ~0.5 s each: `--jobs 2` (worker processes, pool start
-   included; target >= 1.7x faster) and Dask with 2 workers (LocalCluster start and shutdown
-   and the `distributed` import included; target >= 1.5x faster).
-2. Per-task scheduling overhead for 1,000 trivial tasks, for every executor (Dask measured on a
-   running cluster; its start-up is reported separately).
+Every figure is the wall time of a whole `merkl run` command in a fresh process and a fresh
+repository (nothing comes from a cache; every output is stored), as a user would see it:
+interpreter start, imports, worker start-up and shutdown included.
 
-Every run uses a fresh repository, so nothing comes from a cache and every output is stored.
+1. 16 independent CPU-bound tasks of ~0.5 s each: `merkl run --jobs 2` (worker processes;
+   target >= 1.7x faster than sequential) and `merkl run --executor dask --jobs 2` (a
+   LocalCluster of 2 workers started and stopped by the run; target >= 1.5x faster).
+2. Per-task scheduling overhead for 1,000 trivial tasks, for every executor; Dask is also
+   measured on an already running cluster (`--scheduler`).
+
 Run: `.venv-bench/bin/python benchmarks/bench_executors.py` (`make bench` runs every benchmark).
-The machine's other load shows up in these wall times: each figure is the best of `--repeat`.
+Other load on the machine shows up in wall times: each figure is the best of `--repeat` runs,
+and the load average is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
+import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 PIPELINE = '''
 from merkl import task
 
 @task
 def burn(seed, rounds):
-    """Pure-Python CPU work: about `rounds` multiply-adds."""
+    """Pure-Python CPU work: `rounds` multiply-adds."""
     x = seed
     for _ in range(rounds):
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
@@ -38,127 +40,108 @@ def burn(seed, rounds):
 @task
 def trivial(i):
     return i
+
+def sixteen(rounds: int):
+    return [burn(seed, rounds) for seed in range(16)]
+
+def many(n: int):
+    return [trivial(i) for i in range(n)]
 '''
 
 
-@contextlib.contextmanager
-def fresh_repo() -> Iterator[Any]:
-    """A new merkl repo holding the pipeline module, as the working directory and session."""
-    from merkl.repo import Repo
-    from merkl.session import Session, use_session
-
+def merkl_run(*args: str) -> tuple[float, str]:
+    """Wall time and stdout of `merkl run ARGS` in a new process and a new repository."""
     with tempfile.TemporaryDirectory(prefix="merkl-bench-exec-") as folder:
         root = Path(folder)
         (root / "bench_exec_pipeline.py").write_text(PIPELINE)
-        repo = Repo.init(root)
-        sys.path.insert(0, folder)
-        sys.modules.pop("bench_exec_pipeline", None)
-        importlib.invalidate_caches()
-        try:
-            with contextlib.chdir(root), use_session(Session(repo)):
-                yield importlib.import_module("bench_exec_pipeline")
-        finally:
-            sys.path.remove(folder)
-            repo.index.close()
-
-
-def timed(run: Callable[[Any], Any], executor_factory: Callable[[], Any]) -> tuple[float, Any]:
-    """Wall time of `run(module)` with a fresh repo, executor creation included."""
-    import merkl
-
-    with fresh_repo() as module:
+        merkl = [sys.executable, "-m", "merkl"]
+        subprocess.run([*merkl, "init"], cwd=root, check=True, capture_output=True)
         start = time.perf_counter()
-        values = merkl.evaluate(run(module), executor=executor_factory())
-        return time.perf_counter() - start, values
+        done = subprocess.run(
+            [*merkl, "run", *args], cwd=root, capture_output=True, text=True, timeout=600
+        )
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"merkl run {' '.join(args)} failed:\n{done.stderr}")
+    return seconds, done.stdout.splitlines()[-1]
+
+
+def best(repeat: int, *args: str) -> tuple[float, str]:
+    runs = [merkl_run(*args) for _ in range(repeat)]
+    return min(runs, key=lambda run: run[0])
 
 
 def calibrate(seconds: float) -> int:
-    """Rounds of `burn` that take about `seconds` here (in-process, unloaded)."""
-    with fresh_repo() as module:
-        probe = 200_000
-        start = time.perf_counter()
-        module.burn.fn(1, probe)
-        return int(probe * seconds / (time.perf_counter() - start))
+    """Rounds of `burn` that take about `seconds` on this machine."""
+    namespace: dict[str, object] = {}
+    exec(PIPELINE.replace("@task", ""), namespace)
+    burn = namespace["burn"]
+    probe = 1_000_000
+    start = time.perf_counter()
+    burn(1, probe)  # type: ignore[operator]
+    return int(probe * seconds / (time.perf_counter() - start))
 
 
 def cpu_bound(repeat: int) -> None:
-    from merkl.executors import get_executor
-
-    rounds = calibrate(0.5)
-
-    def sixteen(module: Any) -> list[Any]:
-        return [module.burn(seed, rounds) for seed in range(16)]
-
-    def runs(factory: Callable[[], Any]) -> list[tuple[float, Any]]:
-        return [timed(sixteen, factory) for _ in range(repeat)]
-
-    sequential, expected = min(runs(lambda: get_executor("local")), key=lambda r: r[0])
-    processes, values_p = min(runs(lambda: get_executor("processes", jobs=2)), key=lambda r: r[0])
-    # The first Dask run also pays for importing `distributed`: reported on its own.
-    dask_runs = runs(lambda: get_executor("dask", jobs=2))
-    dask, values_d = min(dask_runs, key=lambda r: r[0])
-    first_dask = dask_runs[0][0]
-    assert values_p == expected, "processes disagree with in-process"
-    assert values_d == expected, "dask disagrees with in-process"
-    print(f"executors: 16 CPU-bound tasks of ~0.5 s ({rounds} rounds), best of {repeat}:")
+    rounds = str(calibrate(0.5))
+    target = ("bench_exec_pipeline.sixteen", rounds)
+    sequential, expected = best(repeat, *target)
+    processes, values_p = best(repeat, "--jobs", "2", *target)
+    dask, values_d = best(repeat, "--executor", "dask", "--jobs", "2", *target)
+    if not values_p == values_d == expected:
+        raise SystemExit("executors disagree on the results")
+    print(f"executors: 16 CPU-bound tasks of ~0.5 s, whole `merkl run`, best of {repeat}:")
     print(f"  in-process sequential merkl (peer): {sequential:.2f} s")
     print(
-        f"  merkl --jobs 2 (processes, pool start included): {processes:.2f} s -> "
+        f"  merkl run --jobs 2 (worker processes): {processes:.2f} s -> "
         f"{sequential / processes:.2f}x faster (target >= 1.7x)"
     )
     print(
-        f"  merkl --executor dask, 2 workers (cluster start included): {dask:.2f} s -> "
-        f"{sequential / dask:.2f}x faster (target >= 1.5x)"
-    )
-    print(
-        f"  (first Dask run, importing distributed too: {first_dask:.2f} s -> "
-        f"{sequential / first_dask:.2f}x)"
+        f"  merkl run --executor dask --jobs 2 (LocalCluster started and stopped): "
+        f"{dask:.2f} s -> {sequential / dask:.2f}x faster (target >= 1.5x)"
     )
 
 
-def overhead(n_tasks: int) -> None:
+def overhead(repeat: int, n_tasks: int) -> None:
     import distributed
 
-    from merkl.executors import get_executor
-
-    def trivial(module: Any) -> list[Any]:
-        return [module.trivial(i) for i in range(n_tasks)]
-
-    results = {}
-    results["local"], _ = timed(trivial, lambda: get_executor("local"))
-    for name in ("threads", "processes"):
-        results[name], _ = timed(trivial, lambda name=name: get_executor(name, jobs=2))
-    start = time.perf_counter()
+    target = ("bench_exec_pipeline.many", str(n_tasks))
+    results = {
+        "local": best(repeat, *target)[0],
+        "threads": best(repeat, "--executor", "threads", "-j", "2", *target)[0],
+        "processes": best(repeat, "--executor", "processes", "-j", "2", *target)[0],
+        "dask": best(repeat, "--executor", "dask", "-j", "2", *target)[0],
+    }
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
-        silence_logs=50,
+        silence_logs=logging.CRITICAL,
     )
-    cluster_start = time.perf_counter() - start
-    with cluster, distributed.Client(cluster, set_as_default=False) as client:
-        results["dask"], _ = timed(trivial, lambda: get_executor("dask", client=client))
-    print(f"executors: scheduling overhead, {n_tasks} trivial tasks (wall time per task):")
+    with cluster:
+        address = cluster.scheduler_address
+        results["dask, running cluster"] = best(repeat, "--scheduler", address, *target)[0]
+    print(f"executors: {n_tasks} trivial tasks, whole `merkl run`, best of {repeat}:")
     base = results["local"]
     for name, seconds in results.items():
-        extra = "" if name == "local" else f", +{(seconds - base) / n_tasks * 1e3:.2f} ms vs local"
-        note = {
-            "processes": " (pool start included)",
-            "dask": f" (running 2-worker cluster; its start took {cluster_start:.2f} s)",
-        }.get(name, "")
-        print(f"  {name:>9}: {seconds / n_tasks * 1e3:.2f} ms/task{extra}{note}")
+        extra = (seconds - base) / n_tasks * 1e3
+        print(
+            f"  {name:>22}: {seconds:.2f} s, {seconds / n_tasks * 1e3:.2f} ms/task"
+            + ("" if name == "local" else f" (+{extra:.2f} ms/task scheduling vs local)")
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure (best kept)")
     parser.add_argument("--trivial", type=int, default=1000, help="tasks for the overhead run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     cpu_bound(args.repeat)
-    overhead(args.trivial)
+    overhead(args.repeat, args.trivial)
+    print(f"machine: load average {os.getloadavg()[0]:.2f} at end")
 
 
-if __name__ == "__main__":  # worker processes are spawned: they re-import this module
+if __name__ == "__main__":  # LocalCluster workers re-import this module
     main()

@@ -7,15 +7,17 @@ import contextlib
 import logging
 import socket
 
+import dask
 import numpy as np
 import pytest
 
 import merkl
 from merkl.cache import clear_memory_cache
-from merkl.errors import EvaluationError, ExecutorError, SerializationError
+from merkl.errors import EvaluationError, ExecutorError, SerializationError, UsageError
 from merkl.evaluate import evaluate_value
 from merkl.executors import dask as dask_executor
 from merkl.executors.dask import DaskExecutor
+from merkl.executors.local_cluster import start_method
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.executors.conftest import object_files, output_rows, run_counts
@@ -29,14 +31,21 @@ pytestmark = pytest.mark.slow
 def scheduler():
     from distributed import LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        worker_dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-    )
+    # A worker that dies fails its task at once (Dask would retry it on three more workers);
+    # forkserver workers, as merkl starts them, stop in a fraction of a second.
+    config = {
+        "distributed.scheduler.allowed-failures": 0,
+        "distributed.worker.multiprocessing-method": start_method(),
+    }
+    with dask.config.set(config):
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            worker_dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
     try:
         yield cluster.scheduler_address
     finally:
@@ -254,8 +263,14 @@ def test_an_unreachable_scheduler_is_one_clear_error(pipelines, monkeypatch):
 
 
 def test_a_bad_scheduler_value_is_refused():
-    with pytest.raises(ExecutorError, match=r"scheduler must be an address like"):
+    with pytest.raises(UsageError, match=r"scheduler must be an address like"):
         DaskExecutor(scheduler="")
+
+
+def test_a_worker_that_dies_is_an_executor_error_naming_the_task(pipelines, scheduler):
+    module = pipelines.make("@task\ndef crash():\n    os._exit(3)\n")
+    with pytest.raises(ExecutorError, match=r"Dask lost the workers running task .*crash"):
+        merkl.evaluate([module.crash()], executor=DaskExecutor(scheduler=scheduler))
 
 
 def test_a_task_defined_in_a_function_is_refused_before_connecting(repo):

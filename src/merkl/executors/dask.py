@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from merkl.errors import ExecutorError
+from merkl.errors import ExecutorError, UsageError
 from merkl.executors.base import (
     Executor,
     ValueMap,
@@ -62,9 +62,10 @@ class DaskExecutor(Executor):
     ) -> None:
         self.jobs = check_jobs(jobs, self.name) if jobs is not None else None
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
-            raise ExecutorError(
+            raise UsageError(
                 f"dask executor: scheduler must be an address like 'tcp://host:8786', "
-                f"got {scheduler!r}"
+                f"got {scheduler!r}",
+                exit_code=2,
             )
         self.scheduler = scheduler
         self.client = client

@@ -144,7 +144,10 @@ class Remote:
             if store.has(oid):
                 keys[object_key(oid)] = oid
             else:
-                result.failed[object_key(oid)] = "not in the local cache (run `merkl verify`)"
+                result.failed[object_key(oid)] = (
+                    "not in the local cache, so there is nothing to send (pull it from the "
+                    "remote that has it, or track the file again)"
+                )
         present = self.has(list(keys)) if keys else set()
         result.skipped = len(present)
         todo = [k for k in keys if k not in present]

@@ -27,7 +27,7 @@ from merkl.executors.base import (
     task_label,
 )
 from merkl.executors.dependencies import CallDependencies
-from merkl.executors.local_cluster import local_client
+from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.progress import TaskProgress
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
@@ -69,6 +69,8 @@ class DaskExecutor(Executor):
             )
         self.scheduler = scheduler
         self.client = client
+        if scheduler is None and client is None:
+            warm_up()
 
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
         if not plan.calls:

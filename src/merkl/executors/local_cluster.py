@@ -1,20 +1,21 @@
 """A Dask `LocalCluster` for one run, started and stopped as fast as the machine allows.
 
 Workers start with `forkserver` rather than Dask's default `spawn` (where the platform has it
-and the user has not configured a method): forked from a server process that has already
-imported `distributed`, they skip starting an interpreter, and they exit without finalizing
-one, which is most of a spawned cluster's shutdown time. The server outlives the run, so later
-clusters in the same process start in a fraction of a second.
+and the user has not configured a method; see `merkl.executors.start`): forked from a server
+process that has already imported `distributed`, they skip starting an interpreter, and they
+exit without finalizing one, which is most of a spawned cluster's shutdown time. The server
+outlives the run, so later clusters in the same process start in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from merkl.executors.start import DASK_PRELOAD, has_forkserver, start_worker_server
 
 if TYPE_CHECKING:
     import distributed
@@ -28,9 +29,12 @@ def start_method() -> str:
     import dask
 
     configured = str(dask.config.get(_START_METHOD, default="spawn"))  # before distributed
-    if configured == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
-        return "forkserver"
-    return configured
+    return "forkserver" if configured == "spawn" and has_forkserver() else configured
+
+
+def warm_up() -> None:
+    """Start what local workers fork from, while the run is being prepared."""
+    start_worker_server(DASK_PRELOAD)
 
 
 @contextlib.contextmanager

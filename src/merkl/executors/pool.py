@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
-import multiprocessing
 import os
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +28,7 @@ from merkl.executors.base import (
 )
 from merkl.executors.dependencies import CallDependencies
 from merkl.executors.progress import TaskProgress
+from merkl.executors.start import POOL_PRELOAD, start_worker_server, worker_context
 from merkl.executors.worker import TaskRef, adopt_environment, run_task, task_ref
 from merkl.graph import Plan
 from merkl.session import Session
@@ -178,36 +178,24 @@ class ProcessesExecutor(PoolExecutor):
 
     Tasks must be defined at the top level of an importable module; arguments and results
     must be picklable. Workers get this process's working directory, `sys.path` and
-    environment, and none of its threads or open connections (see `worker_context`).
+    environment, and none of its threads or open connections (see `merkl.executors.start`).
     """
 
     name = "processes"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        super().__init__(jobs)
+        start_worker_server(POOL_PRELOAD)
 
     def _make_pool(self, calls: list[Call]) -> _Pool:
         refs = {call: task_ref(call.task) for call in calls}
         pool = cf.ProcessPoolExecutor(
             max_workers=min(self.jobs, len(refs)),
-            mp_context=worker_context(preload=["merkl.executors.worker"]),
+            mp_context=worker_context(POOL_PRELOAD),
             initializer=adopt_environment,
             initargs=(dict(os.environ),),
         )
         return _ProcessPool(pool, refs)
-
-
-def worker_context(preload: list[str]) -> multiprocessing.context.BaseContext:
-    """How worker processes start: `forkserver` where it exists, else `spawn`; never `fork`,
-    which is unsafe in a process with threads.
-
-    A forkserver child is forked from a small server process (started once, with `preload`
-    imported) instead of starting a new interpreter, and exits without finalizing one: a pool
-    of workers starts and stops in about a tenth of the time. It still receives this process's
-    working directory and `sys.path` when it starts (the environment is passed separately).
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(preload)  # only used if this starts the server
-    return context
 
 
 class _ProcessPool(_Pool):

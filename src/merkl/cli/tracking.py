@@ -11,6 +11,7 @@ import orjson
 
 from merkl.errors import TrackingError, UsageError
 from merkl.repo import Repo
+from merkl.units import human_size
 
 _LIST_LIMIT = 10
 
@@ -35,7 +36,7 @@ def track(*paths: str) -> str:
         what = f"{pointer.files} files, " if pointer.type == "dir" else ""
         verb = "tracked" if item.changed else "unchanged"
         lines.append(
-            f"{verb:9} {item.rel} ({what}{_human(pointer.size)}, blake3:{pointer.oid[:12]})"
+            f"{verb:9} {item.rel} ({what}{human_size(pointer.size)}, blake3:{pointer.oid[:12]})"
         )
         if item.skipped_symlinks:
             shown = ", ".join(item.skipped_symlinks[:_LIST_LIMIT])
@@ -135,10 +136,10 @@ def gc(*, dry_run: bool = False, all_commits: bool = False, keep_days: float = m
     verb = "would remove" if dry_run else "removed"
     if dry_run:
         for oid, size in result.removed:
-            print(f"{verb} {oid[:16]}  {_human(size)}")
+            print(f"{verb} {oid[:16]}  {human_size(size)}")
     lines = [
         f"{verb.capitalize()} {len(result.removed)} object(s), freeing "
-        f"{_human(result.freed)}; kept {result.kept}"
+        f"{human_size(result.freed)}; kept {result.kept}"
     ]
     if result.dropped_outputs:
         lines.append(
@@ -162,15 +163,6 @@ def _names(paths: list[str]) -> str:
 
 def _more(paths: list[str], shown: int) -> str:
     return f"… and {len(paths) - shown} more" if len(paths) > shown else ""
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -13,6 +13,7 @@ from merkl.errors import CacheError
 from merkl.ops.verify import VerifyReport
 from merkl.ops.verify import verify as verify_repo
 from merkl.repo import Repo
+from merkl.units import human_size
 
 _SHOWN_PER_KIND = 20
 _TITLES = {
@@ -61,7 +62,7 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
 def format_report(report: VerifyReport) -> str:
     """The report as text: problems one per line (20 per kind), notices as counts."""
     lines = [
-        f"checked {report.objects} object(s) ({_human(report.bytes)}), {report.outputs} "
+        f"checked {report.objects} object(s) ({human_size(report.bytes)}), {report.outputs} "
         f"cached output(s), {report.file_states} stat-cache row(s), {report.pointers} "
         f"pointer file(s)"
     ]
@@ -83,15 +84,6 @@ def format_report(report: VerifyReport) -> str:
             )
     lines.append("ok: no problems found" if report.ok else "problems found")
     return "".join(f"{line}\n" for line in lines)
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

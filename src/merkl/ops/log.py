@@ -8,8 +8,9 @@ from typing import Any
 from merkl.cache.index import RunRecord
 from merkl.errors import UsageError
 from merkl.provenance.history import RunLog
-from merkl.provenance.text import HASH_CHARS, human_size, local_time, table_text
+from merkl.provenance.text import HASH_CHARS, local_time, table_text
 from merkl.repo import Repo
+from merkl.units import human_size
 
 HASH_SHOWN = 2 * HASH_CHARS
 

@@ -85,15 +85,6 @@ def local_time(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def human_size(size: int) -> str:
-    """`27 B`, `1.5 KiB`, `3.2 GiB`."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    power = 0
-    while size >= 1024 ** (power + 1) and power < len(units) - 1:
-        power += 1
-    return f"{size} B" if power == 0 else f"{size / 1024**power:.1f} {units[power]}"
-
-
 def table_text(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, color: bool) -> str:
     """Rows under a header: a rich table when `color`, plain aligned columns otherwise."""
     if color:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from merkl.errors import RemoteError, TransferError
+from merkl.units import human_size
 
 _Item = TypeVar("_Item")
 _MAX_LISTED = 5
@@ -41,7 +42,7 @@ class TransferResult:
     def summary(self, verb: str, where: str) -> str:
         """E.g. `pushed 12 object(s), 3.1 MB in 0.42s to 'origin' (5 already there)`."""
         line = (
-            f"{verb} {len(self.transferred)} object(s), {format_bytes(self.nbytes)} in "
+            f"{verb} {len(self.transferred)} object(s), {human_size(self.nbytes)} in "
             f"{self.seconds:.2f}s {where}"
         )
         extras = []
@@ -168,15 +169,6 @@ def key_label(key: str) -> str:
     digest = rest.replace("/", "")
     noun = {"objects": "object", "outputs": "output"}.get(kind, kind)
     return f"{noun} {digest[:12]}" if digest else key
-
-
-def format_bytes(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{nbytes} B"  # pragma: no cover
 
 
 class Stopwatch:

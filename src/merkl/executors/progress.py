@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from merkl.remotes.progress import is_interactive
+from merkl.progress import is_interactive, make_bar
 
 
 class TaskProgress:
@@ -18,24 +18,7 @@ class TaskProgress:
         self._bar: Any = None
         self._task: Any = None
         if total and (is_interactive() if enabled is None else enabled):
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("tasks"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
+            self._bar = make_bar("tasks")
             self._task = self._bar.add_task(description, total=total)
 
     def __enter__(self) -> TaskProgress:

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from types import TracebackType
 from typing import Any
 
-
-def is_interactive() -> bool:
-    """True when stderr is a terminal and `CI` is not set."""
-    if os.environ.get("CI", "") not in ("", "0", "false"):
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+from merkl.progress import is_interactive, make_bar
 
 
 class TransferProgress:
@@ -49,24 +39,7 @@ class TransferProgress:
         if self._bar is not None:  # a further stage (another tier): restart the count
             self._bar.update(self._task, total=total_objects, completed=0)
             return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("objects"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),  # stdout carries the summary line
-            transient=True,
-        )
+        self._bar = make_bar("objects")
         self._bar.start()
         self._task = self._bar.add_task(self.description, total=total_objects)
 

@@ -3,6 +3,7 @@
 ```
 MerklError                              str() is the message, ready for `merkl: error: …`
 ├── UsageError(ValueError)              bad argument to a public function or command
+│   ├── serve.payload.RequestError      a bad HTTP request to `merkl serve` (carries the status)
 │   ├── TaskDefinitionError             bad @task options, raised at decoration time
 │   └── ConfigError                     merkl.toml / .merkl/config.toml invalid: names file and key
 │       └── RecipeError                 catalog recipe invalid: names file, line and key
@@ -21,9 +22,12 @@ MerklError                              str() is the message, ready for `merkl: 
 │   ├── RemoteUnavailableError(ImportError)  extra not installed: "pip install 'merkl[s3]'"
 │   └── TransferError                   push/pull finished with failures
 ├── ExecutorError                       executor setup / lost worker (never a user exception)
-└── CatalogError
-    ├── PluginNotFoundError(KeyError)
-    └── ExtractError                    fatal source failure
+├── CatalogError
+│   ├── PluginNotFoundError(KeyError)
+│   ├── ExtractError                    fatal source failure
+│   ├── catalog.plugin.RetryableError   a failure worth retrying (timeout, 5xx, 429)
+│   └── merlin.client.MerlinClientError, merlin.build.ModelBuildError
+└── client.ServerError                  `merkl.client.Client`: the server answered an error
 ```
 
 Exceptions raised inside a task body are never wrapped: they propagate unchanged with a note

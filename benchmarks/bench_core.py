@@ -84,10 +84,9 @@ def _timed(fn) -> float:
 
 
 def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
-    import joblib
-
     import bench_tasks
     import jl_tasks
+    import joblib
 
     bench_tasks.add_one(5).get()  # warm: computed and cached
     memory = joblib.Memory(work / "joblib", verbose=0)
@@ -110,10 +109,9 @@ def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
 def bench_cached_dag(n_leaves: int = 500) -> tuple[float, float]:
     import logging
 
-    from redun import Scheduler
-
     import bench_tasks
     import redun_tasks
+    from redun import Scheduler
 
     root = bench_tasks.tree(n_leaves)
     expected = root.get()  # cold run fills the cache

@@ -51,6 +51,10 @@ def run_merkl_process(*argv: str, cwd: Path, env: dict[str, str] | None = None) 
     """Run `merkl ARGV…` as a separate process (fresh imports, real exit code)."""
     proc = subprocess.run(
         [sys.executable, "-m", "merkl", *argv],
-        cwd=cwd, capture_output=True, text=True, env=env, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -55,7 +55,7 @@ def test_outs_lambda_example(examples):
 def test_pipeline2_example_writes_model_and_tracks_it(examples):
     result = run_cli("run", "pipeline2.pipeline")
     assert result.code == 0, result.err
-    score, model = eval(result.out.splitlines()[-1])  # noqa: S307 - our own repr
+    score, model = eval(result.out.splitlines()[-1])
     assert 0.9 < score <= 1
     assert json.loads((examples / "model.bin").read_bytes()) == model
     loaded = merkl.load(examples / "model.bin.merkl")
@@ -144,7 +144,10 @@ def test_errors_are_one_line(examples, argv, code, message):
 
 
 def test_unhashable_argument_and_task_error(repo):
-    write_module(repo.root, "badpipe", """
+    write_module(
+        repo.root,
+        "badpipe",
+        """
         from merkl import task
         @task
         def fails(x):
@@ -153,7 +156,8 @@ def test_unhashable_argument_and_task_error(repo):
             return fails(object())
         def failing(x: int):
             return fails(x)
-    """)
+    """,
+    )
     result = run_cli("run", "badpipe.unhashable")
     assert result.code == 1
     assert "cannot hash arguments['x'] of type builtins.object" in result.err

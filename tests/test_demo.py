@@ -18,7 +18,10 @@ def test_demo_script_runs_end_to_end(tmp_path: Path):
     }
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / "examples" / "demo.sh")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout + proc.stderr

@@ -7,8 +7,22 @@ import sys
 
 import merkl
 
-HEAVY = ["dask", "distributed", "starlette", "uvicorn", "sqlalchemy", "redis", "httpx", "boto3",
-         "botocore", "s3fs", "pydantic", "yaml", "numpy", "google"]
+HEAVY = [
+    "dask",
+    "distributed",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "redis",
+    "httpx",
+    "boto3",
+    "botocore",
+    "s3fs",
+    "pydantic",
+    "yaml",
+    "numpy",
+    "google",
+]
 
 
 def test_all_is_sorted_and_exported():
@@ -19,8 +33,7 @@ def test_all_is_sorted_and_exported():
 
 def test_import_merkl_does_not_import_optional_dependencies():
     code = (
-        "import sys, merkl, merkl.cli; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+        f"import sys, merkl, merkl.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -27,7 +27,7 @@ def test_numpy_round_trip_without_pickle():
     array = np.arange(12, dtype="float32").reshape(3, 4)
     serializer = NumpySerializer()
     assert np.array_equal(serializer.load(serializer.dump(array)), array)
-    with pytest.raises(SerializationError, match=".npy"):
+    with pytest.raises(SerializationError, match=r"\.npy"):
         serializer.dump(np.array([object()], dtype=object))
 
 

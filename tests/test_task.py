@@ -151,7 +151,9 @@ def test_outs_callable_with_other_parameter_names_rejected():
     def split_fn(data, k):
         return data
 
-    with pytest.raises(TaskDefinitionError, match=r"parameters \(data, n\) must match .*\(data, k\)"):
+    with pytest.raises(
+        TaskDefinitionError, match=r"parameters \(data, n\) must match .*\(data, k\)"
+    ):
         task(outs=lambda data, n: n)(split_fn)
 
 
@@ -197,7 +199,7 @@ def test_task_exception_propagates_unchanged_with_note(repo):
 
 def test_failed_run_keeps_completed_outputs(repo):
     first = double(5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad value 10"):
         evaluate([first, boom(first)])
     CALLS.clear()
     assert double(5).get() == 10
@@ -397,7 +399,9 @@ def test_output_hash_is_the_documented_struct(repo):
 
 
 def test_fast_binding_matches_general_binding(repo):
-    assert divmod_task(7, 2)[0].hash == divmod_task(7, b=2)[0].hash == divmod_task(a=7, b=2)[0].hash
+    assert (
+        divmod_task(7, 2)[0].hash == divmod_task(7, b=2)[0].hash == divmod_task(a=7, b=2)[0].hash
+    )
 
 
 def test_deep_chain_hashes_and_runs_without_recursion_error(repo):

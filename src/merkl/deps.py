@@ -43,9 +43,7 @@ class HasCodeHash(Protocol):
 # recursion depth mismatch", gh-106905): every parse/dump of code goes through this lock.
 _ast_lock = threading.Lock()
 _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakKeyDictionary()
-_function_hashes: weakref.WeakKeyDictionary[Callable[..., Any], str] = (
-    weakref.WeakKeyDictionary()
-)
+_function_hashes: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
 
 
 def module_name(fn: Callable[..., Any]) -> str:

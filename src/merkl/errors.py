@@ -13,7 +13,7 @@ MerklError                              str() is the message, ready for `merkl: 
 ├── CacheError
 │   ├── CacheMissError(KeyError)        hash not found in memory, store or any remote
 │   └── CorruptObjectError              bytes do not hash to their oid; object removed
-├── EvaluationError                     a placeholder cannot be evaluated (missing argument, bad outs)
+├── EvaluationError                     a placeholder cannot be evaluated (missing arg, bad outs)
 ├── TrackingError
 │   ├── PointerFileError(ValueError)    malformed <path>.merkl
 │   └── TrackedFileChangedError         <path> differs from its pointer

@@ -89,9 +89,7 @@ def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> 
     return oids
 
 
-def find_cached_file_oids(
-    paths: Sequence[str], repo: Repo
-) -> tuple[list[str | None], set[int]]:
+def find_cached_file_oids(paths: Sequence[str], repo: Repo) -> tuple[list[str | None], set[int]]:
     """Stat-cache answers without reading any file: (oid or None per path, missing indices).
 
     None means the cache does not know the file as it is now; the caller decides whether to
@@ -118,8 +116,10 @@ _BULK_LOOKUP_MIN = 256
 def _stat_cache_lookup(repo: Repo, count: int) -> Callable[[str, int, int, int], str | None]:
     if count < _BULK_LOOKUP_MIN:
         return repo.index.find_file_oid
-    rows = {path: (ino, size, mtime, oid) for path, ino, size, mtime, oid in
-            repo.index.iter_file_states()}
+    rows = {
+        path: (ino, size, mtime, oid)
+        for path, ino, size, mtime, oid in repo.index.iter_file_states()
+    }
 
     def find(path: str, inode: int, size: int, mtime_ns: int) -> str | None:
         row = rows.get(path)
@@ -217,8 +217,11 @@ class FileOutput(Lazy):
             from merkl.ops.track import track_written_output
 
             track_written_output(
-                session.require_repo(), self.path, oid,
-                output=self.source.hash, serializer=serializer.name,
+                session.require_repo(),
+                self.path,
+                oid,
+                output=self.source.hash,
+                serializer=serializer.name,
             )
         return self.path
 

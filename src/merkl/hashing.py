@@ -207,7 +207,7 @@ def _encode(value: Any, out: bytearray, path: str) -> None:
 def _enc_merkle(value: Any, out: bytearray, path: str) -> None:
     digest = value.__merkl_hash__()
     if digest is None:
-        raise _UnknownHash(path)
+        raise _UnknownHashError(path)
     _put_str(out, b"H", digest)
 
 
@@ -240,7 +240,7 @@ def sorted_keys(names: Iterable[str]) -> tuple[tuple[str, bytes], ...]:
     return tuple(sorted(((name, encode_value(name)) for name in names), key=lambda k: k[1]))
 
 
-class _UnknownHash(Exception):
+class _UnknownHashError(Exception):
     """A placeholder whose hash is not known (a --fill-missing argument) was reached."""
 
 

@@ -79,13 +79,33 @@ def _make_misuse(op: str) -> Any:
 
 
 for _name, _op in {
-    "add": "+", "sub": "-", "mul": "*", "matmul": "@", "truediv": "/", "floordiv": "//",
-    "mod": "%", "pow": "**", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>",
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "matmul": "@",
+    "truediv": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+    "lshift": "<<",
+    "rshift": ">>",
 }.items():
     setattr(Lazy, f"__{_name}__", _make_misuse(_op))
     setattr(Lazy, f"__r{_name}__", _make_misuse(_op))
-for _name, _op in {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "neg": "-", "pos": "+",
-                   "abs": "abs()", "invert": "~", "round": "round()"}.items():
+for _name, _op in {
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "neg": "-",
+    "pos": "+",
+    "abs": "abs()",
+    "invert": "~",
+    "round": "round()",
+}.items():
     setattr(Lazy, f"__{_name}__", _make_misuse(_op))
 
 

@@ -26,8 +26,17 @@ from merkl.hashing import HASH_PREFIX, is_hex_hash
 
 POINTER_SUFFIX = ".merkl"
 POINTER_FORMAT = 1
-_KNOWN_KEYS = {"format", "hash", "path", "size", "timestamp", "output", "serializer", "type",
-               "files"}
+_KNOWN_KEYS = {
+    "format",
+    "hash",
+    "path",
+    "size",
+    "timestamp",
+    "output",
+    "serializer",
+    "type",
+    "files",
+}
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,7 @@ def parse_pointer(raw: bytes, file: Path) -> Pointer:
 def _parse_hash(value: Any, key: str, bad: Any) -> str:
     if not isinstance(value, str) or not value.startswith(HASH_PREFIX):
         raise bad(f"field {key!r} must look like 'blake3:<64 hex digits>', got {value!r}")
-    digest = value[len(HASH_PREFIX):]
+    digest = value[len(HASH_PREFIX) :]
     if not is_hex_hash(digest):
         raise bad(f"field {key!r} must look like 'blake3:<64 hex digits>', got {value!r}")
     return digest
@@ -195,8 +204,11 @@ def iter_pointer_files(root: Path) -> Iterator[Path]:
         for entry in entries:
             name = entry.name
             if entry.is_dir(follow_symlinks=False):
-                if (name not in _SKIP_DIRS and not name.startswith(".venv")
-                        and name + POINTER_SUFFIX not in names):
+                if (
+                    name not in _SKIP_DIRS
+                    and not name.startswith(".venv")
+                    and name + POINTER_SUFFIX not in names
+                ):
                     subdirs.append(entry.path)
             elif name.endswith(POINTER_SUFFIX) and len(name) > len(POINTER_SUFFIX):
                 yield Path(entry.path)

@@ -18,7 +18,7 @@ from merkl.deps import CodeHashMode, check_source_available, code_hash, module_n
 from merkl.errors import EvaluationError, HashingError, TaskDefinitionError
 from merkl.hashing import (
     HASH_SCHEMA,
-    _UnknownHash,
+    _UnknownHashError,
     encode_arguments,
     encode_value,
     hash_bytes,
@@ -83,9 +83,7 @@ class Task:
     def code_hash(self) -> str:
         """Hash of the task's identity, code (or pinned version) and code dependencies."""
         if self._code_hash is None:
-            self._code_hash = code_hash(
-                self.fn, self.code_hash_mode, self.version, self.code_deps
-            )
+            self._code_hash = code_hash(self.fn, self.code_hash_mode, self.version, self.code_deps)
         return self._code_hash
 
     @property
@@ -109,7 +107,7 @@ class Task:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         names = self._simple_params
         if names is not None and not kwargs and len(args) == len(names):
-            bound = inspect.BoundArguments(self.signature, dict(zip(names, args)))  # type: ignore[arg-type]
+            bound = inspect.BoundArguments(self.signature, dict(zip(names, args, strict=True)))  # type: ignore[arg-type]
         else:
             try:
                 bound = self.signature.bind(*args, **kwargs)
@@ -132,7 +130,7 @@ class Call:
         self.bound = bound
         self.n_outs = n_outs
         self.deps: tuple[Lazy, ...] = tuple(iter_lazy(list(bound.arguments.values())))
-        self._args_hash: str | None | bool = False  # False: not computed yet
+        self._args_hash: str | bool | None = False  # False: not computed yet
         self.outputs = [Placeholder(self, i) for i in range(n_outs)]
 
     @property
@@ -144,7 +142,7 @@ class Call:
                 self._args_hash = hash_bytes(
                     encode_arguments(self.task._sorted_params, self.bound.arguments)
                 )
-            except _UnknownHash:
+            except _UnknownHashError:
                 self._args_hash = None
             except HashingError as exc:
                 exc.message = f"{self.task.name}(): {exc.message}"
@@ -158,9 +156,7 @@ class Call:
         # The bytes of hash_struct("merkl.output", HASH_SCHEMA, code_hash, args_hash, index),
         # assembled from pre-encoded parts: this runs once per node of a 100k-task dry run.
         index_bytes = _INDEXES[index] if index < len(_INDEXES) else encode_value(index)
-        return hash_bytes(
-            self.task.out_prefix + _HEX_STR_HEAD + args_hash.encode() + index_bytes
-        )
+        return hash_bytes(self.task.out_prefix + _HEX_STR_HEAD + args_hash.encode() + index_bytes)
 
     def arg_hashes(self) -> dict[str, str]:
         """Per-argument hashes, for the run log and `merkl why`."""
@@ -234,8 +230,11 @@ def substitute(value: Any, values: Mapping[Lazy, Any]) -> Any:
             (substitute(k, values), substitute(v, values)) for k, v in value.items()
         )
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: substitute(getattr(value, f.name), values)
-                   for f in dataclasses.fields(value) if f.init}
+        changes = {
+            f.name: substitute(getattr(value, f.name), values)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
         return dataclasses.replace(value, **changes)
     return value
 
@@ -277,7 +276,12 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
             raise TaskDefinitionError("use either @task or @task(option=…), not both")
         return Task(fn)
     unknown = set(options) - {
-        "outs", "serializers", "cache_policy", "code_hash_mode", "code_deps", "version"
+        "outs",
+        "serializers",
+        "cache_policy",
+        "code_hash_mode",
+        "code_deps",
+        "version",
     }
     if unknown:
         raise TaskDefinitionError(

@@ -168,9 +168,7 @@ class Index:
         )
         return _entry(rows[0]) if rows else None
 
-    def add_outputs(
-        self, entries: Iterable[OutputEntry], runs: Iterable[RunRecord] = ()
-    ) -> None:
+    def add_outputs(self, entries: Iterable[OutputEntry], runs: Iterable[RunRecord] = ()) -> None:
         """Record outputs (first writer wins) and their run-log rows in one transaction."""
         now = time.time()
         output_rows = [
@@ -178,9 +176,17 @@ class Index:
         ]
         run_rows = [
             (
-                r.out_hash, r.out_index, r.task, r.module, r.code_hash, r.args_hash,
+                r.out_hash,
+                r.out_index,
+                r.task,
+                r.module,
+                r.code_hash,
+                r.args_hash,
                 orjson.dumps(r.arg_hashes, option=orjson.OPT_SORT_KEYS).decode(),
-                orjson.dumps(r.parents).decode(), r.duration, r.size, r.time,
+                orjson.dumps(r.parents).decode(),
+                r.duration,
+                r.size,
+                r.time,
             )
             for r in runs
         ]
@@ -225,8 +231,17 @@ class Index:
             params.append(limit)
         for row in self._read(sql, params):
             yield RunRecord(
-                row[0], row[1], row[2], row[3], row[4], row[5],
-                orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9], row[10],
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                orjson.loads(row[6]),
+                orjson.loads(row[7]),
+                row[8],
+                row[9],
+                row[10],
             )
 
     # -- stat cache -----------------------------------------------------------------------

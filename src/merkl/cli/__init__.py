@@ -14,10 +14,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from clize import Clize, errors as clize_errors
+from clize import Clize
+from clize import errors as clize_errors
 
 from merkl.errors import MerklError, UsageError
-
 
 _DESCRIPTION = """\
 merkl tracks large files in git without putting them in git, and runs cached,
@@ -135,8 +135,18 @@ def _global_part(args: list[str]) -> list[str]:
     return args
 
 
-_RUN_VALUE_OPTIONS = {"--jobs", "-j", "--executor", "--scheduler", "--remote", "-r",
-                      "--format", "-f", "--output", "-o"}
+_RUN_VALUE_OPTIONS = {
+    "--jobs",
+    "-j",
+    "--executor",
+    "--scheduler",
+    "--remote",
+    "-r",
+    "--format",
+    "-f",
+    "--output",
+    "-o",
+}
 # Commands whose arguments after TARGET are the pipeline's own (`dag` and `why` call it too).
 _PIPELINE_COMMANDS = ("run", "dag", "why")
 

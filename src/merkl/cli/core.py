@@ -64,8 +64,14 @@ def run(
     """
     args, output_files = parse_output_files(list(pipeline_args))
     options = RunOptions(
-        dry=dry, fill_missing=fill_missing, no_cache=no_cache, jobs=jobs, executor=executor,
-        scheduler=scheduler, pull=pull, remote=remote,
+        dry=dry,
+        fill_missing=fill_missing,
+        no_cache=no_cache,
+        jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
+        pull=pull,
+        remote=remote,
     )
     text = run_pipeline(target, args, options, output_files)
     sys.stdout.write(text)

@@ -120,8 +120,17 @@ def store_outputs(
         items.append((out_hash, value, task.serializer(index), task.policy(index)))
         runs.append(
             RunRecord(
-                out_hash, index, task.name, task.module, task.code_hash, call.args_hash or "",
-                arg_hashes, parents, duration, 0, now,
+                out_hash,
+                index,
+                task.name,
+                task.module,
+                task.code_hash,
+                call.args_hash or "",
+                arg_hashes,
+                parents,
+                duration,
+                0,
+                now,
             )
         )
     try:

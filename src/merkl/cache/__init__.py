@@ -26,6 +26,7 @@ class CachePolicy(enum.Enum):
     NEVER = "never"  # recomputed every time
 
 
+_MAX_MEMO_ENTRIES = 100_000
 _MEMORY_ENTRY = OutputEntry("", "", "memory", 0, False)
 _memory: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -60,6 +61,8 @@ class Cache:
             return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
         if entry is not None and self.store.has(entry.oid):
+            if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
+                self._entries.clear()
             self._entries[out_hash] = entry
             return entry
         if self.read_through is not None and policy is CachePolicy.EVERYWHERE:

@@ -182,3 +182,28 @@ def test_help_lists_commands():
     assert result.code == 0
     assert "init" in result.out
     assert "run" in result.out
+
+
+def test_write_file_does_not_rewrite_unchanged_output(repo):
+    write_module(
+        repo.root,
+        "writer",
+        """
+        from merkl import task, write_file
+        @task
+        def make(x):
+            return {"x": x}
+        def pipeline(x: int):
+            out = make(x)
+            write_file(out, "out.json")
+            return out
+        """,
+    )
+    assert run_cli("run", "writer.pipeline", "1").code == 0
+    target = repo.root / "out.json"
+    before = target.stat()
+    assert run_cli("run", "writer.pipeline", "1").code == 0
+    after = target.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert run_cli("run", "writer.pipeline", "2").code == 0
+    assert json.loads(target.read_text()) == {"x": 2}

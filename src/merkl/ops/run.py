@@ -113,6 +113,16 @@ def call_with_cli_args(
     return Clize.get_cli(call)(f"merkl run {target}", *args)
 
 
+def wants_help(args: list[str]) -> bool:
+    """True when the pipeline arguments ask for the pipeline's own `--help`."""
+    return any(a in ("-h", "--help") for a in args)
+
+
+def pipeline_help(target: str) -> str:
+    """The `--help` text clize builds from the pipeline function's signature and docstring."""
+    return f"{call_with_cli_args(import_target(target), target, ['--help'], False)}\n"
+
+
 def _call_with_defaults(
     function: Callable[..., Any], signature: inspect.Signature, args: Any, kwargs: Any
 ) -> Any:
@@ -129,10 +139,9 @@ def run_pipeline(
     """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
     repo = Repo.find()
     executor = executor_for_run(options.executor, options.jobs, options.scheduler, repo.config)
+    if wants_help(args):
+        return pipeline_help(target)
     function = import_target(target)
-    if any(a in ("-h", "--help") for a in args):
-        help_text = call_with_cli_args(function, target, ["--help"], False)
-        return f"{help_text}\n"
     if options.pull:
         from merkl.ops.pull import pull_tracked_arguments
 

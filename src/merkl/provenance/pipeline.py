@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from merkl.files import FileOutput
-from merkl.ops.run import call_with_cli_args, import_target
+from merkl.ops.run import call_with_cli_args, import_target, pipeline_help, wants_help
 from merkl.placeholder import Lazy
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from merkl.task import iter_lazy
+
+__all__ = ["Pipeline", "call_pipeline", "pipeline_help", "wants_help"]
 
 
 @dataclass
@@ -27,17 +29,6 @@ class Pipeline:
     roots: list[Lazy]
     writes: list[FileOutput]
     repo: Repo
-
-
-def wants_help(args: list[str]) -> bool:
-    """True when the pipeline arguments ask for the pipeline's own `--help`."""
-    return any(a in ("-h", "--help") for a in args)
-
-
-def pipeline_help(target: str) -> str:
-    """The `--help` text clize builds from the pipeline function's signature and docstring."""
-    function = import_target(target)
-    return f"{call_with_cli_args(function, target, ['--help'], False)}\n"
 
 
 def call_pipeline(target: str, args: list[str], *, fill_missing: bool = False) -> Pipeline:

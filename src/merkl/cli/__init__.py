@@ -89,8 +89,14 @@ def main(
 def _dispatch(args: list[str], debug: bool, err: IO[str]) -> int:
     try:
         command = args[0] if args and not args[0].startswith("-") else None
-        cli: Callable[..., Any] = Clize.get_cli(_commands(command), description=_DESCRIPTION)
-        result = cli("merkl", *_prepare(args))
+        spec = _COMMANDS.get(command or "")
+        if isinstance(spec, str) and not spec.endswith(":COMMANDS"):
+            # One plain command: parse it without the dispatcher, whose help imports docutils.
+            cli: Callable[..., Any] = Clize.get_cli(_load(spec), helper_class=_LazyHelp)
+            result = cli(f"merkl {command}", *_prepare(args)[1:])
+        else:
+            cli = Clize.get_cli(_commands(command), description=_DESCRIPTION)
+            result = cli("merkl", *_prepare(args))
         if isinstance(result, str) and result:
             print(result)
         return 0
@@ -109,6 +115,40 @@ def _dispatch(args: list[str], debug: bool, err: IO[str]) -> int:
     except Exception as exc:  # a user task's exception, or an unexpected one
         _report(exc, debug, err, foreign=True)
         return 1
+
+
+class _LazyHelp:
+    """Clize's help for one command, built only when `--help` is given.
+
+    Clize makes its help object while it reads the command line, and that imports docutils:
+    ~20 ms on every `merkl status`. This stands in for it (the `description` is what a parent
+    help lists for `--help`) and hands over to `clize.help.ClizeHelp` when called.
+    """
+
+    description = "Show the help"
+
+    def __init__(self, subject: Any, owner: Any = None) -> None:
+        self.subject, self.owner = subject, owner
+
+    @property
+    def cli(self) -> _LazyHelp:
+        return self
+
+    @property
+    def helper(self) -> _LazyHelp:
+        return self
+
+    def __call__(self, *args: str) -> Any:
+        return self._real().cli(*args)
+
+    def show_usage(self, name: str) -> Any:
+        """The usage line clize appends to an argument error."""
+        return self._real().show_usage(name)
+
+    def _real(self) -> Any:
+        from clize.help import ClizeHelp
+
+        return ClizeHelp(self.subject, self.owner)
 
 
 def _report(exc: BaseException, debug: bool, err: IO[str], foreign: bool = False) -> None:

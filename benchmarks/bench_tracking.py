@@ -10,7 +10,8 @@ Every figure is a whole command in a fresh process (start-up included), the medi
 runs. DVC runs twice: with its default cache type (copies on this ext4 volume, since it cannot
 reflink) and with `cache.type symlink`, merkl's default; ratios use the faster DVC setting.
 
-Run: `.venv-bench/bin/python benchmarks/bench_tracking.py` (`make bench` runs every benchmark).
+Run: `.venv-bench/bin/python benchmarks/bench_tracking.py [--big-only|--small-only]` (`make bench`
+runs every benchmark).
 """
 
 from __future__ import annotations
@@ -208,11 +209,16 @@ def main() -> None:
         sh(warm_up, Path.cwd())
     with tempfile.TemporaryDirectory(prefix="merkl-bench-tracking-") as tmp:
         work = Path(tmp)
-        big = bench_big_file(work, runs)
-        add, status = bench_small_files(work, runs)
+        big = bench_big_file(work, runs) if "--small-only" not in sys.argv else None
+        small = bench_small_files(work, runs) if "--big-only" not in sys.argv else None
+    if big is not None:
+        report_big(big)
+    if small is not None:
+        report_small(*small)
+
+
+def report_big(big: dict[str, float]) -> None:
     dvc_big = min(big["dvc"], big["dvc-symlink"])
-    dvc_add = min(add["dvc"], add["dvc-symlink"])
-    dvc_status = min(status["dvc"], status["dvc-symlink"])
     print(
         f"track 256 MiB file: merkl {big['merkl']:.3f}s, dvc add {big['dvc']:.3f}s "
         f"(symlink cache {big['dvc-symlink']:.3f}s), cat > /dev/null {big['cat']:.3f}s"
@@ -225,6 +231,11 @@ def main() -> None:
         f"  merkl's tracking work alone (no interpreter start-up or imports): "
         f"{big['merkl-in-process']:.3f}s = {big['merkl-in-process'] / big['cat']:.2f}x cat"
     )
+
+
+def report_small(add: dict[str, float], status: dict[str, float]) -> None:
+    dvc_add = min(add["dvc"], add["dvc-symlink"])
+    dvc_status = min(status["dvc"], status["dvc-symlink"])
     print(
         f"status, {SMALL_FILES:,} unchanged files: merkl {status['merkl']:.3f}s, dvc "
         f"{status['dvc']:.3f}s (symlink cache {status['dvc-symlink']:.3f}s)"

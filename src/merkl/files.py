@@ -89,19 +89,27 @@ def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> 
     return oids
 
 
-def find_cached_file_oids(paths: Sequence[str], repo: Repo) -> tuple[list[str | None], set[int]]:
+def find_cached_file_oids(
+    paths: Sequence[str], repo: Repo, stats: Sequence[os.stat_result | None] | None = None
+) -> tuple[list[str | None], set[int]]:
     """Stat-cache answers without reading any file: (oid or None per path, missing indices).
 
     None means the cache does not know the file as it is now; the caller decides whether to
-    hash it. Missing indices are paths that do not exist (or dangling links).
+    hash it. Missing indices are paths that do not exist (or dangling links). `stats`, when
+    given, are the paths' `os.stat` results (None: missing), taken by the caller.
     """
     find = _stat_cache_lookup(repo, len(paths))
     oids: list[str | None] = []
     missing: set[int] = set()
     for i, file in enumerate(paths):
-        try:
-            st = os.stat(file)
-        except FileNotFoundError:
+        if stats is not None:
+            st = stats[i]
+        else:
+            try:
+                st = os.stat(file)
+            except FileNotFoundError:
+                st = None
+        if st is None:
             missing.add(i)
             oids.append(None)
             continue

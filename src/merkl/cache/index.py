@@ -5,6 +5,8 @@ Tables:
 - `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
   duration, size, time) — the provenance log.
 - `file_state`: (path, inode, size, mtime_ns) → oid, so unchanged files are never re-read.
+- `dir_state`: tracked folder → (pointer oid, fingerprint) as last seen clean
+  (`merkl.tracking.snapshot`).
 
 One connection per thread and per process (sqlite3 connections are not shareable); every
 statement runs in autocommit or a short `BEGIN IMMEDIATE` transaction, with a busy timeout and a
@@ -63,6 +65,11 @@ CREATE TABLE IF NOT EXISTS file_state (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     oid TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dir_state (
+    path TEXT PRIMARY KEY,
+    oid TEXT NOT NULL,
+    fingerprint TEXT NOT NULL
 );
 """
 
@@ -271,6 +278,20 @@ class Index:
     def remove_file_states(self, paths: Iterable[str]) -> None:
         rows = [(p,) for p in paths]
         self._write(lambda conn: conn.executemany("DELETE FROM file_state WHERE path = ?", rows))
+
+    # -- folder fingerprints (merkl.tracking.snapshot) -----------------------------------
+    def find_dir_fingerprint(self, path: str) -> tuple[str, str] | None:
+        """(pointer oid, fingerprint) recorded when the folder at `path` was last seen clean."""
+        rows = self._read("SELECT oid, fingerprint FROM dir_state WHERE path = ?", (path,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def set_dir_fingerprint(self, path: str, oid: str, fingerprint: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO dir_state (path, oid, fingerprint) VALUES (?, ?, ?)",
+                (path, oid, fingerprint),
+            )
+        )
 
     def check_integrity(self) -> list[str]:
         """SQLite's own consistency check: an empty list when the database file is sound."""

@@ -27,7 +27,7 @@ def status(repo: Repo, paths: Iterable[str | Path] | None = None) -> list[ItemSt
         TrackingError: a path is not tracked.
     """
     items = sorted(iter_tracked(repo, paths), key=lambda t: t.rel)
-    return item_states(repo, items)
+    return item_states(repo, items, members=False)
 
 
 def detail(item: ItemState) -> str:

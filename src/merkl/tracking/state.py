@@ -19,8 +19,9 @@ from pathlib import Path
 
 from merkl.files import find_cached_file_oids, find_file_oids
 from merkl.repo import Repo
+from merkl.tracking import snapshot
 from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
-from merkl.tracking.tree import LinkChecker, scan_dir
+from merkl.tracking.tree import DirScan, LinkChecker, scan_dir
 from merkl.tracking.worktree import Tracked
 
 
@@ -81,16 +82,30 @@ def current_file_oids(repo: Repo, items: list[Tracked]) -> list[str | None]:
     return result
 
 
-def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
-    """State of a tracked directory, member by member when its manifest is in the store."""
-    manifest = find_manifest(repo, tracked.pointer.oid)
+def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemState:
+    """State of a tracked directory, member by member when its manifest is in the store.
+
+    With `members=False` (for `merkl status`) a folder whose fingerprint shows it unchanged
+    since it was last seen clean is reported clean without its manifest (`snapshot`); the
+    result then lacks `current` and `manifest`.
+    """
     path = tracked.data_path
+    oid = tracked.pointer.oid
     if not path.is_dir() or path.is_symlink():
+        manifest = find_manifest(repo, oid)
         if path.exists() or path.is_symlink():
             return ItemState(tracked, State.MODIFIED, manifest=manifest)
         complete = manifest is not None and _members_stored(repo, manifest)
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
-    current = _current_members(repo, path)
+    scan = scan_dir(repo, path, check_links=False)
+    stats = snapshot.stat_files(list(scan.files.values()))
+    folder = str(path)
+    if not members and snapshot.is_unchanged(
+        repo, folder, oid, snapshot.fingerprint(scan.files, stats)
+    ):
+        return ItemState(tracked, State.CLEAN, DirChanges())
+    manifest = find_manifest(repo, oid)
+    current = _current_members(repo, path, scan, stats)
     if manifest is None:
         # Without the manifest only the whole tree's hash can be compared.
         entries = [
@@ -113,10 +128,15 @@ def dir_state(repo: Repo, tracked: Tracked) -> ItemState:
         state = State.MISSING if stored else State.NO_DATA
     else:
         state = State.CLEAN if _members_stored(repo, manifest) else State.NOT_IN_CACHE
+    if state is State.CLEAN:
+        oids = {rel: oid for rel, (_, oid) in current.items()}
+        snapshot.record(repo, folder, oid, scan.files, stats, oids)
     return ItemState(tracked, state, changes, current, manifest)
 
 
-def _current_members(repo: Repo, root: Path) -> dict[str, tuple[str, str]]:
+def _current_members(
+    repo: Repo, root: Path, scan: DirScan, stats: snapshot.Stats
+) -> dict[str, tuple[str, str]]:
     """The files of a tracked directory now: relative path → (path, oid).
 
     Every member is checked against the stat cache, links into the store too: as root, a
@@ -124,10 +144,9 @@ def _current_members(repo: Repo, root: Path) -> dict[str, tuple[str, str]]:
     the stat cache knows (as it is now) was made by merkl, so it is not read; only unknown
     links are checked, and those leading out of the directory are left out, as in `track`.
     """
-    scan = scan_dir(repo, root, check_links=False)
     rels = list(scan.files)
     paths = list(scan.files.values())
-    cached, missing = find_cached_file_oids(paths, repo)
+    cached, missing = find_cached_file_oids(paths, repo, stats)
     current: dict[str, tuple[str, str]] = {}
     checker = LinkChecker(repo, root)
     unknown: list[tuple[str, str]] = []
@@ -151,14 +170,17 @@ def _members_stored(repo: Repo, manifest: Manifest) -> bool:
     return len(repo.store.find_present(oids)) == len(oids)
 
 
-def item_states(repo: Repo, items: list[Tracked]) -> list[ItemState]:
-    """States of many tracked items, files checked in one stat-cache batch."""
+def item_states(repo: Repo, items: list[Tracked], *, members: bool = True) -> list[ItemState]:
+    """States of many tracked items, files checked in one stat-cache batch.
+
+    `members=False`: unchanged folders may come without member details (see `dir_state`).
+    """
     files = [t for t in items if not t.is_dir]
     oids = dict(zip((t.pointer_file for t in files), current_file_oids(repo, files), strict=True))
     states = []
     for tracked in items:
         if tracked.is_dir:
-            states.append(dir_state(repo, tracked))
+            states.append(dir_state(repo, tracked, members=members))
         else:
             current = oids[tracked.pointer_file]
             if current is None and tracked.data_path.is_dir():

@@ -1,0 +1,144 @@
+"""Folder fingerprints: `merkl status` skips the manifest of a folder unchanged since it was
+last seen clean, and every change after that is still found."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from tests.helpers import run_cli
+from tests.tracking.conftest import set_link_type
+
+import merkl.tracking.state
+from merkl.ops.status import status
+from merkl.repo import Repo
+from merkl.tracking.state import State
+
+_OLD = time.time() - 3600
+
+
+def _age(root, folder="data"):
+    """Backdate the members (and so the store objects they link to) past the racy window."""
+    for path in (root / folder).rglob("*"):
+        if path.is_file():
+            os.utime(path, (_OLD, _OLD))
+
+
+def _recorded(root, folder="data"):
+    return Repo(root).index.find_dir_fingerprint(str(root / folder)) is not None
+
+
+def _state(root):
+    [item] = status(Repo(root))
+    return item
+
+
+def test_an_unchanged_folder_is_clean_without_its_manifest(tree, monkeypatch):
+    root = tree({"data": {"a": "1", "sub": {"b": "2"}}})
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN  # checked member by member, then recorded
+    assert _recorded(root)
+    # Only the fingerprint can answer now: reading the manifest fails.
+    monkeypatch.setattr(merkl.tracking.state, "find_manifest", _fail)
+    item = _state(root)
+    assert item.state is State.CLEAN and not item.changes
+    rows = run_cli("status", "--json")
+    assert '"state": "clean"' in rows.out
+
+
+def _fail(repo, oid):
+    raise AssertionError("the manifest was read")
+
+
+def test_a_just_written_folder_is_not_recorded(tree):
+    root = tree({"data": {"a": "1"}})
+    run_cli("track", "data")  # members modified a moment ago: inside the racy window
+    assert _state(root).state is State.CLEAN
+    assert not _recorded(root)
+
+
+def test_a_folder_of_copies_is_never_recorded(tree):
+    root = tree({"data": {"a": "1"}})
+    set_link_type(root, "copy")
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN
+    assert not _recorded(root)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_changes_after_recording_are_found(tree, link):
+    root = tree({"data": {"a": "1", "b": "2", "c": "3"}})
+    set_link_type(root, link)
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN and _recorded(root)
+
+    (root / "data" / "new").write_text("4")
+    item = _state(root)
+    assert item.state is State.MODIFIED and item.changes.added == ["new"]
+    (root / "data" / "new").unlink()
+
+    (root / "data" / "b").unlink()
+    item = _state(root)
+    assert item.state is State.MISSING and item.changes.deleted == ["b"]
+    run_cli("checkout")
+    _age(root)
+    assert _state(root).state is State.CLEAN
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_removed_object_is_found(tree, link):
+    root = tree({"data": {"a": "1", "b": "2"}})
+    set_link_type(root, link)
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN and _recorded(root)
+    repo = Repo(root)
+    member = root / "data" / "a"
+    target = repo.store.oid_to_path(_oid_of(repo, member))
+    os.chmod(target.parent, 0o755)
+    target.unlink()
+    expected = State.NO_DATA if link == "symlink" else State.NOT_IN_CACHE
+    assert _state(root).state is expected
+
+
+def _oid_of(repo, path):
+    from merkl.files import hash_file
+
+    return hash_file(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write through a read-only link")
+def test_an_edit_through_the_link_is_found_even_with_the_old_mtime(tree):
+    root = tree({"data": {"a": "1", "b": "2"}})
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN and _recorded(root)
+    member = root / "data" / "a"
+    with open(member, "a") as handle:  # root ignores the read-only mode
+        handle.write("edited")
+    os.utime(member, (_OLD, _OLD))  # even an edit that restores the mtime changes the size
+    item = _state(root)
+    assert item.state is State.MODIFIED and item.changes.modified == ["a"]
+
+
+def test_retracking_changes_the_pointer_and_the_answer(tree):
+    root = tree({"data": {"a": "1"}})
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN and _recorded(root)
+    (root / "data" / "a").unlink()
+    (root / "data" / "a").write_text("changed")
+    run_cli("track", "data")
+    _age(root)
+    assert _state(root).state is State.CLEAN
+    assert Repo(root).index.find_dir_fingerprint(str(root / "data"))[0] == _pointer_oid(root)
+
+
+def _pointer_oid(root):
+    from merkl.pointer import read_pointer
+
+    return read_pointer(root / "data.merkl").oid

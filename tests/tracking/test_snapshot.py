@@ -43,7 +43,8 @@ def test_an_unchanged_folder_is_clean_without_its_manifest(tree, monkeypatch):
     # Only the fingerprint can answer now: reading the manifest fails.
     monkeypatch.setattr(merkl.tracking.state, "find_manifest", _fail)
     item = _state(root)
-    assert item.state is State.CLEAN and not item.changes
+    assert item.state is State.CLEAN
+    assert not item.changes
     rows = run_cli("status", "--json")
     assert '"state": "clean"' in rows.out
 
@@ -74,16 +75,19 @@ def test_changes_after_recording_are_found(tree, link):
     set_link_type(root, link)
     run_cli("track", "data")
     _age(root)
-    assert _state(root).state is State.CLEAN and _recorded(root)
+    assert _state(root).state is State.CLEAN
+    assert _recorded(root)
 
     (root / "data" / "new").write_text("4")
     item = _state(root)
-    assert item.state is State.MODIFIED and item.changes.added == ["new"]
+    assert item.state is State.MODIFIED
+    assert item.changes.added == ["new"]
     (root / "data" / "new").unlink()
 
     (root / "data" / "b").unlink()
     item = _state(root)
-    assert item.state is State.MISSING and item.changes.deleted == ["b"]
+    assert item.state is State.MISSING
+    assert item.changes.deleted == ["b"]
     run_cli("checkout")
     _age(root)
     assert _state(root).state is State.CLEAN
@@ -95,7 +99,8 @@ def test_a_removed_object_is_found(tree, link):
     set_link_type(root, link)
     run_cli("track", "data")
     _age(root)
-    assert _state(root).state is State.CLEAN and _recorded(root)
+    assert _state(root).state is State.CLEAN
+    assert _recorded(root)
     repo = Repo(root)
     member = root / "data" / "a"
     target = repo.store.oid_to_path(_oid_of(repo, member))
@@ -116,20 +121,23 @@ def test_an_edit_through_the_link_is_found_even_with_the_old_mtime(tree):
     root = tree({"data": {"a": "1", "b": "2"}})
     run_cli("track", "data")
     _age(root)
-    assert _state(root).state is State.CLEAN and _recorded(root)
+    assert _state(root).state is State.CLEAN
+    assert _recorded(root)
     member = root / "data" / "a"
     with open(member, "a") as handle:  # root ignores the read-only mode
         handle.write("edited")
     os.utime(member, (_OLD, _OLD))  # even an edit that restores the mtime changes the size
     item = _state(root)
-    assert item.state is State.MODIFIED and item.changes.modified == ["a"]
+    assert item.state is State.MODIFIED
+    assert item.changes.modified == ["a"]
 
 
 def test_retracking_changes_the_pointer_and_the_answer(tree):
     root = tree({"data": {"a": "1"}})
     run_cli("track", "data")
     _age(root)
-    assert _state(root).state is State.CLEAN and _recorded(root)
+    assert _state(root).state is State.CLEAN
+    assert _recorded(root)
     (root / "data" / "a").unlink()
     (root / "data" / "a").write_text("changed")
     run_cli("track", "data")

@@ -1,11 +1,19 @@
 """An S3 remote (`s3://bucket/prefix`), for AWS or any S3-compatible endpoint.
 
 Credentials come from boto3's standard chain (environment, profile, instance role); the endpoint
-from the `endpoint_url` option or `AWS_ENDPOINT_URL`. Small objects use one PUT/GET; objects
-above `multipart_threshold` are uploaded in parallel multipart parts (boto3's transfer manager)
-and downloaded as one GET of the first `multipart_threshold` bytes plus parallel ranged GETs.
-`has` HEADs a few keys in parallel, and lists the prefix instead when asked about many, which
-costs one request per 1,000 keys.
+from the `endpoint_url` option or `AWS_ENDPOINT_URL`.
+
+By default blobs are written in packs (`merkl.remotes.packs`): a push of 1,000 small objects
+is a few PUTs of `pack_size` bytes plus one index per batch, and a pull a few ranged GETs,
+because on an object store the cost is per request. Big blobs are cut into pack-sized pieces
+uploaded in parallel, so no multipart upload is needed (none can be left half-done). With
+`pack = false` each blob is its own key (`objects/ab/cdef…`): one PUT/GET, or above
+`multipart_threshold` a multipart upload and parallel ranged GETs. Reads understand both
+layouts, so remotes written by older versions or with packing off keep working.
+
+`has` looks keys up in the pack indexes (listed once per instance, each fetched once, re-listed
+when a key is missing), then looks for loose keys: HEADs for a few, a listing for many, and
+nothing at all when the prefix holds no loose key.
 """
 
 from __future__ import annotations
@@ -13,20 +21,41 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from merkl.errors import CacheMissError
+from merkl.errors import CacheMissError, MerklWarning, RemoteError
+from merkl.hashing import hash_bytes
 from merkl.remotes.base import Remote, Source
+from merkl.remotes.packs import (
+    INDEX,
+    PACKS,
+    Location,
+    PackCatalog,
+    Piece,
+    RangeRead,
+    dump_index,
+    load_index,
+    pack_key,
+    plan_packs,
+    plan_reads,
+    read_pack,
+)
 
 _T = TypeVar("_T")
 _LIST_THRESHOLD = 100  # above this many keys, one listing beats parallel HEADs
 _MULTIPART = 64 << 20
 _PART = 16 << 20  # multipart upload part (downloads use parts of `multipart_threshold`)
 _PART_THREADS = 8
+_PACK_SIZE = 32 << 20
+_PACK_SIZE_RANGE = (64 << 10, 1 << 30)
+_PACK_MEMORY = 256 << 20  # pack buffers held at once by one remote (their number is capped)
+_COPY = 1 << 20
 _FATAL_CODES = {
     "AccessDenied": "access denied",
     "InvalidAccessKeyId": "the access key is not valid",
@@ -43,10 +72,16 @@ _CREDENTIALS_HINT = (
 
 
 class S3Remote(Remote):
-    """Objects under `s3://bucket/prefix/objects/ab/cdef…`."""
+    """Blobs in packs under `s3://bucket/prefix/` (`packs/`, `index/`), or one key per blob
+    (`objects/ab/cdef…`) with `pack = false`."""
 
     default_jobs = min(32, 4 * (os.cpu_count() or 2))  # network-bound: as DVC, 4 per CPU
-    known_options = frozenset({"endpoint_url", "region", "multipart_threshold", "checksums"})
+    # One `put` packs up to this much (one index each); `get` reads its packs in parallel.
+    batch_items: ClassVar[int] = 1000
+    batch_bytes: ClassVar[int] = 128 << 20
+    known_options = frozenset(
+        {"endpoint_url", "region", "multipart_threshold", "checksums", "pack", "pack_size"}
+    )
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -58,7 +93,28 @@ class S3Remote(Remote):
             raise self.error("the URL names no bucket", hint="write s3://BUCKET/PREFIX")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold = int(self.options.get("multipart_threshold", _MULTIPART))
+        self.pack = self.options.get("pack", True)
+        if not isinstance(self.pack, bool):
+            raise self.error(f"option pack must be true or false, got {self.pack!r}")
+        self.pack_size = self.options.get("pack_size", _PACK_SIZE)
+        low, high = _PACK_SIZE_RANGE
+        if (
+            isinstance(self.pack_size, bool)
+            or not isinstance(self.pack_size, int)
+            or not (low <= self.pack_size <= high)
+        ):
+            raise self.error(
+                f"option pack_size must be a number of bytes from {low} to {high}, got "
+                f"{self.pack_size!r}",
+                hint=f"the default is {_PACK_SIZE} (32 MiB)",
+            )
         self._prepared = False
+        self._catalog = PackCatalog()
+        self._listed = False  # indexes listed at least once
+        self._refresh_lock = threading.Lock()
+        self._pack_slots = threading.BoundedSemaphore(
+            max(2, min(self.default_jobs, _PACK_MEMORY // self.pack_size))
+        )
 
     @functools.cached_property
     def client(self) -> Any:
@@ -140,16 +196,51 @@ class S3Remote(Remote):
             raise self.error(f"cannot use bucket {self.bucket!r}", exc) from exc
         self._prepared = True
 
+    # -- has ----------------------------------------------------------------------------------
     def has(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
+        found = self._packed(keys)
+        rest = [key for key in keys if key not in found]
+        return found | self._has_loose(rest) if rest else found
+
+    def _packed(self, keys: Sequence[str]) -> set[str]:
+        """The keys some pack index lists; re-lists the indexes once when one is missing (a
+        long-lived process sees packs pushed since it last looked)."""
+        listed_now = not self._listed
+        if listed_now:
+            self._refresh()
+        found = {key for key in keys if self._catalog.find(key) is not None}
+        if len(found) < len(keys) and not listed_now:
+            self._refresh()
+            found = {key for key in keys if self._catalog.find(key) is not None}
+        return found
+
+    def _has_loose(self, keys: Sequence[str]) -> set[str]:
+        tops = {key.split("/", 1)[0] + "/" for key in keys}
+        tops = {top for top in tops if self._holds_loose(top)}
+        keys = [key for key in keys if key.split("/", 1)[0] + "/" in tops]
+        if not keys:
+            return set()
         if len(keys) > _LIST_THRESHOLD:
-            tops = {key.split("/", 1)[0] + "/" for key in keys}
-            listed = {k for top in tops for k in self.list(top)}
+            listed = {k for top in tops for k in self._list_loose(top)}
             return {key for key in keys if key in listed}
         with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
             found = list(pool.map(self._exists, keys))
         return {key for key, ok in zip(keys, found, strict=True) if ok}
+
+    def _holds_loose(self, top: str) -> bool:
+        """Whether any loose key starts with `top`: one request that spares a packed remote
+        a HEAD per key."""
+        page = self._call(
+            partial(
+                self.client.list_objects_v2,
+                Bucket=self.bucket,
+                Prefix=self.prefix + top,
+                MaxKeys=1,
+            )
+        )
+        return bool(page.get("KeyCount") or page.get("Contents"))
 
     def _exists(self, key: str) -> bool:
         try:
@@ -160,9 +251,118 @@ class S3Remote(Remote):
             return False
         return True
 
+    def _refresh(self) -> None:
+        """Read the pack indexes this instance has not seen yet (they never change)."""
+        with self._refresh_lock:
+            names = [
+                key
+                for key in self._list_loose(INDEX)
+                if key.endswith(".json") and not self._catalog.is_known(key)
+            ]
+            invalid: list[str] = []
+            if names:
+                with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+                    invalid = [w for w in pool.map(self._read_index, names) if w]
+            self._listed = True
+        for message in invalid:
+            warnings.warn(message, MerklWarning, stacklevel=4)
+
+    def _read_index(self, name: str) -> str:
+        """Fetch one index into the catalog; returns why it is unusable, or ''."""
+        try:
+            response = self._call(
+                partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name),
+                name,
+            )
+        except CacheMissError:
+            return ""  # deleted since the listing
+        with response["Body"] as body:
+            data = body.read()
+        try:
+            locations = load_index(data, name, self.label)
+        except RemoteError as exc:
+            self._catalog.add(name, {})
+            return f"{exc}; the keys it lists are treated as absent (a push sends them again)"
+        self._catalog.add(name, locations)
+        return ""
+
+    # -- get ----------------------------------------------------------------------------------
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        if not self._listed:
+            self._refresh()
+        packed: list[tuple[str, Path, Location]] = []
+        loose: list[tuple[str, Path]] = []
         for key, dest in items:
+            location = self._catalog.find(key)
+            if location is None:
+                loose.append((key, dest))
+            else:
+                packed.append((key, dest, location))
+        for _, dest, location in packed:
+            with open(dest, "wb") as handle:  # the size first: pieces land at their offsets
+                handle.truncate(location.size)
+        jobs: list[Callable[[], None]] = [partial(self._read_range, r) for r in plan_reads(packed)]
+        jobs += [partial(self._get_loose, key, dest) for key, dest in loose]
+        if len(jobs) == 1:
+            jobs[0]()
+        elif jobs:
+            with ThreadPoolExecutor(max_workers=min(self.default_jobs, len(jobs))) as pool:
+                for future in [pool.submit(job) for job in jobs]:
+                    future.result()
+
+    def _read_range(self, read: RangeRead) -> None:
+        """One ranged GET of a pack, its pieces written into their destinations. A pack that
+        is shorter than its index says leaves zeros behind, which the caller's re-hash refuses."""
+        from botocore.exceptions import ClientError
+
+        key = self.prefix + pack_key(read.pack)
+        try:
+            response = self._call(
+                partial(
+                    self.client.get_object,
+                    Bucket=self.bucket,
+                    Key=key,
+                    Range=f"bytes={read.start}-{read.end - 1}",
+                ),
+                pack_key(read.pack),
+            )
+        except CacheMissError:
+            first = read.writes[0].key
+            raise CacheMissError(
+                f"{first} is not on {self.label}: its pack {pack_key(read.pack)} is missing",
+                key=first,
+                remote=self.name,
+            ) from None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return
+            raise
+        with response["Body"] as body:
+            position = read.start
+            for write in read.writes:
+                if not _skip(body, write.offset - position):
+                    return
+                fd = os.open(write.dest, os.O_WRONLY)
+                try:
+                    copied = _copy_to(body, fd, write.at, write.length)
+                finally:
+                    os.close(fd)
+                if copied < write.length:
+                    return
+                position = write.offset + write.length
+
+    def _get_loose(self, key: str, dest: Path) -> None:
+        try:
             self._download(key, dest)
+        except CacheMissError:
+            self._refresh()  # packed by someone since this instance last looked?
+            location = self._catalog.find(key)
+            if location is None:
+                raise
+            with open(dest, "wb") as handle:
+                handle.truncate(location.size)
+            for read in plan_reads([(key, dest, location)]):
+                self._read_range(read)
 
     def _download(self, key: str, dest: Path) -> None:
         """One GET for the first `multipart_threshold` bytes, which is the whole object
@@ -211,7 +411,48 @@ class S3Remote(Remote):
             with ThreadPoolExecutor(max_workers=_PART_THREADS) as pool:
                 list(pool.map(fetch, range(head, total, head)))
 
+    # -- put ----------------------------------------------------------------------------------
     def put(self, items: Sequence[tuple[str, Source]]) -> None:
+        if not items:
+            return
+        if not self.pack:
+            self._put_loose(items)
+            return
+        latest = dict(items)  # a key given twice: its last bytes win, as for loose keys
+        sized = [
+            (key, source, len(source) if isinstance(source, bytes) else source.stat().st_size)
+            for key, source in latest.items()
+        ]
+        plans = plan_packs(sized, self.pack_size)
+        if len(plans) > 1:
+            with ThreadPoolExecutor(max_workers=min(_PART_THREADS, len(plans))) as pool:
+                pack_ids = list(pool.map(self._put_pack, plans))
+        else:
+            pack_ids = [self._put_pack(plan) for plan in plans]
+        empty = [key for key, _, size in sized if size == 0]
+        name, data = dump_index(pack_ids, plans, empty)
+        # Written last: until it exists, the packs above are invisible, so a killed push
+        # leaves no key half there.
+        self._call(
+            partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + name, Body=data)
+        )
+        self._catalog.add(name, load_index(data, name, self.label))
+
+    def _put_pack(self, pieces: Sequence[Piece]) -> str:
+        with self._pack_slots:  # bounds the memory of packs being built and sent
+            data = read_pack(pieces)
+            pack_id = hash_bytes(data)
+            self._call(
+                partial(
+                    self.client.put_object,
+                    Bucket=self.bucket,
+                    Key=self.prefix + pack_key(pack_id),
+                    Body=data,
+                )
+            )
+        return pack_id
+
+    def _put_loose(self, items: Sequence[tuple[str, Source]]) -> None:
         client = self.client
         for key, source in items:
             full = self.prefix + key
@@ -224,7 +465,19 @@ class S3Remote(Remote):
             data = source if isinstance(source, bytes) else source.read_bytes()
             self._call(partial(client.put_object, Bucket=self.bucket, Key=full, Body=data))
 
+    # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:
+        seen: set[str] = set()
+        for key in self._list_loose(prefix):
+            if not key.startswith((PACKS, INDEX)):
+                seen.add(key)
+                yield key
+        self._refresh()
+        for key in self._catalog.keys(prefix):
+            if key not in seen:
+                yield key
+
+    def _list_loose(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         pages = self._call(
             lambda: iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
@@ -240,3 +493,25 @@ class S3Remote(Remote):
         client = self.__dict__.pop("client", None)
         if client is not None:
             client.close()
+
+
+def _skip(body: Any, count: int) -> bool:
+    """Read and drop `count` bytes (a gap between wanted pieces); False if the body ended."""
+    while count > 0:
+        chunk = body.read(min(count, _COPY))
+        if not chunk:
+            return False
+        count -= len(chunk)
+    return True
+
+
+def _copy_to(body: Any, fd: int, at: int, length: int) -> int:
+    """Copy `length` bytes of `body` to `fd` at offset `at`; returns how many arrived."""
+    copied = 0
+    while copied < length:
+        chunk = body.read(min(length - copied, _COPY))
+        if not chunk:
+            break
+        os.pwrite(fd, chunk, at + copied)
+        copied += len(chunk)
+    return copied

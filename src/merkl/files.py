@@ -155,15 +155,23 @@ def _session_repo() -> Repo | None:
 
 
 class FileRef(Lazy):
-    """An input file; its hash is its content hash. `as_bytes` makes `.get()` read it."""
+    """An input file; its hash is its content hash. `as_bytes` makes `.get()` read it.
 
-    __slots__ = ("_oid", "as_bytes", "path")
+    A tracked file whose data is not in the work tree (a fresh clone before `merkl pull`) takes
+    its hash from its pointer, so the DAG can still be built, found cached, or pulled for
+    (`merkl run --pull` fetches it only if a task that reads it must run).
+    """
+
+    __slots__ = ("_oid", "as_bytes", "path", "pointer_file")
 
     def __init__(self, path: Path | str, *, as_bytes: bool) -> None:
         self.path = Path(path)
         self.as_bytes = as_bytes
+        self.pointer_file: Path | None = None
         if not self.path.exists():
-            raise FileNotFoundError(f"input file {str(self.path)!r} does not exist")
+            self.pointer_file = pointer_path(self.path)
+            self._oid = _absent_tracked_file(self.path, self.pointer_file).oid
+            return
         if self.path.is_dir():
             raise IsADirectoryError(f"input {str(self.path)!r} is a directory, not a file")
         self._oid = file_oid(self.path, _session_repo())
@@ -173,6 +181,12 @@ class FileRef(Lazy):
         return self._oid
 
     def resolve(self, session: Session) -> Any:
+        if self.pointer_file is not None and not self.path.exists():
+            shown = str(self.path)
+            raise FileNotFoundError(
+                f"input file {shown!r} is tracked but not in the work tree; run "
+                f"`merkl pull {shown}` (or `merkl run --pull …`) to fetch it"
+            )
         if not self.as_bytes:
             return self.path
         data = self.path.read_bytes()
@@ -186,6 +200,16 @@ class FileRef(Lazy):
     def __repr__(self) -> str:
         kind = "read_file" if self.as_bytes else "path"
         return f"<{kind}({str(self.path)!r})@{self._oid[:8]}>"
+
+
+def _absent_tracked_file(file: Path, pointer_file: Path) -> Pointer:
+    """The pointer of a tracked file missing from the work tree; FileNotFoundError if none."""
+    if not pointer_file.is_file():
+        raise FileNotFoundError(f"input file {str(file)!r} does not exist")
+    pointer = read_pointer(pointer_file)
+    if pointer.type != "file":
+        raise IsADirectoryError(f"input {str(file)!r} is a tracked directory, not a file")
+    return pointer
 
 
 def path(file: Path | str) -> FileRef:

@@ -56,6 +56,9 @@ CHAIN = """
 
     def deploy(x: int, *, model: str):
         return third(second(first(x)), model_size(path(model)))
+
+    def baked_in(x: int):
+        return third(second(first(x)), model_size(path("model.bin")))
 """
 
 
@@ -231,3 +234,39 @@ def test_run_pull_with_an_unusable_remote_changes_nothing(origin, monkeypatch, c
     assert result.err.strip().splitlines()[-1].startswith("merkl: error: remote 'origin'")
     assert ran(calls) == []
     assert list(repo.index.iter_outputs()) == []
+
+
+def test_a_tracked_input_named_in_the_pipeline_body_needs_no_data_when_cached(
+    origin, monkeypatch, calls
+):
+    """`merkl.path("model.bin")` inside the pipeline: in a fresh clone the pointer gives its
+    hash, so the DAG is built and found on the remote without downloading the model."""
+    assert run("chain.baked_in", "1").out.strip() == "5020"
+    assert run_cli("push").code == 0
+    ran(calls)
+    repo = clone(origin, monkeypatch)
+    result = run("--pull", "chain.baked_in", "1")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "5020"
+    assert ran(calls) == []
+    assert not (repo.root / "model.bin").exists()  # not needed: nothing reads it
+
+
+def test_run_pull_fetches_a_tracked_input_a_task_must_read(origin, monkeypatch, calls):
+    assert run_cli("push", "model.bin").code == 0  # the data only, no cached outputs
+    repo = clone(origin, monkeypatch)
+    result = run("--pull", "chain.baked_in", "1")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "5020"
+    assert "model_size" in ran(calls)
+    assert (repo.root / "model.bin").read_bytes() == b"m" * 5000
+    assert "checked out 1 file(s)" in result.err
+
+
+def test_a_tracked_input_without_its_data_is_a_clear_error(origin, monkeypatch, calls):
+    clone(origin, monkeypatch)
+    result = run("chain.baked_in", "1")
+    assert result.code == 1
+    assert "'model.bin' is tracked but not in the work tree" in result.err
+    assert "merkl pull model.bin" in result.err
+    assert "Traceback" not in result.err

@@ -29,7 +29,7 @@ from merkl.tracking import iter_pointer_oids
 from merkl.tracking.worktree import iter_tracked
 
 if TYPE_CHECKING:
-    from merkl.files import StoredOutput
+    from merkl.files import FileRef, StoredOutput
     from merkl.placeholder import Lazy
     from merkl.session import Session
 
@@ -173,7 +173,7 @@ def pull_for_pipeline(
     """Fetch the cached outputs a DAG needs, top down: an output found locally or on the
     remote stops the walk, so upstream results are fetched only if something must run."""
     from merkl.cache import CachePolicy
-    from merkl.files import StoredOutput
+    from merkl.files import FileRef, StoredOutput
     from merkl.placeholder import Placeholder
 
     remote = get_remote(repo, remote_name)
@@ -187,12 +187,15 @@ def pull_for_pipeline(
             wanted: dict[str, Placeholder] = {}
             upstream: list[Lazy] = []
             stored: list[StoredOutput] = []
+            inputs: list[FileRef] = []
             for node in frontier:
                 if node in seen:
                     continue
                 seen.add(node)
                 if isinstance(node, StoredOutput):
                     stored.append(node)
+                if isinstance(node, FileRef) and node.pointer_file and not node.path.exists():
+                    inputs.append(node)  # a tracked input a task to run reads: not checked out
                 if not isinstance(node, Placeholder):
                     continue
                 policy = node.task.policy(node.index)
@@ -205,6 +208,8 @@ def pull_for_pipeline(
                     upstream.extend(node.call.deps)
             if stored:
                 _pull_stored(repo, remote, stored, report, trusted, jobs)
+            if inputs:
+                _pull_inputs(repo, remote, inputs, report, jobs)
             fetched = pull_outputs(repo, remote, wanted, report, trusted, jobs)
             arrived = {entry.out_hash for entry in fetched}
             upstream += [d for h, n in wanted.items() if h not in arrived for d in n.call.deps]
@@ -212,6 +217,20 @@ def pull_for_pipeline(
     finally:
         remote.close()
     return report
+
+
+def _pull_inputs(
+    repo: Repo, remote: Remote, inputs: Sequence[FileRef], report: PullReport, jobs: int | None
+) -> None:
+    """Tracked input files (`merkl.path`, `merkl.read_file`): fetch and check them out."""
+    report.objects.merge(remote.pull(repo.store, [i.hash for i in inputs], jobs=jobs))
+    ready = [i.pointer_file for i in inputs if i.pointer_file and repo.store.has(i.hash)]
+    if ready:
+        result = checkout(repo, ready)
+        if report.checkout is None:
+            report.checkout = result
+        else:
+            report.checkout.restored += result.restored
 
 
 def _pull_stored(

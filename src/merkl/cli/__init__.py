@@ -11,7 +11,6 @@ import importlib
 import inspect
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -165,6 +164,8 @@ class _LazyHelp:
 
 def _report(exc: BaseException, debug: bool, err: IO[str], foreign: bool = False) -> None:
     if debug:
+        import traceback
+
         traceback.print_exception(exc, file=err)
     message = str(exc) if not foreign else f"{type(exc).__name__}: {exc}"
     notes = [n for n in getattr(exc, "__notes__", []) if "merkl task " in n]

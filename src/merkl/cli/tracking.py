@@ -7,8 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-import orjson
-
 from merkl.errors import TrackingError, UsageError
 from merkl.repo import Repo
 from merkl.units import human_size
@@ -76,6 +74,8 @@ def status(*paths: str, json: bool = False) -> str:
 
     items = get_status(Repo.find(), paths or None)
     if json:
+        import orjson
+
         return orjson.dumps(status_json(items), option=orjson.OPT_INDENT_2).decode()
     rows = [(i.state.value, i.tracked.rel, detail(i), HINTS[i.state]) for i in items]
     _print_table(("state", "path", "details", "what to do"), rows)

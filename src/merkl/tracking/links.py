@@ -11,7 +11,6 @@ import contextlib
 import errno
 import itertools
 import os
-import secrets
 import shutil
 import stat
 import warnings
@@ -54,7 +53,7 @@ def get_link_type(repo: Repo) -> str:
 
 
 # Unique per process (and per fork: the pid is read at each call), cheaper than uuid4.
-_TOKEN = secrets.token_hex(4)
+_TOKEN = os.urandom(4).hex()
 _counter = itertools.count()
 
 

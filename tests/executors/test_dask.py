@@ -3,8 +3,10 @@ the slow part). Values and cache entries must match the in-process executor exac
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
+import os
 import socket
 
 import dask
@@ -236,16 +238,66 @@ def test_the_cli_runs_on_a_scheduler(pipelines, scheduler):
     assert result.err.splitlines()[0].endswith("PipelineError: cannot combine 1 and 2")
 
 
+# Each call returns its worker's process id, and runs only once the other call has started:
+# so both workers of a 2-worker cluster run one (a lone worker would time out).
+WORKER_PIDS = """
+import time
+
+@task
+def pid(me, other, fail=False):
+    (LOG.parent / f"{me}.mark").touch()
+    deadline = time.monotonic() + 30
+    while not (LOG.parent / f"{other}.mark").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{me} ran alone")
+        time.sleep(0.01)
+    (LOG.parent / f"{me}.pid").write_text(str(os.getpid()))
+    if fail:
+        raise RuntimeError(f"{me} failed")
+    return os.getpid()
+
+@task
+def env():
+    return os.environ['MERKL_TEST_EXECUTOR_VARIABLE']
+
+def pipeline():
+    return pid('a', 'b'), pid('b', 'a'), env()
+
+def failing():
+    return pid('a', 'b', fail=True), pid('b', 'a')
+"""
+
+
+def _assert_gone(pids):
+    """No process with these ids is left (an exited child the forkserver has not reaped yet
+    would show as a zombie)."""
+    import psutil
+
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, f"worker {pid} lives"
+
+
 def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines, monkeypatch):
     monkeypatch.setenv("MERKL_TEST_EXECUTOR_VARIABLE", "seen by workers")
-    module = pipelines.make(
-        RENDEZVOUS
-        + "\n@task\ndef env():\n    return os.environ['MERKL_TEST_EXECUTOR_VARIABLE']\n"
-        + "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a'), env()\n"
-    )
+    module = pipelines.make(WORKER_PIDS)
     result = run_cli("run", "--executor", "dask", "-j", "2", f"{module.__name__}.pipeline")
     assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == "('a', 'b', 'seen by workers')"
+    first, second, env = ast.literal_eval(result.out.splitlines()[-1])
+    assert env == "seen by workers"
+    assert len({first, second, os.getpid()}) == 3  # two worker processes, not this one
+    _assert_gone([first, second])
+
+
+def test_a_failure_on_a_local_cluster_stops_its_workers_too(pipelines):
+    module = pipelines.make(WORKER_PIDS)
+    result = run_cli("run", "--executor", "dask", "-j", "2", f"{module.__name__}.failing")
+    assert result.code == 1
+    assert result.err.startswith(f"merkl: error: in merkl task {module.__name__}.pid [")
+    assert "RuntimeError: a failed" in result.err.splitlines()[0]
+    pids = [int((pipelines.root / f"{me}.pid").read_text()) for me in "ab"]
+    assert len(set(pids)) == 2
+    _assert_gone(pids)
 
 
 def test_an_unreachable_scheduler_is_one_clear_error(pipelines, monkeypatch):

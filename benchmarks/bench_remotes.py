@@ -12,6 +12,10 @@ rounds (each to an empty remote, the first tool alternating). DVC uses
 `cache.type symlink` (merkl's default link, and DVC's faster setting on ext4). Target: merkl
 >= 2x faster than DVC for push and for pull, on both kinds of remote.
 
+For S3 it also prints how many requests moto served per command and the CPU moto spent on them
+(moto runs in this process, single-threaded under the GIL): on moto the cost is per request and
+per byte stored, so the request counts explain the times.
+
 Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small] [--directory-only|--s3-only]`
 (`make bench` runs all). `--small` uses 100 files and a 50 MB file, for a quick check.
 """
@@ -19,11 +23,13 @@ Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small] [--directory-
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,12 +114,54 @@ def dvc_project(folder: Path, source: Path, url: str, endpoint: str | None) -> P
     return folder
 
 
+class MotoMeter:
+    """Requests served by the in-process moto server, and this process's CPU time (= moto's)."""
+
+    def __init__(self) -> None:
+        from moto.moto_server import werkzeug_app
+
+        self.requests = 0
+        lock = threading.Lock()
+        serve = werkzeug_app.DomainDispatcherApplication.__call__
+
+        def counting(app, environ, start_response):  # type: ignore[no-untyped-def]
+            with lock:
+                self.requests += 1
+            return serve(app, environ, start_response)
+
+        werkzeug_app.DomainDispatcherApplication.__call__ = counting  # type: ignore[method-assign]
+        self.seen: dict[str, list[tuple[int, float]]] = {}
+
+    def reading(self) -> tuple[int, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return self.requests, usage.ru_utime + usage.ru_stime
+
+    def record(self, what: str, before: tuple[int, float]) -> None:
+        after = self.reading()
+        self.seen.setdefault(what, []).append((after[0] - before[0], after[1] - before[1]))
+
+    def report(self, kind: str) -> None:
+        for what, runs in self.seen.items():
+            requests = statistics.median(r for r, _ in runs)
+            cpu = statistics.median(c for _, c in runs)
+            print(f"{kind:<10} {what}: {requests:5.0f} requests, moto CPU {cpu:5.2f}s")
+
+
+METER: MotoMeter | None = None
+
+
 def measure(project: Path, tool: list[str], cache: Path) -> tuple[float, float]:
     """(push seconds, pull seconds into an empty cache and work tree)."""
+    before = METER.reading() if METER else (0, 0.0)
     push = sh([*tool, "push"], project)
+    if METER:
+        METER.record(f"{Path(tool[0]).name} push", before)
     shutil.rmtree(cache)
     clear_data(project)
+    before = METER.reading() if METER else (0, 0.0)
     pull = sh([*tool, "pull"], project)
+    if METER:
+        METER.record(f"{Path(tool[0]).name} pull", before)
     if not (project / "big.bin").exists() or len(os.listdir(project / "data")) != N_FILES:
         raise SystemExit(f"{tool[0]} pull did not restore the data in {project}")
     return push, pull
@@ -163,6 +211,7 @@ def bench_directory(work: Path, source: Path) -> None:
 
 
 def bench_s3(work: Path, source: Path) -> None:
+    global METER
     import logging
 
     import boto3
@@ -171,6 +220,7 @@ def bench_s3(work: Path, source: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    METER = MotoMeter()
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -204,6 +254,7 @@ def bench_s3(work: Path, source: Path) -> None:
             sh([*DVC, "remote", "modify", "bench", "url", f"s3://bench/dvc{run}"], dvc)
 
         compare("s3 (moto)", (merkl, merkl_prefix), (dvc, dvc_prefix))
+        METER.report("s3 (moto)")
     finally:
         server.stop()
 

@@ -240,17 +240,12 @@ def test_the_cli_runs_on_a_scheduler(pipelines, scheduler):
 
 # Each call returns its worker's process id, and runs only once the other call has started:
 # so both workers of a 2-worker cluster run one (a lone worker would time out).
-WORKER_PIDS = """
-import time
-
+WORKER_PIDS = (
+    RENDEZVOUS
+    + """
 @task
 def pid(me, other, fail=False):
-    (LOG.parent / f"{me}.mark").touch()
-    deadline = time.monotonic() + 30
-    while not (LOG.parent / f"{other}.mark").exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{me} ran alone")
-        time.sleep(0.01)
+    rendezvous(me, other)
     (LOG.parent / f"{me}.pid").write_text(str(os.getpid()))
     if fail:
         raise RuntimeError(f"{me} failed")
@@ -266,6 +261,7 @@ def pipeline():
 def failing():
     return pid('a', 'b', fail=True), pid('b', 'a')
 """
+)
 
 
 def _assert_gone(pids):

@@ -39,15 +39,18 @@ def pipeline(n: int):
 RENDEZVOUS = '''
 import time
 
-@task
-def meet(me, other):
-    """Finishes only if `other` runs at the same time (each waits for the other's mark)."""
+def rendezvous(me, other):
+    """Returns only once `other` runs at the same time (each waits for the other's mark)."""
     (LOG.parent / f"{me}.mark").touch()
     deadline = time.monotonic() + 30
     while not (LOG.parent / f"{other}.mark").exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{me} ran alone")
         time.sleep(0.01)
+
+@task
+def meet(me, other):
+    rendezvous(me, other)
     return me
 '''
 

@@ -60,7 +60,9 @@ class TestTieredRemote(RemoteContract):
 
         monkeypatch.setattr(slow, "put", put_then_lose_connection)
         first = remote.push(store, oids, jobs=1)
-        assert len(first.failed) == 7
+        # S3 sends its 12 keys in one batch, so all may be reported failed: the 5 stored before
+        # the drop are simply skipped next time.
+        assert set(first.failed) >= keys - set(sent)
         monkeypatch.setattr(slow, "put", real_put)
         assert fast.has(sorted(keys)) == keys
         assert slow.has(sorted(keys)) == set(sent)

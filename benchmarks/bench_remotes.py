@@ -188,6 +188,10 @@ def compare(
     m = tuple(statistics.median(t[i] for t in timings["merkl"]) for i in (0, 1))
     d = tuple(statistics.median(t[i] for t in timings["dvc"]) for i in (0, 1))
     report(kind, (m[0], m[1]), (d[0], d[1]))
+    for i, label in enumerate(("push", "pull")):
+        pairs = zip(timings["merkl"], timings["dvc"], strict=True)
+        ratios = [theirs[i] / ours[i] for ours, theirs in pairs]
+        print(f"{kind:<10} {label} ratio per round: " + ", ".join(f"{r:.2f}x" for r in ratios))
 
 
 def report(kind: str, merkl: tuple[float, float], dvc: tuple[float, float]) -> None:

@@ -453,17 +453,21 @@ class S3Remote(Remote):
         return pack_id
 
     def _put_loose(self, items: Sequence[tuple[str, Source]]) -> None:
-        client = self.client
-        for key, source in items:
-            full = self.prefix + key
-            if isinstance(source, Path) and source.stat().st_size > self.multipart_threshold:
-                config = self._transfer_config()
-                self._call(
-                    partial(client.upload_file, str(source), self.bucket, full, Config=config)
-                )
-                continue
-            data = source if isinstance(source, bytes) else source.read_bytes()
-            self._call(partial(client.put_object, Bucket=self.bucket, Key=full, Body=data))
+        if len(items) == 1:
+            self._put_one(*items[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(self.default_jobs, len(items))) as pool:
+            for future in [pool.submit(self._put_one, key, source) for key, source in items]:
+                future.result()
+
+    def _put_one(self, key: str, source: Source) -> None:
+        client, full = self.client, self.prefix + key
+        if isinstance(source, Path) and source.stat().st_size > self.multipart_threshold:
+            config = self._transfer_config()
+            self._call(partial(client.upload_file, str(source), self.bucket, full, Config=config))
+            return
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        self._call(partial(client.put_object, Bucket=self.bucket, Key=full, Body=data))
 
     # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:

@@ -78,11 +78,14 @@ def interleaved(repeat: int, commands: dict[str, list[str]]) -> dict[str, list[f
     work on the machine then falls on every command alike, and each round gives a ratio."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     outputs: set[str] = set()
-    for _ in range(repeat):
+    for number in range(1, repeat + 1):
+        load = os.getloadavg()[0]
         for name, args in commands.items():
             seconds, output = merkl_run(*args)
             times[name].append(seconds)
             outputs.add(output)
+        done = ", ".join(f"{name} {runs[-1]:.2f} s" for name, runs in times.items())
+        print(f"  round {number}: {done} (load average {load:.2f} before)", flush=True)
     if len(outputs) != 1:
         raise SystemExit("executors disagree on the results")
     return times
@@ -104,6 +107,7 @@ def calibrate(seconds: float) -> int:
 
 def cpu_bound(repeat: int) -> None:
     target = ["bench_exec_pipeline.sixteen", str(calibrate(0.5))]
+    print(f"executors: 16 CPU-bound tasks of ~0.5 s, whole `merkl run`, {repeat} rounds:")
     times = interleaved(
         repeat,
         {
@@ -113,7 +117,6 @@ def cpu_bound(repeat: int) -> None:
         },
     )
     sequential = times["sequential"]
-    print(f"executors: 16 CPU-bound tasks of ~0.5 s, whole `merkl run`, {repeat} rounds:")
     print(
         f"  in-process sequential merkl (peer): min {min(sequential):.2f} s, "
         f"median {statistics.median(sequential):.2f} s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -283,6 +284,9 @@ def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines, m
     assert env == "seen by workers"
     assert len({first, second, os.getpid()}) == 3  # two worker processes, not this one
     _assert_gone([first, second])
+    # The collector is paused and frozen only around imports and in the worker forkserver.
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_failure_on_a_local_cluster_stops_its_workers_too(pipelines):

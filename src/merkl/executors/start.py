@@ -14,9 +14,9 @@ import multiprocessing
 import multiprocessing.context
 
 # Imported in the server, so that forked workers need not: merkl's worker side for pools,
-# and `distributed` for a LocalCluster (whichever executor starts the server first).
+# and `distributed` with it for a LocalCluster (whichever executor starts the server first).
 POOL_PRELOAD = ["merkl.executors.worker"]
-DASK_PRELOAD = ["distributed", "merkl.executors.worker"]
+DASK_PRELOAD = ["merkl.executors.dask_preload"]
 
 
 def has_forkserver() -> bool:

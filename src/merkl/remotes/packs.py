@@ -102,24 +102,28 @@ def plan_packs(items: Sequence[tuple[str, Source, int]], pack_size: int) -> list
     return packs
 
 
-def read_pack(pieces: Sequence[Piece]) -> bytes:
-    """The pack's bytes; a source file that changed size since planning is an error, so an
-    index never describes bytes that are not in its pack."""
-    chunks = []
+def read_pack(pieces: Sequence[Piece]) -> bytearray:
+    """The pack's bytes, read straight into one buffer. A source file that changed size since
+    planning is an error, so an index never describes bytes that are not in its pack."""
+    buffer = bytearray(sum(piece.length for piece in pieces))
+    view = memoryview(buffer)
+    at = 0
     for piece in pieces:
+        target = view[at : at + piece.length]
         if isinstance(piece.source, bytes):
-            chunk = piece.source[piece.start : piece.start + piece.length]
+            got = len(piece.source[piece.start : piece.start + piece.length])
+            target[:got] = piece.source[piece.start : piece.start + got]
         else:
             with open(piece.source, "rb") as handle:
                 handle.seek(piece.start)
-                chunk = handle.read(piece.length)
-        if len(chunk) != piece.length:
+                got = handle.readinto(target)
+        if got != piece.length:
             raise OSError(
                 f"{piece.source} changed while it was being packed (expected {piece.length} "
-                f"bytes at offset {piece.start}, read {len(chunk)})"
+                f"bytes at offset {piece.start}, read {got})"
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        at += piece.length
+    return buffer
 
 
 _clock_lock = threading.Lock()

@@ -129,6 +129,37 @@ def test_push_writes_a_pack_and_an_index_in_few_requests(s3_bucket, remote, tmp_
     fresh.close()
 
 
+def test_indexes_are_read_from_the_local_cache_in_later_processes(s3_bucket, tmp_path):
+    """After the first contact, a new process lists the indexes but fetches none of them: a
+    remote that has seen many pushes opens in one request. A tampered copy is not used."""
+    cache = tmp_path / "remote-cache"
+    store = make_store(tmp_path / "a")
+    for _ in range(3):  # three pushes: three indexes
+        first = open_s3(s3_bucket)
+        first.local_cache = cache
+        first.push(store, fill(store, 5))
+        first.close()
+    oids = list(store.iter_oids())
+    assert len(list(cache.iterdir())) == 3
+
+    later = open_s3(s3_bucket)
+    later.local_cache = cache
+    sent = count_requests(later)
+    assert later.status(oids) == (set(oids), set())
+    assert sent == {"GET": 1}, sent  # the listing of index/ only
+    later.close()
+
+    victim = sorted(cache.iterdir())[0]
+    victim.write_bytes(victim.read_bytes().replace(b'"keys"', b'"kyes"'))
+    again = open_s3(s3_bucket)
+    again.local_cache = cache
+    sent = count_requests(again)
+    assert again.status(oids) == (set(oids), set())
+    assert sent == {"GET": 2}, sent  # the listing, and the one index whose copy was bad
+    assert b'"keys"' in victim.read_bytes()  # replaced by the good copy
+    again.close()
+
+
 def test_big_object_spans_packs_and_comes_back_whole(s3_bucket, tmp_path):
     remote = open_s3(s3_bucket, pack_size=64 * 1024)
     store = make_store(tmp_path / "a")

@@ -52,6 +52,9 @@ class Remote:
     batch_bytes: ClassVar[int] = 16 << 20
     #: Option names this kind accepts in `[remotes.NAME]` besides `url`.
     known_options: ClassVar[frozenset[str]] = frozenset()
+    #: A local folder where a backend may keep copies of immutable, self-verifying metadata
+    #: (S3 pack indexes); `get_remote` sets it to one under `.merkl/`. None: keep nothing.
+    local_cache: Path | None = None
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None

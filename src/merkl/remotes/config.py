@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from merkl.remotes.base import Remote
 
+REMOTE_CACHE = "remote-cache"  # folder under .merkl/ (see Remote.local_cache)
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 #: Options every kind accepts.
 COMMON_OPTIONS = frozenset({"read_through", "trust_pickle", "jobs"})
@@ -162,7 +163,9 @@ def get_remote(repo: Repo, name: str | None = None, _seen: tuple[str, ...] = ())
                 f"{where}: unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}",
                 key=f"remotes.{config.name}",
             )
-    return open_remote(url, name=config.name, options=options, where=where)
+    remote = open_remote(url, name=config.name, options=options, where=where)
+    remote.local_cache = repo.dot_dir / REMOTE_CACHE
+    return remote
 
 
 def configured_jobs(remote: Remote) -> int | None:

@@ -21,6 +21,7 @@ This module is storage-neutral (planning, encoding, lookup); `merkl.remotes.s3` 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -192,6 +193,41 @@ def load_index(data: bytes, name: str, where: str) -> dict[str, Location]:
             segments.append(Segment(pack_ids[entry[0]], entry[1], entry[2]))
         found[key] = Location(name, tuple(segments))
     return found
+
+
+def read_cached_index(folder: Path | None, name: str) -> bytes | None:
+    """A local copy of index `name` that still hashes to its name, or None."""
+    if folder is None:
+        return None
+    try:
+        data = (folder / _cache_name(name)).read_bytes()
+    except OSError:
+        return None
+    return data if hash_bytes(data) == _index_hash(name) else None
+
+
+def cache_index(folder: Path | None, name: str, data: bytes) -> None:
+    """Keep a copy of an index fetched from the remote (best effort: a cache, checked again
+    when read; a bad copy is replaced)."""
+    if folder is None or hash_bytes(data) != _index_hash(name):
+        return
+    target = folder / _cache_name(name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+        temp.write_bytes(data)
+        os.replace(temp, target)
+    except OSError:
+        return
+
+
+def _cache_name(name: str) -> str:
+    return name[len(INDEX) :] if name.startswith(INDEX) else name
+
+
+def _index_hash(name: str) -> str:
+    """The hash an index's name ends with (`index/<stamp>-<hash>.json`)."""
+    return name.rpartition("-")[2].removesuffix(".json")
 
 
 class PackCatalog:

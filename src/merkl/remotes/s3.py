@@ -39,11 +39,13 @@ from merkl.remotes.packs import (
     PackCatalog,
     Piece,
     RangeRead,
+    cache_index,
     dump_index,
     load_index,
     pack_key,
     plan_packs,
     plan_reads,
+    read_cached_index,
     read_pack,
 )
 
@@ -268,22 +270,32 @@ class S3Remote(Remote):
             warnings.warn(message, MerklWarning, stacklevel=4)
 
     def _read_index(self, name: str) -> str:
-        """Fetch one index into the catalog; returns why it is unusable, or ''."""
-        try:
-            response = self._call(
-                partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name),
-                name,
-            )
-        except CacheMissError:
-            return ""  # deleted since the listing
-        with response["Body"] as body:
-            data = body.read()
+        """Fetch one index into the catalog; returns why it is unusable, or ''.
+
+        Indexes never change and are named by their hash, so a local copy that still hashes
+        to its name is as good as the remote's: a remote's first contact in a new process
+        then costs one listing, not one GET per index ever pushed.
+        """
+        data = read_cached_index(self.local_cache, name)
+        fetched = data is None
+        if data is None:
+            try:
+                response = self._call(
+                    partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name),
+                    name,
+                )
+            except CacheMissError:
+                return ""  # deleted since the listing
+            with response["Body"] as body:
+                data = body.read()
         try:
             locations = load_index(data, name, self.label)
         except RemoteError as exc:
             self._catalog.add(name, {})
             return f"{exc}; the keys it lists are treated as absent (a push sends them again)"
         self._catalog.add(name, locations)
+        if fetched:
+            cache_index(self.local_cache, name, data)
         return ""
 
     # -- get ----------------------------------------------------------------------------------
@@ -438,6 +450,7 @@ class S3Remote(Remote):
             partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + name, Body=data)
         )
         self._catalog.add(name, load_index(data, name, self.label))
+        cache_index(self.local_cache, name, data)
 
     def _put_pack(self, pieces: Sequence[Piece]) -> str:
         with self._pack_slots:  # bounds the memory of packs being built and sent

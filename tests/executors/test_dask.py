@@ -284,9 +284,11 @@ def test_without_a_scheduler_a_local_cluster_is_started_and_stopped(pipelines, m
     assert env == "seen by workers"
     assert len({first, second, os.getpid()}) == 3  # two worker processes, not this one
     _assert_gone([first, second])
-    # The collector is paused and frozen only around imports and in the worker forkserver.
+    # The collector is paused and frozen only around imports and in the worker forkserver;
+    # the quieter config is the local cluster's own, not this process's.
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+    assert dask.config.get("distributed.worker.profile.enabled") is True
 
 
 def test_a_failure_on_a_local_cluster_stops_its_workers_too(pipelines):

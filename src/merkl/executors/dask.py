@@ -13,7 +13,6 @@ started for the run and shut down after it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib.util
 import sys
 import uuid
@@ -32,6 +31,7 @@ from merkl.executors.dependencies import CallDependencies
 from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.progress import TaskProgress
+from merkl.executors.start import gc_paused
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
@@ -108,18 +108,12 @@ class DaskExecutor(Executor):
 
 
 def _import_distributed() -> None:
-    """Import `distributed` with the cyclic garbage collector paused: the import creates some
-    50,000 objects, which set off ~130 collections (~40 ms, a tenth of the import) that free
-    next to nothing."""
-    if "distributed" in sys.modules:
-        return
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        import distributed  # noqa: F401
-    finally:
-        if was_enabled:
-            gc.enable()
+    """Import `distributed` with the cyclic garbage collector paused: the ~130 collections its
+    import would set off cost more than the one young collection that follows it (the import
+    takes ~10 ms, 4%, less)."""
+    if "distributed" not in sys.modules:
+        with gc_paused():
+            import distributed  # noqa: F401
 
 
 class _DaskRun:

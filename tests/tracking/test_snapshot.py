@@ -150,3 +150,26 @@ def _pointer_oid(root):
     from merkl.pointer import read_pointer
 
     return read_pointer(root / "data.merkl").oid
+
+
+@pytest.mark.parametrize("threshold", [2, 10**6])  # two threads, one thread
+def test_stat_files_on_one_or_two_threads(tmp_path, monkeypatch, threshold):
+    from merkl.tracking import snapshot
+
+    monkeypatch.setattr(snapshot, "_PARALLEL_STATS", threshold)
+    paths = []
+    for i in range(6):
+        (tmp_path / f"f{i}").write_text(str(i))
+        paths.append(str(tmp_path / f"f{i}"))
+    os.symlink("loop", tmp_path / "loop")  # a link to itself
+    paths += [str(tmp_path / "gone"), str(tmp_path / "loop"), str(tmp_path / "f0" / "x")]
+    stats = snapshot.stat_files(paths)
+    assert [st.st_size if st else None for st in stats] == [1] * 6 + [None] * 3
+
+
+def test_a_link_loop_in_a_tracked_folder_does_not_stop_status(tree):
+    root = tree({"data": {"a": "1"}})
+    run_cli("track", "data")
+    os.symlink("loop", root / "data" / "loop")
+    result = run_cli("status", "--json")
+    assert result.code == 0, result.err

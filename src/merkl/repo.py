@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from merkl.cache import Cache
 from merkl.cache.index import Index
 from merkl.cache.store import ObjectStore
 from merkl.errors import ConfigError, NotARepoError
+
+if TYPE_CHECKING:
+    from merkl.cache import Cache
 
 DOT_DIR = ".merkl"
 PROJECT_CONFIG = "merkl.toml"
@@ -98,6 +99,8 @@ class Repo:
 
     @functools.cached_property
     def cache(self) -> Cache:
+        from merkl.cache import Cache  # the pipeline engine's; tracking commands never load it
+
         cache = Cache(self.store, self.index)
         from merkl.remotes.read_through import install_read_through
 
@@ -130,6 +133,8 @@ class Repo:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing file is empty, a broken one a ConfigError naming it."""
+    import tomllib  # only when settings are read
+
     try:
         text = path.read_text(encoding="utf-8")  # TOML is UTF-8 whatever the locale says
     except FileNotFoundError:

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import run_cli
 from tests.tracking.conftest import set_link_type
 
-import merkl.tracking.state
+import merkl.tracking.manifest
 from merkl.ops.status import status
 from merkl.repo import Repo
 from merkl.tracking.state import State
@@ -41,7 +41,7 @@ def test_an_unchanged_folder_is_clean_without_its_manifest(tree, monkeypatch):
     assert _state(root).state is State.CLEAN  # checked member by member, then recorded
     assert _recorded(root)
     # Only the fingerprint can answer now: reading the manifest fails.
-    monkeypatch.setattr(merkl.tracking.state, "find_manifest", _fail)
+    monkeypatch.setattr(merkl.tracking.manifest, "find_manifest", _fail)
     item = _state(root)
     assert item.state is State.CLEAN
     assert not item.changes

@@ -16,7 +16,6 @@ retry with backoff, so concurrent writers wait instead of failing with "database
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -24,8 +23,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-import orjson
 
 from merkl.errors import CacheError
 
@@ -177,6 +174,8 @@ class Index:
 
     def add_outputs(self, entries: Iterable[OutputEntry], runs: Iterable[RunRecord] = ()) -> None:
         """Record outputs (first writer wins) and their run-log rows in one transaction."""
+        import orjson  # not at module level: `merkl status` opens the index, never the run log
+
         now = time.time()
         output_rows = [
             (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), now) for e in entries
@@ -236,6 +235,8 @@ class Index:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        import orjson
+
         for row in self._read(sql, params):
             yield RunRecord(
                 row[0],
@@ -313,6 +314,8 @@ def _retry(operation: Callable[[], _T], attempts: int = 50) -> _T:
             message = str(exc)
             if ("locked" not in message and "busy" not in message) or attempt == attempts - 1:
                 raise CacheError(f"index database error: {exc}") from exc
+            import random  # only when the database is busy
+
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
         except sqlite3.DatabaseError as exc:  # "database disk image is malformed" and kin

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from merkl.tracking.manifest import find_manifest, iter_manifest_oids
-
 if TYPE_CHECKING:
     from merkl.pointer import Pointer
     from merkl.repo import Repo
@@ -25,6 +23,8 @@ def iter_pointer_oids(repo: Repo, pointer: Pointer) -> Iterator[str]:
     members listed too. If the manifest is still not in the store, only its oid is yielded.
     Each oid is yielded once.
     """
+    from merkl.tracking.manifest import find_manifest, iter_manifest_oids
+
     yield pointer.oid
     if pointer.type != "dir":
         return

@@ -20,12 +20,11 @@ A fingerprint is recorded only when
 from __future__ import annotations
 
 import errno
+import marshal
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-
-import orjson
 
 from merkl.hashing import hash_bytes
 from merkl.repo import Repo
@@ -88,14 +87,13 @@ def fingerprint(files: Mapping[str, str], stats: Stats) -> str | None:
     Per member: mode, inode, device, link count, owner, group, size, and mtime and ctime in ns
     (ctime changes on any write or chmod, even when the mtime is set back).
     """
-    if any(st is None for st in stats):
+    if None in stats:
         return None
-    rows = [
-        (rel, st[:7], st.st_mtime_ns, st.st_ctime_ns)
-        for rel, st in zip(files, stats, strict=True)
-        if st is not None
-    ]
-    return hash_bytes(orjson.dumps(rows))
+    numbers = [(st[:7], st.st_mtime_ns, st.st_ctime_ns) for st in stats if st is not None]
+    names = "\0".join(files).encode("utf-8", "surrogateescape")
+    # marshal format 2 writes tuples of ints the same way every time (no shared references,
+    # unlike 3+); a fingerprint is only ever compared on this machine.
+    return hash_bytes(names + b"\n" + marshal.dumps(numbers, 2))
 
 
 def is_unchanged(repo: Repo, folder: str, oid: str, digest: str | None) -> bool:

@@ -16,13 +16,18 @@ import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from merkl.files import find_cached_file_oids, find_file_oids
 from merkl.repo import Repo
 from merkl.tracking import snapshot
-from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
 from merkl.tracking.tree import DirScan, LinkChecker, scan_dir
 from merkl.tracking.worktree import Tracked
+
+if TYPE_CHECKING:
+    from merkl.tracking.manifest import Manifest
+
+# Content hashing (`merkl.files`) and manifests are imported where a check needs them: an
+# unchanged folder is answered from its fingerprint, and `merkl status` starts faster without.
 
 
 class State(enum.Enum):
@@ -73,6 +78,10 @@ def file_state(repo: Repo, tracked: Tracked, current_oid: str | None) -> State:
 
 def current_file_oids(repo: Repo, items: list[Tracked]) -> list[str | None]:
     """Current content hash of each tracked file (None when absent or not a file)."""
+    if not items:
+        return []
+    from merkl.files import find_file_oids
+
     paths = [t.data_path for t in items]
     present = [i for i, p in enumerate(paths) if not os.path.isdir(p)]
     found = find_file_oids([paths[i] for i in present], repo)
@@ -92,6 +101,8 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
     path = tracked.data_path
     oid = tracked.pointer.oid
     if not path.is_dir() or path.is_symlink():
+        from merkl.tracking.manifest import find_manifest
+
         manifest = find_manifest(repo, oid)
         if path.exists() or path.is_symlink():
             return ItemState(tracked, State.MODIFIED, manifest=manifest)
@@ -104,6 +115,8 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
         repo, folder, oid, snapshot.fingerprint(scan.files, stats)
     ):
         return ItemState(tracked, State.CLEAN, DirChanges())
+    from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
+
     manifest = find_manifest(repo, oid)
     current = _current_members(repo, path, scan, stats)
     if manifest is None:
@@ -144,6 +157,8 @@ def _current_members(
     the stat cache knows (as it is now) was made by merkl, so it is not read; only unknown
     links are checked, and those leading out of the directory are left out, as in `track`.
     """
+    from merkl.files import find_cached_file_oids, find_file_oids
+
     rels = list(scan.files)
     paths = list(scan.files.values())
     cached, missing = find_cached_file_oids(paths, repo, stats)

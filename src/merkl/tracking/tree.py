@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from merkl.files import file_oids
 from merkl.tracking.links import relative_link
-from merkl.tracking.manifest import Manifest, ManifestEntry
 
 if TYPE_CHECKING:
     from merkl.repo import Repo
+    from merkl.tracking.manifest import Manifest
 
 TEMP_MARKER = ".merkl-tmp-"
 
@@ -115,6 +114,9 @@ def _is_inside(link: str, root_prefix: str) -> bool:
 
 def hash_dir(repo: Repo, scan: DirScan) -> Manifest:
     """The manifest of the scanned files (content hashes through the stat cache)."""
+    from merkl.files import file_oids
+    from merkl.tracking.manifest import Manifest, ManifestEntry
+
     paths = list(scan.files.values())
     oids = file_oids(paths, repo)
     entries = [

@@ -11,6 +11,7 @@ from tests.helpers import run_cli
 from tests.tracking.conftest import set_link_type
 
 import merkl.tracking.manifest
+import merkl.tracking.state
 from merkl.ops.status import status
 from merkl.repo import Repo
 from merkl.tracking.state import State
@@ -18,15 +19,26 @@ from merkl.tracking.state import State
 _OLD = time.time() - 3600
 
 
-def _age(root, folder="data"):
-    """Backdate the members (and so the store objects they link to) past the racy window."""
+def _age(root, folder="data", folders=False):
+    """Backdate the members (and so the store objects they link to) past the racy window;
+    with `folders`, the folders too (then their listing is recorded as well)."""
     for path in (root / folder).rglob("*"):
         if path.is_file():
             os.utime(path, (_OLD, _OLD))
+    if folders:
+        for path in [root / folder, *(root / folder).rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                os.utime(path, (_OLD, _OLD))
+
+
+def _listed(root, folder="data"):
+    from merkl.tracking import snapshot
+
+    return bool(snapshot.load(Repo(root), str(root / folder)).folders)
 
 
 def _recorded(root, folder="data"):
-    return Repo(root).index.find_dir_fingerprint(str(root / folder)) is not None
+    return Repo(root).index.find_dir_snapshot(str(root / folder)) is not None
 
 
 def _state(root):
@@ -69,20 +81,28 @@ def test_a_folder_of_copies_is_never_recorded(tree):
     assert not _recorded(root)
 
 
+@pytest.mark.parametrize("folders", [False, True], ids=["fingerprint", "listing"])
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_changes_after_recording_are_found(tree, link):
-    root = tree({"data": {"a": "1", "b": "2", "c": "3"}})
+def test_changes_after_recording_are_found(tree, link, folders):
+    root = tree({"data": {"a": "1", "b": "2", "c": "3", "sub": {"d": "4"}, "empty": {}}})
     set_link_type(root, link)
     run_cli("track", "data")
-    _age(root)
+    _age(root, folders=folders)
     assert _state(root).state is State.CLEAN
     assert _recorded(root)
+    assert _listed(root) is folders
 
     (root / "data" / "new").write_text("4")
     item = _state(root)
     assert item.state is State.MODIFIED
     assert item.changes.added == ["new"]
     (root / "data" / "new").unlink()
+
+    (root / "data" / "empty" / "deep").write_text("5")  # only that folder's mtime changes
+    item = _state(root)
+    assert item.state is State.MODIFIED
+    assert item.changes.added == ["empty/deep"]
+    (root / "data" / "empty" / "deep").unlink()
 
     (root / "data" / "b").unlink()
     item = _state(root)
@@ -117,10 +137,11 @@ def _oid_of(repo, path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can write through a read-only link")
-def test_an_edit_through_the_link_is_found_even_with_the_old_mtime(tree):
+@pytest.mark.parametrize("folders", [False, True], ids=["fingerprint", "listing"])
+def test_an_edit_through_the_link_is_found_even_with_the_old_mtime(tree, folders):
     root = tree({"data": {"a": "1", "b": "2"}})
     run_cli("track", "data")
-    _age(root)
+    _age(root, folders=folders)
     assert _state(root).state is State.CLEAN
     assert _recorded(root)
     member = root / "data" / "a"
@@ -143,7 +164,7 @@ def test_retracking_changes_the_pointer_and_the_answer(tree):
     run_cli("track", "data")
     _age(root)
     assert _state(root).state is State.CLEAN
-    assert Repo(root).index.find_dir_fingerprint(str(root / "data"))[0] == _pointer_oid(root)
+    assert Repo(root).index.find_dir_snapshot(str(root / "data"))[0] == _pointer_oid(root)
 
 
 def _pointer_oid(root):
@@ -173,3 +194,20 @@ def test_a_link_loop_in_a_tracked_folder_does_not_stop_status(tree):
     os.symlink("loop", root / "data" / "loop")
     result = run_cli("status", "--json")
     assert result.code == 0, result.err
+
+
+def test_an_unchanged_listing_spares_the_walk(tree, monkeypatch):
+    root = tree({"data": {"a": "1", "sub": {"b": "2"}}})
+    run_cli("track", "data")
+    _age(root, folders=True)
+    assert _state(root).state is State.CLEAN
+    assert _listed(root)
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("the folder was walked")
+
+    monkeypatch.setattr(merkl.tracking.state, "scan_dir", no_walk)
+    assert _state(root).state is State.CLEAN
+    os.utime(root / "data" / "sub", None)  # a folder changed: walked again
+    with pytest.raises(AssertionError, match="walked"):
+        _state(root)

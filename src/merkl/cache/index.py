@@ -5,7 +5,7 @@ Tables:
 - `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
   duration, size, time) — the provenance log.
 - `file_state`: (path, inode, size, mtime_ns) → oid, so unchanged files are never re-read.
-- `dir_state`: tracked folder → (pointer oid, fingerprint) as last seen clean
+- `folder_state`: tracked folder → (pointer oid, fingerprint, listing) as last seen clean
   (`merkl.tracking.snapshot`).
 
 One connection per thread and per process (sqlite3 connections are not shareable); every
@@ -63,10 +63,11 @@ CREATE TABLE IF NOT EXISTS file_state (
     mtime_ns INTEGER NOT NULL,
     oid TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dir_state (
+CREATE TABLE IF NOT EXISTS folder_state (
     path TEXT PRIMARY KEY,
     oid TEXT NOT NULL,
-    fingerprint TEXT NOT NULL
+    fingerprint TEXT NOT NULL,
+    listing BLOB NOT NULL
 );
 """
 
@@ -281,16 +282,19 @@ class Index:
         self._write(lambda conn: conn.executemany("DELETE FROM file_state WHERE path = ?", rows))
 
     # -- folder fingerprints (merkl.tracking.snapshot) -----------------------------------
-    def find_dir_fingerprint(self, path: str) -> tuple[str, str] | None:
-        """(pointer oid, fingerprint) recorded when the folder at `path` was last seen clean."""
-        rows = self._read("SELECT oid, fingerprint FROM dir_state WHERE path = ?", (path,))
-        return (rows[0][0], rows[0][1]) if rows else None
+    def find_dir_snapshot(self, path: str) -> tuple[str, str, bytes] | None:
+        """(pointer oid, fingerprint, listing) recorded when the folder at `path` was clean."""
+        rows = self._read(
+            "SELECT oid, fingerprint, listing FROM folder_state WHERE path = ?", (path,)
+        )
+        return (rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
 
-    def set_dir_fingerprint(self, path: str, oid: str, fingerprint: str) -> None:
+    def set_dir_snapshot(self, path: str, oid: str, fingerprint: str, listing: bytes) -> None:
         self._write(
             lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO dir_state (path, oid, fingerprint) VALUES (?, ?, ?)",
-                (path, oid, fingerprint),
+                "INSERT OR REPLACE INTO folder_state (path, oid, fingerprint, listing) "
+                "VALUES (?, ?, ?, ?)",
+                (path, oid, fingerprint, listing),
             )
         )
 

@@ -8,7 +8,7 @@ outlives the run, so later clusters in the same process start in a fraction of a
 
 The cluster lives for one run and nobody watches its dashboard, so its background chores are
 turned down (`_QUIET`): Dask's defaults (a 10 ms statistical profiler in every worker, event
-loop health ticks every 20 ms, memory checks every 100 ms) cost CPU-bound task bodies 6–11%
+loop health ticks every 20 ms, memory checks every 100 ms) cost CPU-bound task bodies 6-11%
 of their speed when the workers fill every core (measured in `docs/executors.md`).
 """
 

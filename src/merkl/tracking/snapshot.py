@@ -25,6 +25,8 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from stat import S_ISDIR
 
 from merkl.hashing import hash_bytes
 from merkl.repo import Repo
@@ -96,9 +98,53 @@ def fingerprint(files: Mapping[str, str], stats: Stats) -> str | None:
     return hash_bytes(names + b"\n" + marshal.dumps(numbers, 2))
 
 
-def is_unchanged(repo: Repo, folder: str, oid: str, digest: str | None) -> bool:
-    """True when `folder` was recorded clean for pointer `oid` with this same fingerprint."""
-    return digest is not None and repo.index.find_dir_fingerprint(folder) == (oid, digest)
+@dataclass(frozen=True)
+class Snapshot:
+    """A folder as last seen clean: its pointer oid, fingerprint and listing."""
+
+    oid: str
+    fingerprint: str
+    # Every folder walked (relative, "" for the root) with (inode, mtime_ns, ctime_ns), and
+    # the members' relative paths in order; empty when a folder was too recent to rely on.
+    folders: tuple[tuple[str, tuple[int, int, int]], ...]
+    members: tuple[str, ...]
+
+    def members_if_listed(self, root: str) -> dict[str, str] | None:
+        """The members (relative → path) when no folder changed since the recording: adding,
+        removing or renaming an entry changes its folder's mtime, so the listing still holds
+        and the folders need not be read again. None when one did change."""
+        if not self.folders:
+            return None
+        for rel, seen in self.folders:
+            try:
+                st = os.lstat(os.path.join(root, rel) if rel else root)
+            except OSError:
+                return None
+            if (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) != seen or not S_ISDIR(st.st_mode):
+                return None
+        prefix = root + os.sep
+        return {rel: prefix + rel for rel in self.members}
+
+
+def load(repo: Repo, folder: str) -> Snapshot | None:
+    found = repo.index.find_dir_snapshot(folder)
+    if found is None:
+        return None
+    oid, digest, listing = found
+    try:
+        folders, members = marshal.loads(listing)
+        return Snapshot(oid, digest, tuple(folders), tuple(members))
+    except (EOFError, ValueError, TypeError):
+        return None  # from another Python version, or damaged: check member by member
+
+
+def is_unchanged(snapshot: Snapshot | None, oid: str, digest: str | None) -> bool:
+    """True when the folder was recorded clean for pointer `oid` with this same fingerprint."""
+    return (
+        snapshot is not None
+        and digest is not None
+        and (snapshot.oid, snapshot.fingerprint) == (oid, digest)
+    )
 
 
 def record(
@@ -116,7 +162,8 @@ def record(
     digest = fingerprint(files, stats)
     if digest is None or set(files) != set(expected):
         return False
-    if repo.index.find_dir_fingerprint(folder) == (oid, digest):
+    known = load(repo, folder)
+    if is_unchanged(known, oid, digest) and known and known.members_if_listed(folder):
         return True
     newest = (time.time() - RACY_SECONDS) * 1e9
     store = repo.store
@@ -129,5 +176,28 @@ def record(
             return False
         if (obj.st_dev, obj.st_ino) != (st.st_dev, st.st_ino):
             return False
-    repo.index.set_dir_fingerprint(folder, oid, digest)
+    folders = _folders(folder)
+    if folders is None or any(seen[1] >= newest for _, seen in folders):
+        folders = []  # racy: the fingerprint only, every status lists the folders
+    listing = marshal.dumps((folders, list(files) if folders else []), 2)
+    repo.index.set_dir_snapshot(folder, oid, digest, listing)
     return True
+
+
+def _folders(root: str) -> list[tuple[str, tuple[int, int, int]]] | None:
+    """Every real folder under `root` (links not followed, as `scan_dir` walks), with its
+    (inode, mtime_ns, ctime_ns); None if one vanished meanwhile."""
+    found: list[tuple[str, tuple[int, int, int]]] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        path = os.path.join(root, rel) if rel else root
+        try:
+            st = os.lstat(path)
+            with os.scandir(path) as entries:
+                subfolders = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return None
+        found.append((rel, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+        stack.extend(f"{rel}/{name}" if rel else name for name in subfolders)
+    return found

@@ -108,12 +108,16 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
             return ItemState(tracked, State.MODIFIED, manifest=manifest)
         complete = manifest is not None and _members_stored(repo, manifest)
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
+    folder = str(path)
+    known = snapshot.load(repo, folder) if not members else None
+    listed = known.members_if_listed(folder) if known is not None and known.oid == oid else None
+    if listed is not None:
+        stats = snapshot.stat_files(list(listed.values()))
+        if snapshot.is_unchanged(known, oid, snapshot.fingerprint(listed, stats)):
+            return ItemState(tracked, State.CLEAN, DirChanges())
     scan = scan_dir(repo, path, check_links=False)
     stats = snapshot.stat_files(list(scan.files.values()))
-    folder = str(path)
-    if not members and snapshot.is_unchanged(
-        repo, folder, oid, snapshot.fingerprint(scan.files, stats)
-    ):
+    if snapshot.is_unchanged(known, oid, snapshot.fingerprint(scan.files, stats)):
         return ItemState(tracked, State.CLEAN, DirChanges())
     from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
 

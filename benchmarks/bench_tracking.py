@@ -81,6 +81,19 @@ def sh(args: list[str], cwd: Path, stdout: int | None = subprocess.DEVNULL) -> f
     return elapsed
 
 
+def timed_script(script: str, cwd: Path, *args: str) -> float:
+    """Run one of the scripts above in a fresh interpreter; it prints the seconds it measured."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=ENV,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout)
+
+
 def merkl_repo(path: Path) -> Path:
     path.mkdir()
     sh(["git", "init", "-q"], path)
@@ -142,15 +155,7 @@ def bench_big_file(work: Path, runs: int) -> dict[str, float]:
 
     def in_process(i: int) -> float:
         prepare_big(merkl, source, runs + i)
-        out = subprocess.run(
-            [sys.executable, "-c", IN_PROCESS, f"big{runs + i}.bin"],
-            env=ENV,
-            cwd=merkl,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return float(out.stdout)
+        return timed_script(IN_PROCESS, merkl, f"big{runs + i}.bin")
 
     def cat(i: int) -> float:
         prepare_big(plain, source, i)
@@ -158,15 +163,7 @@ def bench_big_file(work: Path, runs: int) -> dict[str, float]:
 
     def hash_only(i: int) -> float:
         prepare_big(plain, source, i)
-        out = subprocess.run(
-            [sys.executable, "-c", HASH_ONLY, f"big{i}.bin"],
-            env=ENV,
-            cwd=plain,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return float(out.stdout)
+        return timed_script(HASH_ONLY, plain, f"big{i}.bin")
 
     return interleaved(
         runs,
@@ -210,15 +207,7 @@ def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str
     empty = merkl_repo(work / "merkl-empty")
 
     def status_in_process(i: int) -> float:
-        out = subprocess.run(
-            [sys.executable, "-c", STATUS_IN_PROCESS],
-            env=ENV,
-            cwd=repos["merkl"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return float(out.stdout)
+        return timed_script(STATUS_IN_PROCESS, repos["merkl"])
 
     measures = {name: status(name) for name in makers}
     measures["merkl-start-up"] = lambda i: sh([*MERKL, "status"], empty)

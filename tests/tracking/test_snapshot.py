@@ -113,12 +113,13 @@ def test_changes_after_recording_are_found(tree, link, folders):
     assert _state(root).state is State.CLEAN
 
 
+@pytest.mark.parametrize("folders", [False, True], ids=["fingerprint", "listing"])
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_a_removed_object_is_found(tree, link):
+def test_a_removed_object_is_found(tree, link, folders):
     root = tree({"data": {"a": "1", "b": "2"}})
     set_link_type(root, link)
     run_cli("track", "data")
-    _age(root)
+    _age(root, folders=folders)
     assert _state(root).state is State.CLEAN
     assert _recorded(root)
     repo = Repo(root)
@@ -211,3 +212,28 @@ def test_an_unchanged_listing_spares_the_walk(tree, monkeypatch):
     os.utime(root / "data" / "sub", None)  # a folder changed: walked again
     with pytest.raises(AssertionError, match="walked"):
         _state(root)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_re_stored_object_is_not_taken_for_the_member(tree, link, monkeypatch):
+    """The listing stats store objects directly; an object removed and stored again (a new
+    inode) is no longer what the member was, so the folder is checked member by member."""
+    root = tree({"data": {"a": "1", "b": "2"}})
+    set_link_type(root, link)
+    run_cli("track", "data")
+    _age(root, folders=True)
+    assert _state(root).state is State.CLEAN
+    assert _listed(root)
+    repo = Repo(root)
+    target = repo.store.oid_to_path(_oid_of(repo, root / "data" / "a"))
+    data = target.read_bytes()
+    os.chmod(target.parent, 0o755)
+    target.unlink()
+    target.write_bytes(data)
+    read = []
+    real = merkl.tracking.manifest.find_manifest
+    monkeypatch.setattr(
+        merkl.tracking.manifest, "find_manifest", lambda *a: read.append(1) or real(*a)
+    )
+    assert _state(root).state is State.CLEAN
+    assert read  # the fingerprint did not match: the manifest was read

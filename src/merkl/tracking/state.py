@@ -110,7 +110,7 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
     folder = str(path)
     known = snapshot.load(repo, folder) if not members else None
-    listed = known.members_if_listed(folder) if known is not None and known.oid == oid else None
+    listed = known.objects_if_listed(repo, folder) if known and known.oid == oid else None
     if listed is not None:
         stats = snapshot.stat_files(list(listed.values()))
         if snapshot.is_unchanged(known, oid, snapshot.fingerprint(listed, stats)):

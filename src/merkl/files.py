@@ -90,25 +90,18 @@ def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> 
 
 
 def find_cached_file_oids(
-    paths: Sequence[str], repo: Repo, stats: Sequence[os.stat_result | None] | None = None
+    paths: Sequence[str], repo: Repo, stats: Sequence[os.stat_result | None]
 ) -> tuple[list[str | None], set[int]]:
     """Stat-cache answers without reading any file: (oid or None per path, missing indices).
 
-    None means the cache does not know the file as it is now; the caller decides whether to
-    hash it. Missing indices are paths that do not exist (or dangling links). `stats`, when
-    given, are the paths' `os.stat` results (None: missing), taken by the caller.
+    `stats` are the paths' `os.stat` results as the caller took them (None: missing). None
+    in the answer means the cache does not know the file as it is now; the caller decides
+    whether to hash it. Missing indices are paths that do not exist (or dangling links).
     """
     find = _stat_cache_lookup(repo, len(paths))
     oids: list[str | None] = []
     missing: set[int] = set()
-    for i, file in enumerate(paths):
-        if stats is not None:
-            st = stats[i]
-        else:
-            try:
-                st = os.stat(file)
-            except FileNotFoundError:
-                st = None
+    for i, (file, st) in enumerate(zip(paths, stats, strict=True)):
         if st is None:
             missing.add(i)
             oids.append(None)

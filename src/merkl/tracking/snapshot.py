@@ -1,20 +1,22 @@
-"""Folder fingerprints: `merkl status` of an unchanged tracked folder without its manifest.
+"""Folder snapshots: `merkl status` of an unchanged tracked folder without its manifest.
 
 Checking a tracked folder member by member means parsing its manifest, loading the stat cache
 and listing the store, which is most of the time `merkl status` takes on 10,000 files. So
-when a folder is found clean, its fingerprint is recorded: a digest of every member's path and
-of what `stat` sees through it (inode, size, mtime, ctime, link count…). The next status still
-lists and stats every member, but if the digest is the same, the folder is the same and still
-clean (DVC keys its state on a similar digest of a folder's mtimes and sizes).
+when a folder is found clean, a snapshot of it is recorded: its fingerprint, a digest of every
+member's path and of what `stat` sees through it (inode, size, mtime, ctime, link count…), and
+its listing with each subfolder's (inode, mtime, ctime). The next status stats every member
+again, straight from the listing while no subfolder changed (or after walking the folder), and
+if the digest is the same the folder is still clean (DVC keys its state on a similar digest of
+a folder's mtimes and sizes).
 
-A fingerprint is recorded only when
+A snapshot is recorded only when
 - every member *is* its store object (the same inode: a symlink or hard link into the store),
   so the objects' presence follows from the members' — removing an object breaks the symlink
   or lowers the hard link's count, and either changes the digest; folders of copies are always
   checked member by member;
 - no member was modified within the last `RACY_SECONDS`: as git does for "racy" index entries,
   an edit in the same clock tick as the recording could otherwise hide behind an unchanged
-  mtime.
+  mtime. A subfolder modified that recently keeps the listing out of the snapshot.
 """
 
 from __future__ import annotations
@@ -110,24 +112,27 @@ class Snapshot:
     members: tuple[str, ...]
     oids: tuple[str, ...]  # the store object each member was (the same inode), in order
 
-    def objects_if_listed(self, repo: Repo, root: str) -> dict[str, str] | None:
-        """Member (relative) → its store object's path, when no folder changed since the
-        recording. Adding, removing or renaming an entry changes its folder's mtime, so then
-        every member is still the very entry recorded: the symlink (links never change in
-        place) or hard link to that object. Stat'ing the object directly sees what a stat
-        through the member would (the same inode) and skips resolving 10,000 links. None when
-        a folder changed."""
+    def is_listed(self, root: str) -> bool:
+        """True when the listing is recorded and no folder under `root` changed since: adding,
+        removing or renaming an entry changes its folder's mtime."""
         if not self.folders:
-            return None
+            return False
         for rel, seen in self.folders:
             try:
                 st = os.lstat(os.path.join(root, rel) if rel else root)
             except OSError:
-                return None
+                return False
             if (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) != seen or not S_ISDIR(st.st_mode):
-                return None
-        objects = repo.store.oid_to_str
-        return {rel: objects(oid) for rel, oid in zip(self.members, self.oids, strict=True)}
+                return False
+        return True
+
+    def objects(self, repo: Repo) -> dict[str, str]:
+        """Member (relative) → its store object's path. While `is_listed`, every member is the
+        very entry recorded: the symlink (links never change in place) or hard link to that
+        object, so stat'ing the object sees what a stat through the member would (the same
+        inode), without resolving 10,000 links."""
+        path_of = repo.store.oid_to_str
+        return {rel: path_of(oid) for rel, oid in zip(self.members, self.oids, strict=True)}
 
 
 def load(repo: Repo, folder: str) -> Snapshot | None:
@@ -157,36 +162,36 @@ def record(
     oid: str,
     files: Mapping[str, str],
     stats: Stats,
+    digest: str | None,
     expected: Mapping[str, str],
+    known: Snapshot | None,
 ) -> bool:
-    """Remember a folder just found clean (members' oids in `expected`), if it qualifies.
+    """Remember a folder just found clean, if it qualifies (see the module docstring).
 
-    Returns whether it was recorded (see the module docstring for when it is not).
+    `files` and `stats` are its members as just walked and stat'ed, `digest` their fingerprint,
+    `expected` each member's oid, `known` the snapshot recorded before (if any). Returns
+    whether the folder has a snapshot now.
     """
-    digest = fingerprint(files, stats)
     if digest is None or set(files) != set(expected):
         return False
-    known = load(repo, folder)
-    if is_unchanged(known, oid, digest) and known and known.objects_if_listed(repo, folder):
-        return True
+    if is_unchanged(known, oid, digest) and known is not None and known.is_listed(folder):
+        return True  # nothing new to record
     newest = (time.time() - RACY_SECONDS) * 1e9
-    store = repo.store
+    path_of = repo.store.oid_to_str
     for rel, st in zip(files, stats, strict=True):
         if st is None or st.st_mtime_ns >= newest:
             return False
         try:
-            obj = os.stat(store.oid_to_path(expected[rel]))
+            obj = os.stat(path_of(expected[rel]))
         except FileNotFoundError:
             return False
         if (obj.st_dev, obj.st_ino) != (st.st_dev, st.st_ino):
             return False
     folders = _folders(folder)
     if folders is None or any(seen[1] >= newest for _, seen in folders):
-        folders = []  # racy: the fingerprint only, every status lists the folders
-    listing = marshal.dumps(
-        (folders, list(files) if folders else [], [expected[r] for r in files] if folders else []),
-        2,
-    )
+        folders = []  # racy: the fingerprint only, every status walks the folder
+    members = list(files) if folders else []
+    listing = marshal.dumps((folders, members, [expected[rel] for rel in members]), 2)
     repo.index.set_dir_snapshot(folder, oid, digest, listing)
     return True
 

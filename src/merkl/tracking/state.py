@@ -109,15 +109,16 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
         complete = manifest is not None and _members_stored(repo, manifest)
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
     folder = str(path)
-    known = snapshot.load(repo, folder) if not members else None
-    listed = known.objects_if_listed(repo, folder) if known and known.oid == oid else None
-    if listed is not None:
+    known = snapshot.load(repo, folder)
+    if not members and known is not None and known.oid == oid and known.is_listed(folder):
+        listed = known.objects(repo)
         stats = snapshot.stat_files(list(listed.values()))
         if snapshot.is_unchanged(known, oid, snapshot.fingerprint(listed, stats)):
             return ItemState(tracked, State.CLEAN, DirChanges())
     scan = scan_dir(repo, path, check_links=False)
     stats = snapshot.stat_files(list(scan.files.values()))
-    if snapshot.is_unchanged(known, oid, snapshot.fingerprint(scan.files, stats)):
+    digest = snapshot.fingerprint(scan.files, stats)
+    if not members and snapshot.is_unchanged(known, oid, digest):
         return ItemState(tracked, State.CLEAN, DirChanges())
     from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
 
@@ -147,7 +148,7 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
         state = State.CLEAN if _members_stored(repo, manifest) else State.NOT_IN_CACHE
     if state is State.CLEAN:
         oids = {rel: oid for rel, (_, oid) in current.items()}
-        snapshot.record(repo, folder, oid, scan.files, stats, oids)
+        snapshot.record(repo, folder, oid, scan.files, stats, digest, oids, known)
     return ItemState(tracked, state, changes, current, manifest)
 
 

@@ -26,7 +26,7 @@ from merkl.remotes.records import is_safe_serializer
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
-from merkl.tracking.worktree import iter_tracked
+from merkl.tracking.worktree import Tracked, iter_tracked
 
 if TYPE_CHECKING:
     from merkl.files import FileRef, StoredOutput
@@ -85,23 +85,47 @@ def pull(
     jobs = jobs or configured_jobs(remote)
     try:
         with TransferProgress(f"pull from {remote.name}") as progress:
-            # Manifests first: a directory's members are listed in its manifest object. Then
-            # everything else at once, so one big file does not hold up the small ones.
-            manifests = [i.pointer.oid for i in items if i.pointer.type == "dir"]
-            report.objects = remote.pull(repo.store, manifests, jobs=jobs, progress=progress)
-            oids = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
-            report.objects.merge(remote.pull(repo.store, oids, jobs=jobs, progress=progress))
+            _fetch_tracked(repo, remote, items, report, jobs, progress)
             if outputs and not paths:
                 trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
                 pull_outputs(repo, remote, None, report, trusted, jobs, progress)
     finally:
         remote.close()
+    _checkout_complete(repo, items, report, force)
+    return report
+
+
+def _fetch_tracked(
+    repo: Repo,
+    remote: Remote,
+    items: Sequence[Tracked],
+    report: PullReport,
+    jobs: int | None,
+    progress: TransferProgress | None = None,
+) -> None:
+    """The objects of tracked files and folders. Manifests first: a folder's members are
+    listed in its manifest object. Then everything else at once, so one big file does not hold
+    up the small ones."""
+    manifests = [i.pointer.oid for i in items if i.pointer.type == "dir"]
+    report.objects.merge(remote.pull(repo.store, manifests, jobs=jobs, progress=progress))
+    oids = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
+    report.objects.merge(remote.pull(repo.store, oids, jobs=jobs, progress=progress))
+
+
+def _checkout_complete(
+    repo: Repo, items: Sequence[Tracked], report: PullReport, force: bool = False
+) -> None:
+    """Check out the items whose objects are all in the store now."""
     complete = [
         i for i in items if all(repo.store.has(o) for o in iter_pointer_oids(repo, i.pointer))
     ]
-    if complete:
-        report.checkout = checkout(repo, [i.pointer_file for i in complete], force=force)
-    return report
+    if not complete:
+        return
+    result = checkout(repo, [i.pointer_file for i in complete], force=force)
+    if report.checkout is None:
+        report.checkout = result
+    else:
+        report.checkout.restored += result.restored
 
 
 def pull_outputs(
@@ -223,14 +247,9 @@ def _pull_inputs(
     repo: Repo, remote: Remote, inputs: Sequence[FileRef], report: PullReport, jobs: int | None
 ) -> None:
     """Tracked input files (`merkl.path`, `merkl.read_file`): fetch and check them out."""
-    report.objects.merge(remote.pull(repo.store, [i.hash for i in inputs], jobs=jobs))
-    ready = [i.pointer_file for i in inputs if i.pointer_file and repo.store.has(i.hash)]
-    if ready:
-        result = checkout(repo, ready)
-        if report.checkout is None:
-            report.checkout = result
-        else:
-            report.checkout.restored += result.restored
+    items = list(iter_tracked(repo, [i.pointer_file for i in inputs if i.pointer_file]))
+    _fetch_tracked(repo, remote, items, report, jobs)
+    _checkout_complete(repo, items, report)
 
 
 def _pull_stored(

@@ -315,12 +315,7 @@ class S3Remote(Remote):
                 handle.truncate(location.size)
         jobs: list[Callable[[], None]] = [partial(self._read_range, r) for r in plan_reads(packed)]
         jobs += [partial(self._get_loose, key, dest) for key, dest in loose]
-        if len(jobs) == 1:
-            jobs[0]()
-        elif jobs:
-            with ThreadPoolExecutor(max_workers=min(self.default_jobs, len(jobs))) as pool:
-                for future in [pool.submit(job) for job in jobs]:
-                    future.result()
+        _run_all(jobs, self.default_jobs)
 
     def _read_range(self, read: RangeRead) -> None:
         """One ranged GET of a pack, its pieces written into their destinations. A pack that
@@ -446,9 +441,7 @@ class S3Remote(Remote):
         name, data = dump_index(pack_ids, plans, empty)
         # Written last: until it exists, the packs above are invisible, so a killed push
         # leaves no key half there.
-        self._call(
-            partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + name, Body=data)
-        )
+        self._put_bytes(name, data)
         self._catalog.add(name, load_index(data, name, self.label))
         cache_index(self.local_cache, name, data)
 
@@ -456,32 +449,32 @@ class S3Remote(Remote):
         with self._pack_slots:  # bounds the memory of packs being built and sent
             data = read_pack(pieces)
             pack_id = hash_bytes(data)
-            self._call(
-                partial(
-                    self.client.put_object,
-                    Bucket=self.bucket,
-                    Key=self.prefix + pack_key(pack_id),
-                    Body=data,
-                )
-            )
+            self._put_bytes(pack_key(pack_id), data)
         return pack_id
 
     def _put_loose(self, items: Sequence[tuple[str, Source]]) -> None:
-        if len(items) == 1:
-            self._put_one(*items[0])
-            return
-        with ThreadPoolExecutor(max_workers=min(self.default_jobs, len(items))) as pool:
-            for future in [pool.submit(self._put_one, key, source) for key, source in items]:
-                future.result()
+        _run_all([partial(self._put_one, key, source) for key, source in items], self.default_jobs)
 
     def _put_one(self, key: str, source: Source) -> None:
-        client, full = self.client, self.prefix + key
         if isinstance(source, Path) and source.stat().st_size > self.multipart_threshold:
             config = self._transfer_config()
-            self._call(partial(client.upload_file, str(source), self.bucket, full, Config=config))
+            self._call(
+                partial(
+                    self.client.upload_file,
+                    str(source),
+                    self.bucket,
+                    self.prefix + key,
+                    Config=config,
+                )
+            )
             return
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        self._call(partial(client.put_object, Bucket=self.bucket, Key=full, Body=data))
+        self._put_bytes(key, source if isinstance(source, bytes) else source.read_bytes())
+
+    def _put_bytes(self, key: str, data: bytes | bytearray) -> None:
+        """One PUT of a whole object."""
+        self._call(
+            partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        )
 
     # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:
@@ -511,6 +504,16 @@ class S3Remote(Remote):
         client = self.__dict__.pop("client", None)
         if client is not None:
             client.close()
+
+
+def _run_all(jobs: Sequence[Callable[[], None]], workers: int) -> None:
+    """Run the jobs, several at once when there are several; the first failure is raised."""
+    if len(jobs) == 1:
+        jobs[0]()
+    elif jobs:
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
 
 
 def _skip(body: Any, count: int) -> bool:

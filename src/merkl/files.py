@@ -326,8 +326,11 @@ def load(file: Path | str) -> StoredOutput:
     return StoredOutput(pointer_file, read_pointer(pointer_file))
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Replace `target` with `data` so readers see the old or the new file, never a mix."""
+def write_atomic(target: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace `target` with `data` so readers see the old or the new file, never a mix.
+
+    `fsync=False` for copies that are checked when read (a cache): no wait for the disk.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_symlink():
         target.unlink()
@@ -335,8 +338,9 @@ def write_atomic(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:

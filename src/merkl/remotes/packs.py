@@ -21,7 +21,7 @@ This module is storage-neutral (planning, encoding, lookup); `merkl.remotes.s3` 
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -209,16 +209,12 @@ def read_cached_index(folder: Path | None, name: str) -> bytes | None:
 def cache_index(folder: Path | None, name: str, data: bytes) -> None:
     """Keep a copy of an index fetched from the remote (best effort: a cache, checked again
     when read; a bad copy is replaced)."""
+    from merkl.files import write_atomic
+
     if folder is None or hash_bytes(data) != _index_hash(name):
         return
-    target = folder / _cache_name(name)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-        temp.write_bytes(data)
-        os.replace(temp, target)
-    except OSError:
-        return
+    with contextlib.suppress(OSError):
+        write_atomic(folder / _cache_name(name), bytes(data), fsync=False)
 
 
 def _cache_name(name: str) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from merkl.errors import CacheMissError
 from merkl.remotes.base import Remote, Source
+from merkl.remotes.records import OBJECTS, OUTPUTS
 
 _WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -43,15 +44,18 @@ class LocalRemote(Remote):
         self.hardlink = self.options.get("hardlink", True) is not False
 
     def prepare(self, *, write: bool) -> None:
-        if self.root.is_dir():
-            return
-        if not write:
+        if not self.root.is_dir() and not write:
             raise self.error(
                 f"directory {str(self.root)!r} does not exist",
                 hint="check the remote's path, or push to it first",
             )
+        if not write:
+            return
+        # The top folders are made here, once, rather than by the parallel `put`s racing to
+        # make them: a transfer then does the same file-system calls whichever thread is first.
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            for folder in (self.root, self.root / OBJECTS, self.root / OUTPUTS, self.root / "tmp"):
+                folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self.error(f"cannot create directory {str(self.root)!r}", exc) from exc
 

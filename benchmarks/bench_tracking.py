@@ -44,7 +44,7 @@ ENV |= {
 # The same operations inside one Python process: the work itself, without start-up.
 IN_PROCESS = """
 import sys, time
-from merkl.ops.track import track
+from merkl.tracking.track import track
 from merkl.repo import Repo
 start = time.perf_counter()
 track(Repo.find(), [sys.argv[1]])

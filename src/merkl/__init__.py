@@ -15,18 +15,19 @@ double(21).get()  # 42, computed once, then read from the cache
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
+from merkl.cache import CACHE_OPEN_HOOKS
+
 if TYPE_CHECKING:
-    from merkl.cache import CachePolicy
+    from merkl.cache import Cache, CachePolicy
     from merkl.deps import CodeHashMode
     from merkl.errors import MerklError
-    from merkl.evaluate import evaluate
+    from merkl.evaluation import evaluate
     from merkl.files import FileOutput, FileRef, load, path, read_file, write_file
     from merkl.hashing import register_encoder
     from merkl.placeholder import Lazy, MissingArgument, Placeholder
+    from merkl.repo import Repo
     from merkl.serializers import (
         BytesSerializer,
         JsonSerializer,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
         PickleSerializer,
         Serializer,
     )
-    from merkl.task import Task, task
+    from merkl.tasks import Task, task
 
 # Exported name -> the module defining it. Imported on first use, so that `merkl status` does
 # not pay for the pipeline engine at start-up (PEP 562).
@@ -42,7 +43,7 @@ _EXPORTS = {
     "CachePolicy": "merkl.cache",
     "CodeHashMode": "merkl.deps",
     "MerklError": "merkl.errors",
-    "evaluate": "merkl.evaluate",
+    "evaluate": "merkl.evaluation",
     "FileOutput": "merkl.files",
     "FileRef": "merkl.files",
     "load": "merkl.files",
@@ -58,8 +59,8 @@ _EXPORTS = {
     "NumpySerializer": "merkl.serializers",
     "PickleSerializer": "merkl.serializers",
     "Serializer": "merkl.serializers",
-    "Task": "merkl.task",
-    "task": "merkl.task",
+    "Task": "merkl.tasks",
+    "task": "merkl.tasks",
 }
 
 __version__ = "0.1.0"
@@ -89,32 +90,26 @@ __all__ = [
 ]
 
 
-class _Package(types.ModuleType):
-    """`merkl` with lazily imported exports.
+def _install_read_through(repo: Repo, cache: Cache) -> None:
+    """Remote read-through on a local cache miss, when a remote says `read_through = true`."""
+    from merkl.remotes.read_through import install_read_through
 
-    `merkl.task` and `merkl.evaluate` are both submodules and exported functions. Importing a
-    submodule makes Python set it as an attribute of the package; this class keeps the exported
-    function under those names instead (as the eager `from merkl.task import task` did), so
-    `@merkl.task` works whichever module was imported first.
-    """
+    install_read_through(repo, cache)
 
-    def __getattr__(self, name: str) -> Any:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module 'merkl' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        types.ModuleType.__setattr__(self, name, value)
-        return value
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            self.__dict__.pop(name, None)  # the submodule, not the export: resolve lazily
-            return
-        super().__setattr__(name, value)
+# The package ties the layers together: the cache (below) is extended by the remotes (above).
+CACHE_OPEN_HOOKS.append(_install_read_through)
+
+
+def __getattr__(name: str) -> Any:
+    """Exported names are imported on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'merkl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-sys.modules[__name__].__class__ = _Package

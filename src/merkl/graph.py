@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from merkl.cache import Cache
 from merkl.cache.index import OutputEntry
 from merkl.placeholder import Lazy, Placeholder
-from merkl.task import Call
+from merkl.tasks import Call
 
 
 @dataclass

@@ -14,7 +14,7 @@ from merkl.hashing import register_hashed_type
 
 if TYPE_CHECKING:
     from merkl.session import Session
-    from merkl.task import Call, Task
+    from merkl.tasks import Call, Task
 
 
 class Lazy:
@@ -32,7 +32,7 @@ class Lazy:
 
     def get(self, *, executor: Any = None) -> Any:
         """Compute or fetch the value, running only what no cache holds."""
-        from merkl.evaluate import evaluate
+        from merkl.evaluation import evaluate
 
         return evaluate([self], executor=executor)[0]
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from merkl.errors import PointerFileError
+from merkl.fs import write_atomic
 from merkl.hashing import HASH_PREFIX, is_hex_hash
 
 POINTER_SUFFIX = ".merkl"
@@ -87,8 +88,6 @@ def dump_pointer(pointer: Pointer) -> bytes:
 
 def write_pointer(file: Path, pointer: Pointer) -> None:
     """Write a pointer file atomically (unchanged content is not rewritten)."""
-    from merkl.files import write_atomic
-
     data = dump_pointer(pointer)
     try:
         if file.read_bytes() == data:

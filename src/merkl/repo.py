@@ -99,12 +99,11 @@ class Repo:
 
     @functools.cached_property
     def cache(self) -> Cache:
-        from merkl.cache import Cache  # the pipeline engine's; tracking commands never load it
+        from merkl.cache import CACHE_OPEN_HOOKS, Cache  # tracking commands never load it
 
         cache = Cache(self.store, self.index)
-        from merkl.remotes.read_through import install_read_through
-
-        install_read_through(self, cache)  # only when a remote says read_through = true
+        for hook in CACHE_OPEN_HOOKS:
+            hook(self, cache)
         return cache
 
     @functools.cached_property

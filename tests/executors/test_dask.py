@@ -17,7 +17,7 @@ import pytest
 import merkl
 from merkl.cache import clear_memory_cache
 from merkl.errors import EvaluationError, ExecutorError, SerializationError, UsageError
-from merkl.evaluate import evaluate_value
+from merkl.evaluation import evaluate_value
 from merkl.executors import dask as dask_executor
 from merkl.executors.dask import DaskExecutor
 from merkl.executors.local_cluster import start_method

@@ -6,7 +6,7 @@ import pytest
 
 import merkl
 from merkl.errors import EvaluationError, ExecutorError, SerializationError, UsageError
-from merkl.evaluate import evaluate_value
+from merkl.evaluation import evaluate_value
 from merkl.executors import get_executor
 from merkl.executors.pool import ProcessesExecutor, ThreadsExecutor, check_jobs
 from merkl.session import use_session

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 
 from merkl.catalog.asset import make_asset
 from merkl.catalog.runner import RunOptions, run_recipe_file
-from merkl.files import hash_file
+from merkl.hashing import hash_file
 from merkl.pointer import read_pointer
 from tests.helpers import run_cli
 from tests.provenance.conftest import run_ok

@@ -71,7 +71,7 @@ def test_json_snapshot_and_hashes_match_a_dry_run(examples):
     dry_hashes = {line.split()[1]: line.split()[0] for line in dry if "pipeline2." in line}
     by_label = {n["label"]: n["hash"] for n in graph["nodes"] if n["kind"] == "output"}
     assert by_label == dry_hashes
-    from merkl.files import hash_file
+    from merkl.hashing import hash_file
 
     assert graph["nodes"][0]["hash"] == hash_file(examples / "data" / "train.csv")
 

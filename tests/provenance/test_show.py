@@ -39,7 +39,7 @@ def test_show_model_back_to_the_training_data(ran):
         "    ├── test_every: value  #4\n"
         "    └── csv_bytes: file data/train.csv  #5  tracked\n"
     )
-    from merkl.files import hash_file
+    from merkl.hashing import hash_file
 
     assert hash_file(ran / "data" / "train.csv")[:8] in tree
 

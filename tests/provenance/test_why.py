@@ -60,7 +60,7 @@ def test_argument_value_change(examples):
 def test_input_file_change_reaches_everything_downstream(examples):
     run_ok("run", "pipeline2.pipeline")
     csv = examples / "data" / "train.csv"
-    from merkl.files import hash_file
+    from merkl.hashing import hash_file
 
     old = hash_file(csv)
     csv.write_text(csv.read_text() + "11.0,35.0\n")

@@ -67,7 +67,7 @@ def main() -> int:
     sys.path.insert(0, str(root))
     import concpipe
 
-    from merkl.evaluate import evaluate
+    from merkl.evaluation import evaluate
     from merkl.repo import Repo
     from merkl.session import Session, use_session
 

@@ -14,7 +14,7 @@ import threading
 
 import orjson
 
-from merkl.evaluate import evaluate
+from merkl.evaluation import evaluate
 from merkl.ops.verify import verify
 from merkl.session import Session, use_session
 from tests.helpers import REPO_ROOT, import_fresh, write_module

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from merkl.files import file_oid, hash_file
-from merkl.ops.track import track
+from merkl.cache.stat_cache import file_oid
+from merkl.hashing import hash_file
 from merkl.ops.verify import verify
+from merkl.tracking.track import track
 from tests.helpers import run_cli
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from merkl.evaluate import evaluate_value
+from merkl.evaluation import evaluate_value
 from merkl.repo import Repo
 from merkl.serve import ServeConfig, create_app
 from merkl.session import Session, use_session

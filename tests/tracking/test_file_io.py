@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import import_fresh, run_cli, write_module
 
 import merkl
-import merkl.files
+import merkl.cache.stat_cache
 from merkl.pointer import read_pointer
 from merkl.session import Session, use_session
 
@@ -65,8 +65,10 @@ def test_file_input_hash_follows_content_and_is_stat_cached(repo, monkeypatch):
     with use_session(Session(repo)):
         first = module.count_lines(merkl.read_file("input.csv"))
         calls = []
-        real = merkl.files.hash_file
-        monkeypatch.setattr(merkl.files, "hash_file", lambda p: calls.append(p) or real(p))
+        real = merkl.cache.stat_cache.hash_file
+        monkeypatch.setattr(
+            merkl.cache.stat_cache, "hash_file", lambda p: calls.append(p) or real(p)
+        )
         same = module.count_lines(merkl.read_file("input.csv"))
         assert same.hash == first.hash
         assert calls == []

@@ -132,7 +132,7 @@ def test_a_removed_object_is_found(tree, link, folders):
 
 
 def _oid_of(repo, path):
-    from merkl.files import hash_file
+    from merkl.hashing import hash_file
 
     return hash_file(path)
 

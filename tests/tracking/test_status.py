@@ -9,7 +9,8 @@ import os
 import pytest
 from tests.helpers import run_cli
 
-import merkl.files
+import merkl.cache.stat_cache
+import merkl.hashing
 from merkl.ops.status import status
 from merkl.repo import Repo
 from merkl.tracking.state import State
@@ -31,8 +32,8 @@ def test_every_state(tree):
     # the store lost the object but the work tree has the content (a copy)
     (root / "uncached").unlink()
     (root / "uncached").write_text("u")
-    repo.store.remove(merkl.files.hash_bytes(b"u"))
-    repo.store.remove(merkl.files.hash_bytes(b"n"))  # now a dangling link
+    repo.store.remove(merkl.hashing.hash_bytes(b"u"))
+    repo.store.remove(merkl.hashing.hash_bytes(b"n"))  # now a dangling link
     assert _states(root) == {
         "clean": "clean",
         "missing": "missing",
@@ -119,8 +120,8 @@ def test_unchanged_files_are_never_reread(tree, monkeypatch):
     root = tree({"d": {f"f{i}": str(i) for i in range(50)}, "big": "x" * 1000})
     run_cli("track", "d", "big")
     calls = []
-    real = merkl.files.hash_file
-    monkeypatch.setattr(merkl.files, "hash_file", lambda p: calls.append(p) or real(p))
+    real = merkl.cache.stat_cache.hash_file
+    monkeypatch.setattr(merkl.cache.stat_cache, "hash_file", lambda p: calls.append(p) or real(p))
     assert {i.state for i in status(Repo(root))} == {State.CLEAN}
     assert calls == []
     (root / "big").unlink()

@@ -12,13 +12,12 @@ from tests.helpers import run_cli
 from tests.tracking.conftest import set_link_type
 
 from merkl.errors import ConfigError, MerklWarning
-from merkl.files import hash_file
-from merkl.hashing import hash_bytes
-from merkl.ops.track import track
+from merkl.hashing import hash_bytes, hash_file
 from merkl.pointer import read_pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.manifest import get_manifest
+from merkl.tracking.track import track
 
 
 def test_track_file_moves_it_into_the_store_and_links_back(tree):

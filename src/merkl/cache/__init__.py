@@ -8,12 +8,18 @@ such as `merkl status`, do not pay for the serializers it brings.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from merkl.cache.facade import Cache, CachePolicy, clear_memory_cache
+    from merkl.repo import Repo
 
 __all__ = ["Cache", "CachePolicy", "clear_memory_cache"]
+
+# Called with (repo, cache) when a repository opens its cache. Higher layers extend the cache
+# here without the repository knowing them: the package adds remote read-through.
+CACHE_OPEN_HOOKS: list[Callable[[Repo, Cache], None]] = []
 
 
 def __getattr__(name: str) -> Any:

@@ -9,20 +9,18 @@ served.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import blake3
 
 from merkl.errors import CorruptObjectError
+from merkl.fs import NO_LINK_ERRNOS, replace_with, write_atomic
 from merkl.hashing import hash_bytes, is_hex_hash
 
 _READ_ONLY = 0o444
-_NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 _CHUNK = 1 << 20
 
 
@@ -57,16 +55,32 @@ class ObjectStore:
         """Store `data` (if not already there) and return its oid."""
         oid = oid or hash_bytes(data)
         if not self.has(oid):
-            with self._atomic_writer(oid) as handle:
-                handle.write(data)
+            write_atomic(
+                self.oid_to_path(oid),
+                data,
+                fsync=self.fsync,
+                mode=_READ_ONLY,
+                tmp_dir=self.tmp_dir,
+            )
         return oid
 
     def put_file(self, source: Path, oid: str) -> None:
         """Copy a file whose content hashes to `oid` into the store."""
         if self.has(oid):
             return
-        with self._atomic_writer(oid) as handle, open(source, "rb") as src:
+        target = self.oid_to_path(oid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        replace_with(
+            target, lambda tmp: self._copy(source, tmp), tmp_dir=self.tmp_dir, mode=_READ_ONLY
+        )
+
+    def _copy(self, source: Path, tmp: str) -> None:
+        with open(source, "rb") as src, open(tmp, "xb") as handle:
             shutil.copyfileobj(src, handle, _CHUNK)
+            if self.fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def move_in(self, source: Path, oid: str) -> bool:
         """Make the file `source` (content hashing to `oid`) the object `oid` without a copy.
@@ -88,7 +102,7 @@ class ObjectStore:
             os.link(source, target)
         except OSError as exc:
             os.chmod(source, mode)
-            if exc.errno not in _NO_HARDLINK:
+            if exc.errno not in NO_LINK_ERRNOS:
                 raise
             self.put_file(source, oid)
             return False
@@ -150,25 +164,6 @@ class ObjectStore:
             for rest in sorted(os.listdir(folder)):
                 if is_hex_hash(prefix + rest):
                     yield prefix + rest
-
-    @contextlib.contextmanager
-    def _atomic_writer(self, oid: str) -> Iterator[object]:
-        target = self.oid_to_path(oid)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=oid[:12] + ".")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            os.chmod(tmp_name, _READ_ONLY)
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
 
 
 def _read(path: str) -> bytes:

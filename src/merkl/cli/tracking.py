@@ -24,7 +24,7 @@ def track(*paths: str) -> str:
 
     :param paths: files or folders inside the repository
     """
-    from merkl.ops.track import track as track_paths
+    from merkl.tracking.track import track as track_paths
 
     if not paths:
         raise UsageError("merkl track: give at least one PATH to track", exit_code=2)

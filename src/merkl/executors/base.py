@@ -11,7 +11,7 @@ from merkl.errors import EvaluationError
 from merkl.graph import Plan
 from merkl.placeholder import Lazy
 from merkl.session import Session
-from merkl.task import Call, Task, substitute
+from merkl.tasks import Call, Task, substitute
 
 
 class Executor:

@@ -36,7 +36,7 @@ from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_re
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session
-from merkl.task import Call
+from merkl.tasks import Call
 
 if TYPE_CHECKING:
     import distributed

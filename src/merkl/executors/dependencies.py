@@ -7,7 +7,7 @@ from typing import Any
 
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
-from merkl.task import Call
+from merkl.tasks import Call
 
 
 class CallDependencies:

@@ -32,7 +32,7 @@ from merkl.executors.start import POOL_PRELOAD, start_worker_server, worker_cont
 from merkl.executors.worker import TaskRef, adopt_environment, run_task, task_ref
 from merkl.graph import Plan
 from merkl.session import Session
-from merkl.task import Call
+from merkl.tasks import Call
 
 
 def default_jobs() -> int:

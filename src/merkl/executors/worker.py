@@ -24,7 +24,7 @@ from merkl.cache import CachePolicy
 from merkl.errors import ExecutorError
 from merkl.executors.base import split_result, timed_call
 from merkl.placeholder import Lazy
-from merkl.task import Task, iter_lazy, substitute
+from merkl.tasks import Task, iter_lazy, substitute
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merkl.cache.stat_cache import record_file_oids
 from merkl.errors import TrackingError
-from merkl.files import record_file_oids
 from merkl.repo import Repo
 from merkl.tracking.links import get_link_type, link_object, remove_path
 from merkl.tracking.state import ItemState, State, item_states

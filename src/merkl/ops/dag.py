@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from merkl.errors import UsageError
-from merkl.files import write_atomic
+from merkl.fs import write_atomic
 from merkl.provenance.dot import IMAGE_FORMATS, render_image, to_dot
 from merkl.provenance.model import Dag, build_dag
 from merkl.provenance.pipeline import call_pipeline, pipeline_help, wants_help

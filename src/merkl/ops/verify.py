@@ -29,8 +29,7 @@ from typing import Any
 
 from merkl.cache.index import Index
 from merkl.errors import MerklError
-from merkl.files import hash_file
-from merkl.hashing import hash_bytes
+from merkl.hashing import hash_bytes, hash_file
 from merkl.pointer import Pointer, iter_pointer_files, read_pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids

@@ -25,7 +25,7 @@ from merkl.provenance.model import display_path, output_label, output_state, sho
 from merkl.provenance.pipeline import call_pipeline
 from merkl.provenance.text import HASH_CHARS, local_time, to_string
 from merkl.repo import Repo
-from merkl.task import Call, iter_lazy
+from merkl.tasks import Call, iter_lazy
 
 _MAX_CANDIDATES = 500  # earlier runs of one task considered; the log is newest first
 

@@ -28,7 +28,7 @@ from merkl.placeholder import Lazy, MissingArgument, Placeholder
 from merkl.pointer import pointer_path
 from merkl.provenance.pipeline import Pipeline
 from merkl.repo import Repo
-from merkl.task import Call, iter_lazy
+from merkl.tasks import Call, iter_lazy
 
 CACHED = "cached"
 MISSING = "missing"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from merkl.files import FileOutput
-from merkl.ops.run import call_with_cli_args, import_target, pipeline_help, wants_help
 from merkl.placeholder import Lazy
 from merkl.repo import Repo
 from merkl.session import Session, use_session
-from merkl.task import iter_lazy
+from merkl.targets import call_with_cli_args, import_target, pipeline_help, wants_help
+from merkl.tasks import iter_lazy
 
 __all__ = ["Pipeline", "call_pipeline", "pipeline_help", "wants_help"]
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
 from merkl.errors import RemoteError
+from merkl.hashing import hash_file
 from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import (
     OUTPUTS,
@@ -161,7 +162,7 @@ class Remote:
             ready: list[tuple[str, Source]] = []
             for key in batch:
                 path = store.oid_to_path(keys[key])
-                if _hash_path(path) != keys[key]:
+                if hash_file(path) != keys[key]:
                     errors[key] = "the local copy is corrupt (run `merkl verify --repair`)"
                 else:
                     ready.append((key, path))
@@ -204,7 +205,7 @@ class Remote:
                 self.get([(key, temps[key]) for key in batch])
                 for key in batch:
                     oid = wanted[key]
-                    if _hash_path(temps[key]) != oid:
+                    if hash_file(temps[key]) != oid:
                         errors[key] = (
                             f"the bytes from {self.label} do not match the object's hash; "
                             f"refused (the remote copy is corrupt or was tampered with)"
@@ -306,12 +307,6 @@ def _temp_path(folder: Path, prefix: str) -> Path:
     fd, name = tempfile.mkstemp(dir=folder, prefix=prefix)
     os.close(fd)
     return Path(name)
-
-
-def _hash_path(path: Path) -> str:
-    from merkl.files import hash_file
-
-    return hash_file(path)
 
 
 def _adopt(store: ObjectStore, temp: Path, oid: str) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merkl.errors import ConfigError, UnknownRemoteError, UsageError
+from merkl.fs import write_atomic
 from merkl.remotes.urls import expand_vars, has_literal_password, mask_url, scheme_of
 from merkl.repo import LOCAL_CONFIG, PROJECT_CONFIG, Repo, read_toml
 
@@ -288,8 +289,6 @@ def _load_document(file: Path) -> tomlkit.TOMLDocument:
 
 def _write_document(file: Path, document: tomlkit.TOMLDocument) -> None:
     import tomlkit
-
-    from merkl.files import write_atomic
 
     write_atomic(file, tomlkit.dumps(document).encode())
 

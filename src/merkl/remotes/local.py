@@ -12,22 +12,20 @@ a remote file damaged in place is refused like any other corrupt object.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from merkl.errors import CacheMissError
+from merkl.fs import NO_LINK_ERRNOS, replace_with, write_atomic
 from merkl.remotes.base import Remote, Source
 from merkl.remotes.records import OBJECTS, OUTPUTS
 
 _WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
 class LocalRemote(Remote):
@@ -79,20 +77,15 @@ class LocalRemote(Remote):
         for key, source in items:
             target = root / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=target.name[:12] + ".")
-            try:
-                if isinstance(source, bytes):
-                    with os.fdopen(fd, "wb") as handle:
-                        handle.write(source)
-                else:
-                    os.close(fd)
-                    self._link_or_copy(source, Path(tmp))
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            if isinstance(source, bytes):
+                write_atomic(target, source, fsync=False, mode=0o444, tmp_dir=tmp_dir)
+            else:
+                replace_with(
+                    target,
+                    lambda tmp, source=source: self._link_or_copy(source, Path(tmp)),
+                    tmp_dir=tmp_dir,
+                    mode=0o444,
+                )
 
     def _link_or_copy(self, source: Path, dest: Path) -> None:
         """Hard-link a read-only (immutable) file when possible, else copy it."""
@@ -103,7 +96,7 @@ class LocalRemote(Remote):
                 os.link(source, dest)
                 return
             except OSError as exc:
-                if exc.errno not in _NO_LINK:
+                if exc.errno not in NO_LINK_ERRNOS:
                     raise
                 self.hardlink = False  # another filesystem: copy from now on
         shutil.copyfile(source, dest)

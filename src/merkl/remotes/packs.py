@@ -32,6 +32,7 @@ from typing import NamedTuple
 import orjson
 
 from merkl.errors import RemoteError
+from merkl.fs import write_atomic
 from merkl.hashing import hash_bytes, is_hex_hash
 
 INDEX_FORMAT = 1
@@ -209,8 +210,6 @@ def read_cached_index(folder: Path | None, name: str) -> bytes | None:
 def cache_index(folder: Path | None, name: str, data: bytes) -> None:
     """Keep a copy of an index fetched from the remote (best effort: a cache, checked again
     when read; a bad copy is replaced)."""
-    from merkl.files import write_atomic
-
     if folder is None or hash_bytes(data) != _index_hash(name):
         return
     with contextlib.suppress(OSError):

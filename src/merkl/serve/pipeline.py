@@ -13,11 +13,11 @@ from typing import Any
 from merkl.cache import Cache
 from merkl.errors import HashingError
 from merkl.graph import iter_nodes
-from merkl.ops.run import import_target
 from merkl.placeholder import Lazy, Placeholder
 from merkl.serve.binding import bind_arguments, type_hints
 from merkl.serve.payload import RequestError
-from merkl.task import Task, iter_lazy
+from merkl.targets import import_target
+from merkl.tasks import Task, iter_lazy
 
 
 class Pipeline:

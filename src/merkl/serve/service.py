@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from merkl.evaluate import EvalStats, evaluate_value
+from merkl.evaluation import EvalStats, evaluate_value
 from merkl.repo import Repo
 from merkl.serve.client_values import store_client_values
 from merkl.serve.payload import RequestError, parse_request

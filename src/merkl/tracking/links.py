@@ -8,17 +8,15 @@ warning) where the filesystem cannot do them, as DVC's `cache.type` list does.
 from __future__ import annotations
 
 import contextlib
-import errno
-import itertools
 import os
 import shutil
 import stat
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from merkl.errors import ConfigError, MerklWarning
+from merkl.fs import NO_LINK_ERRNOS, replace_with
 
 if TYPE_CHECKING:
     from merkl.repo import Repo
@@ -26,16 +24,6 @@ if TYPE_CHECKING:
 LINK_TYPES = ("symlink", "hardlink", "copy", "reflink")
 DEFAULT_LINK_TYPE = "symlink"
 _FICLONE = 0x40049409  # Linux ioctl: share extents between two files (btrfs, xfs, bcachefs)
-_NO_LINK_ERRNOS = {
-    errno.EXDEV,
-    errno.EPERM,
-    errno.EMLINK,
-    errno.ENOTSUP,
-    errno.EOPNOTSUPP,
-    errno.EINVAL,
-    errno.ENOTTY,
-    errno.ENOSYS,
-}
 
 
 def get_link_type(repo: Repo) -> str:
@@ -52,21 +40,6 @@ def get_link_type(repo: Repo) -> str:
     return str(link)
 
 
-# Unique per process (and per fork: the pid is read at each call), cheaper than uuid4.
-_TOKEN = os.urandom(4).hex()
-_counter = itertools.count()
-
-
-def temp_sibling(target: Path) -> Path:
-    """A unique hidden name next to `target`, for building a file before renaming it over."""
-    return Path(temp_sibling_str(str(target)))
-
-
-def temp_sibling_str(target: str) -> str:
-    folder, name = os.path.split(target)
-    return os.path.join(folder, f".{name}.merkl-tmp-{os.getpid()}-{_TOKEN}-{next(_counter)}")
-
-
 def link_object(repo: Repo, oid: str, target: Path | str, link_type: str) -> None:
     """Make `target` the object `oid` (by `link_type`), atomically replacing a file there.
 
@@ -75,19 +48,6 @@ def link_object(repo: Repo, oid: str, target: Path | str, link_type: str) -> Non
     """
     obj = repo.store.oid_to_path(oid)
     replace_with(target, lambda tmp: _make_link(obj, tmp, link_type, repo))
-
-
-def replace_with(target: Path | str, build: Callable[[str], object]) -> None:
-    """`build(tmp)` a new file at a temporary name beside `target`, then rename it over."""
-    target = os.fspath(target)
-    tmp = temp_sibling_str(target)
-    try:
-        build(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def is_linked(repo: Repo, path: Path | str, oid: str, link_type: str) -> bool:
@@ -135,7 +95,7 @@ def _make_link(obj: Path | str, dest: str, link_type: str, repo: Repo) -> None:
             os.link(obj, dest)
             return
         except OSError as exc:
-            if exc.errno not in _NO_LINK_ERRNOS:
+            if exc.errno not in NO_LINK_ERRNOS:
                 raise
             _warn_fallback("hardlink", exc)
     elif link_type == "reflink":
@@ -143,7 +103,7 @@ def _make_link(obj: Path | str, dest: str, link_type: str, repo: Repo) -> None:
             _reflink(obj, dest)
             return
         except OSError as exc:
-            if exc.errno not in _NO_LINK_ERRNOS:
+            if exc.errno not in NO_LINK_ERRNOS:
                 raise
             _warn_fallback("reflink", exc)
     shutil.copyfile(obj, dest)  # a fresh file with default permissions: writable

@@ -80,7 +80,7 @@ def current_file_oids(repo: Repo, items: list[Tracked]) -> list[str | None]:
     """Current content hash of each tracked file (None when absent or not a file)."""
     if not items:
         return []
-    from merkl.files import find_file_oids
+    from merkl.cache.stat_cache import find_file_oids
 
     paths = [t.data_path for t in items]
     present = [i for i, p in enumerate(paths) if not os.path.isdir(p)]
@@ -162,7 +162,7 @@ def _current_members(
     the stat cache knows (as it is now) was made by merkl, so it is not read; only unknown
     links are checked, and those leading out of the directory are left out, as in `track`.
     """
-    from merkl.files import find_cached_file_oids, find_file_oids
+    from merkl.cache.stat_cache import find_cached_file_oids, find_file_oids
 
     rels = list(scan.files)
     paths = list(scan.files.values())

@@ -114,7 +114,7 @@ def _is_inside(link: str, root_prefix: str) -> bool:
 
 def hash_dir(repo: Repo, scan: DirScan) -> Manifest:
     """The manifest of the scanned files (content hashes through the stat cache)."""
-    from merkl.files import file_oids
+    from merkl.cache.stat_cache import file_oids
     from merkl.tracking.manifest import Manifest, ManifestEntry
 
     paths = list(scan.files.values())

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from merkl.tracking.links import temp_sibling
+from merkl.fs import temp_sibling
 
 
 class StagedFile:

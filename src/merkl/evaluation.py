@@ -12,7 +12,7 @@ from merkl.executors.base import ValueMap
 from merkl.graph import Plan, make_plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session, current_session
-from merkl.task import iter_lazy, substitute
+from merkl.tasks import iter_lazy, substitute
 
 
 @dataclass

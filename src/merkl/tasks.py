@@ -17,11 +17,12 @@ from merkl.cache import CachePolicy
 from merkl.deps import CodeHashMode, check_source_available, code_hash, module_name, validate_deps
 from merkl.errors import EvaluationError, HashingError, TaskDefinitionError
 from merkl.hashing import (
-    HASH_SCHEMA,
     _UnknownHashError,
     encode_arguments,
     encode_value,
     hash_bytes,
+    output_hash,
+    output_hash_prefix,
     sorted_keys,
 )
 from merkl.placeholder import Lazy, Placeholder
@@ -90,9 +91,7 @@ class Task:
     def out_prefix(self) -> bytes:
         """Encoded head of `["merkl.output", HASH_SCHEMA, code_hash, args_hash, index]`."""
         if self._out_prefix is None:
-            head = encode_value(["merkl.output", HASH_SCHEMA, self.code_hash])
-            # A list of 5 items instead of 3: patch the count in the header.
-            self._out_prefix = head[:1] + (5).to_bytes(8, "big") + head[9:]
+            self._out_prefix = output_hash_prefix(self.code_hash)
         return self._out_prefix
 
     def serializer(self, index: int) -> Serializer:
@@ -153,10 +152,7 @@ class Call:
         args_hash = self.args_hash
         if args_hash is None:
             return None
-        # The bytes of hash_struct("merkl.output", HASH_SCHEMA, code_hash, args_hash, index),
-        # assembled from pre-encoded parts: this runs once per node of a 100k-task dry run.
-        index_bytes = _INDEXES[index] if index < len(_INDEXES) else encode_value(index)
-        return hash_bytes(self.task.out_prefix + _HEX_STR_HEAD + args_hash.encode() + index_bytes)
+        return output_hash(self.task.out_prefix, args_hash, index)
 
     def arg_hashes(self) -> dict[str, str]:
         """Per-argument hashes, for the run log and `merkl why`."""
@@ -166,8 +162,6 @@ class Call:
         }
 
 
-_HEX_STR_HEAD = encode_value("0" * 64)[:9]  # tag + length of a 64-char str
-_INDEXES = [encode_value(i) for i in range(64)]
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 

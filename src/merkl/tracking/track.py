@@ -1,4 +1,5 @@
-"""`merkl track`: move data into the object store, link it back, write its pointer file.
+"""Tracking a path (`merkl track`, `write_file(track=True)`): store it, link it back, write its
+pointer file.
 
 For each path: hash it (stat-cached; big files on all cores), rename it into the store (no
 copy), link it back (symlink by default), write `<path>.merkl` and add `/<name>` to the
@@ -15,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merkl.cache.stat_cache import file_oid, record_file_oids
 from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
-from merkl.files import file_oid, record_file_oids
 from merkl.pointer import (
     POINTER_SUFFIX,
     Pointer,

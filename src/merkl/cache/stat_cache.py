@@ -1,0 +1,119 @@
+"""The stat cache: a file's content hash, re-read only when its size, mtime or inode changed.
+
+Rows live in the local index (`path, inode, size, mtime_ns -> oid`), so an unchanged file is
+never hashed twice, in this process or the next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from merkl.hashing import hash_file
+
+if TYPE_CHECKING:
+    from merkl.repo import Repo
+
+
+def file_oid(path: Path | str, repo: Repo | None) -> str:
+    """Content hash of `path`, from the stat cache when size, mtime and inode are unchanged."""
+    st = os.stat(path)
+    if repo is None:
+        return hash_file(path)
+    key = os.path.abspath(path)
+    oid = repo.index.find_file_oid(key, st.st_ino, st.st_size, st.st_mtime_ns)
+    if oid is None:
+        oid = hash_file(path)
+        repo.index.set_file_oids([(key, st.st_ino, st.st_size, st.st_mtime_ns, oid)])
+    return oid
+
+
+def file_oids(paths: Sequence[Path | str], repo: Repo) -> list[str]:
+    """Content hashes of many files: one stat each, re-hashing only the changed ones.
+
+    Past a few hundred files the whole stat cache is read in one query instead of one query
+    per file, and new rows are written in one transaction: checking 10,000 files costs two
+    round trips to SQLite, not 20,000.
+    """
+    return [oid for oid in _file_oids(paths, repo, missing_ok=False) if oid is not None]
+
+
+def find_file_oids(paths: Sequence[Path | str], repo: Repo) -> list[str | None]:
+    """Like `file_oids`, with None for a missing file or a dangling link."""
+    return _file_oids(paths, repo, missing_ok=True)
+
+
+def _file_oids(paths: Sequence[Path | str], repo: Repo, *, missing_ok: bool) -> list[str | None]:
+    find = _stat_cache_lookup(repo, len(paths))
+    oids: list[str | None] = []
+    new_rows: list[tuple[str, int, int, int, str]] = []
+    for file in paths:
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+            oids.append(None)
+            continue
+        # Paths from a directory scan are absolute already; abspath() costs µs per file.
+        key = file if type(file) is str and file[:1] == "/" else os.path.abspath(file)
+        oid = find(key, st.st_ino, st.st_size, st.st_mtime_ns)
+        if oid is None:
+            oid = hash_file(file)
+            new_rows.append((key, st.st_ino, st.st_size, st.st_mtime_ns, oid))
+        oids.append(oid)
+    if new_rows:
+        repo.index.set_file_oids(new_rows)
+    return oids
+
+
+def find_cached_file_oids(
+    paths: Sequence[str], repo: Repo, stats: Sequence[os.stat_result | None]
+) -> tuple[list[str | None], set[int]]:
+    """Stat-cache answers without reading any file: (oid or None per path, missing indices).
+
+    `stats` are the paths' `os.stat` results as the caller took them (None: missing). None
+    in the answer means the cache does not know the file as it is now; the caller decides
+    whether to hash it. Missing indices are paths that do not exist (or dangling links).
+    """
+    find = _stat_cache_lookup(repo, len(paths))
+    oids: list[str | None] = []
+    missing: set[int] = set()
+    for i, (file, st) in enumerate(zip(paths, stats, strict=True)):
+        if st is None:
+            missing.add(i)
+            oids.append(None)
+            continue
+        key = file if file[:1] == "/" else os.path.abspath(file)
+        oids.append(find(key, st.st_ino, st.st_size, st.st_mtime_ns))
+    return oids, missing
+
+
+_BULK_LOOKUP_MIN = 256
+
+
+def _stat_cache_lookup(repo: Repo, count: int) -> Callable[[str, int, int, int], str | None]:
+    if count < _BULK_LOOKUP_MIN:
+        return repo.index.find_file_oid
+    rows = {
+        path: (ino, size, mtime, oid)
+        for path, ino, size, mtime, oid in repo.index.iter_file_states()
+    }
+
+    def find(path: str, inode: int, size: int, mtime_ns: int) -> str | None:
+        row = rows.get(path)
+        return row[3] if row is not None and row[:3] == (inode, size, mtime_ns) else None
+
+    return find
+
+
+def record_file_oids(pairs: Iterable[tuple[Path | str, str]], repo: Repo) -> None:
+    """Tell the stat cache that each file (as it is now) has the given oid, in one transaction."""
+    rows = []
+    for file, oid in pairs:
+        st = os.stat(file)
+        rows.append((os.path.abspath(file), st.st_ino, st.st_size, st.st_mtime_ns, oid))
+    if rows:
+        repo.index.set_file_oids(rows)

@@ -215,7 +215,7 @@ def test_gc_waits_for_a_shared_holder_and_says_who(repo):
             "-c",
             "import sys, time\n"
             "from merkl.repo import Repo\n"
-            "from merkl.repo_lock import shared_lock\n"
+            "from merkl.cache.lock import shared_lock\n"
             "with shared_lock(Repo.find(), 'merkl track data'):\n"
             "    print('held', flush=True)\n"
             "    time.sleep(3)\n",

@@ -2,8 +2,8 @@
 
 Every write goes to a temporary file in `.merkl/tmp`, is fsynced, made read-only and renamed into
 place, so a crash at any moment leaves either no object or a complete one. Reads re-hash the bytes
-(BLAKE3 runs at GB/s), and an object that does not match its oid is deleted and reported, never
-served.
+(BLAKE3 runs at GB/s), and an object that does not match its oid is moved to `.merkl/quarantine/`
+and reported, never served.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from merkl.hashing import hash_bytes, is_hex_hash
 
 _READ_ONLY = 0o444
 _CHUNK = 1 << 20
+QUARANTINE_DIR = "quarantine"
 
 
 class ObjectStore:
@@ -96,7 +97,13 @@ class ObjectStore:
             return False
         target = self.oid_to_path(oid)
         target.parent.mkdir(parents=True, exist_ok=True)
-        mode = os.stat(source).st_mode
+        st = os.stat(source)
+        if st.st_nlink > 1:
+            # Other names share this inode (a hard link outside the store): making it the
+            # object would turn them read-only, and an edit through them would change it.
+            self.put_file(source, oid)
+            return False
+        mode = st.st_mode
         os.chmod(source, _READ_ONLY)
         try:
             os.link(source, target)
@@ -113,9 +120,10 @@ class ObjectStore:
         path = self._path(oid)
         data = _read(path)
         if verify and hash_bytes(data) != oid:
-            self.remove(oid)
+            with contextlib.suppress(FileNotFoundError):
+                path = str(self.quarantine(oid))  # maybe an edit made through a link: kept
             raise CorruptObjectError(
-                f"object {oid[:12]} at {path} does not match its hash; it was removed and will "
+                f"object {oid[:12]} does not match its hash; it was moved to {path} and will "
                 f"be recomputed or pulled again",
                 oid=oid,
                 path=path,
@@ -128,6 +136,26 @@ class ObjectStore:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
         return hasher.hexdigest() == oid
+
+    def rehome(self, oid: str, actual: str) -> None:
+        """Object `oid`, whose bytes were changed in place and now hash to `actual`, moves to
+        that address, so the bytes (someone's edit, maybe the only copy) are kept under their
+        true name and `oid` counts as absent."""
+        if self.has(actual):
+            self.remove(oid)  # the same bytes are stored already
+            return
+        target = self._path(actual)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(self._path(oid), target)
+
+    def quarantine(self, oid: str) -> Path:
+        """Move a corrupt object aside to `.merkl/quarantine/` (never delete what may be the
+        only copy of someone's data); returns where it went."""
+        folder = self.root.parent / QUARANTINE_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{oid}.{time.time_ns()}"
+        os.rename(self._path(oid), target)
+        return target
 
     def remove(self, oid: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -111,28 +111,58 @@ def checkout(*paths: str, force: bool = False) -> str:
     return ""
 
 
-def gc(*, dry_run: bool = False, all_commits: bool = False, keep_days: float = math.inf) -> str:
+def gc(
+    *,
+    dry_run: bool = False,
+    all_commits: bool = False,
+    keep_days: float = math.inf,
+    yes: bool = False,
+) -> str:
     """Delete stored objects that nothing references, and report the space freed.
 
-    Kept: objects of tracked files in the work tree (with --all-commits: in any git commit),
-    and every cached task output (with --keep-days N: only outputs computed in the last N
-    days; older ones are dropped from the cache).
+    Kept: objects of tracked files in the work tree, in HEAD and in the git index (with
+    --all-commits: in any git commit), objects a work-tree file links to, objects of an
+    unfinished (killed) track or checkout, and every cached task output (with --keep-days N:
+    only outputs computed in the last N days; older ones are dropped from the cache). On a
+    terminal, gc lists what it will delete and asks first. It waits for running merkl
+    commands that add data (track, checkout, pull, run) to finish.
 
     :param dry_run: only list what would be deleted
     :param all_commits: also keep data referenced by pointer files in any git commit
     :param keep_days: drop cached task outputs last computed more than this many days ago
         (inf keeps them all)
+    :param yes: delete without asking, even on a terminal
     """
     from merkl.ops.gc import gc as collect
 
     if not keep_days >= 0:
         raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}", exit_code=2)
-    result = collect(
-        Repo.find(),
-        all_commits=all_commits,
-        dry_run=dry_run,
-        keep_days=None if math.isinf(keep_days) else keep_days,
-    )
+    repo = Repo.find()
+
+    def waiting(holders: str) -> None:
+        print(f"merkl gc: waiting for {holders} to finish", file=sys.stderr, flush=True)
+
+    options = {
+        "all_commits": all_commits,
+        "keep_days": None if math.isinf(keep_days) else keep_days,
+        "on_wait": waiting,
+    }
+    only = None
+    if not (dry_run or yes) and sys.stdin.isatty() and sys.stdout.isatty():
+        preview = collect(repo, dry_run=True, **options)  # type: ignore[arg-type]
+        if not preview.removed:
+            return f"nothing to delete; kept {preview.kept} object(s)"
+        for oid, size in preview.removed[:_LIST_LIMIT]:
+            print(f"will delete {oid[:16]}  {human_size(size)}")
+        print(_more([oid for oid, _ in preview.removed], _LIST_LIMIT))
+        question = (
+            f"delete {len(preview.removed)} object(s), freeing {human_size(preview.freed)}? "
+            f"[y/N] "
+        )
+        if input(question).strip().lower() not in ("y", "yes"):
+            return "nothing deleted"
+        only = {oid for oid, _ in preview.removed}
+    result = collect(repo, dry_run=dry_run, only=only, **options)  # type: ignore[arg-type]
     verb = "would remove" if dry_run else "removed"
     if dry_run:
         for oid, size in result.removed:

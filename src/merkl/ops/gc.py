@@ -1,28 +1,36 @@
 """`merkl gc`: delete objects nothing needs any more, and say how much that frees.
 
 An object is kept when
-- a pointer file in the work tree needs it (a tracked file, a directory manifest or member),
-- with `all_commits`, a pointer file in any git commit (or staged) needs it,
+- a pointer file in the work tree, in HEAD's tree or staged in the git index needs it (a
+  tracked file, a directory manifest or member); with `all_commits`, any commit's pointer too,
+- a file of the work tree links to it: a symlink into the store, or a hard link (the object's
+  inode has other names), even if no pointer names it (a `track` killed half-way, an edit
+  re-homed by `checkout`),
+- an intent record of a `track` or `checkout` names it (`merkl.tracking.journal`),
 - it is a cached task output, unless `keep_days` is given and the output was last computed
   more than that many days ago (its index entry is dropped too). By default every cached
   output is kept: deleting them would silently turn the next `merkl run` into a full
   recomputation, which is not what cleaning up tracked data should do.
 
-Run it when no pipeline is writing to the same repository: an output being saved at that
-moment is not yet in the index and could be collected.
+gc holds the repository lock exclusively (`merkl.cache.lock`): it waits for running tracks,
+checkouts, pulls and runs, which hold it shared, so it never sees their objects half-recorded.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from merkl.cache.lock import exclusive_lock
 from merkl.errors import UsageError
 from merkl.pointer import Pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
-from merkl.tracking.worktree import iter_tracked
+from merkl.tracking.gitindex import head_and_index_pointers
+from merkl.tracking.journal import read_intents
+from merkl.tracking.worktree import iter_tracked, work_tree_links
 
 _STALE_TMP_SECONDS = 24 * 3600  # older temporary files are leftovers of killed processes
 
@@ -46,8 +54,13 @@ def gc(
     all_commits: bool = False,
     keep_days: float | None = None,
     dry_run: bool = False,
+    only: set[str] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> GcResult:
     """Remove unreferenced objects from the local store (see the module docstring).
+
+    `only`: delete no object outside this set (what the user was shown and approved).
+    `on_wait(holders)` is called if gc must wait for the repository lock.
 
     Raises:
         UsageError: `keep_days` is negative.
@@ -56,8 +69,16 @@ def gc(
     """
     if keep_days is not None and keep_days < 0:
         raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}")
+    with exclusive_lock(repo, "merkl gc", on_wait):
+        return _collect(repo, all_commits, keep_days, dry_run, only)
+
+
+def _collect(
+    repo: Repo, all_commits: bool, keep_days: float | None, dry_run: bool, only: set[str] | None
+) -> GcResult:
     result = GcResult(dry_run=dry_run)
     pointers: list[Pointer] = [t.pointer for t in iter_tracked(repo)]
+    pointers.extend(head_and_index_pointers(repo.root))
     if all_commits:
         from merkl.tracking.history import iter_history_pointers
 
@@ -66,15 +87,22 @@ def gc(
     keep: set[str] = set()
     for pointer in pointers:
         keep.update(iter_pointer_oids(repo, pointer))
+    for record in read_intents(repo):
+        keep.update(record.oids)
+    keep.update(work_tree_links(repo))
     keep.update(_kept_outputs(repo, keep_days, result))
     for oid in repo.store.iter_oids():
-        if oid in keep:
+        if oid in keep or (only is not None and oid not in only):
             result.kept += 1
             continue
         try:
-            size = repo.store.size(oid)
+            st = os.stat(repo.store.oid_to_str(oid))
         except FileNotFoundError:
             continue
+        if st.st_nlink > 1:  # a hard link in the work tree (or elsewhere) is this file
+            result.kept += 1
+            continue
+        size = st.st_size
         result.removed.append((oid, size))
         result.freed += size
         if not dry_run:

@@ -73,7 +73,13 @@ def _pointer_blobs(root: Path) -> Iterator[str]:
 def _read_blobs(root: Path, blob_ids: list[str]) -> Iterator[tuple[str, bytes]]:
     if not blob_ids:
         return
-    out = _git(root, "cat-file", "--batch", stdin="".join(b + "\n" for b in blob_ids).encode())
+    yield from iter_batch(
+        _git(root, "cat-file", "--batch", stdin="".join(b + "\n" for b in blob_ids).encode())
+    )
+
+
+def iter_batch(out: bytes) -> Iterator[tuple[str, bytes]]:
+    """(blob id, content) of each blob in `git cat-file --batch` output."""
     pos = 0
     while pos < len(out):
         header_end = out.index(b"\n", pos)

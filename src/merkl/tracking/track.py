@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merkl.cache.lock import shared_lock
 from merkl.cache.stat_cache import file_oid, record_file_oids
 from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
 from merkl.pointer import (
@@ -27,8 +29,17 @@ from merkl.pointer import (
     read_pointer,
 )
 from merkl.repo import Repo
+from merkl.fs import replace_with
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
 from merkl.tracking.links import get_link_type, is_linked, link_object
+from merkl.tracking.gitindex import git_tracked
+from merkl.tracking.integrity import (
+    linked_object,
+    object_intact,
+    record_objects,
+    rehome_if_changed,
+)
+from merkl.tracking.journal import intent
 from merkl.tracking.manifest import is_safe_relpath
 from merkl.tracking.tree import hash_dir, scan_dir
 from merkl.tracking.txn import StagedFile, UndoLog
@@ -54,13 +65,15 @@ def track(repo: Repo, paths: Iterable[str | Path]) -> list[TrackedItem]:
     """
     link_type = get_link_type(repo)
     targets = list(dict.fromkeys(check_trackable(repo, raw) for raw in paths))
+    _refuse_git_tracked(repo, targets)
     items = []
     for path in targets:
         try:
-            if path.is_dir() and not path.is_symlink():
-                items.append(_track_dir(repo, path, link_type))
-            else:
-                items.append(_track_file(repo, path, link_type))
+            with shared_lock(repo, f"merkl track {repo.relpath(path)}"):
+                if path.is_dir() and not path.is_symlink():
+                    items.append(_track_dir(repo, path, link_type))
+                else:
+                    items.append(_track_file(repo, path, link_type))
         except (OSError, CacheError) as exc:
             done = f" ({len(items)} earlier path(s) were tracked)" if items else ""
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -69,6 +82,19 @@ def track(repo: Repo, paths: Iterable[str | Path]) -> list[TrackedItem]:
                 path=path,
             ) from exc
     return items
+
+
+def _refuse_git_tracked(repo: Repo, targets: list[Path]) -> None:
+    """Git must not track what merkl tracks: it would commit merkl's link into `.merkl/`,
+    which dangles in every clone."""
+    found = git_tracked(repo.root, [repo.relpath(path) for path in targets])
+    if found:
+        shown = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
+        raise TrackingError(
+            f"cannot track {shown!r}: git tracks it; run `git rm --cached {shlex.quote(found[0])}`"
+            f"{' …' if len(found) > 1 else ''} (the file stays) and track it again",
+            path=repo.root / found[0],
+        )
 
 
 def check_trackable(repo: Repo, raw: str | Path) -> Path:
@@ -124,7 +150,10 @@ def _track_file(
             oid, os.stat(path).st_size, repo.relpath(path), output=output, serializer=serializer
         ),
     )
-    changed = _commit(repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo))
+    with intent(repo, f"merkl track {repo.relpath(path)}", [oid]):
+        changed = _commit(
+            repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo)
+        )
     _record(repo, [(path, oid)])
     return TrackedItem(repo.relpath(path), pointer, changed)
 
@@ -135,9 +164,10 @@ def track_written_output(
     """Track a file `write_file(..., track=True)` just wrote (content `oid`), like `track`."""
     target = check_trackable(repo, path)
     try:
-        return _track_file(
-            repo, target, get_link_type(repo), oid, output=output, serializer=serializer
-        )
+        with shared_lock(repo, f"merkl track {repo.relpath(target)}"):
+            return _track_file(
+                repo, target, get_link_type(repo), oid, output=output, serializer=serializer
+            )
     except OSError as exc:
         raise TrackingError(
             f"cannot track {repo.relpath(target)!r}: {exc.strerror or exc}", path=target
@@ -147,6 +177,8 @@ def track_written_output(
 def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
     scan = scan_dir(repo, path)
     for rel in scan.files:
+        if not rel.isascii():
+            _check_utf8(repo, path, rel)
         if not is_safe_relpath(rel):
             raise TrackingError(
                 f"cannot track {repo.relpath(path)!r}: the name {rel!r} inside it cannot be "
@@ -173,9 +205,25 @@ def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
             changed = _link_in(repo, member, oid, link_type, undo) or changed
         return changed
 
-    changed = _commit(repo, path, pointer, link_members)
+    oids = [manifest.oid, *(e.oid for e in manifest.entries)]
+    with intent(repo, f"merkl track {repo.relpath(path)}", oids):
+        changed = _commit(repo, path, pointer, link_members)
     _record(repo, members)
     return TrackedItem(repo.relpath(path), pointer, changed, scan.skipped_symlinks)
+
+
+def _check_utf8(repo: Repo, folder: Path, rel: str) -> None:
+    """Names are stored as UTF-8 in manifests and the index: refuse, naming it, one that is
+    not (a name from another system's encoding)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        raise TrackingError(
+            f"cannot track {repo.relpath(folder)!r}: the name {shown!r} inside it is not valid "
+            f"UTF-8; rename it (e.g. `convmv -f latin1 -t utf8`)",
+            path=folder,
+        ) from None
 
 
 def _new_pointer(path: Path, pointer: Pointer) -> Pointer:
@@ -230,11 +278,18 @@ def _has_content(file: Path, data: bytes) -> bool:
 
 
 def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoLog) -> bool:
-    """Store `path` as object `oid` and leave a link to it; False if it already was one."""
+    """Store `path` (content `oid`) as object `oid` and leave a link to it; False if it already
+    was one. The real file is stored, never a symlink, and an object already stored under
+    `oid` is checked before `path` is deduplicated onto it."""
     if is_linked(repo, path, oid, link_type):
+        # `oid` was just hashed through `path`: the object it links to is intact.
         if not repo.store.has(oid):
             repo.store.put_file(Path(path), oid)
         return False
+    if os.path.islink(path):
+        return _link_symlink(repo, os.fspath(path), oid, link_type, undo)
+    if repo.store.has(oid) and not object_intact(repo, oid):
+        rehome_if_changed(repo, oid)  # another edit made in place: kept under its own hash
     mode = os.stat(path).st_mode
     obj = repo.store.oid_to_path(oid)
     if repo.store.move_in(Path(path), oid):
@@ -261,7 +316,36 @@ def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoL
     return True
 
 
+def _link_symlink(repo: Repo, path: str, oid: str, link_type: str, undo: UndoLog) -> bool:
+    """`path` is a symlink whose target holds content `oid`: a link into the store whose object
+    was edited in place, or an alias of another file of a tracked folder (`best.pt ->
+    epoch_10.pt`), in either order of linking."""
+    target = linked_object(repo, path)
+    if target is not None:
+        if target != oid:
+            rehome_if_changed(repo, target)  # the edited object moves to `oid`: edit kept
+        if not repo.store.has(oid):
+            raise TrackingError(f"{path!r} changed while being tracked; track it again")
+        link_object(repo, oid, path, link_type)  # no undo: the old link's object is gone
+        return True
+    if not (repo.store.has(oid) and object_intact(repo, oid)):
+        if repo.store.has(oid):
+            rehome_if_changed(repo, oid)
+        # A copy of the alias's target, which stays the user's file until its own turn.
+        repo.store.put_file(Path(os.path.realpath(path)), oid)
+    text = os.readlink(path)
+
+    def relink() -> None:
+        replace_with(path, lambda tmp: os.symlink(text, tmp))
+
+    link_object(repo, oid, path, link_type)
+    undo.add(relink)
+    return True
+
+
 def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
-    # The stat cache only saves re-hashing later; tracking itself has succeeded.
+    # The stat cache only saves re-hashing later; tracking itself has succeeded. Each object's
+    # fingerprint is recorded too, to check it cheaply before it is used again.
     with contextlib.suppress(OSError, MerklError):
         record_file_oids(pairs, repo)
+        record_objects(repo, list({oid: None for _, oid in pairs}))

@@ -106,3 +106,28 @@ def repo_path(repo: Repo, raw: str | Path) -> Path:
             path=path,
         )
     return path
+
+
+def work_tree_links(repo: Repo) -> set[str]:
+    """Oids of the store objects that symlinks anywhere in the work tree point at (`.git/`
+    and `.merkl/` aside): a file the user sees must never dangle after `merkl gc`, whether
+    or not a pointer names its object."""
+    prefix = os.path.join(str(repo.objects_dir), "")
+    found: set[str] = set()
+    stack = [str(repo.root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.normpath(os.path.join(folder, os.readlink(entry.path)))
+                if not target.startswith(prefix):
+                    target = os.path.realpath(entry.path)  # through another link
+                if target.startswith(prefix):
+                    found.add(target[len(prefix) :].replace(os.sep, ""))
+            elif entry.is_dir(follow_symlinks=False) and entry.name not in (DOT_DIR, ".git"):
+                stack.append(entry.path)
+    return found

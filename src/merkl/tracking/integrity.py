@@ -1,0 +1,63 @@
+"""Is a stored object still what its name says, before it is linked, served or called clean?
+
+As root (the default in containers and CI), or through a file opened before `merkl track`, an
+edit of a tracked file through its link writes into the object itself: its 0444 mode does not
+stop root. So an object is checked before it is trusted: its stat fingerprint (inode, size,
+mtime), recorded in the stat cache under the object's own path when it entered the store, is
+compared with what `stat` sees now, and the object is re-hashed only when they differ.
+
+An object found changed is never deleted: its bytes are someone's edit, maybe the only copy.
+They are *re-homed* under their new content address, and the old address counts as absent
+(`merkl pull` fetches it again from a remote).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from merkl.cache.stat_cache import file_oid, record_file_oids
+from merkl.repo import Repo
+
+
+def object_intact(repo: Repo, oid: str) -> bool:
+    """True when object `oid` is in the store and its bytes still hash to `oid`."""
+    try:
+        return file_oid(repo.store.oid_to_str(oid), repo) == oid
+    except FileNotFoundError:
+        return False
+
+
+def rehome_if_changed(repo: Repo, oid: str) -> str | None:
+    """If object `oid` was changed in place, move its bytes to their own address and return
+    it; None when the object is intact or absent."""
+    path = repo.store.oid_to_str(oid)
+    try:
+        actual = file_oid(path, repo)
+    except FileNotFoundError:
+        return None
+    if actual == oid:
+        return None
+    repo.store.rehome(oid, actual)
+    record_objects(repo, [actual])
+    return actual
+
+
+def record_objects(repo: Repo, oids: list[str]) -> None:
+    """Record the stat fingerprint of objects just stored (and known to hold their oid)."""
+    path_of = repo.store.oid_to_str
+    with contextlib.suppress(OSError):
+        record_file_oids([(path_of(oid), oid) for oid in oids], repo)
+
+
+def linked_object(repo: Repo, path: str) -> str | None:
+    """The oid of the store object `path` is a symlink to (directly or through another
+    symlink), or None for anything else."""
+    if not os.path.islink(path):
+        return None
+    real = os.path.realpath(path)
+    prefix = os.path.join(str(repo.objects_dir), "")
+    if not real.startswith(prefix):
+        return None
+    oid = real[len(prefix) :].replace(os.sep, "")
+    return oid if len(oid) == 64 else None

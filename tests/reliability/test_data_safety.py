@@ -203,7 +203,8 @@ def test_gc_running_during_track_of_a_folder_deletes_nothing(repo):
             timeout=120,
         )
         gcs += 1
-    assert track.returncode == 0, track.stderr.read() if track.stderr else ""
+    _, err = track.communicate()
+    assert track.returncode == 0, err
     assert gcs >= 1
     assert _lost(repo.root / "data", content) == []
 
@@ -229,7 +230,7 @@ def test_gc_waits_for_a_shared_holder_and_says_who(repo):
     start = time.monotonic()
     result = run_merkl_process("gc", "--yes", cwd=repo.root, env=child_env())
     waited = time.monotonic() - start
-    holder.wait(timeout=30)
+    holder.communicate(timeout=30)
     assert result.code == 0, result.err
     assert waited >= 1.5
     assert "merkl track data" in result.err and str(holder.pid) in result.err

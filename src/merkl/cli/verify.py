@@ -24,6 +24,7 @@ _TITLES = {
     "wrong-file-state": "wrong stat-cache row",
     "invalid-pointer": "invalid pointer file",
     "index-corrupt": "damaged index",
+    "unfinished-command": "unfinished command",
     "orphaned-object": "orphaned object",
     "stale-file-state": "stale stat-cache row",
     "temp-file": "temporary file",
@@ -39,9 +40,10 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
     exit status 1), and orphaned objects, stale rows and leftover temporary files (notices:
     exit status 0). Orphaned objects are never deleted here: `merkl gc` does that.
 
-    :param repair: remove what is bad so it is recomputed or pulled again: corrupt objects,
-        index rows pointing at missing or corrupt objects, wrong or stale stat-cache rows, old
-        temporary files; a damaged index is moved aside and recreated
+    :param repair: remove what is bad so it is recomputed or pulled again: corrupt objects
+        (moved to .merkl/quarantine/, never deleted), index rows pointing at missing or
+        corrupt objects, wrong or stale stat-cache rows, old temporary files; a damaged index
+        is moved aside and recreated
     :param json: print the report as JSON instead of text
     """
     repo = Repo.find()

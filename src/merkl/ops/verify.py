@@ -8,8 +8,14 @@ them; verify never deletes data that might still be wanted), stat-cache rows for
 changed or vanished, temporary files of killed writers, foreign files in the store.
 
 `repair=True` removes what is bad so the next run recomputes (or the next pull re-fetches) it:
-corrupt objects, index rows pointing at missing or corrupt objects, wrong or stale stat-cache
-rows, old temporary files; a damaged index is moved aside and recreated empty.
+index rows pointing at missing or corrupt objects, wrong or stale stat-cache rows, old
+temporary files; a damaged index is moved aside and recreated empty. Corrupt objects are
+moved to `.merkl/quarantine/`, never deleted: one may be an edit made through a link into the
+store, the only copy of someone's work. Repair holds the repository lock exclusively, as gc.
+
+A `track` or `checkout` killed before it finished left an intent record
+(`merkl.tracking.journal`): it is reported with the command that completes it, and the objects
+it names, like those a work-tree file links to, are not called orphaned.
 
 Safe to run while pipelines run: objects are listed before the index is read (a row is always
 committed after its object is renamed into place), and row checks look at the store afresh.
@@ -28,11 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from merkl.cache.index import Index
+from merkl.cache.lock import exclusive_lock
 from merkl.errors import MerklError
 from merkl.hashing import hash_bytes, hash_file
 from merkl.pointer import Pointer, iter_pointer_files, read_pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
+from merkl.tracking.journal import read_intents
+from merkl.tracking.worktree import work_tree_links
 
 TMP_GRACE_SECONDS = 3600  # a temporary file younger than this may belong to a live writer
 _SMALL = 1 << 20  # objects below this are hashed from one read, in a thread pool
@@ -114,6 +123,15 @@ def verify(
         tmp_grace: temporary files younger than this many seconds are left alone.
         progress: called with the byte count of each object once it is hashed.
     """
+    if repair:
+        with exclusive_lock(repo, "merkl verify --repair"):
+            return _verify(repo, True, tmp_grace, progress)
+    return _verify(repo, False, tmp_grace, progress)
+
+
+def _verify(
+    repo: Repo, repair: bool, tmp_grace: float, progress: Callable[[int], None] | None
+) -> VerifyReport:
     report = VerifyReport(repair=repair)
     oids, foreign = _scan_store(repo)  # before reading the index: see the module docstring
     report.findings += foreign
@@ -124,8 +142,20 @@ def verify(
         referenced = _check_outputs(repo, index, corrupt, report)
         _check_file_states(repo, index, corrupt, report)
     pointer_oids = _check_pointers(repo, corrupt, report)
+    intents = read_intents(repo)
+    report.findings += [
+        Finding(
+            "unfinished-command",
+            record.command,
+            f"was killed before it finished (pid {record.pid}); run `{record.command}` again "
+            f"to complete it",
+        )
+        for record in intents
+        if record.unfinished
+    ]
     if referenced is not None:
-        unreferenced = set(oids) - referenced - pointer_oids - corrupt
+        linked = work_tree_links(repo).union(*(record.oids for record in intents))
+        unreferenced = set(oids) - referenced - pointer_oids - corrupt - linked
         report.findings += [
             Finding(
                 "orphaned-object",
@@ -179,7 +209,7 @@ def _check_objects(
             corrupt.add(oid)
             finding = Finding("corrupt-object", oid, problem)
             if report.repair:
-                finding.repaired = _remove_object(repo, oid)
+                finding.repaired = _quarantine_object(repo, oid, finding)
             report.findings.append(finding)
     return corrupt
 
@@ -191,11 +221,15 @@ def _object_matches(repo: Repo, oid: str, path: Path, size: int) -> bool:
         return hash_bytes(handle.read()) == oid
 
 
-def _remove_object(repo: Repo, oid: str) -> bool:
+def _quarantine_object(repo: Repo, oid: str, finding: Finding) -> bool:
     path = repo.store.oid_to_path(oid)
     if os.path.isdir(path) and not os.path.islink(path):
         return False  # a directory squatting on an object name: left for a human
-    repo.store.remove(oid)
+    try:
+        moved = repo.store.quarantine(oid)
+    except FileNotFoundError:
+        return True  # gone meanwhile
+    finding.detail += f"; moved to quarantine: {moved}"
     return not os.path.lexists(path)
 
 

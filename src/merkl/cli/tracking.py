@@ -69,15 +69,16 @@ def status(*paths: str, json: bool = False) -> str:
     :param paths: limit to these tracked files or folders (default: all)
     :param json: print a JSON list instead of a table
     """
-    from merkl.ops.status import HINTS, detail, status_json, summary
+    from merkl.ops.status import detail, hint, status_json, summary
     from merkl.ops.status import status as get_status
 
-    items = get_status(Repo.find(), paths or None)
+    repo = Repo.find()
+    items = get_status(repo, paths or None)
     if json:
         import orjson
 
         return orjson.dumps(status_json(items), option=orjson.OPT_INDENT_2).decode()
-    rows = [(i.state.value, i.tracked.rel, detail(i), HINTS[i.state]) for i in items]
+    rows = [(i.state.value, i.tracked.rel, detail(i), hint(repo, i)) for i in items]
     _print_table(("state", "path", "details", "what to do"), rows)
     return summary(items)
 
@@ -104,6 +105,8 @@ def checkout(*paths: str, force: bool = False) -> str:
     problems = []
     if result.modified:
         problems.append(f"{_names(result.modified)} modified, not overwritten (use --force)")
+    if result.added:
+        problems.append(f"{_names(result.added)} added, not removed (use --force)")
     if result.missing:
         problems.append(f"{_names(result.missing)} not in the local store (run `merkl pull`)")
     if problems:

@@ -2,7 +2,13 @@
 
 Never destroys data the store does not hold: a work-tree file that differs from its pointer is
 replaced only when its current content is itself in the store (an older tracked version, e.g.
-after `git checkout` of an older pointer) or with `force=True`.
+after `git checkout` of an older pointer) or with `force=True`; a folder standing where a
+tracked file belongs is never removed without `force=True`, nor is an added file.
+
+Every object is verified before it is linked (`merkl.tracking.integrity`): one edited in place
+through a link is never restored; its bytes are re-homed under their own hash (files linked to
+it follow them) and the tracked version is reported missing, to be pulled from a remote.
+Checkout holds the repository lock shared.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from merkl.cache.lock import shared_lock
 from merkl.cache.stat_cache import record_file_oids
 from merkl.errors import TrackingError
 from merkl.repo import Repo
+from merkl.tracking.integrity import intact_objects, linked_object, rehome_if_changed
+from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, link_object, remove_path
 from merkl.tracking.state import ItemState, State, item_states
 from merkl.tracking.worktree import iter_tracked
@@ -29,11 +38,12 @@ class CheckoutResult:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # extra files in tracked directories
     modified: list[str] = field(default_factory=list)  # left alone: differ, not in store
+    added: list[str] = field(default_factory=list)  # left alone: new files, not in store
     missing: list[str] = field(default_factory=list)  # left alone: object not in local store
 
     @property
     def ok(self) -> bool:
-        return not (self.modified or self.missing)
+        return not (self.modified or self.added or self.missing)
 
 
 def checkout(
@@ -56,12 +66,15 @@ def checkout(
     """
     items = list(iter_tracked(repo, paths))
     run = _Checkout(repo, get_link_type(repo), force)
-    for item in item_states(repo, items):
-        if item.tracked.is_dir:
-            run.directory(item)
-        else:
-            run.file(item)
-    record_file_oids(run.written, repo)
+    command = " ".join(["merkl checkout", *(t.rel for t in items)] if paths else ["merkl checkout"])
+    with shared_lock(repo, command), intent(repo, command, []):
+        for item in item_states(repo, items):
+            if item.tracked.is_dir:
+                run.directory(item)
+            else:
+                run.file(item)
+        run.link_pending()
+        record_file_oids(run.written, repo)
     return run.result
 
 
@@ -72,18 +85,41 @@ class _Checkout:
         self.force = force
         self.result = CheckoutResult()
         self.written: list[tuple[Path, str]] = []
+        self.pending: list[tuple[str, Path, str]] = []  # (oid, target, rel) to link
         self._safe_dirs: set[Path] = set()
 
     def _may_replace(self, current_oid: str | None) -> bool:
         return self.force or (current_oid is not None and self.repo.store.has(current_oid))
 
     def _link(self, oid: str, target: Path, rel: str) -> None:
-        self._ensure_dir(target.parent)
-        if target.is_dir() and not target.is_symlink():
-            remove_path(target)
-        link_object(self.repo, oid, target, self.link_type)
-        self.written.append((target, oid))
-        self.result.restored.append(rel)
+        """Queue `target` to become object `oid` (objects are verified in one batch)."""
+        if target.is_dir() and not target.is_symlink() and not self.force:
+            self.result.modified.append(rel)  # a user's folder: may hold anything
+            return
+        self.pending.append((oid, target, rel))
+
+    def link_pending(self) -> None:
+        """Link every queued target whose object is intact; re-home the edited ones."""
+        intact = intact_objects(self.repo, (oid for oid, _, _ in self.pending))
+        for oid, target, rel in self.pending:
+            if oid not in intact:
+                self._rehome(oid, target)
+                self.result.missing.append(rel)
+                continue
+            self._ensure_dir(target.parent)
+            if target.is_dir() and not target.is_symlink():
+                remove_path(target)  # with force only (see _link)
+            link_object(self.repo, oid, target, self.link_type)
+            self.written.append((target, oid))
+            self.result.restored.append(rel)
+
+    def _rehome(self, oid: str, target: Path) -> None:
+        """Object `oid` was edited in place: keep the edit under its own hash, and keep
+        `target` showing it if it linked to the old address."""
+        was_linked = linked_object(self.repo, str(target)) == oid
+        actual = rehome_if_changed(self.repo, oid)
+        if actual is not None and was_linked:
+            link_object(self.repo, actual, target, self.link_type)
 
     def file(self, item: ItemState) -> None:
         tracked, oid = item.tracked, item.tracked.pointer.oid
@@ -132,7 +168,7 @@ class _Checkout:
                 _prune_empty_dirs(Path(path).parent, root)
                 self.result.removed.append(f"{tracked.rel}/{member}")
             else:
-                self.result.modified.append(f"{tracked.rel}/{member}")
+                self.result.added.append(f"{tracked.rel}/{member}")
 
     def _ensure_dir(self, folder: Path) -> None:
         """Create `folder` inside the repo, refusing to go through a symlinked folder."""

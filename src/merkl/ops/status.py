@@ -7,16 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from merkl.repo import Repo
+from merkl.tracking.integrity import edited_in_store
 from merkl.tracking.state import ItemState, State, item_states
 from merkl.tracking.worktree import iter_tracked
 
 HINTS = {
     State.CLEAN: "",
-    State.MODIFIED: "`merkl track` records the change, `merkl checkout --force` discards it",
+    State.MODIFIED: "`merkl track` records the change, `merkl checkout --force` discards it "
+    "(`merkl unprotect` makes a linked file safe to edit)",
     State.MISSING: "`merkl checkout` restores it",
     State.NOT_IN_CACHE: "`merkl track` stores it again",
     State.NO_DATA: "`merkl pull` fetches it",
 }
+EDITED_IN_STORE = (
+    "edited in place through its link into the store, so the tracked version is no longer "
+    "stored here: `merkl track` keeps the edit, `merkl pull` then `merkl checkout --force` "
+    "brings the tracked version back; `merkl unprotect` a file before editing it"
+)
+OTHER_STORED_VERSION = "the work tree holds another stored version: run `merkl checkout`"
 
 
 def status(repo: Repo, paths: Iterable[str | Path] | None = None) -> list[ItemState]:
@@ -28,6 +36,31 @@ def status(repo: Repo, paths: Iterable[str | Path] | None = None) -> list[ItemSt
     """
     items = sorted(iter_tracked(repo, paths), key=lambda t: t.rel)
     return item_states(repo, items, members=False)
+
+
+def hint(repo: Repo, item: ItemState) -> str:
+    """What to do about `item`, in one line: for a modified item, whether it was edited
+    through a link into the store, or is another stored version (after `git checkout`)."""
+    if item.state is not State.MODIFIED or not item.current:
+        return HINTS[item.state]
+    expected = _expected_oids(item)
+    current = {rel: oid for rel, (_, oid) in item.current.items()}
+    changed = [rel for rel, oid in current.items() if rel in expected and expected[rel] != oid]
+    if any(edited_in_store(repo, item.current[rel][0], expected[rel]) for rel in changed):
+        return EDITED_IN_STORE
+    added = any(rel not in expected for rel in current)
+    wanted = {current[rel] for rel in changed} | {expected[rel] for rel in changed}
+    if changed and not added and len(repo.store.find_present(wanted)) == len(wanted):
+        return OTHER_STORED_VERSION
+    return HINTS[item.state]
+
+
+def _expected_oids(item: ItemState) -> dict[str, str]:
+    if not item.tracked.is_dir:
+        return {"": item.tracked.pointer.oid}
+    if item.manifest is None:
+        return {}
+    return {e.path: e.oid for e in item.manifest.entries}
 
 
 def detail(item: ItemState) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 
-from merkl.cache.stat_cache import file_oid, record_file_oids
+from merkl.cache.stat_cache import file_oid, find_file_oids, record_file_oids
 from merkl.repo import Repo
 
 
@@ -61,3 +62,24 @@ def linked_object(repo: Repo, path: str) -> str | None:
         return None
     oid = real[len(prefix) :].replace(os.sep, "")
     return oid if len(oid) == 64 else None
+
+
+def edited_in_store(repo: Repo, path: str, oid: str) -> bool:
+    """True when the work-tree file `path`, whose content is no longer `oid`, is a link to the
+    object `oid` itself: the edit went through the link into the store."""
+    if os.path.islink(path):
+        return linked_object(repo, path) == oid
+    try:
+        st, obj = os.stat(path), os.stat(repo.store.oid_to_str(oid))
+    except OSError:
+        return False
+    return (st.st_ino, st.st_dev) == (obj.st_ino, obj.st_dev)  # a hard link
+
+
+def intact_objects(repo: Repo, oids: Iterable[str]) -> set[str]:
+    """The oids among `oids` whose objects are present and still hash to their names: stat
+    fingerprints first (one stat-cache pass), re-hashing only what changed or was never
+    fingerprinted (an object a pull wrote)."""
+    wanted = list(dict.fromkeys(oids))
+    found = find_file_oids([repo.store.oid_to_str(oid) for oid in wanted], repo)
+    return {oid for oid, actual in zip(wanted, found, strict=True) if actual == oid}

@@ -39,6 +39,7 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "verify": "merkl.cli.verify:verify",
     "track": "merkl.cli.tracking:track",
     "untrack": "merkl.cli.tracking:untrack",
+    "unprotect": "merkl.cli.tracking:unprotect",
     "status": "merkl.cli.tracking:status",
     "checkout": "merkl.cli.tracking:checkout",
     "gc": "merkl.cli.tracking:gc",

@@ -59,6 +59,21 @@ def untrack(*paths: str) -> str:
     return "\n".join(f"untracked {rel}" for rel in untrack_paths(Repo.find(), paths))
 
 
+def unprotect(*paths: str) -> str:
+    """Make tracked files safe to edit: replace their links into the store by writable copies.
+
+    They stay tracked; `merkl track` records an edit. Without this, an edit made through a
+    link (as root, the store's read-only mode does not stop it) changes the stored object.
+
+    :param paths: tracked files or folders (or their .merkl pointers)
+    """
+    from merkl.ops.unprotect import unprotect as unprotect_paths
+
+    if not paths:
+        raise UsageError("merkl unprotect: give at least one PATH to unprotect", exit_code=2)
+    return "\n".join(f"unprotected {rel}" for rel in unprotect_paths(Repo.find(), paths))
+
+
 def status(*paths: str, json: bool = False) -> str:
     """Show whether tracked files match their pointers.
 

@@ -17,6 +17,7 @@ from os.path import abspath as os_abspath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from merkl.cache.lock import shared_lock
 from merkl.cache.index import OutputEntry
 from merkl.ops.checkout import CheckoutResult, checkout
 from merkl.remotes.base import Remote
@@ -83,6 +84,21 @@ def pull(
     remote = get_remote(repo, remote_name)
     report = PullReport(remote.label)
     jobs = jobs or configured_jobs(remote)
+    with shared_lock(repo, "merkl pull"):
+        return _pull(repo, remote, items, report, jobs, outputs, trust_pickle, force, paths)
+
+
+def _pull(
+    repo: Repo,
+    remote: Remote,
+    items: list[Tracked],
+    report: PullReport,
+    jobs: int,
+    outputs: bool,
+    trust_pickle: bool,
+    force: bool,
+    paths: Sequence[str | Path] | None,
+) -> PullReport:
     try:
         with TransferProgress(f"pull from {remote.name}") as progress:
             _fetch_tracked(repo, remote, items, report, jobs, progress)

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from merkl.cache.lock import shared_lock
 from merkl.errors import UsageError
 from merkl.evaluation import EvalStats, evaluate_value
 from merkl.executors.options import executor_for_run
@@ -94,7 +95,9 @@ def run_pipeline(
             return dry_run_table(result, writes, session)
         stats = EvalStats()
         start = time.perf_counter()
-        value = evaluate_value((result, writes), executor=executor, stats=stats)[0]
+        # Shared: runs never wait for each other, but gc waits until these objects are indexed.
+        with shared_lock(repo, f"merkl run {target}"):
+            value = evaluate_value((result, writes), executor=executor, stats=stats)[0]
         for index, file in output_files.items():
             if not isinstance(outputs[index], Placeholder):
                 write_atomic(file, _dump_plain(_result_items(value)[index]))

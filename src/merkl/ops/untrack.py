@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from merkl.cache.lock import shared_lock
 from merkl.errors import TrackingError
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, without_entry
@@ -31,6 +32,12 @@ def untrack(repo: Repo, paths: Iterable[str | Path]) -> list[str]:
     items = list(iter_tracked(repo, paths))
     for item in items:
         _check_data_available(repo, item)
+    with shared_lock(repo, "merkl untrack"):
+        _untrack(repo, items)
+    return [item.rel for item in items]
+
+
+def _untrack(repo: Repo, items: list[Tracked]) -> None:
     for item in items:
         _materialize(repo, item)
         folder = item.data_path.parent
@@ -38,7 +45,6 @@ def untrack(repo: Repo, paths: Iterable[str | Path]) -> list[str]:
         if text is not None:
             StagedFile(folder / GITIGNORE, text.encode()).commit()
         os.unlink(item.pointer_file)
-    return [item.rel for item in items]
 
 
 def _check_data_available(repo: Repo, item: Tracked) -> None:

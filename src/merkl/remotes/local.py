@@ -3,10 +3,11 @@
 Writes go to `<root>/tmp/` and are renamed into place, so a reader never sees half an object;
 `tmp/` leftovers of an interrupted push are invisible to `has` and `list`.
 
-Objects are immutable read-only files on both sides, so when the remote is on the same
-filesystem as the local store they are hard-linked instead of copied, as `git clone` of a local
-repository does (option `hardlink = false` always copies). Pulled objects are still re-hashed:
-a remote file damaged in place is refused like any other corrupt object.
+Objects are always copied, never hard-linked, even on the same filesystem: a remote is a
+backup, and a shared inode would let an edit made in place through a work-tree link (as root,
+the object's 0444 mode does not stop it) damage the backup too. The old `hardlink` option is
+accepted and ignored. Pulled objects are still re-hashed: a remote file damaged in place is
+refused like any other corrupt object.
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ class LocalRemote(Remote):
     """Objects as files under a directory, laid out like the local store."""
 
     default_jobs = 8
-    known_options = frozenset({"hardlink"})
+    known_options = frozenset({"hardlink"})  # ignored: objects are always copied
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(url, name=name, options=options)
         self.root = Path(_path_of(url)).expanduser()
-        self.hardlink = self.options.get("hardlink", True) is not False
 
     def prepare(self, *, write: bool) -> None:
         if not self.root.is_dir() and not write:
@@ -64,7 +64,7 @@ class LocalRemote(Remote):
         root = self.root
         for key, dest in items:
             try:
-                self._link_or_copy(root / key, dest)
+                shutil.copyfile(root / key, dest)
             except FileNotFoundError:
                 raise CacheMissError(
                     f"{key} is not on {self.label}", key=key, remote=self.name
@@ -82,24 +82,10 @@ class LocalRemote(Remote):
             else:
                 replace_with(
                     target,
-                    lambda tmp, source=source: self._link_or_copy(source, Path(tmp)),
+                    lambda tmp, source=source: shutil.copyfile(source, tmp),
                     tmp_dir=tmp_dir,
                     mode=0o444,
                 )
-
-    def _link_or_copy(self, source: Path, dest: Path) -> None:
-        """Hard-link a read-only (immutable) file when possible, else copy it."""
-        if self.hardlink and not os.stat(source).st_mode & _WRITABLE:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dest)
-            try:
-                os.link(source, dest)
-                return
-            except OSError as exc:
-                if exc.errno not in NO_LINK_ERRNOS:
-                    raise
-                self.hardlink = False  # another filesystem: copy from now on
-        shutil.copyfile(source, dest)
 
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():

@@ -25,14 +25,15 @@ def make_tree(root: Path, spec: dict[str, object]) -> None:
 def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     """Every entry under `root`: kind, content or link target, and permission bits.
 
-    The index database is left out: its stat cache may learn a file's hash on a failed run.
+    The index database is left out: its stat cache may learn a file's hash on a failed run;
+    so are the repository lock and the (emptied) intent-record folder, bookkeeping of any run.
     """
     state: dict[str, tuple[object, ...]] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
-            if rel.startswith(".merkl/index.sqlite"):
+            if rel.startswith((".merkl/index.sqlite", ".merkl/lock", ".merkl/journal")):
                 continue
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):

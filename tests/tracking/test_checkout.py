@@ -61,7 +61,8 @@ def test_never_overwrites_unsaved_changes_without_force(tree):
     result = run_cli("checkout")
     assert result.code == 1
     assert result.err.strip() == (
-        "merkl: error: 'data/a', 'data/extra', 'm.bin' modified, not overwritten (use --force)"
+        "merkl: error: 'data/a', 'm.bin' modified, not overwritten (use --force); "
+        "'data/extra' added, not removed (use --force)"
     )
     assert (root / "data" / "b").read_text() == "2"  # restorable member restored anyway
     after = {k: v for k, v in snapshot(root).items() if not k.startswith("data/b")}

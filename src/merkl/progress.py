@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from types import TracebackType
 from typing import Any
 
 
@@ -19,22 +21,84 @@ def is_interactive() -> bool:
 
 
 def make_bar(unit: str) -> Any:
-    """A transient rich `Progress`: description, bar, `done/total <unit>`, elapsed time."""
+    """A transient rich `Progress`: description, bar, `done/total <unit>` (or a byte count
+    when `unit` is "bytes"), elapsed time."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
+        DownloadColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.progress import Progress as RichProgress
 
-    return Progress(
+    counts = [DownloadColumn()] if unit == "bytes" else [MofNCompleteColumn(), TextColumn(unit)]
+    return RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
+        *counts,
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
     )
+
+
+class Progress:
+    """Counts units of work (`objects` of a transfer, `tasks` of a run) and draws a transient
+    bar only when interactive. Thread-safe: workers may call `advance` concurrently.
+
+    `total` may be given now or by `start(total)`; a further `start` (another stage, such as
+    the next tier of a remote) restarts the count.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        unit: str,
+        total: int | None = None,
+        *,
+        enabled: bool | None = None,
+    ) -> None:
+        self.description = description
+        self.unit = unit
+        self.enabled = is_interactive() if enabled is None else enabled
+        self.done = 0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+        if total is not None:
+            self.start(total)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self, total: int | None) -> None:
+        """Show the bar for `total` units (None: not known in advance)."""
+        if not self.enabled or total == 0:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, total=total, completed=0)
+            return
+        self._bar = make_bar(self.unit)
+        self._bar.start()
+        self._task = self._bar.add_task(self.description, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        with self._lock:
+            self.done += count
+            if self._bar is not None:
+                self._bar.advance(self._task, count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -69,7 +69,7 @@ def call_with_cli_args(
         return _call_with_defaults(function, signature, a, kw)
 
     call.__signature__ = signature  # type: ignore[attr-defined]
-    del call.__wrapped__  # type: ignore[attr-defined]
+    del call.__wrapped__
     return Clize.get_cli(call)(f"merkl run {target}", *args)
 
 

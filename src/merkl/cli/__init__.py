@@ -61,7 +61,7 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
 def _commands(only: str | None = None) -> dict[str, Any]:
     """The clize command table: every command, or just `only` when it names one."""
     names = [only] if only in _COMMANDS else list(_COMMANDS)
-    return {name: _load(_COMMANDS[name]) for name in names}  # type: ignore[index]
+    return {name: _load(_COMMANDS[name]) for name in names}
 
 
 def _load(spec: str | dict[str, str]) -> Any:
@@ -72,7 +72,7 @@ def _load(spec: str | dict[str, str]) -> Any:
     if inspect.isfunction(command):
         # sigtools (under clize) reads and parses the source of every function taking *args to
         # see whether it forwards them (~15 ms per command); these take them as they are.
-        command._sigtools__forger = _own_signature
+        command._sigtools__forger = _own_signature  # type: ignore[attr-defined]
     return command
 
 
@@ -199,23 +199,25 @@ def _global_part(args: list[str]) -> list[str]:
     return args
 
 
-_RUN_VALUE_OPTIONS = {
-    "--jobs",
-    "-j",
-    "--executor",
-    "--scheduler",
-    "--remote",
-    "-r",
-    "--format",
-    "-f",
-    "--output",
-    "-o",
-}
 # Commands whose arguments after TARGET are the pipeline's own (`dag` and `why` call it too).
 _PIPELINE_COMMANDS = ("run", "dag", "why")
 
 
+def _value_options(command: str) -> set[str]:
+    """The options of `command` that take a value (`--jobs N`), as clize reads its signature."""
+    from clize.parser import FlagParameter
+
+    signature = Clize.get_cli(_load(_COMMANDS[command])).signature
+    return {
+        alias
+        for parameter in signature.named
+        if not isinstance(parameter, FlagParameter)
+        for alias in parameter.aliases
+    }
+
+
 def _run_target_index(args: list[str]) -> int | None:
+    value_options = _value_options(args[0])
     i = 1
     while i < len(args):
         arg = args[i]
@@ -223,7 +225,7 @@ def _run_target_index(args: list[str]) -> int | None:
             return i + 1 if i + 1 < len(args) else None
         if not arg.startswith("-"):
             return i
-        if arg in _RUN_VALUE_OPTIONS:
+        if arg in value_options:
             i += 1
         i += 1
     return None

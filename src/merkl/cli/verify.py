@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -12,6 +11,7 @@ import orjson
 from merkl.errors import CacheError
 from merkl.ops.verify import VerifyReport
 from merkl.ops.verify import verify as verify_repo
+from merkl.progress import Progress
 from merkl.repo import Repo
 from merkl.units import human_size
 
@@ -90,14 +90,10 @@ def format_report(report: VerifyReport) -> str:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[int], None] | None]:
-    """A rich progress line on a terminal; nothing when piped or in CI."""
-    if not sys.stderr.isatty() or os.environ.get("CI"):
-        yield None
-        return
-    from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn
-
-    with Progress(
-        SpinnerColumn(), TextColumn("verifying objects"), DownloadColumn(), transient=True
-    ) as bar:
-        task_id = bar.add_task("verify", total=None)
-        yield lambda size: bar.advance(task_id, size)
+    """A byte count on a terminal; nothing when piped or in CI."""
+    with Progress("verifying objects", "bytes") as progress:
+        if not progress.enabled:
+            yield None
+            return
+        progress.start(None)
+        yield progress.advance

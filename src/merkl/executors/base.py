@@ -143,5 +143,5 @@ def store_outputs(
 def _split(call: Call, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     import inspect
 
-    bound = inspect.BoundArguments(call.task.signature, arguments)  # type: ignore[arg-type]
+    bound = inspect.BoundArguments(call.task.signature, arguments)
     return list(bound.args), dict(bound.kwargs)

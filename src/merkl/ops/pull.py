@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from merkl.cache.lock import shared_lock
 from merkl.cache.index import OutputEntry
 from merkl.ops.checkout import CheckoutResult, checkout
+from merkl.progress import Progress
 from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
-from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import is_safe_serializer
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
@@ -100,7 +100,7 @@ def _pull(
     paths: Sequence[str | Path] | None,
 ) -> PullReport:
     try:
-        with TransferProgress(f"pull from {remote.name}") as progress:
+        with Progress(f"pull from {remote.name}", "objects") as progress:
             _fetch_tracked(repo, remote, items, report, jobs, progress)
             if outputs and not paths:
                 trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
@@ -117,7 +117,7 @@ def _fetch_tracked(
     items: Sequence[Tracked],
     report: PullReport,
     jobs: int | None,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """The objects of tracked files and folders. Manifests first: a folder's members are
     listed in its manifest object. Then everything else at once, so one big file does not hold
@@ -151,7 +151,7 @@ def pull_outputs(
     report: PullReport,
     trusted: bool,
     jobs: int | None,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> list[OutputEntry]:
     """Fetch the records of `out_hashes` (None: every record on the remote) that the local
     cache lacks, then their objects; index those that arrived. Returns the indexed entries."""

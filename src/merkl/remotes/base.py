@@ -22,7 +22,7 @@ from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
 from merkl.errors import RemoteError
 from merkl.hashing import hash_file
-from merkl.remotes.progress import TransferProgress
+from merkl.progress import Progress
 from merkl.remotes.records import (
     OUTPUTS,
     digest_of,
@@ -137,7 +137,7 @@ class Remote:
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         """Send the objects the remote lacks; each is re-hashed first, corrupt ones are refused."""
         clock = Stopwatch()
@@ -183,7 +183,7 @@ class Remote:
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         """Fetch the objects the local store lacks; each is re-hashed before it is stored."""
         clock = Stopwatch()
@@ -294,7 +294,7 @@ class Remote:
         sizes: Mapping[str, int],
         work: Any,
         jobs: int | None,
-        progress: TransferProgress | None,
+        progress: Progress | None,
     ) -> tuple[builtins.list[str], dict[str, str]]:
         batches = make_batches(keys, [sizes[k] for k in keys], self.batch_items, self.batch_bytes)
         if progress is not None:

@@ -12,21 +12,18 @@ refused like any other corrupt object.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import shutil
-import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from merkl.errors import CacheMissError
-from merkl.fs import NO_LINK_ERRNOS, replace_with, write_atomic
+from merkl.fs import replace_with, write_atomic
 from merkl.remotes.base import Remote, Source
 from merkl.remotes.records import OBJECTS, OUTPUTS
-
-_WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 class LocalRemote(Remote):
@@ -80,12 +77,8 @@ class LocalRemote(Remote):
             if isinstance(source, bytes):
                 write_atomic(target, source, fsync=False, mode=0o444, tmp_dir=tmp_dir)
             else:
-                replace_with(
-                    target,
-                    lambda tmp, source=source: shutil.copyfile(source, tmp),
-                    tmp_dir=tmp_dir,
-                    mode=0o444,
-                )
+                build = functools.partial(shutil.copyfile, source)
+                replace_with(target, build, tmp_dir=tmp_dir, mode=0o444)
 
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():

@@ -65,7 +65,8 @@ def test_edit_through_symlink_is_never_reported_clean_nor_restored_from_the_edit
 
     forced = run_cli("checkout", "--force", "data.csv")
     assert forced.code == 1, forced.out
-    assert "not in the local store" in forced.err and "merkl pull" in forced.err
+    assert "not in the local store" in forced.err
+    assert "merkl pull" in forced.err
     assert data.read_bytes() == b"a,b\n1,2\n3,4\n"  # the edit is kept
     assert not repo.store.has(tracked_oid)  # the old address counts as missing
     after = run_cli("status")
@@ -82,7 +83,8 @@ def test_track_after_edit_through_symlink_keeps_the_edit_and_gc_keeps_it(repo):
     again = run_cli("track", "data.csv")
     assert again.code == 0, again.err
     new_oid = _pointer_oid(data)
-    assert _obj(repo, new_oid).is_file() and not _obj(repo, new_oid).is_symlink()
+    assert _obj(repo, new_oid).is_file()
+    assert not _obj(repo, new_oid).is_symlink()
     assert data.read_bytes() == b"v1\nv2\n"
     assert run_cli("gc", "--yes").code == 0
     assert data.read_bytes() == b"v1\nv2\n"
@@ -101,7 +103,8 @@ def test_verify_repair_quarantines_an_edited_object_instead_of_deleting_it(repo)
     assert result.code == 1
     assert "quarantine" in result.out + result.err
     kept = list((repo.dot_dir / "quarantine").iterdir())
-    assert len(kept) == 1 and kept[0].read_bytes() == b"v1\nonly copy of this edit\n"
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == b"v1\nonly copy of this edit\n"
     assert not repo.store.has(oid)
 
 
@@ -131,7 +134,8 @@ def test_unprotect_gives_writable_copies_that_stay_tracked(repo):
     result = run_cli("unprotect", "set", "data.csv")
     assert result.code == 0, result.err
     for path in (folder / "a.txt", data):
-        assert not path.is_symlink() and os.stat(path).st_nlink == 1
+        assert not path.is_symlink()
+        assert os.stat(path).st_nlink == 1
         assert os.stat(path).st_mode & 0o200
     assert "clean" in run_cli("status").out
     _edit_in_place(data, b"more\n")
@@ -227,14 +231,16 @@ def test_gc_waits_for_a_shared_holder_and_says_who(repo):
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
     start = time.monotonic()
     result = run_merkl_process("gc", "--yes", cwd=repo.root, env=child_env())
     waited = time.monotonic() - start
     holder.communicate(timeout=30)
     assert result.code == 0, result.err
     assert waited >= 1.5
-    assert "merkl track data" in result.err and str(holder.pid) in result.err
+    assert "merkl track data" in result.err
+    assert str(holder.pid) in result.err
 
 
 # -- 4. kill -9 of track, then gc ---------------------------------------------------------------
@@ -250,7 +256,8 @@ def test_kill_9_during_track_then_gc_loses_nothing_and_track_completes(repo):
     killed = crash_at(point, ["track", "data"], repo.root)
     assert killed.killed
     report = run_cli("verify")
-    assert "unfinished" in report.out and "merkl track data" in report.out, report.out
+    assert "unfinished" in report.out, report.out
+    assert "merkl track data" in report.out, report.out
     assert run_cli("gc", "--yes").code == 0
     assert _lost(repo.root / "data", content) == []
     again = run_cli("track", "data")
@@ -302,7 +309,8 @@ def test_checkout_calls_a_new_member_added_not_modified(repo):
     (folder / "new.txt").write_bytes(b"new\n")
     result = run_cli("checkout", "set")
     assert result.code == 1
-    assert "added" in result.err and "modified" not in result.err, result.err
+    assert "added" in result.err, result.err
+    assert "modified" not in result.err, result.err
     assert (folder / "new.txt").read_bytes() == b"new\n"
 
 
@@ -320,7 +328,8 @@ def test_status_after_git_checkout_of_an_older_pointer_says_run_checkout(repo):
     _git(repo.root, "commit", "-qm", "v2")
     _git(repo.root, "checkout", "-q", "HEAD~1", "--", "data.csv.merkl")
     out = run_cli("status").out
-    assert "another stored version" in out and "merkl checkout" in out, out
+    assert "another stored version" in out, out
+    assert "merkl checkout" in out, out
     assert "merkl track" not in out
 
 
@@ -356,7 +365,8 @@ def test_track_refuses_a_file_git_tracks(repo):
     assert result.code == 1
     assert "git rm --cached data.csv" in result.err
     assert "Traceback" not in result.err
-    assert not data.is_symlink() and not (repo.root / "data.csv.merkl").exists()
+    assert not data.is_symlink()
+    assert not (repo.root / "data.csv.merkl").exists()
 
 
 # -- 8. gc keeps HEAD's data and prompts; hard links; undecodable names -------------------------
@@ -427,8 +437,10 @@ def test_track_names_an_undecodable_file_name_in_one_line(repo):
         handle.write(b"x\n")
     result = run_cli("track", "set")
     assert result.code == 1
-    assert "bad" in result.err and "UTF-8" in result.err, result.err
-    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert "bad" in result.err, result.err
+    assert "UTF-8" in result.err, result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
     assert not (folder / "ok.txt").is_symlink()
 
 

@@ -94,8 +94,8 @@ def describe_holders(repo: Repo) -> str:
         for entry in entries:
             if not entry.name.isdigit() or not pid_alive(int(entry.name)):
                 continue
-            with contextlib.suppress(OSError):
-                found.append(f"{open(entry.path).read().strip()} (pid {entry.name})")
+            with contextlib.suppress(OSError), open(entry.path) as handle:
+                found.append(f"{handle.read().strip()} (pid {entry.name})")
     return ", ".join(sorted(found)) or "another merkl process"
 
 

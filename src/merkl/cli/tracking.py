@@ -174,8 +174,7 @@ def gc(
             print(f"will delete {oid[:16]}  {human_size(size)}")
         print(_more([oid for oid, _ in preview.removed], _LIST_LIMIT))
         question = (
-            f"delete {len(preview.removed)} object(s), freeing {human_size(preview.freed)}? "
-            f"[y/N] "
+            f"delete {len(preview.removed)} object(s), freeing {human_size(preview.freed)}? [y/N] "
         )
         if input(question).strip().lower() not in ("y", "yes"):
             return "nothing deleted"

@@ -66,7 +66,9 @@ def checkout(
     """
     items = list(iter_tracked(repo, paths))
     run = _Checkout(repo, get_link_type(repo), force)
-    command = " ".join(["merkl checkout", *(t.rel for t in items)] if paths else ["merkl checkout"])
+    command = " ".join(
+        ["merkl checkout", *(t.rel for t in items)] if paths else ["merkl checkout"]
+    )
     with shared_lock(repo, command), intent(repo, command, []):
         for item in item_states(repo, items):
             if item.tracked.is_dir:

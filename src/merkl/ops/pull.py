@@ -17,8 +17,8 @@ from os.path import abspath as os_abspath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from merkl.cache.lock import shared_lock
 from merkl.cache.index import OutputEntry
+from merkl.cache.lock import shared_lock
 from merkl.ops.checkout import CheckoutResult, checkout
 from merkl.progress import Progress
 from merkl.remotes.base import Remote
@@ -93,7 +93,7 @@ def _pull(
     remote: Remote,
     items: list[Tracked],
     report: PullReport,
-    jobs: int,
+    jobs: int | None,
     outputs: bool,
     trust_pickle: bool,
     force: bool,

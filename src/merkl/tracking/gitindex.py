@@ -7,6 +7,7 @@ without git.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
 def git_tracked(root: Path, rels: Sequence[str]) -> list[str]:
     """The files among `rels` (repo-relative, folders included) that git tracks or has
     staged, in one `git ls-files` call."""
-    if not rels or not (root / ".git").exists() and _git(root, "rev-parse") is None:
+    if not rels or (not (root / ".git").exists() and _git(root, "rev-parse") is None):
         return []
     out = _git(root, "ls-files", "-z", "--full-name", "--", *(f":(literal){r}" for r in rels))
     if not out:
@@ -56,8 +57,6 @@ def head_and_index_pointers(root: Path) -> list[Pointer]:
     out = _git(root, "cat-file", "--batch", stdin="".join(b + "\n" for b in blobs).encode())
     pointers: list[Pointer] = []
     for blob_id, raw in iter_batch(out or b""):
-        try:
+        with contextlib.suppress(PointerFileError):  # conflicted or hand-edited: nothing to keep
             pointers.append(parse_pointer(raw, Path(f"git blob {blob_id}")))
-        except PointerFileError:
-            pass  # a conflicted or hand-edited pointer: nothing to keep
     return pointers

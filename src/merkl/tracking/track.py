@@ -20,6 +20,7 @@ from pathlib import Path
 from merkl.cache.lock import shared_lock
 from merkl.cache.stat_cache import file_oid, record_file_oids
 from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
+from merkl.fs import replace_with
 from merkl.pointer import (
     POINTER_SUFFIX,
     Pointer,
@@ -29,9 +30,7 @@ from merkl.pointer import (
     read_pointer,
 )
 from merkl.repo import Repo
-from merkl.fs import replace_with
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
-from merkl.tracking.links import get_link_type, is_linked, link_object
 from merkl.tracking.gitindex import git_tracked
 from merkl.tracking.integrity import (
     linked_object,
@@ -40,6 +39,7 @@ from merkl.tracking.integrity import (
     rehome_if_changed,
 )
 from merkl.tracking.journal import intent
+from merkl.tracking.links import get_link_type, is_linked, link_object
 from merkl.tracking.manifest import is_safe_relpath
 from merkl.tracking.tree import hash_dir, scan_dir
 from merkl.tracking.txn import StagedFile, UndoLog

@@ -519,3 +519,18 @@ def _as_nobody(work: Path) -> None:
     second = proc.stdout.partition("refused")[2]
     assert "clean" in second.split("\n\n")[0], proc.stdout
     assert "modified" in second, proc.stdout
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
+def test_push_never_sends_an_object_edited_in_place(repo, tmp_path):
+    remote = tmp_path / "backup"
+    with open(repo.root / "merkl.toml", "a") as handle:
+        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    data = repo.root / "data.csv"
+    data.write_bytes(b"v1\n")
+    assert run_cli("track", "data.csv").code == 0
+    _edit_in_place(data, b"edit\n")
+    result = run_cli("push")
+    assert result.code == 1
+    assert "changed in place" in result.err
+    assert not [p for p in remote.rglob("*") if p.is_file() and p.parent.name != "tmp"]

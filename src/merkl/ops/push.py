@@ -13,10 +13,11 @@ from pathlib import Path
 from merkl.cache.index import OutputEntry
 from merkl.progress import Progress
 from merkl.remotes.config import configured_jobs, get_remote
-from merkl.remotes.records import digest_of
+from merkl.remotes.records import digest_of, object_key
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
+from merkl.tracking.integrity import intact_objects
 from merkl.tracking.worktree import Tracked, iter_tracked
 
 
@@ -57,17 +58,31 @@ def push(
     remote = get_remote(repo, remote_name)
     report = PushReport(remote.label)
     try:
-        oids = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
+        tracked = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
+        changed = _changed_objects(repo, tracked)
+        oids = [oid for oid in tracked if oid not in changed]
         oids += [entry.oid for entry in entries]
         with Progress(f"push to {remote.name}", "objects") as progress:
             report.objects = remote.push(
                 repo.store, oids, jobs=jobs or configured_jobs(remote), progress=progress
+            )
+        for oid in changed:
+            report.objects.failed[object_key(oid)] = (
+                "changed in place since it was stored (an edit through a link?); not pushed: "
+                "`merkl status` says what to do"
             )
         failed = {digest_of(key) for key in report.objects.failed}
         report.outputs = remote.push_outputs(e for e in entries if e.oid not in failed)
     finally:
         remote.close()
     return report
+
+
+def _changed_objects(repo: Repo, oids: list[str]) -> set[str]:
+    """Tracked objects present locally whose bytes no longer hash to their names: never
+    pushed (cached outputs are checked as they are read)."""
+    present = repo.store.find_present(oids)
+    return present - intact_objects(repo, present)
 
 
 def outputs_to_push(repo: Repo, items: Iterable[Tracked], every_output: bool) -> list[OutputEntry]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from merkl.errors import PointerFileError
@@ -28,15 +28,30 @@ def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def git_tracked(root: Path, rels: Sequence[str]) -> list[str]:
-    """The files among `rels` (repo-relative, folders included) that git tracks or has
-    staged, in one `git ls-files` call."""
-    if not rels or (not (root / ".git").exists() and _git(root, "rev-parse") is None):
-        return []
-    out = _git(root, "ls-files", "-z", "--full-name", "--", *(f":(literal){r}" for r in rels))
-    if not out:
-        return []
-    return [p.decode(errors="surrogateescape") for p in out.split(b"\0") if p]
+def start_git_tracked(root: Path, rels: Sequence[str]) -> Callable[[], list[str]]:
+    """Start `git ls-files` for `rels` (repo-relative, folders included) and return a function
+    that waits for it and gives the files among them git tracks or has staged. It runs while
+    the caller hashes: a git process costs a few milliseconds."""
+    if not rels or not _in_git_work_tree(root):
+        return list
+    args = ["git", "ls-files", "-z", "--full-name", "--", *(f":(literal){r}" for r in rels)]
+    try:
+        proc = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return list  # git is not installed
+
+    def collect() -> list[str]:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            return []
+        return [p.decode(errors="surrogateescape") for p in out.split(b"\0") if p]
+
+    return collect
+
+
+def _in_git_work_tree(root: Path) -> bool:
+    """True when `root` or a parent folder has a `.git` (a folder, or a file in worktrees)."""
+    return any((folder / ".git").exists() for folder in (root, *root.parents))
 
 
 def head_and_index_pointers(root: Path) -> list[Pointer]:

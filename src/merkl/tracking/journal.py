@@ -52,7 +52,9 @@ def intent(repo: Repo, command: str, oids: Iterable[str]) -> Iterator[None]:
     folder.mkdir(exist_ok=True)
     record = str(folder / f"{os.getpid()}-{next(_counter)}.json")
     data = {"command": command, "pid": os.getpid(), "oids": sorted(set(oids))}
-    write_new(record, orjson.dumps(data), fsync=repo.store.fsync)
+    # Not fsynced: it guards against a killed process, whose writes the page cache keeps;
+    # after a power loss the links it protects may be gone as well.
+    write_new(record, orjson.dumps(data), fsync=False)
     try:
         yield
     finally:

@@ -31,7 +31,7 @@ from merkl.pointer import (
 )
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
-from merkl.tracking.gitindex import git_tracked
+from merkl.tracking.gitindex import start_git_tracked
 from merkl.tracking.integrity import (
     linked_object,
     object_intact,
@@ -65,15 +65,24 @@ def track(repo: Repo, paths: Iterable[str | Path]) -> list[TrackedItem]:
     """
     link_type = get_link_type(repo)
     targets = list(dict.fromkeys(check_trackable(repo, raw) for raw in paths))
-    _refuse_git_tracked(repo, targets)
-    items = []
+    git_check = _GitCheck(repo, targets)
+    try:
+        return _track_all(repo, targets, link_type, git_check)
+    finally:
+        git_check.finish()
+
+
+def _track_all(
+    repo: Repo, targets: list[Path], link_type: str, git_check: _GitCheck
+) -> list[TrackedItem]:
+    items: list[TrackedItem] = []
     for path in targets:
         try:
             with shared_lock(repo, f"merkl track {repo.relpath(path)}"):
                 if path.is_dir() and not path.is_symlink():
-                    items.append(_track_dir(repo, path, link_type))
+                    items.append(_track_dir(repo, path, link_type, git_check))
                 else:
-                    items.append(_track_file(repo, path, link_type))
+                    items.append(_track_file(repo, path, link_type, git_check=git_check))
         except (OSError, CacheError) as exc:
             done = f" ({len(items)} earlier path(s) were tracked)" if items else ""
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -84,17 +93,35 @@ def track(repo: Repo, paths: Iterable[str | Path]) -> list[TrackedItem]:
     return items
 
 
-def _refuse_git_tracked(repo: Repo, targets: list[Path]) -> None:
-    """Git must not track what merkl tracks: it would commit merkl's link into `.merkl/`,
-    which dangles in every clone."""
-    found = git_tracked(repo.root, [repo.relpath(path) for path in targets])
-    if found:
-        shown = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
-        raise TrackingError(
-            f"cannot track {shown!r}: git tracks it; run `git rm --cached {shlex.quote(found[0])}`"
-            f"{' …' if len(found) > 1 else ''} (the file stays) and track it again",
-            path=repo.root / found[0],
+class _GitCheck:
+    """Refuses paths git tracks: git would commit merkl's link into `.merkl/`, which dangles
+    in every clone. `git ls-files` runs while the first path is hashed; its answer is awaited
+    before anything changes."""
+
+    def __init__(self, repo: Repo, targets: list[Path]) -> None:
+        self.repo = repo
+        self._collect: Callable[[], list[str]] | None = start_git_tracked(
+            repo.root, [repo.relpath(path) for path in targets]
         )
+
+    def finish(self) -> None:
+        """Wait for git if nothing did yet (a failure before the first change)."""
+        if self._collect is not None:
+            self._collect()
+            self._collect = None
+
+    def __call__(self) -> None:
+        if self._collect is None:
+            return
+        found, self._collect = self._collect(), None
+        if found:
+            shown = found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)"
+            more = " …" if len(found) > 1 else ""
+            raise TrackingError(
+                f"cannot track {shown!r}: git tracks it; run `git rm --cached "
+                f"{shlex.quote(found[0])}`{more} (the file stays) and track it again",
+                path=self.repo.root / found[0],
+            )
 
 
 def check_trackable(repo: Repo, raw: str | Path) -> Path:
@@ -106,6 +133,8 @@ def check_trackable(repo: Repo, raw: str | Path) -> Path:
 
     if path == repo.root:
         raise refuse("it is the repository root; track the data files or folders in it")
+    if not path.name.isascii():
+        _check_utf8(repo, path.parent, path.name, refuse)
     if path.name.endswith(POINTER_SUFFIX):
         data = path.name[: -len(POINTER_SUFFIX)]
         raise refuse(f"it is a merkl pointer file; track the data file {data!r} instead")
@@ -142,6 +171,7 @@ def _track_file(
     known_oid: str | None = None,
     output: str | None = None,
     serializer: str | None = None,
+    git_check: Callable[[], None] | None = None,
 ) -> TrackedItem:
     oid = known_oid or file_oid(path, repo)
     pointer = _new_pointer(
@@ -150,6 +180,8 @@ def _track_file(
             oid, os.stat(path).st_size, repo.relpath(path), output=output, serializer=serializer
         ),
     )
+    if git_check is not None:
+        git_check()
     with intent(repo, f"merkl track {repo.relpath(path)}", [oid]):
         changed = _commit(
             repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo)
@@ -174,7 +206,9 @@ def track_written_output(
         ) from exc
 
 
-def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
+def _track_dir(
+    repo: Repo, path: Path, link_type: str, git_check: Callable[[], None]
+) -> TrackedItem:
     scan = scan_dir(repo, path)
     for rel in scan.files:
         if not rel.isascii():
@@ -206,22 +240,27 @@ def _track_dir(repo: Repo, path: Path, link_type: str) -> TrackedItem:
         return changed
 
     oids = [manifest.oid, *(e.oid for e in manifest.entries)]
+    git_check()
     with intent(repo, f"merkl track {repo.relpath(path)}", oids):
         changed = _commit(repo, path, pointer, link_members)
     _record(repo, members)
     return TrackedItem(repo.relpath(path), pointer, changed, scan.skipped_symlinks)
 
 
-def _check_utf8(repo: Repo, folder: Path, rel: str) -> None:
-    """Names are stored as UTF-8 in manifests and the index: refuse, naming it, one that is
-    not (a name from another system's encoding)."""
+def _check_utf8(
+    repo: Repo, folder: Path, rel: str, refuse: Callable[[str], TrackingError] | None = None
+) -> None:
+    """Names are stored as UTF-8 in pointers, manifests and the index: refuse, naming it, one
+    that is not (a name from another system's encoding)."""
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        reason = f"the name {shown!r} is not valid UTF-8; rename it (e.g. with `convmv`)"
+        if refuse is not None:
+            raise refuse(reason) from None
         raise TrackingError(
-            f"cannot track {repo.relpath(folder)!r}: the name {shown!r} inside it is not valid "
-            f"UTF-8; rename it (e.g. `convmv -f latin1 -t utf8`)",
+            f"cannot track {repo.relpath(folder)!r}: {reason.replace('name', 'name inside it')}",
             path=folder,
         ) from None
 

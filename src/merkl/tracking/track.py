@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.cache.lock import shared_lock
-from merkl.cache.stat_cache import file_oid, record_file_oids
+from merkl.cache.stat_cache import file_oid
 from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
 from merkl.fs import replace_with
 from merkl.pointer import (
@@ -32,12 +32,7 @@ from merkl.pointer import (
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
 from merkl.tracking.gitindex import start_git_tracked
-from merkl.tracking.integrity import (
-    linked_object,
-    object_intact,
-    record_objects,
-    rehome_if_changed,
-)
+from merkl.tracking.integrity import linked_object, object_intact, rehome_if_changed
 from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, is_linked, link_object
 from merkl.tracking.manifest import is_safe_relpath
@@ -383,8 +378,22 @@ def _link_symlink(repo: Repo, path: str, oid: str, link_type: str, undo: UndoLog
 
 
 def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
-    # The stat cache only saves re-hashing later; tracking itself has succeeded. Each object's
-    # fingerprint is recorded too, to check it cheaply before it is used again.
-    with contextlib.suppress(OSError, MerklError):
-        record_file_oids(pairs, repo)
-        record_objects(repo, list({oid: None for _, oid in pairs}))
+    """Tell the stat cache each tracked file's oid and each object's fingerprint (to check it
+    cheaply before it is used again), in one transaction. A link's stat is its object's."""
+    rows: list[tuple[str, int, int, int, str]] = []
+    objects: dict[str, None] = {}
+    path_of = repo.store.oid_to_str
+    with contextlib.suppress(OSError):
+        for file, oid in pairs:
+            st = os.stat(file)
+            rows.append((os.path.abspath(file), st.st_ino, st.st_size, st.st_mtime_ns, oid))
+            if oid in objects:
+                continue
+            objects[oid] = None
+            obj = path_of(oid)
+            if not os.path.islink(file):
+                st = os.stat(obj)  # a copy, or a hard link (the same inode: one more stat)
+            rows.append((obj, st.st_ino, st.st_size, st.st_mtime_ns, oid))
+    # The stat cache only saves re-hashing later; tracking itself has succeeded.
+    with contextlib.suppress(MerklError):
+        repo.index.set_file_oids(rows)

@@ -34,7 +34,7 @@ def start_git_tracked(root: Path, rels: Sequence[str]) -> Callable[[], list[str]
     the caller hashes: a git process costs a few milliseconds."""
     if not rels or not _in_git_work_tree(root):
         return list
-    args = ["git", "ls-files", "-z", "--full-name", "--", *(f":(literal){r}" for r in rels)]
+    args = ["git", "ls-files", "-z", "--", *(f":(literal){r}" for r in rels)]  # relative to root
     try:
         proc = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except OSError:

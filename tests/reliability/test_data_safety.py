@@ -41,6 +41,14 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=env)
 
 
+def _tracked(repo: Repo, name: str, content: bytes) -> Path:
+    """A file `name` with `content`, tracked."""
+    path = repo.root / name
+    path.write_bytes(content)
+    assert run_cli("track", name).code == 0
+    return path
+
+
 def _edit_in_place(path: Path, extra: bytes) -> None:
     """`echo 2 >> path` as root does it: through the link, into whatever file it reaches."""
     with open(path, "ab") as handle:
@@ -52,9 +60,7 @@ def _edit_in_place(path: Path, extra: bytes) -> None:
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
 def test_edit_through_symlink_is_never_reported_clean_nor_restored_from_the_edited_object(repo):
-    data = repo.root / "data.csv"
-    data.write_bytes(b"a,b\n1,2\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"a,b\n1,2\n")
     tracked_oid = _pointer_oid(data)
     _edit_in_place(data, b"3,4\n")
 
@@ -76,9 +82,7 @@ def test_edit_through_symlink_is_never_reported_clean_nor_restored_from_the_edit
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
 def test_track_after_edit_through_symlink_keeps_the_edit_and_gc_keeps_it(repo):
-    data = repo.root / "data.csv"
-    data.write_bytes(b"v1\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"v1\n")
     _edit_in_place(data, b"v2\n")
     again = run_cli("track", "data.csv")
     assert again.code == 0, again.err
@@ -94,9 +98,7 @@ def test_track_after_edit_through_symlink_keeps_the_edit_and_gc_keeps_it(repo):
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
 def test_verify_repair_quarantines_an_edited_object_instead_of_deleting_it(repo):
-    data = repo.root / "data.csv"
-    data.write_bytes(b"v1\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"v1\n")
     oid = _pointer_oid(data)
     _edit_in_place(data, b"only copy of this edit\n")
     result = run_cli("verify", "--repair")
@@ -147,18 +149,14 @@ def test_unprotect_gives_writable_copies_that_stay_tracked(repo):
 
 
 def test_track_does_not_deduplicate_onto_a_corrupt_object(repo):
-    first = repo.root / "f.bin"
-    first.write_bytes(b"same content\n")
-    assert run_cli("track", "f.bin").code == 0
+    first = _tracked(repo, "f.bin", b"same content\n")
     oid = _pointer_oid(first)
     assert run_cli("untrack", "f.bin").code == 0  # f.bin is a private copy again
     obj = _obj(repo, oid)
     os.chmod(obj, 0o644)
     obj.write_bytes(b"bit rot\n")  # same name, other bytes
     os.chmod(obj, 0o444)
-    second = repo.root / "g.bin"
-    second.write_bytes(b"same content\n")
-    assert run_cli("track", "g.bin").code == 0
+    second = _tracked(repo, "g.bin", b"same content\n")
     assert second.read_bytes() == b"same content\n"
     assert repo.store.verify(oid)
 
@@ -316,9 +314,7 @@ def test_checkout_calls_a_new_member_added_not_modified(repo):
 
 def test_status_after_git_checkout_of_an_older_pointer_says_run_checkout(repo):
     _git(repo.root, "init", "-q")
-    data = repo.root / "data.csv"
-    data.write_bytes(b"v1\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"v1\n")
     _git(repo.root, "add", "-A")
     _git(repo.root, "commit", "-qm", "v1")
     data.unlink()
@@ -374,9 +370,7 @@ def test_track_refuses_a_file_git_tracks(repo):
 
 def test_gc_keeps_the_object_heads_pointer_names_after_a_retrack(repo):
     _git(repo.root, "init", "-q")
-    data = repo.root / "data.csv"
-    data.write_bytes(b"committed version\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"committed version\n")
     committed = _pointer_oid(data)
     _git(repo.root, "add", "-A")
     _git(repo.root, "commit", "-qm", "v1")
@@ -390,9 +384,7 @@ def test_gc_keeps_the_object_heads_pointer_names_after_a_retrack(repo):
 def test_gc_on_a_terminal_asks_before_deleting(repo):
     import pty
 
-    data = repo.root / "x.bin"
-    data.write_bytes(b"x\n")
-    assert run_cli("track", "x.bin").code == 0
+    data = _tracked(repo, "x.bin", b"x\n")
     oid = _pointer_oid(data)
     assert run_cli("untrack", "x.bin").code == 0
     pid, fd = pty.fork()
@@ -451,9 +443,7 @@ def test_directory_remote_never_shares_an_inode_with_the_local_store(repo, tmp_p
     remote = tmp_path / "backup"
     with open(repo.root / "merkl.toml", "a") as handle:
         handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
-    data = repo.root / "data.csv"
-    data.write_bytes(b"precious\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"precious\n")
     assert run_cli("push").code == 0
     oid = _pointer_oid(data)
     local = os.stat(_obj(repo, oid))
@@ -526,9 +516,7 @@ def test_push_never_sends_an_object_edited_in_place(repo, tmp_path):
     remote = tmp_path / "backup"
     with open(repo.root / "merkl.toml", "a") as handle:
         handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
-    data = repo.root / "data.csv"
-    data.write_bytes(b"v1\n")
-    assert run_cli("track", "data.csv").code == 0
+    data = _tracked(repo, "data.csv", b"v1\n")
     _edit_in_place(data, b"edit\n")
     result = run_cli("push")
     assert result.code == 1

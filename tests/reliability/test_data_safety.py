@@ -522,3 +522,22 @@ def test_push_never_sends_an_object_edited_in_place(repo, tmp_path):
     assert result.code == 1
     assert "changed in place" in result.err
     assert not [p for p in remote.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
+def test_pull_fetches_the_tracked_version_of_an_edited_object_and_keeps_the_edit(repo, tmp_path):
+    remote = tmp_path / "backup"
+    with open(repo.root / "merkl.toml", "a") as handle:
+        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    data = _tracked(repo, "data.csv", b"v1\n")
+    oid = _pointer_oid(data)
+    assert run_cli("push").code == 0
+    _edit_in_place(data, b"edit\n")
+    pulled = run_cli("pull")
+    assert pulled.code == 0, pulled.err
+    assert "locally changed" in pulled.out  # not overwritten without --force
+    assert repo.store.verify(oid)  # the tracked version is back in the store
+    assert data.read_bytes() == b"v1\nedit\n"  # the edit is still where it was
+    assert run_cli("track", "data.csv").code == 0
+    assert run_cli("gc", "--yes").code == 0
+    assert data.read_bytes() == b"v1\nedit\n"

@@ -23,7 +23,7 @@ from merkl.cache.lock import shared_lock
 from merkl.cache.stat_cache import record_file_oids
 from merkl.errors import TrackingError
 from merkl.repo import Repo
-from merkl.tracking.integrity import intact_objects, linked_object, rehome_if_changed
+from merkl.tracking.integrity import forget_rehomed, rehome_edited, rehomed_oids
 from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, link_object, remove_path
 from merkl.tracking.state import ItemState, State, item_states
@@ -77,6 +77,7 @@ def checkout(
                 run.file(item)
         run.link_pending()
         record_file_oids(run.written, repo)
+        forget_rehomed(repo, run.discarded)
     return run.result
 
 
@@ -88,10 +89,22 @@ class _Checkout:
         self.result = CheckoutResult()
         self.written: list[tuple[Path, str]] = []
         self.pending: list[tuple[str, Path, str]] = []  # (oid, target, rel) to link
+        self.rehomed = rehomed_oids(repo)
+        self.discarded: list[str] = []  # re-homed edits replaced with force
         self._safe_dirs: set[Path] = set()
 
     def _may_replace(self, current_oid: str | None) -> bool:
-        return self.force or (current_oid is not None and self.repo.store.has(current_oid))
+        """True when the current content is saved in the store (a re-homed edit no pointer
+        records is not), or with force (which then forgets such an edit)."""
+        if self.force:
+            if current_oid in self.rehomed:
+                self.discarded.append(current_oid)
+            return True
+        return (
+            current_oid is not None
+            and current_oid not in self.rehomed
+            and self.repo.store.has(current_oid)
+        )
 
     def _link(self, oid: str, target: Path, rel: str) -> None:
         """Queue `target` to become object `oid` (objects are verified in one batch)."""
@@ -102,10 +115,10 @@ class _Checkout:
 
     def link_pending(self) -> None:
         """Link every queued target whose object is intact; re-home the edited ones."""
-        intact = intact_objects(self.repo, (oid for oid, _, _ in self.pending))
+        edited = rehome_edited(self.repo, ((oid, target) for oid, target, _ in self.pending))
+        self.rehomed = rehomed_oids(self.repo)
         for oid, target, rel in self.pending:
-            if oid not in intact:
-                self._rehome(oid, target)
+            if oid in edited or not self.repo.store.has(oid):
                 self.result.missing.append(rel)
                 continue
             self._ensure_dir(target.parent)
@@ -114,14 +127,6 @@ class _Checkout:
             link_object(self.repo, oid, target, self.link_type)
             self.written.append((target, oid))
             self.result.restored.append(rel)
-
-    def _rehome(self, oid: str, target: Path) -> None:
-        """Object `oid` was edited in place: keep the edit under its own hash, and keep
-        `target` showing it if it linked to the old address."""
-        was_linked = linked_object(self.repo, str(target)) == oid
-        actual = rehome_if_changed(self.repo, oid)
-        if actual is not None and was_linked:
-            link_object(self.repo, actual, target, self.link_type)
 
     def file(self, item: ItemState) -> None:
         tracked, oid = item.tracked, item.tracked.pointer.oid

@@ -7,6 +7,8 @@ An object is kept when
   inode has other names), even if no pointer names it (a `track` killed half-way, an edit
   re-homed by `checkout`),
 - an intent record of a `track` or `checkout` names it (`merkl.tracking.journal`),
+- it is an edit made in place through a link and re-homed, not yet recorded by a pointer
+  (`merkl.tracking.integrity`),
 - it is a cached task output, unless `keep_days` is given and the output was last computed
   more than that many days ago (its index entry is dropped too). By default every cached
   output is kept: deleting them would silently turn the next `merkl run` into a full
@@ -29,6 +31,7 @@ from merkl.pointer import Pointer
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.gitindex import head_and_index_pointers
+from merkl.tracking.integrity import rehomed_oids
 from merkl.tracking.journal import read_intents
 from merkl.tracking.worktree import iter_tracked, work_tree_links
 
@@ -90,6 +93,7 @@ def _collect(
     for record in read_intents(repo):
         keep.update(record.oids)
     keep.update(work_tree_links(repo))
+    keep.update(rehomed_oids(repo))
     keep.update(_kept_outputs(repo, keep_days, result))
     for oid in repo.store.iter_oids():
         if oid in keep or (only is not None and oid not in only):

@@ -27,6 +27,8 @@ from merkl.remotes.records import is_safe_serializer
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
+from merkl.tracking.integrity import rehome_edited
+from merkl.tracking.manifest import find_manifest
 from merkl.tracking.worktree import Tracked, iter_tracked
 
 if TYPE_CHECKING:
@@ -50,6 +52,12 @@ class PullReport:
             line += f"; {self.outputs} output record(s)"
         if self.checkout is not None and self.checkout.restored:
             line += f"; checked out {len(self.checkout.restored)} file(s)"
+        kept = self.checkout.modified + self.checkout.added if self.checkout else []
+        if kept:
+            line += (
+                f"; left {len(kept)} locally changed file(s) as they are ({kept[0]!r}…: "
+                f"`merkl checkout --force` replaces them)"
+            )
         if self.untrusted:
             line += (
                 f"; skipped {self.untrusted} pickled output(s) (not trusted: pass "
@@ -124,8 +132,20 @@ def _fetch_tracked(
     up the small ones."""
     manifests = [i.pointer.oid for i in items if i.pointer.type == "dir"]
     report.objects.merge(remote.pull(repo.store, manifests, jobs=jobs, progress=progress))
+    rehome_edited(repo, _uses(repo, items))  # edited in place: fetch the tracked version
     oids = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
     report.objects.merge(remote.pull(repo.store, oids, jobs=jobs, progress=progress))
+
+
+def _uses(repo: Repo, items: Sequence[Tracked]) -> Iterable[tuple[str, Path]]:
+    """(oid, work-tree path meant to hold it) for every tracked file and folder member."""
+    for item in items:
+        if item.pointer.type != "dir":
+            yield item.pointer.oid, item.data_path
+            continue
+        manifest = find_manifest(repo, item.pointer.oid)
+        for entry in manifest.entries if manifest is not None else ():
+            yield entry.oid, item.data_path / entry.path
 
 
 def _checkout_complete(
@@ -142,6 +162,8 @@ def _checkout_complete(
         report.checkout = result
     else:
         report.checkout.restored += result.restored
+        report.checkout.modified += result.modified
+        report.checkout.added += result.added
 
 
 def pull_outputs(

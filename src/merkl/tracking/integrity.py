@@ -8,7 +8,9 @@ compared with what `stat` sees now, and the object is re-hashed only when they d
 
 An object found changed is never deleted: its bytes are someone's edit, maybe the only copy.
 They are *re-homed* under their new content address, and the old address counts as absent
-(`merkl pull` fetches it again from a remote).
+(`merkl pull` fetches it again from a remote). Until a pointer records it (`merkl track`), a
+re-homed edit is listed in `.merkl/rehomed`: `gc` keeps it, and `checkout` treats it as unsaved
+work (replaced only with `--force`, which discards it from the list).
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from merkl.cache.stat_cache import file_oid, find_file_oids, record_file_oids
+from merkl.fs import write_atomic
 from merkl.repo import Repo
+from merkl.tracking.links import link_object
+
+REHOMED_FILE = "rehomed"
 
 
 def object_intact(repo: Repo, oid: str) -> bool:
@@ -41,7 +48,27 @@ def rehome_if_changed(repo: Repo, oid: str) -> str | None:
         return None
     repo.store.rehome(oid, actual)
     record_objects(repo, [actual])
+    with open(repo.dot_dir / REHOMED_FILE, "a") as handle:
+        handle.write(actual + "\n")
     return actual
+
+
+def rehomed_oids(repo: Repo) -> set[str]:
+    """Edits re-homed in the store that no pointer has recorded yet."""
+    try:
+        return set((repo.dot_dir / REHOMED_FILE).read_text().split())
+    except FileNotFoundError:
+        return set()
+
+
+def forget_rehomed(repo: Repo, oids: Iterable[str]) -> None:
+    """Drop `oids` from the re-homed list (a pointer records them now, or the user discarded
+    them with `checkout --force`)."""
+    known = rehomed_oids(repo)
+    if not known or known.isdisjoint(oids):
+        return
+    left = known.difference(oids)
+    write_atomic(repo.dot_dir / REHOMED_FILE, "".join(f"{o}\n" for o in sorted(left)).encode())
 
 
 def record_objects(repo: Repo, oids: list[str]) -> None:
@@ -83,3 +110,23 @@ def intact_objects(repo: Repo, oids: Iterable[str]) -> set[str]:
     wanted = list(dict.fromkeys(oids))
     found = find_file_oids([repo.store.oid_to_str(oid) for oid in wanted], repo)
     return {oid for oid, actual in zip(wanted, found, strict=True) if actual == oid}
+
+
+def rehome_edited(repo: Repo, uses: Iterable[tuple[str, Path]]) -> set[str]:
+    """Re-home every object among `uses` (oid, the work-tree path that should hold it) that
+    was changed in place; a path that was a symlink to it follows its bytes to their new
+    address, so the edit stays where the user sees it. Returns the re-homed oids (now absent:
+    a pull fetches them, a checkout reports them missing)."""
+    paths: dict[str, list[Path]] = {}
+    for oid, path in uses:
+        paths.setdefault(oid, []).append(path)
+    present = repo.store.find_present(paths)
+    changed = present - intact_objects(repo, present)
+    for oid in changed:
+        linked = [p for p in paths[oid] if linked_object(repo, str(p)) == oid]
+        actual = rehome_if_changed(repo, oid)
+        if actual is None:
+            continue
+        for path in linked:
+            link_object(repo, actual, path, "symlink")
+    return changed

@@ -32,7 +32,12 @@ from merkl.pointer import (
 from merkl.repo import Repo
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
 from merkl.tracking.gitindex import start_git_tracked
-from merkl.tracking.integrity import linked_object, object_intact, rehome_if_changed
+from merkl.tracking.integrity import (
+    forget_rehomed,
+    linked_object,
+    object_intact,
+    rehome_if_changed,
+)
 from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, is_linked, link_object
 from merkl.tracking.manifest import is_safe_relpath
@@ -397,3 +402,4 @@ def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
     # The stat cache only saves re-hashing later; tracking itself has succeeded.
     with contextlib.suppress(MerklError):
         repo.index.set_file_oids(rows)
+    forget_rehomed(repo, objects)  # a pointer records these edits now

@@ -541,3 +541,28 @@ def test_pull_fetches_the_tracked_version_of_an_edited_object_and_keeps_the_edit
     assert run_cli("track", "data.csv").code == 0
     assert run_cli("gc", "--yes").code == 0
     assert data.read_bytes() == b"v1\nedit\n"
+
+
+def test_lock_held_by_threads_and_nested_is_released_by_the_last_one_out(repo):
+    import threading
+
+    from merkl.cache.lock import exclusive_lock, shared_lock
+
+    inside = threading.Barrier(4)
+
+    def hold() -> None:
+        with shared_lock(repo, "a"), shared_lock(repo, "nested"):
+            inside.wait(timeout=10)
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def must_not_wait(holders: str) -> None:
+        raise AssertionError(f"the lock leaked: held by {holders}")
+
+    with exclusive_lock(repo, "gc", on_wait=must_not_wait):
+        pass
+    assert not list((repo.dot_dir / "locks").iterdir())

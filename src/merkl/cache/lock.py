@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,10 +26,21 @@ if TYPE_CHECKING:
 LOCK_FILE = "lock"
 HOLDERS_DIR = "locks"
 
-# Per lock file: (pid, fd, mode, depth). Nested holds (pull runs checkout) reuse the fd: a
-# second flock from the same process on another fd could deadlock against itself. The pid
-# tells a forked child (which must take its own lock) from the process that took it.
-_held: dict[str, tuple[int, int, int, int]] = {}
+
+@dataclass
+class _Hold:
+    """This process's hold of one lock file; nested and concurrent holds in the process (pull
+    runs checkout, threads track outputs) share it, and the last one out releases it. A forked
+    child sees another pid and takes its own."""
+
+    pid: int
+    fd: int
+    mode: int
+    users: int = 1
+
+
+_held: dict[str, _Hold] = {}
+_guard = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -52,20 +65,35 @@ def _lock(
     repo: Repo, command: str, mode: int, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
     path = str(repo.dot_dir / LOCK_FILE)
-    held = _held.get(path)
-    if held is not None and held[0] == os.getpid():
-        pid, fd, held_mode, depth = held
-        if mode == fcntl.LOCK_EX and held_mode != fcntl.LOCK_EX:
-            raise RuntimeError("cannot upgrade the shared repository lock to exclusive")
-        _held[path] = (pid, fd, held_mode, depth + 1)
-        try:
-            yield
-        finally:
-            _held[path] = (pid, fd, held_mode, depth)
-        return
+    with _guard:
+        hold = _held.get(path)
+        if hold is not None and hold.pid == os.getpid():
+            if mode == fcntl.LOCK_EX and hold.mode != fcntl.LOCK_EX:
+                raise RuntimeError("cannot upgrade the shared repository lock to exclusive")
+            hold.users += 1
+    if hold is None or hold.pid != os.getpid():
+        hold = _acquire(repo, path, command, mode, on_wait)
+    try:
+        yield
+    finally:
+        with _guard:
+            hold.users -= 1
+            last = hold.users == 0
+            if last and _held.get(path) is hold:
+                del _held[path]
+            named = last and path not in _held  # no other hold of this process remains
+        if named:
+            with contextlib.suppress(OSError):
+                os.unlink(repo.dot_dir / HOLDERS_DIR / str(hold.pid))
+        if last:
+            os.close(hold.fd)  # releases the flock
+
+
+def _acquire(
+    repo: Repo, path: str, command: str, mode: int, on_wait: Callable[[str], None] | None
+) -> _Hold:
     os.makedirs(repo.dot_dir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    holder = repo.dot_dir / HOLDERS_DIR / str(os.getpid())
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -73,18 +101,17 @@ def _lock(
             if on_wait is not None:
                 on_wait(describe_holders(repo))
             fcntl.flock(fd, mode)
-        _held[path] = (os.getpid(), fd, mode, 1)
-        with contextlib.suppress(OSError):
-            holder.parent.mkdir(exist_ok=True)
-            holder.write_text(command)
-        try:
-            yield
-        finally:
-            del _held[path]
-            with contextlib.suppress(OSError):
-                holder.unlink()
-    finally:
-        os.close(fd)  # releases the flock
+    except BaseException:
+        os.close(fd)
+        raise
+    holder = repo.dot_dir / HOLDERS_DIR / str(os.getpid())
+    with contextlib.suppress(OSError):
+        holder.parent.mkdir(exist_ok=True)
+        holder.write_text(command)
+    hold = _Hold(os.getpid(), fd, mode)
+    with _guard:
+        _held.setdefault(path, hold)  # another thread may have taken its own meanwhile
+    return hold
 
 
 def describe_holders(repo: Repo) -> str:

@@ -256,11 +256,11 @@ def _check_utf8(
         rel.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
-        reason = f"the name {shown!r} is not valid UTF-8; rename it (e.g. with `convmv`)"
+        advice = "is not valid UTF-8; rename it (e.g. with `convmv`)"
         if refuse is not None:
-            raise refuse(reason) from None
+            raise refuse(f"the name {shown!r} {advice}") from None
         raise TrackingError(
-            f"cannot track {repo.relpath(folder)!r}: {reason.replace('name', 'name inside it')}",
+            f"cannot track {repo.relpath(folder)!r}: the name {shown!r} inside it {advice}",
             path=folder,
         ) from None
 

@@ -352,11 +352,13 @@ def test_track_folder_with_an_in_folder_symlink_alias(repo, alias):
 # -- 7. a file git already tracks ---------------------------------------------------------------
 
 
-def test_track_refuses_a_file_git_tracks(repo):
+@pytest.mark.parametrize("index_version", ["2", "4"])
+def test_track_refuses_a_file_git_tracks(repo, index_version):
     _git(repo.root, "init", "-q")
     data = repo.root / "data.csv"
     data.write_bytes(b"x\n")
     _git(repo.root, "add", "data.csv")
+    _git(repo.root, "update-index", "--index-version", index_version)
     result = run_cli("track", "data.csv")
     assert result.code == 1
     assert "git rm --cached data.csv" in result.err

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from merkl.errors import PointerFileError
 from merkl.pointer import POINTER_SUFFIX, Pointer, parse_pointer
-from merkl.tracking.history import iter_batch
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
@@ -100,3 +99,17 @@ def head_and_index_pointers(root: Path) -> list[Pointer]:
         with contextlib.suppress(PointerFileError):  # conflicted or hand-edited: nothing to keep
             pointers.append(parse_pointer(raw, Path(f"git blob {blob_id}")))
     return pointers
+
+
+def iter_batch(out: bytes) -> Iterator[tuple[str, bytes]]:
+    """(blob id, content) of each blob in `git cat-file --batch` output."""
+    pos = 0
+    while pos < len(out):
+        header_end = out.index(b"\n", pos)
+        header = out[pos:header_end].split()
+        pos = header_end + 1
+        if len(header) < 3 or header[1] != b"blob":
+            continue  # "<id> missing": a shallow clone lacks it
+        size = int(header[2])
+        yield header[0].decode(), out[pos : pos + size]
+        pos += size + 1

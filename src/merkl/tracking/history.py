@@ -13,6 +13,7 @@ from pathlib import Path
 
 from merkl.errors import PointerFileError, TrackingError
 from merkl.pointer import POINTER_SUFFIX, Pointer, parse_pointer
+from merkl.tracking.gitindex import iter_batch
 
 
 def iter_history_pointers(root: Path) -> tuple[list[Pointer], int]:
@@ -76,17 +77,3 @@ def _read_blobs(root: Path, blob_ids: list[str]) -> Iterator[tuple[str, bytes]]:
     yield from iter_batch(
         _git(root, "cat-file", "--batch", stdin="".join(b + "\n" for b in blob_ids).encode())
     )
-
-
-def iter_batch(out: bytes) -> Iterator[tuple[str, bytes]]:
-    """(blob id, content) of each blob in `git cat-file --batch` output."""
-    pos = 0
-    while pos < len(out):
-        header_end = out.index(b"\n", pos)
-        header = out[pos:header_end].split()
-        pos = header_end + 1
-        if len(header) < 3 or header[1] != b"blob":
-            continue  # "<id> missing": a shallow clone lacks it
-        size = int(header[2])
-        yield header[0].decode(), out[pos : pos + size]
-        pos += size + 1

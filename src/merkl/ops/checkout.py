@@ -23,7 +23,7 @@ from merkl.cache.lock import shared_lock
 from merkl.cache.stat_cache import record_file_oids
 from merkl.errors import TrackingError
 from merkl.repo import Repo
-from merkl.tracking.integrity import forget_rehomed, rehome_edited, rehomed_oids
+from merkl.tracking.integrity import forget_rehomed, rehomed_oids, usable_objects
 from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, link_object, remove_path
 from merkl.tracking.state import ItemState, State, item_states
@@ -115,15 +115,14 @@ class _Checkout:
 
     def link_pending(self) -> None:
         """Link every queued target whose object is intact; re-home the edited ones."""
-        edited = rehome_edited(self.repo, ((oid, target) for oid, target, _ in self.pending))
-        self.rehomed = rehomed_oids(self.repo)
+        usable = usable_objects(self.repo, ((oid, target) for oid, target, _ in self.pending))
         for oid, target, rel in self.pending:
-            if oid in edited or not self.repo.store.has(oid):
+            if oid not in usable:
                 self.result.missing.append(rel)
                 continue
             self._ensure_dir(target.parent)
-            if target.is_dir() and not target.is_symlink():
-                remove_path(target)  # with force only (see _link)
+            if self.force and target.is_dir() and not target.is_symlink():
+                remove_path(target)  # a folder in the way: only with force (see _link)
             link_object(self.repo, oid, target, self.link_type)
             self.written.append((target, oid))
             self.result.restored.append(rel)

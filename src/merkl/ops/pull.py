@@ -27,7 +27,7 @@ from merkl.remotes.records import is_safe_serializer
 from merkl.remotes.transfer import TransferResult
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
-from merkl.tracking.integrity import rehome_edited
+from merkl.tracking.integrity import usable_objects
 from merkl.tracking.manifest import find_manifest
 from merkl.tracking.worktree import Tracked, iter_tracked
 
@@ -132,7 +132,7 @@ def _fetch_tracked(
     up the small ones."""
     manifests = [i.pointer.oid for i in items if i.pointer.type == "dir"]
     report.objects.merge(remote.pull(repo.store, manifests, jobs=jobs, progress=progress))
-    rehome_edited(repo, _uses(repo, items))  # edited in place: fetch the tracked version
+    usable_objects(repo, _uses(repo, items))  # re-homes edited ones: the pull fetches them
     oids = [o for i in items for o in iter_pointer_oids(repo, i.pointer)]
     report.objects.merge(remote.pull(repo.store, oids, jobs=jobs, progress=progress))
 

@@ -112,21 +112,21 @@ def intact_objects(repo: Repo, oids: Iterable[str]) -> set[str]:
     return {oid for oid, actual in zip(wanted, found, strict=True) if actual == oid}
 
 
-def rehome_edited(repo: Repo, uses: Iterable[tuple[str, Path]]) -> set[str]:
-    """Re-home every object among `uses` (oid, the work-tree path that should hold it) that
-    was changed in place; a path that was a symlink to it follows its bytes to their new
-    address, so the edit stays where the user sees it. Returns the re-homed oids (now absent:
-    a pull fetches them, a checkout reports them missing)."""
+def usable_objects(repo: Repo, uses: Iterable[tuple[str, Path]]) -> set[str]:
+    """The oids among `uses` (oid, the work-tree path that should hold it) whose objects are
+    present and intact, after re-homing every one changed in place: a path that was a symlink
+    to it follows its bytes to their new address, so the edit stays where the user sees it.
+    A re-homed oid is absent afterwards (a pull fetches it, a checkout reports it missing)."""
     paths: dict[str, list[Path]] = {}
     for oid, path in uses:
         paths.setdefault(oid, []).append(path)
     present = repo.store.find_present(paths)
-    changed = present - intact_objects(repo, present)
-    for oid in changed:
+    intact = intact_objects(repo, present)
+    for oid in present - intact:
         linked = [p for p in paths[oid] if linked_object(repo, str(p)) == oid]
         actual = rehome_if_changed(repo, oid)
         if actual is None:
             continue
         for path in linked:
             link_object(repo, actual, path, "symlink")
-    return changed
+    return intact

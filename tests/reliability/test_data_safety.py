@@ -49,6 +49,14 @@ def _tracked(repo: Repo, name: str, content: bytes) -> Path:
     return path
 
 
+def _directory_remote(repo: Repo, tmp_path: Path) -> Path:
+    """A directory remote `backup` on the same filesystem, the default one."""
+    remote = tmp_path / "backup"
+    with open(repo.root / "merkl.toml", "a") as handle:
+        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    return remote
+
+
 def _edit_in_place(path: Path, extra: bytes) -> None:
     """`echo 2 >> path` as root does it: through the link, into whatever file it reaches."""
     with open(path, "ab") as handle:
@@ -442,9 +450,7 @@ def test_track_names_an_undecodable_file_name_in_one_line(repo):
 
 
 def test_directory_remote_never_shares_an_inode_with_the_local_store(repo, tmp_path):
-    remote = tmp_path / "backup"
-    with open(repo.root / "merkl.toml", "a") as handle:
-        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    remote = _directory_remote(repo, tmp_path)
     data = _tracked(repo, "data.csv", b"precious\n")
     assert run_cli("push").code == 0
     oid = _pointer_oid(data)
@@ -515,9 +521,7 @@ def _as_nobody(work: Path) -> None:
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
 def test_push_never_sends_an_object_edited_in_place(repo, tmp_path):
-    remote = tmp_path / "backup"
-    with open(repo.root / "merkl.toml", "a") as handle:
-        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    remote = _directory_remote(repo, tmp_path)
     data = _tracked(repo, "data.csv", b"v1\n")
     _edit_in_place(data, b"edit\n")
     result = run_cli("push")
@@ -528,9 +532,7 @@ def test_push_never_sends_an_object_edited_in_place(repo, tmp_path):
 
 @pytest.mark.skipif(not IS_ROOT, reason="only root can write through a 0444 object")
 def test_pull_fetches_the_tracked_version_of_an_edited_object_and_keeps_the_edit(repo, tmp_path):
-    remote = tmp_path / "backup"
-    with open(repo.root / "merkl.toml", "a") as handle:
-        handle.write(f'\n[remotes.backup]\nurl = "{remote}"\n')
+    _directory_remote(repo, tmp_path)
     data = _tracked(repo, "data.csv", b"v1\n")
     oid = _pointer_oid(data)
     assert run_cli("push").code == 0

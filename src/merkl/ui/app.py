@@ -1,0 +1,223 @@
+"""The ASGI app of `merkl ui`: an HTML page and a JSON twin under `/api/…` for each view.
+
+Read-only unless started with `allow_writes`: then `POST /api/outputs/<hash>/forget` drops an
+output from the cache index (the next run computes it again), and only with a JSON body
+`{"confirm": "<the same hash>"}` from a page of this server (a cross-site form cannot send
+one). Endpoints are plain functions: Starlette runs them in its thread pool, so a slow DAG
+does not stall the polling of other pages.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from merkl.errors import MerklError, UsageError
+from merkl.hashing import HEX_LEN, is_hex_hash
+from merkl.repo import Repo
+from merkl.ui import pages
+from merkl.ui.dag_view import VIEW_PARAMETER, DagBuilder, parameters_of
+from merkl.ui.discover import find_pipelines
+from merkl.ui.lineage_view import lineage_data, lineage_graph
+from merkl.ui.repo_views import (
+    fingerprint,
+    files_data,
+    output_remotes,
+    overview_data,
+    runs_data,
+)
+
+_STATIC_TYPES = {
+    "ui.css": "text/css; charset=utf-8",
+    "ui.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# No script, style or image from anywhere but this server; no framing.
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
+    """The app over `repo`; its pipelines are imported from the current directory."""
+    static = {
+        name: (files("merkl.ui") / "static" / name).read_bytes() for name in _STATIC_TYPES
+    }
+    dags = DagBuilder(repo.root)
+
+    def html(request: Request, title: str, body: str, api: str) -> HTMLResponse:
+        return HTMLResponse(
+            pages.page(
+                title,
+                body,
+                path=request.url.path,
+                api=api,
+                version=fingerprint(repo),
+                writes=allow_writes,
+            ),
+            headers=_HEADERS,
+        )
+
+    def overview() -> dict[str, Any]:
+        return overview_data(repo, [vars(p) for p in find_pipelines(repo.root)])
+
+    def runs(request: Request) -> dict[str, Any]:
+        query = request.query_params
+        return runs_data(
+            repo,
+            task=query.get("task") or None,
+            since_hours=_number(query, "since", float),
+            limit=_number(query, "limit", int) or 0,
+        )
+
+    def index_page(request: Request) -> Response:
+        return html(request, "Overview", pages.overview_body(overview()), "/api/overview")
+
+    def runs_page(request: Request) -> Response:
+        api = "/api/runs" + (f"?{request.url.query}" if request.url.query else "")
+        return html(request, "Runs", pages.runs_body(runs(request)), api)
+
+    def files_page(request: Request) -> Response:
+        data = files_data(repo, check_remotes=_flag(request, "remotes"))
+        api = "/api/files" + (f"?{request.url.query}" if request.url.query else "")
+        return html(request, "Files", pages.files_body(data), api)
+
+    def lineage_page(request: Request) -> Response:
+        data = lineage_data(repo)
+        return html(request, "Lineage", pages.lineage_body(data, lineage_graph(data)), "/api/lineage")
+
+    def dag_page(request: Request) -> Response:
+        target = request.path_params["target"]
+        query = list(request.query_params.multi_items())
+        api = f"/api/dag/{target}" + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            view = dags.page(target, query)
+            given = dict(query)
+            parameters = [(name, given.get(name, "")) for name in parameters_of(target)]
+        except MerklError as exc:
+            response = html(request, target, pages.error_body(str(exc)), api)
+            response.status_code = 400 if isinstance(exc, UsageError) else 500
+            return response
+        return html(request, target, pages.dag_body(view, parameters), api)
+
+    def api_dag(request: Request) -> Response:
+        target = request.path_params["target"]
+        query = list(request.query_params.multi_items())
+        try:
+            return _json(dags.page(target, query).data)
+        except MerklError as exc:
+            return _json({"error": str(exc)}, 400 if isinstance(exc, UsageError) else 500)
+
+    def api_remotes(request: Request) -> Response:
+        return _json(output_remotes(repo, _output_hash(request)))
+
+    async def api_forget(request: Request) -> Response:
+        if not allow_writes:
+            return _json({"error": "merkl ui is read-only; start it with --allow-writes"}, 403)
+        out_hash = _output_hash(request)
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+            return _json({"error": f"a request from {origin} may not change this repository"}, 403)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict) or body.get("confirm") != out_hash:
+            return _json({"error": 'confirm with the JSON body {"confirm": "<output hash>"}'}, 400)
+        if repo.index.find_output(out_hash) is None:
+            return _json({"error": f"output {out_hash[:16]} is not in the cache"}, 404)
+        repo.index.remove_outputs([out_hash])
+        return _json({"forgot": out_hash})
+
+    routes = [
+        Route("/", index_page),
+        Route("/runs", runs_page),
+        Route("/files", files_page),
+        Route("/lineage", lineage_page),
+        Route("/dag/{target}", dag_page),
+        Route("/api/overview", lambda r: _json(overview())),
+        Route("/api/runs", lambda r: _json(runs(r))),
+        Route(
+            "/api/files", lambda r: _json(files_data(repo, check_remotes=_flag(r, "remotes")))
+        ),
+        Route("/api/lineage", lambda r: _json(lineage_data(repo))),
+        Route("/api/dag/{target}", api_dag),
+        Route("/api/version", lambda r: _json({"version": fingerprint(repo)})),
+        Route("/api/outputs/{hash}/remotes", api_remotes),
+        Route("/api/outputs/{hash}/forget", api_forget, methods=["POST"]),
+        Route("/static/{name}", lambda r: _static(static, r.path_params["name"])),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={MerklError: _merkl_error, HTTPException: _http_error},
+    )
+    app.state.repo = repo
+    return app
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=_HEADERS
+    )
+
+
+def _static(static: dict[str, bytes], name: str) -> Response:
+    if name not in static:
+        raise HTTPException(404)
+    return Response(
+        static[name], media_type=_STATIC_TYPES[name], headers={"Cache-Control": "max-age=60"}
+    )
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "") in ("1", "true", "yes", "on")
+
+
+def _number(query: Any, name: str, kind: type[int] | type[float]) -> Any:
+    text = query.get(name) or ""
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UsageError(f"?{name}={text!r} is not a number") from None
+    if value < 0:
+        raise UsageError(f"?{name}={text!r} must not be negative")
+    return value
+
+
+def _output_hash(request: Request) -> str:
+    digest = request.path_params["hash"].removeprefix("blake3:").lower()
+    if len(digest) != HEX_LEN or not is_hex_hash(digest):
+        raise UsageError(f"{digest!r} is not an output hash ({HEX_LEN} hex digits)")
+    return digest
+
+
+async def _merkl_error(request: Request, exc: Exception) -> Response:
+    status = 400 if isinstance(exc, UsageError) else 500
+    if request.url.path.startswith("/api/"):
+        return _json({"error": str(exc)}, status)
+    body = pages.page(
+        "Error", pages.error_body(str(exc)), path=request.url.path, api="", version=""
+    )
+    return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = (
+        f"no page {request.url.path!r}" if exc.status_code == 404 else str(exc.detail)
+    )
+    return _json({"error": message}, exc.status_code)
+
+
+__all__ = ["VIEW_PARAMETER", "create_app"]

@@ -1,0 +1,40 @@
+"""Start `merkl ui`: uvicorn serving the app over the repository found from here."""
+
+from __future__ import annotations
+
+import sys
+
+from merkl.errors import UsageError
+from merkl.repo import Repo
+
+
+def check_address(host: str, port: int) -> None:
+    """Raises: UsageError (exit code 2) for an empty host or a port out of range."""
+    if not host:
+        raise UsageError("--host must not be empty (e.g. 127.0.0.1)", exit_code=2)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
+
+
+def serve_ui(host: str, port: int, *, allow_writes: bool = False) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    check_address(host, port)
+    repo = Repo.find()
+    try:
+        import uvicorn
+
+        from merkl.ui.app import create_app
+    except ImportError as exc:
+        raise UsageError(
+            f"merkl ui needs the serve extra ({exc.name} is missing): pip install 'merkl[serve]'"
+        ) from None
+    mode = "changes allowed (--allow-writes)" if allow_writes else "read-only"
+    print(f"merkl: ui for {repo.root} on http://{host}:{port}/ ({mode})", file=sys.stderr)
+    uvicorn.run(
+        create_app(repo, allow_writes=allow_writes),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )

@@ -9,6 +9,7 @@ does not stall the polling of other pages.
 
 from __future__ import annotations
 
+import inspect
 from importlib.resources import files
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from merkl.errors import MerklError, UsageError
 from merkl.hashing import HEX_LEN, is_hex_hash
+from merkl.provenance.model import short_repr
 from merkl.repo import Repo
 from merkl.ui import pages
 from merkl.ui.dag_view import VIEW_PARAMETER, DagBuilder, parameters_of
@@ -102,7 +104,10 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
         try:
             view = dags.page(target, query)
             given = dict(query)
-            parameters = [(name, given.get(name, "")) for name in parameters_of(target)]
+            parameters = [
+                (name, given.get(name, ""), _default_text(parameter))
+                for name, parameter in parameters_of(target).items()
+            ]
         except MerklError as exc:
             response = html(request, target, pages.error_body(str(exc)), api)
             response.status_code = 400 if isinstance(exc, UsageError) else 500
@@ -162,6 +167,13 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
     )
     app.state.repo = repo
     return app
+
+
+def _default_text(parameter: inspect.Parameter) -> str:
+    """What a left-out argument becomes: its default, or a missing-argument placeholder."""
+    if parameter.default is parameter.empty:
+        return "missing"
+    return f"default {short_repr(parameter.default)}"
 
 
 def _json(data: Any, status: int = 200) -> Response:

@@ -87,6 +87,7 @@ def lineage_graph(data: dict[str, Any]) -> Graph:
         else:
             state = "tracked" if attributes.get("tracked") else "file"
             sub = f"{digest} {asset['type']}"
-        nodes.append(GraphNode(asset["urn"], asset["name"], asset["kind"], state, sub))
+        label = str(attributes.get("path") or asset["name"])
+        nodes.append(GraphNode(asset["urn"], label, asset["kind"], state, sub))
     edges = [(up, a["urn"]) for a in data["assets"] for up in a["upstreams"]]
     return Graph(nodes, edges)

@@ -208,16 +208,17 @@ def files_body(data: dict[str, Any]) -> str:
 
 
 # -- DAG ------------------------------------------------------------------------------------
-def dag_body(view: DagPage, parameters: list[tuple[str, str]]) -> str:
-    """`parameters`: (name, current value) of the pipeline's parameters, for the form."""
+def dag_body(view: DagPage, parameters: list[tuple[str, str, str]]) -> str:
+    """`parameters`: (name, current value, what leaving it out means) of the pipeline's
+    parameters, for the form."""
     data = view.data
     counts = data["counts"]
     fields = "".join(
         f'<label>{escape(name)} <input name="{escape(name)}" value="{escape(value)}" '
-        f'placeholder="missing"></label>'
-        for name, value in parameters
+        f'placeholder="{escape(left_out)}"></label>'
+        for name, value, left_out in parameters
     )
-    given = {name: value for name, value in parameters if value}
+    given = {name: value for name, value, _ in parameters if value}
     other = "full" if view.collapsed else "collapsed"
     switch = dag_href(view.target, {**given, VIEW_PARAMETER: other})
     summary = (

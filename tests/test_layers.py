@@ -13,8 +13,9 @@ under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of 
    interface (`merkl.executors`, `executors.base`).
 6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why).
 7. ops: one module per command, composing the layers below.
-8. interfaces: cli, serve (the web server and its client), ui (`merkl ui`), catalog, and the `merkl` package
-   itself (the public API, which also ties read-through from remotes into the cache).
+8. interfaces: cli, serve (the web server and its client), ui (`merkl ui`), catalog, and the
+   `merkl` package itself (the public API, which also ties read-through from remotes into the
+   cache).
 
 Within a layer, modules may import each other, but the import graph has no cycle except
 through the one allowed edge: `Lazy.get()` (placeholder) evaluates (evaluation).

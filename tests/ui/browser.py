@@ -9,6 +9,7 @@ the page's script ran, click, and take a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import itertools
 import os
@@ -62,8 +63,9 @@ class Browser:
         program = chromium_path()
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # Chromium's ends become its fds 3 and 4: bash moves them there before exec (dash takes single-digit fds only). They
-        # are first copied above 10 so that neither is 3 or 4 already (pytest holds low fds).
+        # Chromium's ends become its fds 3 and 4: bash moves them there before exec (dash takes
+        # single-digit fds only). They are first copied above 10 so that neither is 3 or 4
+        # already (pytest holds low fds).
         ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_chrome_r, from_chrome_w)]
         for fd in (to_chrome_r, from_chrome_w):
             os.close(fd)
@@ -219,10 +221,8 @@ class Browser:
 
     def close(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(BrowserError, OSError):
                 self.send("Browser.close")
-            except (BrowserError, OSError):
-                pass
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -110,9 +110,7 @@ def test_every_page_in_chromium(ui_url: str, browser: Browser, tmp_path: Path) -
     assert_clean(browser, ui_url)
 
 
-def test_dag_page_refreshes_while_merkl_runs(
-    ui_url: str, ui_repo: Repo, browser: Browser
-) -> None:
+def test_dag_page_refreshes_while_merkl_runs(ui_url: str, ui_repo: Repo, browser: Browser) -> None:
     browser.load(ui_url + "/dag/pipeline2.pipeline?epochs=100")
     assert browser.evaluate("document.querySelectorAll('g.node.output.missing').length") == 2
     ok("run", "pipeline2.pipeline", "--epochs", "100")
@@ -152,9 +150,7 @@ def wide(n: int = 3400):
 """
 
 
-def test_a_10000_node_dag_is_drawn_collapsed(
-    repo: Repo, browser: Browser, tmp_path: Path
-) -> None:
+def test_a_10000_node_dag_is_drawn_collapsed(repo: Repo, browser: Browser, tmp_path: Path) -> None:
     write_module(repo.root, "wide", WIDE_SOURCE)
     with live_server(create_app(repo)) as url:
         browser.load(url + "/dag/wide.wide")

@@ -29,8 +29,8 @@ from merkl.ui.dag_view import VIEW_PARAMETER, DagBuilder, parameters_of
 from merkl.ui.discover import find_pipelines
 from merkl.ui.lineage_view import lineage_data, lineage_graph
 from merkl.ui.repo_views import (
-    fingerprint,
     files_data,
+    fingerprint,
     output_remotes,
     overview_data,
     runs_data,
@@ -51,9 +51,7 @@ _HEADERS = {
 
 def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
     """The app over `repo`; its pipelines are imported from the current directory."""
-    static = {
-        name: (files("merkl.ui") / "static" / name).read_bytes() for name in _STATIC_TYPES
-    }
+    static = {name: (files("merkl.ui") / "static" / name).read_bytes() for name in _STATIC_TYPES}
     dags = DagBuilder(repo.root)
 
     def html(request: Request, title: str, body: str, api: str) -> HTMLResponse:
@@ -95,7 +93,9 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
 
     def lineage_page(request: Request) -> Response:
         data = lineage_data(repo)
-        return html(request, "Lineage", pages.lineage_body(data, lineage_graph(data)), "/api/lineage")
+        return html(
+            request, "Lineage", pages.lineage_body(data, lineage_graph(data)), "/api/lineage"
+        )
 
     def dag_page(request: Request) -> Response:
         target = request.path_params["target"]
@@ -151,9 +151,7 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
         Route("/dag/{target}", dag_page),
         Route("/api/overview", lambda r: _json(overview())),
         Route("/api/runs", lambda r: _json(runs(r))),
-        Route(
-            "/api/files", lambda r: _json(files_data(repo, check_remotes=_flag(r, "remotes")))
-        ),
+        Route("/api/files", lambda r: _json(files_data(repo, check_remotes=_flag(r, "remotes")))),
         Route("/api/lineage", lambda r: _json(lineage_data(repo))),
         Route("/api/dag/{target}", api_dag),
         Route("/api/version", lambda r: _json({"version": fingerprint(repo)})),
@@ -208,7 +206,7 @@ def _number(query: Any, name: str, kind: type[int] | type[float]) -> Any:
 
 
 def _output_hash(request: Request) -> str:
-    digest = request.path_params["hash"].removeprefix("blake3:").lower()
+    digest = str(request.path_params["hash"]).removeprefix("blake3:").lower()
     if len(digest) != HEX_LEN or not is_hex_hash(digest):
         raise UsageError(f"{digest!r} is not an output hash ({HEX_LEN} hex digits)")
     return digest
@@ -226,9 +224,7 @@ async def _merkl_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = (
-        f"no page {request.url.path!r}" if exc.status_code == 404 else str(exc.detail)
-    )
+    message = f"no page {request.url.path!r}" if exc.status_code == 404 else str(exc.detail)
     return _json({"error": message}, exc.status_code)
 
 

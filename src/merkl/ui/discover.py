@@ -66,9 +66,7 @@ def find_pipelines(root: Path) -> list[PipelineInfo]:
 def _python_files(root: Path) -> list[Path]:
     files: list[Path] = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
         files += [Path(folder) / n for n in sorted(names) if n.endswith(".py")]
         if len(files) >= _MAX_FILES:
             break

@@ -42,9 +42,7 @@ def node_width(label: str) -> float:
     return min(MAX_WIDTH, max(MIN_WIDTH, len(label) * CHAR_WIDTH + 20))
 
 
-def layered_layout(
-    nodes: Sequence[tuple[str, str]], edges: Sequence[tuple[str, str]]
-) -> Layout:
+def layered_layout(nodes: Sequence[tuple[str, str]], edges: Sequence[tuple[str, str]]) -> Layout:
     """Positions for `nodes` ((id, label) pairs, dependencies first) linked by `edges`
     ((from, to) pairs; edges naming unknown ids are ignored)."""
     ids = [node_id for node_id, _ in nodes]

@@ -49,7 +49,7 @@ def page(
         '<span id="live" title="refreshes when the repository changes">live</span></header>'
         f"<main>{body}</main>"
         '<aside id="details" hidden><button type="button" class="close" '
-        'aria-label="close">×</button><div class="content"></div></aside>'
+        'aria-label="close">&times;</button><div class="content"></div></aside>'
         "</body></html>\n"
     )
 
@@ -174,7 +174,9 @@ def runs_body(data: dict[str, Any]) -> str:
 def files_table(files: list[dict[str, Any]], *, remotes: bool = False) -> str:
     if not files:
         return "<p>No tracked files: <code>merkl track PATH</code> tracks one.</p>"
-    header = ["path", "type", "size", "status", "detail", "hash"] + (["remotes"] if remotes else [])
+    header = ["path", "type", "size", "status", "detail", "hash"] + (
+        ["remotes"] if remotes else []
+    )
     return _table(
         header,
         (
@@ -201,10 +203,7 @@ def files_body(data: dict[str, Any]) -> str:
         else '<a class="more" href="/files?remotes=1">check which remotes hold them</a>'
     )
     problems = "".join(f'<p class="error">{escape(p)}</p>' for p in data["problems"])
-    return (
-        f"<h1>Tracked files {link}</h1>{problems}"
-        f"{files_table(data['files'], remotes=checked)}"
-    )
+    return f"<h1>Tracked files {link}</h1>{problems}{files_table(data['files'], remotes=checked)}"
 
 
 # -- DAG ------------------------------------------------------------------------------------

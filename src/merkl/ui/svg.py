@@ -53,7 +53,8 @@ def _edge(layout: Layout, source: str, target: str) -> str:
         return ""
     y1, y2 = a.y + a.height / 2, b.y - b.height / 2
     middle = (y1 + y2) / 2
-    return f'<path d="M{a.x:.0f},{y1:.0f}C{a.x:.0f},{middle:.0f} {b.x:.0f},{middle:.0f} {b.x:.0f},{y2:.0f}"/>'
+    curve = f"C{a.x:.0f},{middle:.0f} {b.x:.0f},{middle:.0f} {b.x:.0f},{y2:.0f}"
+    return f'<path d="M{a.x:.0f},{y1:.0f}{curve}"/>'
 
 
 def _node(layout: Layout, node: GraphNode) -> str:

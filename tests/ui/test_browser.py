@@ -62,7 +62,7 @@ def test_every_page_in_chromium(ui_url: str, browser: Browser, tmp_path: Path) -
     browser.load(ui_url + "/dag/pipeline2.pipeline?epochs=100")
     states = browser.evaluate(
         "Object.fromEntries([...document.querySelectorAll('g.node.output')]"
-        ".map(n => [n.querySelector('title').textContent, n.classList.contains('cached') ? "
+        ".map(n => [n.querySelector('text').textContent, n.classList.contains('cached') ? "
         "'cached' : n.classList.contains('missing') ? 'missing' : 'other']))"
     )
     assert states == {
@@ -74,7 +74,7 @@ def test_every_page_in_chromium(ui_url: str, browser: Browser, tmp_path: Path) -
     assert "data/train.csv" in browser.evaluate("document.querySelector('svg.graph').textContent")
     browser.evaluate(
         "[...document.querySelectorAll('g.node.output')].find(n => "
-        "n.querySelector('title').textContent === 'pipeline2.train')"
+        "n.querySelector('text').textContent === 'pipeline2.train')"
         ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
     )
     details = browser.wait_for(

@@ -102,7 +102,7 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
         query = list(request.query_params.multi_items())
         api = f"/api/dag/{target}" + (f"?{request.url.query}" if request.url.query else "")
         try:
-            view = dags.page(target, query)
+            view = dags.page(target, query, details=False)
             given = dict(query)
             parameters = [
                 (name, given.get(name, ""), _default_text(parameter))

@@ -54,8 +54,10 @@ class DagBuilder:
         self._lock = threading.Lock()
         self._mtimes: dict[str, int] = {}
 
-    def page(self, target: str, query: list[tuple[str, str]]) -> DagPage:
-        """The DAG of `target` called with the arguments in `query` (`name=value` pairs).
+    def page(self, target: str, query: list[tuple[str, str]], *, details: bool = True) -> DagPage:
+        """The DAG of `target` called with the arguments in `query` (`name=value` pairs);
+        with `details`, each output's newest run and `why` (the JSON twin's, not the drawing's:
+        the HTML page fetches them on the first click).
 
         Raises:
             UsageError: a bad target, unknown argument or bad value.
@@ -69,11 +71,12 @@ class DagBuilder:
             pipeline = call_pipeline(target, args, fill_missing=True)
             dag = build_dag(pipeline)
             why = {}
-            for entry in explain_pipeline(pipeline):
+            for entry in explain_pipeline(pipeline) if details else ():
                 for key in entry.out_hashes or [entry.label]:
                     why[key] = entry.to_json()
         collapsed = view == "collapsed" or (view == "" and len(dag.nodes) > FULL_LIMIT)
-        runs = _newest_runs(RunLog(pipeline.repo), {n.hash for n in dag.nodes if n.hash})
+        hashes = {n.hash for n in dag.nodes if n.hash} if details else set()
+        runs = _newest_runs(RunLog(pipeline.repo), hashes) if hashes else {}
         data = dag.to_json()
         data["args"] = args
         data["view"] = "collapsed" if collapsed else "full"

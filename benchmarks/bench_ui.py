@@ -54,7 +54,9 @@ TARGET_MS = 300.0
 
 
 def merkl(*args: str, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "merkl", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "merkl", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 @contextlib.contextmanager
@@ -122,7 +124,7 @@ def main() -> int:
                 nodes = browser.evaluate("document.querySelectorAll('g.node').length")
                 html_ms = server_ms(page)
                 big_first, big_warm = measure(browser, page + "?calls=5000", 5)
-                full_first, full_warm = measure(browser, page + "?calls=1000&_view=full", 5)
+                _, full_warm = measure(browser, page + "?calls=1000&_view=full", 5)
         finally:
             browser.close()
     median = statistics.median(warm)

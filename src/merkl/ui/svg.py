@@ -38,6 +38,8 @@ def graph_svg(graph: Graph, *, title: str) -> str:
         f'width="{layout.width:.0f}" height="{layout.height:.0f}" '
         f'viewBox="0 0 {layout.width:.0f} {layout.height:.0f}">',
         f"<title>{escape(title)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z"/></marker></defs>',
         '<g class="edges">',
     ]
     parts += [_edge(layout, source, target) for source, target in graph.edges]

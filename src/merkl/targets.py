@@ -56,7 +56,12 @@ def call_with_cli_args(
     if fill_missing:
         signature = signature.replace(
             parameters=[
-                p.replace(default=MissingArgument(p.name))
+                # clize picks a converter from the annotation, else from the default's type,
+                # which a MissingArgument does not have: plain strings, as without a default.
+                p.replace(
+                    default=MissingArgument(p.name),
+                    annotation=str if p.annotation is p.empty else p.annotation,
+                )
                 if p.default is p.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 else p

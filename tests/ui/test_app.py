@@ -16,13 +16,15 @@ from tests.ui.conftest import ok
 
 @pytest.fixture
 def client(ui_repo: Repo) -> Iterator[TestClient]:
-    with TestClient(create_app(ui_repo)) as test_client:
+    with TestClient(create_app(ui_repo), base_url="http://127.0.0.1:8765") as test_client:
         yield test_client
 
 
 @pytest.fixture
 def writer(ui_repo: Repo) -> Iterator[TestClient]:
-    with TestClient(create_app(ui_repo, allow_writes=True)) as test_client:
+    with TestClient(
+        create_app(ui_repo, allow_writes=True), base_url="http://127.0.0.1:8765"
+    ) as test_client:
         yield test_client
 
 
@@ -91,8 +93,8 @@ def test_fill_missing_and_arguments(client: TestClient) -> None:
     ("url", "message"),
     [
         ("/api/dag/pipeline2.pipeline?epoch=3", "pipeline2.pipeline has no parameter 'epoch'"),
-        ("/api/dag/nothere.pipeline", "cannot import module 'nothere'"),
-        ("/api/dag/pipeline2", "is not of the form module.function"),
+        ("/api/dag/nothere.pipeline", "'nothere.pipeline' is not a pipeline or task of this"),
+        ("/api/dag/pipeline2", "'pipeline2' is not a pipeline or task of this repository"),
         ("/api/dag/pipeline2.pipeline?_view=tiny", "_view='tiny': expected full or collapsed"),
         ("/api/runs?limit=x", "?limit='x' is not a number"),
         ("/api/outputs/abc/remotes", "'abc' is not an output hash"),
@@ -185,3 +187,47 @@ def test_version_changes_with_the_repository(client: TestClient, ui_repo: Repo) 
     assert after_edit != before
     ok("run", "pipeline1.my_pipeline", "5")
     assert client.get("/api/version").json()["version"] != after_edit
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("/api/dag/os.system?command=touch+pwned", "'os.system' is not a pipeline or task"),
+        ("/dag/pipeline2.train", None),  # a task: allowed
+        ("/api/dag/pipeline1.nothing", "'pipeline1.nothing' is not a pipeline or task"),
+    ],
+)
+def test_only_the_repositorys_pipelines_are_called(
+    client: TestClient, ui_repo: Repo, url: str, message: str | None
+) -> None:
+    answer = client.get(url)
+    if message is None:
+        assert answer.status_code == 200
+        return
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]
+    assert not (ui_repo.root / "pwned").exists()
+
+
+def test_a_repository_module_shadowed_by_an_installed_one_is_refused(
+    client: TestClient, ui_repo: Repo
+) -> None:
+    (ui_repo.root / "json.py").write_text(
+        "from merkl import task\n@task\ndef dumps(x):\n    return x\n"
+    )
+    answer = client.get("/api/dag/json.dumps?x=1")
+    assert answer.status_code == 400
+    assert "not from this repository" in answer.json()["error"]
+
+
+def test_other_sites_and_host_names_are_refused(client: TestClient) -> None:
+    cross = client.get("/api/overview", headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    assert "other sites" in cross.json()["error"]
+    rebound = client.get("/api/overview", headers={"Host": "attacker.example:8765"})
+    assert rebound.status_code == 403
+    assert "'attacker.example'" in rebound.json()["error"]
+    for host in ("localhost:8765", "[::1]:8765", "127.0.0.1"):
+        assert client.get("/api/version", headers={"Host": host}).status_code == 200
+    same = client.get("/api/overview", headers={"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200

@@ -15,10 +15,13 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from merkl.errors import MerklError, UsageError
 from merkl.hashing import HEX_LEN, is_hex_hash
@@ -49,8 +52,19 @@ _HEADERS = {
 }
 
 
-def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
-    """The app over `repo`; its pipelines are imported from the current directory."""
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+
+
+def create_app(
+    repo: Repo, *, allow_writes: bool = False, hosts: frozenset[str] | None = LOOPBACK_NAMES
+) -> Starlette:
+    """The app over `repo`; its pipelines are imported from the current directory.
+
+    `hosts`: the names the `Host` header may give (None: any). Refusing others stops a web
+    page from reaching this server through a DNS name of its own (DNS rebinding); refusing
+    requests a browser marks `Sec-Fetch-Site: cross-site` stops other sites' pages from
+    making it compute DAGs.
+    """
     static = {name: (files("merkl.ui") / "static" / name).read_bytes() for name in _STATIC_TYPES}
     dags = DagBuilder(repo.root)
 
@@ -162,6 +176,7 @@ def create_app(repo: Repo, *, allow_writes: bool = False) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={MerklError: _merkl_error, HTTPException: _http_error},
+        middleware=[Middleware(_SameSiteOnly, hosts=hosts)],
     )
     app.state.repo = repo
     return app
@@ -172,6 +187,35 @@ def _default_text(parameter: inspect.Parameter) -> str:
     if parameter.default is parameter.empty:
         return "missing"
     return f"default {short_repr(parameter.default)}"
+
+
+class _SameSiteOnly:
+    """Refuses requests for another host name, and those a browser sent for another site."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            host = _host_name(headers.get("host", ""))
+            if self.hosts is not None and host not in self.hosts:
+                message = f"host {host!r} is not served here; open http://127.0.0.1:PORT/"
+                await _json({"error": message}, 403)(scope, receive, send)
+                return
+            if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+                message = "merkl ui answers only its own pages, not requests from other sites"
+                await _json({"error": message}, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """`127.0.0.1` of `127.0.0.1:8765`, `[::1]` of `[::1]:8765`."""
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0]
 
 
 def _json(data: Any, status: int = 200) -> Response:

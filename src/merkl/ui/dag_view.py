@@ -25,6 +25,7 @@ from merkl.provenance.model import CACHED, MISSING, UNKNOWN, Dag, build_dag
 from merkl.provenance.pipeline import call_pipeline
 from merkl.targets import import_target
 from merkl.tasks import Task
+from merkl.ui.discover import find_targets
 from merkl.ui.svg import Graph, GraphNode
 
 FULL_LIMIT = 1500  # nodes drawn one by one; above it the collapsed view is the default
@@ -65,9 +66,16 @@ class DagBuilder:
         view = dict(query).get(VIEW_PARAMETER, "")
         if view not in ("", "full", "collapsed"):
             raise UsageError(f"{VIEW_PARAMETER}={view!r}: expected full or collapsed")
+        if target not in find_targets(self.root):
+            # Never import or call anything else: a GET must not run `os.system`, nor a
+            # function of the repository that is not a pipeline.
+            raise UsageError(
+                f"{target!r} is not a pipeline or task of this repository (a function in one "
+                f"of its .py files that calls @task functions); the overview lists them"
+            )
         with self._lock:
             self._forget_edited_modules()
-            args = cli_args(target, [(k, v) for k, v in query if k != VIEW_PARAMETER])
+            args = cli_args(target, [(k, v) for k, v in query if k != VIEW_PARAMETER], self.root)
             pipeline = call_pipeline(target, args, fill_missing=True)
             dag = build_dag(pipeline)
             why = {}
@@ -117,17 +125,29 @@ class DagBuilder:
             importlib.invalidate_caches()
 
 
-def parameters_of(target: str) -> dict[str, inspect.Parameter]:
-    """The parameters of the pipeline function `target` (imported if need be)."""
+def parameters_of(target: str, root: Path | None = None) -> dict[str, inspect.Parameter]:
+    """The parameters of the pipeline function `target` (imported if need be).
+
+    Raises:
+        UsageError: with `root`, when the module imported under that name is not a file under
+            `root` (a repository file named like an installed module loses to it).
+    """
     function = import_target(target)
+    module = sys.modules.get(target.rpartition(".")[0])
+    path = os.path.abspath(getattr(module, "__file__", None) or "")
+    if root is not None and not path.startswith(str(root) + os.sep):
+        raise UsageError(
+            f"{target}: module {target.rpartition('.')[0]!r} is imported from {path}, not from "
+            f"this repository; rename the repository's module"
+        )
     inner = function.fn if isinstance(function, Task) else function
     return dict(inspect.signature(inner).parameters)
 
 
-def cli_args(target: str, query: list[tuple[str, str]]) -> list[str]:
+def cli_args(target: str, query: list[tuple[str, str]], root: Path | None = None) -> list[str]:
     """`merkl dag`'s command-line arguments for `?name=value…`: positional parameters in
     order, keyword-only ones as `--name value` (flags as `--name` when true)."""
-    parameters = parameters_of(target)
+    parameters = parameters_of(target, root)
     given = dict(query)
     unknown = sorted(set(given) - set(parameters))
     if unknown:

@@ -38,6 +38,13 @@ class _Module:
     functions: list[ast.FunctionDef]
 
 
+def find_targets(root: Path) -> set[str]:
+    """Every `module.function` the UI may call: the pipelines and the tasks of `root`."""
+    modules = [m for m in (_read(root, path) for path in _python_files(root)) if m]
+    tasks = {f"{m.name}.{t}" for m in modules for t in m.tasks}
+    return tasks | {p.target for p in find_pipelines(root)}
+
+
 def find_pipelines(root: Path) -> list[PipelineInfo]:
     """Pipelines in the `.py` files under `root`, sorted by target."""
     modules = {m.name: m for m in (_read(root, path) for path in _python_files(root)) if m}

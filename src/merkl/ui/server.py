@@ -23,7 +23,7 @@ def serve_ui(host: str, port: int, *, allow_writes: bool = False) -> None:
     try:
         import uvicorn
 
-        from merkl.ui.app import create_app
+        from merkl.ui.app import LOOPBACK_NAMES, create_app
     except ImportError as exc:
         raise UsageError(
             f"merkl ui needs the serve extra ({exc.name} is missing): pip install 'merkl[serve]'"
@@ -31,7 +31,11 @@ def serve_ui(host: str, port: int, *, allow_writes: bool = False) -> None:
     mode = "changes allowed (--allow-writes)" if allow_writes else "read-only"
     print(f"merkl: ui for {repo.root} on http://{host}:{port}/ ({mode})", file=sys.stderr)
     uvicorn.run(
-        create_app(repo, allow_writes=allow_writes),
+        create_app(
+            repo,
+            allow_writes=allow_writes,
+            hosts=LOOPBACK_NAMES if host in LOOPBACK_NAMES else None,
+        ),
         host=host,
         port=port,
         access_log=False,

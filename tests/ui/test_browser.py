@@ -86,6 +86,27 @@ def test_every_page_in_chromium(ui_url: str, browser: Browser, tmp_path: Path) -
     assert "code hash" not in details  # an output: its task box has the code hash
     keep_screenshot(browser.screenshot(tmp_path / "ui-dag.png"))
 
+    click_output = (
+        "[...document.querySelectorAll('g.node.output')].find(n => "
+        "n.querySelector('text').textContent === 'pipeline2.load_data[0]')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+    )
+    browser.evaluate(click_output)
+    details = browser.wait_for(
+        "document.querySelector('#details h2').textContent === 'pipeline2.load_data[0]' && "
+        "document.querySelector('#details .content').innerText"
+    )
+    assert "took" in details
+    assert "Cached: a run would load it" in details
+    browser.evaluate("document.querySelector('#details .remotes').previousSibling.click()")
+    assert (
+        browser.wait_for(
+            "document.querySelector('#details p.remotes').textContent.startsWith('origin') && "
+            "document.querySelector('#details p.remotes').textContent"
+        )
+        == "origin"
+    )
+
     browser.evaluate("document.getElementById('details').hidden = true")
     browser.load(ui_url + "/runs")
     runs = text_of(browser)

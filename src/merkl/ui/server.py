@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from merkl.errors import UsageError
@@ -20,6 +21,9 @@ def serve_ui(host: str, port: int, *, allow_writes: bool = False) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
     check_address(host, port)
     repo = Repo.find()
+    # Pipelines are found by their path from the root and imported as `merkl run` imports
+    # them, from the working directory: the two agree only at the root.
+    os.chdir(repo.root)
     try:
         import uvicorn
 

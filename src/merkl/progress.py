@@ -1,18 +1,31 @@
-"""Progress bars: rich on a terminal (on stderr, so stdout stays for results), none in CI or
-when output is redirected. Shared by transfers (`merkl push/pull`) and executors."""
+"""Progress bars: rich on a terminal (on stderr, so stdout stays for results), none in CI, with
+`merkl -q`, or when output is redirected. Shared by transfers (`merkl push/pull`), executors
+and file hashing (`merkl track` of a big file)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
+_quiet = False
+# Called with a byte count as large files are hashed; set by `byte_progress`.
+_byte_meter: Callable[[int], None] | None = None
+
+
+def set_quiet(quiet: bool) -> None:
+    """`merkl -q/--quiet`: no progress bars in this process."""
+    global _quiet
+    _quiet = quiet
+
 
 def is_interactive() -> bool:
-    """True when stderr is a terminal and `CI` is not set."""
-    if os.environ.get("CI", "") not in ("", "0", "false"):
+    """True when stderr is a terminal, `CI` is not set and `-q` was not given."""
+    if _quiet or os.environ.get("CI", "") not in ("", "0", "false"):
         return False
     try:
         return sys.stderr.isatty()
@@ -102,3 +115,39 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+@contextlib.contextmanager
+def byte_progress(description: str, total: int) -> Iterator[None]:
+    """A bar of bytes while the body runs: `advance_bytes` moves it (only on a terminal)."""
+    global _byte_meter
+    if not is_interactive() or total <= 0:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        _byte_meter = lambda size: bar.advance(task, size)  # noqa: E731 - thread-safe
+        try:
+            yield
+        finally:
+            _byte_meter = None
+
+
+def advance_bytes(size: int) -> None:
+    """`size` more bytes were processed (a no-op without a `byte_progress` bar)."""
+    meter = _byte_meter
+    if meter is not None:
+        meter(size)
+
+
+def wants_bytes() -> bool:
+    """True while a byte bar is shown: hashing then reports in chunks."""
+    return _byte_meter is not None

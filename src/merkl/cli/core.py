@@ -1,4 +1,4 @@
-"""Commands of the core engine: `init` and `run`."""
+"""Commands of the core engine: `init`, `run` and `version`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,24 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from clize import Clize
+from clize import Clize, parameters
 
+from merkl.cli.trailing import OwnOption, take_own_options
+from merkl.errors import UsageError
 from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
 from merkl.repo import Repo
+
+# `merkl run`'s options, also accepted after TARGET (see merkl.cli.trailing).
+RUN_OPTIONS = (
+    OwnOption("dry", ("--dry",)),
+    OwnOption("fill_missing", ("--fill-missing",)),
+    OwnOption("no_cache", ("--no-cache",)),
+    OwnOption("jobs", ("--jobs", "-j"), takes_value=True),
+    OwnOption("executor", ("--executor",), takes_value=True),
+    OwnOption("scheduler", ("--scheduler",), takes_value=True),
+    OwnOption("pull", ("--pull",)),
+    OwnOption("remote", ("--remote", "-r"), takes_value=True),
+)
 
 
 def init(path: str = ".") -> str:
@@ -24,7 +38,15 @@ def init(path: str = ".") -> str:
     return f"Initialized merkl repository in {repo.dot_dir}"
 
 
+def version() -> str:
+    """Print merkl's version."""
+    import merkl
+
+    return f"merkl {merkl.__version__}"
+
+
 def run(
+    prog: Annotated[str, Clize[parameters.pass_name]],
     target: str,
     *pipeline_args: str,
     dry: bool = False,
@@ -39,7 +61,10 @@ def run(
     """Run a pipeline or task function and print its result.
 
     TARGET is `module.function`, importable from the current directory. The arguments after it
-    are the function's own, parsed from its signature (`merkl run mod.fn --help` lists them).
+    are the function's own, parsed from its signature (`merkl run mod.fn --help` lists them);
+    parameters without an annotation take Python literals (`3`, `2.5`, `[1, 2]`, `None`),
+    anything else stays text. Options of merkl's may follow TARGET unless the function has a
+    keyword-only parameter of that name; after `--` everything is the function's.
     Tasks whose outputs are cached are not executed. The result's repr is the last line of
     stdout; progress and a summary go to stderr.
 
@@ -62,16 +87,25 @@ def run(
         in the arguments, and cached outputs (top down: upstream ones only where needed)
     :param remote: the remote for --pull (default: the default remote)
     """
-    args, output_files = parse_output_files(list(pipeline_args))
+    rest, own = take_own_options(target, pipeline_args, RUN_OPTIONS)
+    args, output_files = parse_output_files(rest)
     options = RunOptions(
-        dry=dry,
-        fill_missing=fill_missing,
-        no_cache=no_cache,
-        jobs=jobs,
-        executor=executor,
-        scheduler=scheduler,
-        pull=pull,
-        remote=remote,
+        dry=bool(own.get("dry", dry)),
+        fill_missing=bool(own.get("fill_missing", fill_missing)),
+        no_cache=bool(own.get("no_cache", no_cache)),
+        jobs=_whole_number("--jobs", own["jobs"]) if "jobs" in own else jobs,
+        executor=str(own.get("executor", executor)) if "executor" in own else executor,
+        scheduler=str(own["scheduler"]) if "scheduler" in own else scheduler,
+        pull=bool(own.get("pull", pull)),
+        remote=str(own["remote"]) if "remote" in own else remote,
+        command=prog,
     )
     text = run_pipeline(target, args, options, output_files)
     sys.stdout.write(text)
+
+
+def _whole_number(option: str, value: str | bool) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{option} takes a whole number, got {value!r}", exit_code=2) from None

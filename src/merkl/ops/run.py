@@ -36,6 +36,7 @@ class RunOptions:
     scheduler: str | None = None
     pull: bool = False  # fetch what the DAG needs from a remote first
     remote: str | None = None
+    command: str = "merkl run"  # as typed, for usage lines (`merkl dry-run`)
 
 
 def parse_output_files(args: list[str]) -> tuple[list[str], dict[int, Path]]:
@@ -63,7 +64,7 @@ def run_pipeline(
     repo = Repo.find()
     executor = executor_for_run(options.executor, options.jobs, options.scheduler, repo.config)
     if wants_help(args):
-        return pipeline_help(target)
+        return pipeline_help(target, options.command)
     function = import_target(target)
     if options.pull:
         from merkl.ops.pull import pull_tracked_arguments
@@ -71,7 +72,7 @@ def run_pipeline(
         pull_tracked_arguments(repo, options.remote, args)
     session = Session(repo, use_cache=not options.no_cache, pending_writes=[])
     with use_session(session):
-        result = call_with_cli_args(function, target, args, options.fill_missing)
+        result = call_with_cli_args(function, target, args, options.fill_missing, options.command)
         writes = list(session.pending_writes or [])
         outputs = _result_items(result)
         for index in output_files:

@@ -68,13 +68,15 @@ class WhyEntry:
         }
 
 
-def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[WhyEntry]:
+def why(
+    target: str, args: list[str], *, fill_missing: bool = False, command: str = "merkl why"
+) -> list[WhyEntry]:
     """Why each task call of `target(args)` with an uncached output would run; [] if none.
 
     Calls come dependencies first, so the root cause of a chain is listed before its effects;
     calls whose hash is unknown (under --fill-missing) come last.
     """
-    pipeline = call_pipeline(target, args, fill_missing=fill_missing)
+    pipeline = call_pipeline(target, args, fill_missing=fill_missing, command=command)
     log = RunLog(pipeline.repo)
     roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
     missing: dict[Call, list[Placeholder]] = {}

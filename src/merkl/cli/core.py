@@ -11,7 +11,7 @@ from clize import Clize, parameters
 from merkl.cli.trailing import OwnOption, take_own_options
 from merkl.errors import UsageError
 from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
-from merkl.repo import Repo
+from merkl.repo import DOT_DIR, Repo, find_root
 
 # `merkl run`'s options, also accepted after TARGET (see merkl.cli.trailing).
 RUN_OPTIONS = (
@@ -26,15 +26,28 @@ RUN_OPTIONS = (
 )
 
 
-def init(path: str = ".") -> str:
+def init(path: str = ".", *, subdir: bool = False) -> str:
     """Create a merkl repository.
 
     Creates the hidden `.merkl/` folder (local cache and index), a committed `merkl.toml` with
-    the project settings, and adds `.merkl/` to `.gitignore`. Running it again is harmless.
+    the project settings, and adds `.merkl/` to `.gitignore`. Running it again says so and
+    changes nothing. A clone of a project whose `merkl.toml` is committed needs no `init`:
+    its first merkl command creates `.merkl/`.
 
     :param path: the project's root folder
+    :param subdir: make a separate repository inside a folder of another one (merkl commands
+        in it then use its own cache and settings)
     """
-    repo = Repo.init(Path(path))
+    root = Path(path).resolve()
+    if (root / DOT_DIR).is_dir():
+        return f"merkl repository already initialized in {root / DOT_DIR}"
+    outer = find_root(root.parent)
+    if outer is not None and not subdir:
+        raise UsageError(
+            f"{root} is inside the merkl repository {outer}, whose commands work from any "
+            f"folder in it; pass --subdir to make a separate repository here"
+        )
+    repo = Repo.init(root)
     return f"Initialized merkl repository in {repo.dot_dir}"
 
 

@@ -62,7 +62,9 @@ def run_pipeline(
 ) -> str:
     """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
     repo = Repo.find()
-    executor = executor_for_run(options.executor, options.jobs, options.scheduler, repo.config)
+    executor = executor_for_run(
+        options.executor, options.jobs, options.scheduler, repo.config, repo.setting_file
+    )
     if wants_help(args):
         return pipeline_help(target, options.command)
     function = import_target(target)

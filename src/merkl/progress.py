@@ -8,6 +8,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -33,9 +34,9 @@ def is_interactive() -> bool:
         return False
 
 
-def make_bar(unit: str) -> Any:
+def make_bar(unit: str, *extra_columns: Any) -> Any:
     """A transient rich `Progress`: description, bar, `done/total <unit>` (or a byte count
-    when `unit` is "bytes"), elapsed time."""
+    when `unit` is "bytes"), elapsed time, and any `extra_columns`."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -52,17 +53,20 @@ def make_bar(unit: str) -> Any:
         BarColumn(),
         *counts,
         TimeElapsedColumn(),
+        *extra_columns,
         console=Console(stderr=True),
         transient=True,
     )
 
 
 class Progress:
-    """Counts units of work (`objects` of a transfer, `tasks` of a run) and draws a transient
-    bar only when interactive. Thread-safe: workers may call `advance` concurrently.
+    """Counts units of work (`objects` of a transfer, `tasks` of a run, `bytes` hashed) and
+    draws a transient bar only when interactive. Thread-safe: workers may call `advance`
+    concurrently.
 
     `total` may be given now or by `start(total)`; a further `start` (another stage, such as
-    the next tier of a remote) restarts the count.
+    the next tier of a remote) restarts the count. With `show_running`, the bar also shows
+    what `running(label)` last named and for how long (the local executor's current task).
     """
 
     def __init__(
@@ -72,10 +76,12 @@ class Progress:
         total: int | None = None,
         *,
         enabled: bool | None = None,
+        show_running: bool = False,
     ) -> None:
         self.description = description
         self.unit = unit
         self.enabled = is_interactive() if enabled is None else enabled
+        self.show_running = show_running
         self.done = 0
         self._lock = threading.Lock()
         self._bar: Any = None
@@ -94,6 +100,10 @@ class Progress:
     ) -> None:
         self.close()
 
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
+
     def start(self, total: int | None) -> None:
         """Show the bar for `total` units (None: not known in advance)."""
         if not self.enabled or total == 0:
@@ -101,9 +111,15 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, total=total, completed=0)
             return
-        self._bar = make_bar(self.unit)
+        extra = [_running_column()] if self.show_running else []
+        self._bar = make_bar(self.unit, *extra)
         self._bar.start()
-        self._task = self._bar.add_task(self.description, total=total)
+        self._task = self._bar.add_task(self.description, total=total, call="", since=0.0)
+
+    def running(self, label: str) -> None:
+        """`label` (e.g. module.task) starts now: shown with its own elapsed time."""
+        if self._bar is not None:
+            self._bar.update(self._task, call=label, since=time.monotonic())
 
     def advance(self, count: int = 1) -> None:
         with self._lock:
@@ -112,29 +128,34 @@ class Progress:
                 self._bar.advance(self._task, count)
 
     def close(self) -> None:
+        """Take the bar off the terminal (also before a debugger prompt)."""
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def _running_column() -> Any:
+    """A rich column: what runs now and its elapsed seconds (rich imported only here)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RunningColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            label = task.fields.get("call")
+            if not label:
+                return Text("")
+            return Text(f"{label} {time.monotonic() - task.fields['since']:.1f}s", style="cyan")
+
+    return RunningColumn()
+
+
 @contextlib.contextmanager
 def byte_progress(description: str, total: int) -> Iterator[None]:
-    """A bar of bytes while the body runs: `advance_bytes` moves it (only on a terminal)."""
+    """A bar of bytes while the body runs, moved by `advance_bytes` (only when interactive)."""
     global _byte_meter
-    if not is_interactive() or total <= 0:
-        yield
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        _byte_meter = lambda size: bar.advance(task, size)  # noqa: E731 - thread-safe
+    with Progress(description, "bytes", total) as bar:
+        if bar.shown:
+            _byte_meter = bar.advance
         try:
             yield
         finally:

@@ -65,13 +65,15 @@ def hash_file(path: Path | str) -> str:
     if not wants_bytes():
         hasher.update_mmap(path)
         return hasher.hexdigest()
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        with memoryview(m) as view:
-            for start in range(0, len(view), _PROGRESS_CHUNK):
-                chunk = view[start : start + _PROGRESS_CHUNK]
+    with (
+        open(path, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
+        for start in range(0, len(view), _PROGRESS_CHUNK):
+            with view[start : start + _PROGRESS_CHUNK] as chunk:
                 hasher.update(chunk)
                 advance_bytes(len(chunk))
-                chunk.release()
     return hasher.hexdigest()
 
 

@@ -20,6 +20,7 @@ import os
 import pathlib
 import struct
 import sys
+import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ HEX_LEN = 64
 _MMAP_THRESHOLD = 4 << 20  # below this, a plain read beats mmap + threads
 _PROGRESS_CHUNK = 64 << 20  # large enough for BLAKE3's threads, small enough for a moving bar
 
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 _Encoder = Callable[[Any, bytearray, str], None]
 _user_encoders: dict[type, Callable[[Any], Any]] = {}
 
@@ -331,6 +333,15 @@ def _encode_other(value: Any, out: bytearray, path: str) -> None:
             if base in _EXACT:
                 _EXACT[base](value, out, path)
                 return
+    elif callable(value) and isinstance(value, _FUNCTION_TYPES):
+        what = "a lambda" if value.__name__ == "<lambda>" else f"function {value.__qualname__}"
+        raise HashingError(
+            f"cannot hash {path}: it is {what}, and merkl hashes values, not code; pass a "
+            f"plain value that selects it (e.g. the string 'relu', looked up in a dict inside "
+            f"the task), or call it inside the task, whose code is hashed",
+            path=path,
+            type=cls,
+        )
     else:
         raise HashingError(
             f"cannot hash {path} of type {_type_name(cls)}: merkl hashes None, bool, int, float, "

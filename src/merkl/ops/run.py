@@ -18,6 +18,7 @@ from merkl.files import FileOutput, FileRef
 from merkl.fs import write_atomic
 from merkl.graph import iter_nodes
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
+from merkl.pointer import pointer_path
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from merkl.targets import call_with_cli_args, import_target, pipeline_help, wants_help
@@ -137,7 +138,9 @@ def dry_run_table(result: Any, writes: list[FileOutput], session: Session) -> st
             else:
                 state = "missing"
         elif isinstance(node, FileRef):
-            name, state = f"file {node.path}", "file"
+            # The words of `merkl dag`: a file with a committed pointer is "tracked".
+            tracked = pointer_path(node.path).is_file()
+            name, state = f"file {node.path}", "tracked" if tracked else "file"
         elif isinstance(node, MissingArgument):
             name, state = f"argument {node.name}", "missing-argument"
         else:

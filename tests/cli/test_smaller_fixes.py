@@ -100,3 +100,24 @@ def test_catalog_lint_reports_missing_variables_and_the_rest(merkl_globals, monk
     assert "sink 'file': config.format" in result.out  # checked although a variable is missing
     assert "failed  staging-models (" in result.out
     assert "2 errors" in result.out
+
+
+def test_small_scalar_arguments_are_logged_for_why_and_show(project):
+    assert run_cli("run", "p.pipe", "3").code == 0
+    why = run_cli("why", "p.pipe", "4")
+    assert why.code == 0, why.err
+    assert "argument 'a' changed: 3 → 4" in why.out
+    output = run_cli("log", "--json").out
+    import json
+
+    shown = run_cli("show", json.loads(output)[0]["output"])
+    assert shown.code == 0, shown.err
+    assert "a: value 3" in shown.out
+    assert "b: value 2" in shown.out
+
+
+def test_long_strings_are_logged_by_hash_only(project):
+    assert run_cli("run", "p.concat", "'" + "x" * 200 + "'", "'y'").code == 0
+    why = run_cli("why", "p.concat", "'z'", "'y'")
+    assert why.code == 0, why.err
+    assert "argument 'a' changed: now 'z'" in why.out

@@ -222,7 +222,9 @@ class _Explainer:
                 )
             elif old_hash != arg_hash:
                 value = call.bound.arguments[name]
-                reasons.append(self._changed_argument(name, value, old_sources.get(name)))
+                reasons.append(
+                    self._changed_argument(name, value, old_sources.get(name), old_hash)
+                )
         for name in sorted(set(previous.arg_hashes) - set(current)):
             reasons.append(
                 Reason(
@@ -241,7 +243,9 @@ class _Explainer:
             )
         return reasons
 
-    def _changed_argument(self, name: str, value: Any, old: str | None) -> Reason:
+    def _changed_argument(
+        self, name: str, value: Any, old: str | None, old_hash: str | None = None
+    ) -> Reason:
         if isinstance(value, FileRef):
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
@@ -279,10 +283,15 @@ class _Explainer:
                 f"files, and at least one of them changed",
                 argument=name,
             )
+        # Small scalars are logged by value too (see Index.arg_values): say what it was.
+        old_text = self.repo.index.arg_values([old_hash]).get(old_hash) if old_hash else None
+        new_text = short_repr(value)
+        change = f"{old_text} → {new_text}" if old_text is not None else f"now {new_text}"
         return Reason(
             "argument",
-            f"argument {name!r} changed: now {short_repr(value)}",
+            f"argument {name!r} changed: {change}",
             argument=name,
+            old=old_text,
             new=short_repr(value),
         )
 

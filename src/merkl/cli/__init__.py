@@ -40,9 +40,6 @@ set does the same), -V/--version. Exit status: 0 ok, 1 failed, 2 bad usage.
 # imported: start-up time dominates quick commands such as `merkl status`.
 _COMMANDS: dict[str, str | dict[str, str]] = {
     "init": "merkl.cli.core:init",
-    "version": "merkl.cli.core:version",
-    "install": "merkl.cli.hooks:install",
-    "uninstall": "merkl.cli.hooks:uninstall",
     "run": "merkl.cli.core:run",
     "serve": "merkl.cli.serve:serve",
     "verify": "merkl.cli.verify:verify",
@@ -51,6 +48,8 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "status": "merkl.cli.tracking:status",
     "checkout": "merkl.cli.tracking:checkout",
     "gc": "merkl.cli.tracking:gc",
+    "install": "merkl.cli.hooks:install",
+    "uninstall": "merkl.cli.hooks:uninstall",
     "push": "merkl.cli.remotes:push",
     "pull": "merkl.cli.remotes:pull",
     "remote": {
@@ -64,6 +63,7 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "log": "merkl.cli.provenance:log",
     "show": "merkl.cli.provenance:show",
     "why": "merkl.cli.provenance:why",
+    "version": "merkl.cli.core:version",
 }
 _GROUP_DESCRIPTIONS = {
     "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",

@@ -58,13 +58,13 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
         "remove": "merkl.cli.remotes:remote_remove",
     },
     "catalog": "merkl.cli.catalog:COMMANDS",
-    # descriptions of the command groups, shown by `merkl --help`
     "dag": "merkl.cli.provenance:dag",
     "log": "merkl.cli.provenance:log",
     "show": "merkl.cli.provenance:show",
     "why": "merkl.cli.provenance:why",
     "version": "merkl.cli.core:version",
 }
+# The command groups' one-line descriptions in `merkl --help` (a group has no docstring).
 _GROUP_DESCRIPTIONS = {
     "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",
     "catalog": "Metadata catalog recipes: run, lint, list, info, gen (Meteor-compatible).",

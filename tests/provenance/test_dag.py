@@ -249,4 +249,4 @@ def test_fill_missing_for_parameters_without_annotation(examples):
     assert "missing argument rows" in out
     assert "missing argument epochs" in out
     given = run_ok("dag", "--fill-missing", "pipeline2.train", "--", "[]", "7")
-    assert "epochs = '7'" in given
+    assert "epochs = 7" in given

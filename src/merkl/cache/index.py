@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS runs (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_out_hash ON runs (out_hash);
+-- The repr of small scalar argument values, by their argument hash (the run log stores hashes),
+-- so `merkl why` can say `epochs: 10 → 20`. A table of its own: older indexes gain it as is.
+CREATE TABLE IF NOT EXISTS arg_values (arg_hash TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_task ON runs (module, task);
 CREATE TABLE IF NOT EXISTS file_state (
     path TEXT PRIMARY KEY,
@@ -98,6 +101,8 @@ class RunRecord:
     duration: float
     size: int
     time: float
+    # argument hash -> repr, for small scalar arguments (written to `arg_values`, not `runs`)
+    arg_values: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class Index:
@@ -197,6 +202,7 @@ class Index:
             )
             for r in runs
         ]
+        value_rows = sorted({item for r in runs for item in r.arg_values.items()})
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -209,6 +215,10 @@ class Index:
                 "arg_hashes, parents, duration, size, time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 run_rows,
             )
+            if value_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO arg_values (arg_hash, text) VALUES (?, ?)", value_rows
+                )
 
         self._write(insert)
 
@@ -221,6 +231,17 @@ class Index:
             yield _entry(row)
 
     # -- run log --------------------------------------------------------------------------
+    def arg_values(self, arg_hashes: Iterable[str]) -> dict[str, str]:
+        """The logged repr of each argument hash that has one (small scalars only)."""
+        wanted = list(dict.fromkeys(arg_hashes))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT arg_hash, text FROM arg_values WHERE arg_hash IN ({marks})"
+            found.update((row[0], row[1]) for row in self._read(sql, part))
+        return found
+
     def iter_runs(
         self, *, out_hash: str | None = None, limit: int | None = None
     ) -> Iterator[RunRecord]:

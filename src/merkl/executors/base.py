@@ -110,6 +110,7 @@ def store_outputs(
     task = call.task
     parents = sorted({dep.hash for dep in call.deps if dep.hash})
     arg_hashes = call.arg_hashes()
+    arg_values = small_argument_values(call, arg_hashes)
     now = time.time()
     items = []
     runs = []
@@ -131,6 +132,7 @@ def store_outputs(
                 duration,
                 0,
                 now,
+                arg_values,
             )
         )
     try:
@@ -145,3 +147,20 @@ def _split(call: Call, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, 
 
     bound = inspect.BoundArguments(call.task.signature, arguments)
     return list(bound.args), dict(bound.kwargs)
+
+
+_SMALL_TEXT = 80  # longer strings are logged by hash only
+
+
+def small_argument_values(call: Call, arg_hashes: dict[str, str]) -> dict[str, str]:
+    """{argument hash: repr} of the call's small scalar arguments (numbers, booleans, None,
+    short strings), logged so `merkl why` and `show` can print old → new values."""
+    values = {}
+    for name, value in call.bound.arguments.items():
+        if type(value) in (int, float, bool, type(None)) or (
+            type(value) is str and len(value) <= _SMALL_TEXT
+        ):
+            text = repr(value)
+            if len(text) <= _SMALL_TEXT:
+                values[arg_hashes[name]] = text
+    return values

@@ -68,13 +68,17 @@ class WhyEntry:
         }
 
 
-def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[WhyEntry]:
+def why(
+    target: str, args: list[str], *, fill_missing: bool = False, command: str = "merkl why"
+) -> list[WhyEntry]:
     """Why each task call of `target(args)` with an uncached output would run; [] if none.
 
     Calls come dependencies first, so the root cause of a chain is listed before its effects;
     calls whose hash is unknown (under --fill-missing) come last.
     """
-    return explain_pipeline(call_pipeline(target, args, fill_missing=fill_missing))
+    return explain_pipeline(
+        call_pipeline(target, args, fill_missing=fill_missing, command=command)
+    )
 
 
 def explain_pipeline(pipeline: Pipeline) -> list[WhyEntry]:
@@ -224,7 +228,9 @@ class _Explainer:
                 )
             elif old_hash != arg_hash:
                 value = call.bound.arguments[name]
-                reasons.append(self._changed_argument(name, value, old_sources.get(name)))
+                reasons.append(
+                    self._changed_argument(name, value, old_sources.get(name), old_hash)
+                )
         for name in sorted(set(previous.arg_hashes) - set(current)):
             reasons.append(
                 Reason(
@@ -243,7 +249,9 @@ class _Explainer:
             )
         return reasons
 
-    def _changed_argument(self, name: str, value: Any, old: str | None) -> Reason:
+    def _changed_argument(
+        self, name: str, value: Any, old: str | None, old_hash: str | None = None
+    ) -> Reason:
         if isinstance(value, FileRef):
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
@@ -281,10 +289,15 @@ class _Explainer:
                 f"files, and at least one of them changed",
                 argument=name,
             )
+        # Small scalars are logged by value too (see Index.arg_values): say what it was.
+        old_text = self.repo.index.arg_values([old_hash]).get(old_hash) if old_hash else None
+        new_text = short_repr(value)
+        change = f"{old_text} → {new_text}" if old_text is not None else f"now {new_text}"
         return Reason(
             "argument",
-            f"argument {name!r} changed: now {short_repr(value)}",
+            f"argument {name!r} changed: {change}",
             argument=name,
+            old=old_text,
             new=short_repr(value),
         )
 

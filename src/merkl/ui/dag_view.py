@@ -76,7 +76,7 @@ class DagBuilder:
         with self._lock:
             self._forget_edited_modules()
             args = cli_args(target, [(k, v) for k, v in query if k != VIEW_PARAMETER], self.root)
-            pipeline = call_pipeline(target, args, fill_missing=True)
+            pipeline = call_pipeline(target, args, fill_missing=True, command="merkl ui")
             dag = build_dag(pipeline)
             why = {}
             for entry in explain_pipeline(pipeline) if details else ():

@@ -231,3 +231,19 @@ def test_other_sites_and_host_names_are_refused(client: TestClient) -> None:
         assert client.get("/api/version", headers={"Host": host}).status_code == 200
     same = client.get("/api/overview", headers={"Sec-Fetch-Site": "same-origin"})
     assert same.status_code == 200
+
+
+def test_a_pipeline_that_raises_is_a_500_naming_it(client: TestClient, ui_repo: Repo) -> None:
+    (ui_repo.root / "raising.py").write_text(
+        "from merkl import task\n\n@task\ndef step(x):\n    return x\n\n"
+        "def pipeline(x: int):\n    if x > 1:\n        raise RuntimeError('x is too big')\n"
+        "    return step(x)\n"
+    )
+    assert client.get("/api/dag/raising.pipeline?x=1").status_code == 200
+    answer = client.get("/api/dag/raising.pipeline?x=2")
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "pipeline raising.pipeline raised RuntimeError: x is too big"
+    page = client.get("/dag/raising.pipeline?x=2")
+    assert page.status_code == 500
+    assert "x is too big" in page.text
+    assert client.get("/api/version").status_code == 200  # still serving

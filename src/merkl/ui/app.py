@@ -10,6 +10,7 @@ does not stall the polling of other pages.
 from __future__ import annotations
 
 import inspect
+import logging
 from importlib.resources import files
 from typing import Any
 
@@ -27,6 +28,7 @@ from merkl.errors import MerklError, UsageError
 from merkl.hashing import HEX_LEN, is_hex_hash
 from merkl.provenance.model import short_repr
 from merkl.repo import Repo
+from merkl.serve.app import describe_failure
 from merkl.ui import pages
 from merkl.ui.dag_view import VIEW_PARAMETER, DagBuilder, parameters_of
 from merkl.ui.discover import find_pipelines
@@ -39,6 +41,7 @@ from merkl.ui.repo_views import (
     runs_data,
 )
 
+logger = logging.getLogger("merkl.ui")
 _STATIC_TYPES = {
     "ui.css": "text/css; charset=utf-8",
     "ui.js": "text/javascript; charset=utf-8",
@@ -122,9 +125,10 @@ def create_app(
                 (name, given.get(name, ""), _default_text(parameter))
                 for name, parameter in parameters_of(target).items()
             ]
-        except MerklError as exc:
-            response = html(request, target, pages.error_body(str(exc)), api)
-            response.status_code = 400 if isinstance(exc, UsageError) else 500
+        except Exception as exc:  # a bad request, or the pipeline's own exception
+            status, error = _failure(target, exc)
+            response = html(request, target, pages.error_body(error["error"]), api)
+            response.status_code = status
             return response
         return html(request, target, pages.dag_body(view, parameters), api)
 
@@ -133,8 +137,8 @@ def create_app(
         query = list(request.query_params.multi_items())
         try:
             return _json(dags.page(target, query).data)
-        except MerklError as exc:
-            return _json({"error": str(exc)}, 400 if isinstance(exc, UsageError) else 500)
+        except Exception as exc:
+            return _json(*reversed(_failure(target, exc)))
 
     def api_remotes(request: Request) -> Response:
         return _json(output_remotes(repo, _output_hash(request)))
@@ -180,6 +184,15 @@ def create_app(
     )
     app.state.repo = repo
     return app
+
+
+def _failure(target: str, exc: Exception) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) for an exception raised while building `target`'s DAG: 400 for
+    a bad request, 500 naming the pipeline or task that raised (logged with its traceback)."""
+    if isinstance(exc, UsageError):
+        return 400, {"error": str(exc)}
+    logger.error("merkl ui: %s", exc, exc_info=exc)
+    return 500, describe_failure(target, exc)
 
 
 def _default_text(parameter: inspect.Parameter) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from merkl.ui import discover
 from merkl.ui.discover import find_pipelines
 from tests.helpers import write_module
 
@@ -72,3 +75,18 @@ def test_a_package_module_gets_its_dotted_name(tmp_path: Path) -> None:
         "from merkl import task\n@task()\ndef t(x): return x\ndef run(x): return t(x)\n",
     )
     assert [p.target for p in find_pipelines(tmp_path)] == ["pkg.flow.run"]
+
+
+def test_an_edit_is_seen_and_unchanged_files_are_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_module(tmp_path, "flow", "from merkl import task\n@task\ndef t(x): return x\n")
+    assert find_pipelines(tmp_path) == []
+    parsed: list[Path] = []
+    original = discover._parse
+    monkeypatch.setattr(discover, "_parse", lambda root, p: parsed.append(p) or original(root, p))
+    assert find_pipelines(tmp_path) == []
+    assert parsed == []
+    path.write_text(path.read_text() + "def run(x):\n    return t(x)\n")
+    assert [p.target for p in find_pipelines(tmp_path)] == ["flow.run"]
+    assert parsed == [path]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,28 @@ def _python_files(root: Path) -> list[Path]:
     return files[:_MAX_FILES]
 
 
+# (root, path) -> ((mtime_ns, size), what it holds): each request walks the tree, parses only edits.
+_parsed: dict[tuple[Path, Path], tuple[tuple[int, int], _Module | None]] = {}
+_parsed_lock = threading.Lock()
+
+
 def _read(root: Path, path: Path) -> _Module | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (st.st_mtime_ns, st.st_size)
+    with _parsed_lock:
+        known = _parsed.get((root, path))
+    if known is not None and known[0] == key:
+        return known[1]
+    module = _parse(root, path)
+    with _parsed_lock:
+        _parsed[root, path] = (key, module)
+    return module
+
+
+def _parse(root: Path, path: Path) -> _Module | None:
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

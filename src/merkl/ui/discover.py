@@ -81,7 +81,7 @@ def _python_files(root: Path) -> list[Path]:
     return files[:_MAX_FILES]
 
 
-# (root, path) -> ((mtime_ns, size), what it holds): each request walks the tree, parses only edits.
+# (root, path) -> ((mtime_ns, size), what it holds): a request walks the tree, parses edits.
 _parsed: dict[tuple[Path, Path], tuple[tuple[int, int], _Module | None]] = {}
 _parsed_lock = threading.Lock()
 

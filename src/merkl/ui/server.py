@@ -7,14 +7,7 @@ import sys
 
 from merkl.errors import UsageError
 from merkl.repo import Repo
-
-
-def check_address(host: str, port: int) -> None:
-    """Raises: UsageError (exit code 2) for an empty host or a port out of range."""
-    if not host:
-        raise UsageError("--host must not be empty (e.g. 127.0.0.1)", exit_code=2)
-    if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
+from merkl.serve.runner import check_address
 
 
 def serve_ui(host: str, port: int, *, allow_writes: bool = False) -> None:

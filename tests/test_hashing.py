@@ -85,7 +85,7 @@ GOLDEN = {
 
 
 def test_hash_schema_is_pinned():
-    assert HASH_SCHEMA == 1
+    assert HASH_SCHEMA == 2
 
 
 def test_golden_digests():

@@ -30,12 +30,12 @@ class _Raw(bytes):
     """Pre-encoded bytes on the walk's stack (a `bytes` constant is a plain `bytes`)."""
 
 
-def ast_digest(node: ast.AST) -> str:
-    """BLAKE3 of the canonical encoding of `node` (docstrings and positions excluded)."""
+def ast_digest(node: ast.AST | list[ast.stmt]) -> str:
+    """BLAKE3 of the canonical encoding of `node` (or of a list of statements)."""
     return hash_bytes(canonical_bytes(node))
 
 
-def canonical_bytes(node: ast.AST) -> bytes:
+def canonical_bytes(node: ast.AST | list[ast.stmt]) -> bytes:
     """The canonical encoding of `node`: injective, independent of the Python version."""
     out = bytearray(b"merkl.ast\x00")
     stack: list[Any] = [node]

@@ -71,7 +71,9 @@ def statement_kind(statements: list[ast.stmt]) -> str:
     return kinds.pop() if len(kinds) == 1 else "statement"
 
 
-def find_function(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def find_function(
+    tree: ast.Module, qualname: str
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The definition of the function `qualname` (`f`, `Cls.m`, `outer.<locals>.inner`) in
     `tree`; the last one when a name is defined twice (as Python rebinds it), else None."""
     scope: Iterator[ast.stmt] = _definitions(tree.body)

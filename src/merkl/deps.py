@@ -1,11 +1,15 @@
 """Code identity: the hash of a task's code and of its declared code dependencies.
 
-Code is hashed as its normalised AST (`ast.dump` without positions), so comments and formatting
-never invalidate a cache while any real change does.
+Code is hashed by merkl's own canonical walk of its AST (`merkl.canonical_ast`), so comments,
+formatting and docstrings never invalidate a cache, any real change does, and the hash is the
+same on every Python version.
 
 MODULE mode hashes the whole module a task lives in, except the top-level definitions of tasks
 that declared their own identity (`code_hash_mode=FUNCTION` or `version=`): those are hashed on
-their own, so editing one of them re-executes only that task.
+their own, so editing one of them re-executes only that task. FUNCTION mode hashes the function
+and the module-level functions, classes, constants and imports it references, transitively
+within its module (`merkl.code_refs`). A code identity keeps its parts by label, so `merkl why`
+can say which one changed.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ import ast
 import enum
 import inspect
 import linecache
+import os
 import sys
 import textwrap
 import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from merkl.canonical_ast import ast_digest, without_docstring
+from merkl.code_refs import find_function, module_bindings, referenced_definitions, statement_kind
 from merkl.errors import TaskDefinitionError
 from merkl.hashing import hash_bytes, hash_struct
 
@@ -39,11 +47,24 @@ class HasCodeHash(Protocol):
     def code_hash(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class CodeIdentity:
+    """A task's code hash and what it is made of: `parts` maps a label (`module m`,
+    `function helper`, `assignment SCALE`, `code_deps[0] module m`…) to that part's digest."""
+
+    hash: str
+    parts: dict[str, str]
+
+
 # CPython 3.11's ast module is not safe to use from several threads at once ("AST constructor
-# recursion depth mismatch", gh-106905): every parse/dump of code goes through this lock.
+# recursion depth mismatch", gh-106905): every parse of code goes through this lock.
 _ast_lock = threading.Lock()
 _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakKeyDictionary()
-_function_hashes: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
+_function_parts: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+# Parsed module files by path, with the (size, mtime) they were parsed at.
+_parsed: dict[str, tuple[tuple[int, int], ast.Module, dict[str, list[ast.stmt]]]] = {}
 
 
 def module_name(fn: Callable[..., Any]) -> str:
@@ -77,25 +98,65 @@ def check_source_available(fn: Callable[..., Any], mode: CodeHashMode) -> None:
 
 
 def function_hash(fn: Callable[..., Any]) -> str:
-    """Hash of one function's normalised source."""
-    cached = _function_hashes.get(fn)
+    """Hash of a function and of the module-level names it references (see `function_parts`)."""
+    return hash_struct("merkl.function", sorted(function_parts(fn).items()))
+
+
+def function_parts(fn: Callable[..., Any]) -> dict[str, str]:
+    """Digests of a function's own code and of each module-level definition it references,
+    transitively within its module, by label (`code of f`, `function g`, `assignment X`…)."""
+    cached = _function_parts.get(fn)
     if cached is None:
-        try:
-            linecache.checkcache(inspect.getsourcefile(fn))  # an edited file, not stale lines
-            source = inspect.getsource(fn)
-        except (OSError, TypeError) as exc:
-            raise TaskDefinitionError(
-                f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} to hash it; "
-                f"pin it with version='…'"
-            ) from exc
-        with _ast_lock:
-            cached = hash_bytes(_normalise(textwrap.dedent(source).encode()))
-        _function_hashes[fn] = cached
+        cached = _function_parts[fn] = _compute_function_parts(fn)
     return cached
 
 
+def _compute_function_parts(fn: Callable[..., Any]) -> dict[str, str]:
+    qualname = getattr(fn, "__qualname__", repr(fn))
+    parsed = _parse_module_of(fn)
+    node = find_function(parsed[0], qualname) if parsed is not None else None
+    if node is None or parsed is None:  # no module file (a REPL, exec): the function alone
+        return {f"code of {qualname}": ast_digest(_parse_source_of(fn))}
+    own_name = qualname if "." not in qualname else None
+    parts = {f"code of {qualname}": ast_digest(node)}
+    for name, statements in referenced_definitions(node, parsed[1], own_name=own_name).items():
+        parts[f"{statement_kind(statements)} {name}"] = ast_digest(statements)
+    return parts
+
+
+def _parse_module_of(
+    fn: Callable[..., Any],
+) -> tuple[ast.Module, dict[str, list[ast.stmt]]] | None:
+    """The AST of the file `fn`'s module comes from, as it is now, and its bindings."""
+    file = _module_file(sys.modules.get(getattr(fn, "__module__", None) or ""))
+    if file is None:
+        return None
+    key = str(file)
+    st = os.stat(file)
+    stamp = (st.st_size, st.st_mtime_ns)
+    found = _parsed.get(key)
+    if found is None or found[0] != stamp:
+        with _ast_lock:
+            tree = ast.parse(file.read_bytes(), filename=key)
+        found = _parsed[key] = (stamp, tree, module_bindings(tree))
+    return found[1], found[2]
+
+
+def _parse_source_of(fn: Callable[..., Any]) -> ast.Module:
+    try:
+        linecache.checkcache(inspect.getsourcefile(fn))  # an edited file, not stale lines
+        source = inspect.getsource(fn)
+    except (OSError, TypeError) as exc:
+        raise TaskDefinitionError(
+            f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} to hash it; "
+            f"pin it with version='…'"
+        ) from exc
+    with _ast_lock:
+        return ast.parse(textwrap.dedent(source))
+
+
 def module_hash(module: types.ModuleType) -> str:
-    """Hash of a module's normalised source, without self-identified task definitions."""
+    """Hash of a module's code, without docstrings and self-identified task definitions."""
     cached = _module_hashes.get(module)
     if cached is None:
         file = _module_file(module)
@@ -107,9 +168,8 @@ def module_hash(module: types.ModuleType) -> str:
         source = file.read_bytes()
         with _ast_lock:
             tree = ast.parse(source, filename=str(file))
-            tree.body = [node for node in tree.body if not _declares_own_identity(node)]
-            cached = hash_bytes(ast.dump(tree, include_attributes=False).encode())
-        _module_hashes[module] = cached
+        body = [node for node in without_docstring(tree.body) if not _declares_own_identity(node)]
+        cached = _module_hashes[module] = ast_digest(body)
     return cached
 
 
@@ -157,19 +217,38 @@ def code_hash(
     deps: tuple[object, ...],
 ) -> str:
     """The code hash of a task: its identity, its code (or pinned version) and its deps."""
+    return code_identity(fn, mode, version, deps).hash
+
+
+def code_identity(
+    fn: Callable[..., Any],
+    mode: CodeHashMode,
+    version: str | None,
+    deps: tuple[object, ...],
+) -> CodeIdentity:
+    """The code hash of a task and its parts by label."""
     if version is not None:
-        code = ["version", version]
+        kind, parts = "version", {"version": hash_bytes(version.encode("utf-8"))}
     elif mode is CodeHashMode.FUNCTION:
-        code = ["function", function_hash(fn)]
+        kind, parts = "function", dict(function_parts(fn))
     else:
-        code = ["module", module_hash(sys.modules[fn.__module__])]
-    return hash_struct(
-        "merkl.code",
-        module_name(fn),
-        fn.__qualname__,
-        code,
-        [dep_hash(dep) for dep in deps],
+        module = sys.modules[fn.__module__]
+        kind, parts = "module", {f"module {module_name(fn)}": module_hash(module)}
+    for i, dep in enumerate(deps):
+        parts[f"code_deps[{i}] {_dep_label(dep)}"] = dep_hash(dep)
+    digest = hash_struct(
+        "merkl.code", module_name(fn), fn.__qualname__, kind, sorted(parts.items())
     )
+    return CodeIdentity(digest, parts)
+
+
+def _dep_label(dep: object) -> str:
+    if isinstance(dep, types.ModuleType):
+        return f"module {dep.__name__}"
+    if isinstance(dep, (str, bytes, bytearray)):
+        return "value"
+    name = getattr(dep, "__qualname__", None) or getattr(dep, "name", None) or repr(dep)
+    return f"function {name}"
 
 
 def _module_file(module: types.ModuleType | None) -> Path | None:
@@ -178,10 +257,6 @@ def _module_file(module: types.ModuleType | None) -> Path | None:
         return None
     path = Path(file)
     return path if path.is_file() else None
-
-
-def _normalise(source: bytes) -> bytes:
-    return ast.dump(ast.parse(source), include_attributes=False).encode()
 
 
 def _declares_own_identity(node: ast.stmt) -> bool:

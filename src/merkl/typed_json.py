@@ -14,7 +14,8 @@ equal and of the same types. Any other value is written as a typed envelope,
 | `d` | dict (any keys) | `[[NODE, NODE], …]` |
 | `b`, `ba` | bytes, bytearray | base64 |
 | `c` | complex | `[NODE, NODE]` (real, imaginary) |
-| `dt`, `date`, `time`, `td` | datetime (naive or fixed offset), date, time, timedelta | ISO 8601 / `[days, seconds, µs]` |
+| `dt`, `date`, `time` | datetime (naive or fixed offset), date, time | ISO 8601 |
+| `td` | timedelta | `[days, seconds, microseconds]` |
 | `dec` | decimal.Decimal | its string |
 | `p` | pathlib paths | `[class name, path]` |
 | `np` | numpy array or scalar (no object dtype) | base64 of its `.npy` bytes (never pickled) |

@@ -18,7 +18,6 @@ import ast
 import enum
 import inspect
 import linecache
-import os
 import sys
 import textwrap
 import threading
@@ -63,8 +62,8 @@ _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakK
 _function_parts: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, str]] = (
     weakref.WeakKeyDictionary()
 )
-# Parsed module files by path, with the (size, mtime) they were parsed at.
-_parsed: dict[str, tuple[tuple[int, int], ast.Module, dict[str, list[ast.stmt]]]] = {}
+# Parsed module files by path, with the source they were parsed from.
+_parsed: dict[str, tuple[bytes, ast.Module, dict[str, list[ast.stmt]]]] = {}
 
 
 def module_name(fn: Callable[..., Any]) -> str:
@@ -132,13 +131,12 @@ def _parse_module_of(
     if file is None:
         return None
     key = str(file)
-    st = os.stat(file)
-    stamp = (st.st_size, st.st_mtime_ns)
+    source = file.read_bytes()  # cheap next to parsing; an mtime can miss a quick edit
     found = _parsed.get(key)
-    if found is None or found[0] != stamp:
+    if found is None or found[0] != source:
         with _ast_lock:
-            tree = ast.parse(file.read_bytes(), filename=key)
-        found = _parsed[key] = (stamp, tree, module_bindings(tree))
+            tree = ast.parse(source, filename=key)
+        found = _parsed[key] = (source, tree, module_bindings(tree))
     return found[1], found[2]
 
 

@@ -72,7 +72,7 @@ def _fields(node: ast.AST) -> list[tuple[str, Any]]:
     for name in sorted(node._fields):
         if name in _SKIPPED_FIELDS:
             continue
-        value = getattr(node, name, None)
+        value: Any = getattr(node, name, None)
         if name == "body" and isinstance(node, _DOCUMENTED):
             value = without_docstring(value)
         elif name == "values" and isinstance(node, ast.JoinedStr):

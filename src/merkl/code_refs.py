@@ -18,9 +18,16 @@ from collections.abc import Iterator
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Statements whose nested statements run at module level (their bindings are global).
-_COMPOUND = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
-if hasattr(ast, "TryStar"):  # 3.11+
-    _COMPOUND += (ast.TryStar,)
+_COMPOUND = (
+    ast.If,
+    ast.Try,
+    ast.TryStar,
+    ast.With,
+    ast.AsyncWith,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+)
 
 
 def module_bindings(tree: ast.Module) -> dict[str, list[ast.stmt]]:
@@ -90,7 +97,7 @@ def find_function(
                 node = candidate
         if node is None:
             return None
-        scope = _definitions(node.body)  # type: ignore[attr-defined]
+        scope = _definitions(node.body)
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
@@ -122,9 +129,9 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
         names: set[str] = set()
         for sub in _definitions([stmt]):
             names |= _bound_names(sub)
-        for sub in ast.walk(stmt):  # loop variables, `with … as x`, `except E as x`
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                names.add(sub.id)
+        for node in ast.walk(stmt):  # loop variables, `with … as x`, `except E as x`
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
         return names
     return set()
 

@@ -172,10 +172,10 @@ def _encode_datetime(value: dt.datetime, path: str) -> list[Any]:
 def _encode_numpy(value: Any, path: str) -> list[Any]:
     import numpy as np
 
-    if (type(value) is not np.ndarray and not isinstance(value, np.generic)) or (
-        value.dtype.hasobject
-    ):
-        raise _refused(value, path, detail=f"dtype {value.dtype}")
+    if value.dtype.hasobject:
+        raise _refused(value, path, detail="dtype object")
+    if type(value) is not np.ndarray and not isinstance(value, np.generic):
+        raise _refused(value, path)  # a subclass (masked array, matrix) would come back plain
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(value), allow_pickle=False)
     return ["np", [isinstance(value, np.generic), base64.b64encode(buffer.getvalue()).decode()]]

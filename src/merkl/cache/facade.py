@@ -125,7 +125,7 @@ class Cache:
                 try:
                     data = serializer.dump(value)
                 except SerializationError as exc:
-                    exc.out_hash = out_hash  # the caller names the task output from it
+                    exc.out_hash = out_hash  # type: ignore[attr-defined]  # names the output
                     raise
                 size = len(data)
                 oid = self.store.put_bytes(data)

@@ -246,7 +246,7 @@ class Index:
         import orjson
 
         rows = self._read("SELECT parts FROM code_parts WHERE code_hash = ?", (code_hash,))
-        return orjson.loads(rows[0][0]) if rows else None  # type: ignore[no-any-return]
+        return orjson.loads(rows[0][0]) if rows else None
 
     def remove_outputs(self, out_hashes: Iterable[str]) -> None:
         rows = [(h,) for h in out_hashes]

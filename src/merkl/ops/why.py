@@ -267,7 +267,8 @@ class _Explainer:
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
                 "input-file",
-                f"argument {name!r}: input file {display_path(self.repo, value.path)!r} "
+                f"argument {name!r}: input {'folder' if value.is_dir else 'file'} "
+                f"{display_path(self.repo, value.path)!r} "
                 f"changed (content {was}{value.hash[:HASH_CHARS]})",
                 argument=name,
                 old=old,

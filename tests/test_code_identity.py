@@ -143,15 +143,18 @@ def test_function_parts_name_what_a_task_references(repo):
     }
 
 
-def test_function_mode_without_module_file_hashes_the_function_alone():
-    namespace: dict[str, object] = {}
-    exec("def made_up(x):\n    return x\n", namespace)  # no source: version= is required
-    fn = task(code_hash_mode=CodeHashMode.FUNCTION)
-
+def test_a_local_function_is_found_in_its_module_with_what_it_references():
     def local(x):
-        return x
+        return [*_other_pythons(), x]
 
-    assert "code of" in next(iter(fn(local).code.parts))
+    parts = task(code_hash_mode=CodeHashMode.FUNCTION)(local).code.parts
+    assert set(parts) == {
+        "code of test_a_local_function_is_found_in_its_module_with_what_it_references.<locals>"
+        ".local",
+        "function _other_pythons",
+        "import REPO_ROOT",  # from tests.helpers: followed only if listed in code_deps
+        "import Path",
+    }
 
 
 def test_why_names_the_referenced_name_that_changed(repo):
@@ -164,3 +167,36 @@ def test_why_names_the_referenced_name_that_changed(repo):
     assert result.code == 0, result.err
     assert "code changed: assignment 'SCALE' changed (code hash" in result.out
     assert "helper" not in result.out
+
+
+def test_a_function_from_another_module_in_code_deps_is_followed_in_its_module(repo):
+    helpers = """
+    RATE = {rate}
+
+    def scale(x):
+        return x * _factor()
+
+    def _factor():
+        return RATE
+
+    def unrelated():
+        return {other}
+    """
+    user = """
+    from merkl import CodeHashMode, task
+    from xhelpers import scale
+
+    @task(code_hash_mode=CodeHashMode.FUNCTION, code_deps=[scale])
+    def apply(x):
+        return scale(x)
+    """
+
+    def code_hash(rate: int, other: int) -> str:
+        write_module(repo.root, "xhelpers", helpers.format(rate=rate, other=other))
+        write_module(repo.root, "xuser", user)
+        import_fresh(repo.root, "xhelpers")
+        return import_fresh(repo.root, "xuser").apply.code_hash
+
+    before = code_hash(2, 0)
+    assert code_hash(2, 1) == before  # an unrelated function of the helper module
+    assert code_hash(3, 0) != before  # a constant the helper reads through another helper

@@ -46,11 +46,11 @@ def canonical_bytes(node: ast.AST | list[ast.stmt]) -> bytes:
         elif isinstance(item, ast.AST):
             fields = _fields(item)
             out += b"n"
-            out += encode_value(type(item).__name__)
+            out += _name(type(item).__name__)
             out += struct.pack(">Q", len(fields))
             for name, value in reversed(fields):
                 stack.append(value)
-                stack.append(_Raw(encode_value(name)))
+                stack.append(_name(name))
         elif type(item) is list:
             out += b"l"
             out += struct.pack(">Q", len(item))
@@ -58,6 +58,17 @@ def canonical_bytes(node: ast.AST | list[ast.stmt]) -> bytes:
         else:
             out += _constant(item)
     return bytes(out)
+
+
+def _name(text: str) -> _Raw:
+    """The encoding of a node type or field name (a few hundred of them: encoded once)."""
+    encoded = _NAMES.get(text)
+    if encoded is None:
+        encoded = _NAMES[text] = _Raw(encode_value(text))
+    return encoded
+
+
+_NAMES: dict[str, _Raw] = {}
 
 
 def without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:

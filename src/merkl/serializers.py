@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import re
 from typing import Any, ClassVar
 
 import orjson
@@ -40,9 +39,6 @@ class Serializer:
         return f"{type(self).__name__}()"
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
-
 class JsonSerializer(Serializer):
     """JSON that gives back exactly what was stored, or refuses to store it.
 
@@ -60,8 +56,7 @@ class JsonSerializer(Serializer):
 
     def load(self, data: bytes) -> Any:
         try:
-            # orjson would turn integers beyond 64 bits into floats silently.
-            return typed_json.loads(data, big_ints=_LONG_DIGITS.search(data) is not None)
+            return typed_json.loads(data)
         except (orjson.JSONDecodeError, ValueError) as exc:
             raise SerializationError(f"stored JSON is not valid: {exc}") from exc
 

@@ -44,8 +44,10 @@ from merkl.errors import SerializationError
 from merkl.hashing import encode_value
 
 ENVELOPE_KEY = "merkl.typed"
+_BIG_INTS = b" "  # JSON allows leading whitespace: a marker every JSON parser ignores
 _SCALARS = frozenset({str, int, bool, type(None)})
 _FLOAT = frozenset({float})
+_STR = frozenset({str})
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _PATHS: dict[str, type[pathlib.PurePath]] = {
     cls.__name__: cls
@@ -68,10 +70,11 @@ def dumps(value: Any) -> bytes:
     return _dump_json({ENVELOPE_KEY: 1, "value": node})
 
 
-def loads(data: bytes, *, big_ints: bool = False) -> Any:
-    """The value `dumps` wrote (`big_ints`: parse with the standard library, which keeps
-    integers beyond 64 bits exact where orjson would turn them into floats)."""
-    document = json.loads(data) if big_ints else orjson.loads(data)
+def loads(data: bytes) -> Any:
+    """The value `dumps` wrote."""
+    # A leading space marks JSON with integers beyond 64 bits, which orjson would read as
+    # floats: the standard library reads them exactly.
+    document = json.loads(data) if data[:1] == _BIG_INTS else orjson.loads(data)
     if type(document) is dict and ENVELOPE_KEY in document:
         return _decode(document["value"])
     return document
@@ -96,7 +99,7 @@ def is_plain(value: Any) -> bool:
             elif not types <= _SCALARS:
                 stack.extend(item)
         elif kind is dict:
-            if not set(map(type, item)) <= {str}:
+            if not set(map(type, item)) <= _STR:
                 return False
             stack.extend(item.values())
         else:
@@ -109,7 +112,8 @@ def _dump_json(document: Any) -> bytes:
         return orjson.dumps(document)
     except TypeError as exc:
         if "64-bit" in str(exc):  # orjson's limit; the standard library has none
-            return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+            return _BIG_INTS + text.encode()
         raise SerializationError(f"cannot store the value as JSON: {exc}") from exc
 
 

@@ -208,23 +208,14 @@ def validate_deps(deps: Iterable[object], qualname: str) -> tuple[object, ...]:
     return items
 
 
-def code_hash(
-    fn: Callable[..., Any],
-    mode: CodeHashMode,
-    version: str | None,
-    deps: tuple[object, ...],
-) -> str:
-    """The code hash of a task: its identity, its code (or pinned version) and its deps."""
-    return code_identity(fn, mode, version, deps).hash
-
-
 def code_identity(
     fn: Callable[..., Any],
     mode: CodeHashMode,
     version: str | None,
     deps: tuple[object, ...],
 ) -> CodeIdentity:
-    """The code hash of a task and its parts by label."""
+    """The code hash of a task — its identity, its code (or pinned version) and its deps —
+    and its parts by label."""
     if version is not None:
         kind, parts = "version", {"version": hash_bytes(version.encode("utf-8"))}
     elif mode is CodeHashMode.FUNCTION:

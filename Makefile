@@ -37,7 +37,7 @@ bench: .venv-bench/.installed
 
 # Another interpreter (from pyenv) for tests/test_code_identity.py, which checks that a dry run
 # gives the same hashes on it as on this one. The tests run it on ./src (PYTHONPATH), so the
-# install here is only for merkl's dependencies.
+# install here is only for merkl's dependencies. `make cross-python CROSS_PYTHON=3.12` adds 3.12.
 CROSS_PYTHON ?= 3.13
 cross-python:
 	test -x .venv-py$(CROSS_PYTHON)/bin/python || \

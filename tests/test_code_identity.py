@@ -200,3 +200,18 @@ def test_a_function_from_another_module_in_code_deps_is_followed_in_its_module(r
     before = code_hash(2, 0)
     assert code_hash(2, 1) == before  # an unrelated function of the helper module
     assert code_hash(3, 0) != before  # a constant the helper reads through another helper
+
+
+def test_importing_another_name_on_the_same_line_changes_nothing(repo):
+    before = _hashes(repo.root)["train"]
+    source = MODULE.format(**BASE).replace(
+        "from merkl import CodeHashMode, task", "from merkl import CodeHashMode, path, task"
+    )
+    write_module(repo.root, "refmod", source)
+    assert import_fresh(repo.root, "refmod").train(1).hash == before
+    source = source.replace(
+        "from merkl import CodeHashMode, path, task",
+        "from merkl import task\nfrom merkl.deps import CodeHashMode",
+    )
+    write_module(repo.root, "refmod", source)
+    assert import_fresh(repo.root, "refmod").train(1).hash != before  # bound from elsewhere

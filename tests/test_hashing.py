@@ -227,7 +227,7 @@ def module_mode(x):
 
 GOLDEN_CODE = {
     "module_ast": "2c25b2ddcd94ef13aed0cbe43d138fde2592d531d82494a2c87307a334ac5bd8",
-    "everything": "07a69772157d6eabe87bdf6f493085badf8d059ce115015ed5233b719094f50f",
+    "everything": "2b510b0cd43e321aff387da8957e980e4600cdc72bc50dff222eb2eb4c29b582",
     "module_mode": "9f4c165fcbf761010b7411d066726df5c3b86157dfc5362e26df1733d481e79f",
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from merkl.hashing import encode_value, hash_bytes
@@ -30,15 +31,15 @@ class _Raw(bytes):
     """Pre-encoded bytes on the walk's stack (a `bytes` constant is a plain `bytes`)."""
 
 
-def ast_digest(node: ast.AST | list[ast.stmt]) -> str:
+def ast_digest(node: ast.AST | Sequence[ast.AST]) -> str:
     """BLAKE3 of the canonical encoding of `node` (or of a list of statements)."""
     return hash_bytes(canonical_bytes(node))
 
 
-def canonical_bytes(node: ast.AST | list[ast.stmt]) -> bytes:
+def canonical_bytes(node: ast.AST | Sequence[ast.AST]) -> bytes:
     """The canonical encoding of `node`: injective, independent of the Python version."""
     out = bytearray(b"merkl.ast\x00")
-    stack: list[Any] = [node]
+    stack: list[Any] = [node if isinstance(node, ast.AST) else list(node)]
     while stack:
         item = stack.pop()
         if type(item) is _Raw:

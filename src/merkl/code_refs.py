@@ -72,6 +72,19 @@ def referenced_definitions(
     return dict(sorted(found.items()))
 
 
+def import_of(name: str, stmt: ast.stmt) -> tuple[str, int, list[ast.alias]] | None:
+    """For an import statement: (module, level, the aliases that bind `name`), so adding
+    another name to `from x import a` does not change what `a` is; None for other statements."""
+    if isinstance(stmt, ast.ImportFrom):
+        module, level = stmt.module or "", stmt.level
+    elif isinstance(stmt, ast.Import):
+        module, level = "", 0
+    else:
+        return None
+    aliases = [a for a in stmt.names if (a.asname or a.name.split(".")[0]) == name]
+    return module, level, aliases
+
+
 def statement_kind(statements: list[ast.stmt]) -> str:
     """What binds a name, in words: function, class, import, assignment or statement."""
     kinds = {_kind(stmt) for stmt in statements}

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from merkl.canonical_ast import ast_digest, without_docstring
-from merkl.code_refs import find_function, module_bindings, referenced_definitions, statement_kind
+from merkl.code_refs import (
+    find_function,
+    import_of,
+    module_bindings,
+    referenced_definitions,
+    statement_kind,
+)
 from merkl.errors import TaskDefinitionError
 from merkl.hashing import hash_bytes, hash_struct
 
@@ -119,8 +125,19 @@ def _compute_function_parts(fn: Callable[..., Any]) -> dict[str, str]:
     own_name = qualname if "." not in qualname else None
     parts = {f"code of {qualname}": ast_digest(node)}
     for name, statements in referenced_definitions(node, parsed[1], own_name=own_name).items():
-        parts[f"{statement_kind(statements)} {name}"] = ast_digest(statements)
+        parts[f"{statement_kind(statements)} {name}"] = _binding_digest(name, statements)
     return parts
+
+
+def _binding_digest(name: str, statements: list[ast.stmt]) -> str:
+    """Digest of the statements binding `name`; of an import, only the part binding it."""
+    imports = [found for stmt in statements if (found := import_of(name, stmt)) is not None]
+    if len(imports) != len(statements):
+        return ast_digest(statements)
+    return hash_struct(
+        "merkl.import",
+        [[module, level, ast_digest(aliases)] for module, level, aliases in imports],
+    )
 
 
 def _parse_module_of(

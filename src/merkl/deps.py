@@ -68,8 +68,26 @@ _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakK
 _function_parts: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, str]] = (
     weakref.WeakKeyDictionary()
 )
-# Parsed module files by path, with the source they were parsed from.
-_parsed: dict[str, tuple[bytes, ast.Module, dict[str, list[ast.stmt]]]] = {}
+
+
+@dataclass
+class _ParsedModule:
+    """A module file as parsed from `source`, its top-level bindings, and the digests of
+    those already needed (many FUNCTION tasks of a module share their helpers)."""
+
+    source: bytes
+    tree: ast.Module
+    bindings: dict[str, list[ast.stmt]]
+    digests: dict[str, str]
+
+    def binding_digest(self, name: str) -> str:
+        digest = self.digests.get(name)
+        if digest is None:
+            digest = self.digests[name] = _binding_digest(name, self.bindings[name])
+        return digest
+
+
+_parsed: dict[str, _ParsedModule] = {}  # by file path
 
 
 def module_name(fn: Callable[..., Any]) -> str:
@@ -119,13 +137,15 @@ def function_parts(fn: Callable[..., Any]) -> dict[str, str]:
 def _compute_function_parts(fn: Callable[..., Any]) -> dict[str, str]:
     qualname = getattr(fn, "__qualname__", repr(fn))
     parsed = _parse_module_of(fn)
-    node = find_function(parsed[0], qualname) if parsed is not None else None
+    node = find_function(parsed.tree, qualname) if parsed is not None else None
     if node is None or parsed is None:  # no module file (a REPL, exec): the function alone
         return {f"code of {qualname}": ast_digest(_parse_source_of(fn))}
     own_name = qualname if "." not in qualname else None
     parts = {f"code of {qualname}": ast_digest(node)}
-    for name, statements in referenced_definitions(node, parsed[1], own_name=own_name).items():
-        parts[f"{statement_kind(statements)} {name}"] = _binding_digest(name, statements)
+    for name, statements in referenced_definitions(
+        node, parsed.bindings, own_name=own_name
+    ).items():
+        parts[f"{statement_kind(statements)} {name}"] = parsed.binding_digest(name)
     return parts
 
 
@@ -140,21 +160,19 @@ def _binding_digest(name: str, statements: list[ast.stmt]) -> str:
     )
 
 
-def _parse_module_of(
-    fn: Callable[..., Any],
-) -> tuple[ast.Module, dict[str, list[ast.stmt]]] | None:
-    """The AST of the file `fn`'s module comes from, as it is now, and its bindings."""
+def _parse_module_of(fn: Callable[..., Any]) -> _ParsedModule | None:
+    """The file `fn`'s module comes from, parsed as it is now."""
     file = _module_file(sys.modules.get(getattr(fn, "__module__", None) or ""))
     if file is None:
         return None
     key = str(file)
     source = file.read_bytes()  # cheap next to parsing; an mtime can miss a quick edit
     found = _parsed.get(key)
-    if found is None or found[0] != source:
+    if found is None or found.source != source:
         with _ast_lock:
             tree = ast.parse(source, filename=key)
-        found = _parsed[key] = (source, tree, module_bindings(tree))
-    return found[1], found[2]
+        found = _parsed[key] = _ParsedModule(source, tree, module_bindings(tree), {})
+    return found
 
 
 def _parse_source_of(fn: Callable[..., Any]) -> ast.Module:

@@ -30,7 +30,7 @@ import blake3
 from merkl.errors import HashingError
 from merkl.progress import advance_bytes, wants_bytes
 
-HASH_SCHEMA = 1
+HASH_SCHEMA = 2
 HASH_PREFIX = "blake3:"
 HEX_LEN = 64
 _MMAP_THRESHOLD = 4 << 20  # below this, a plain read beats mmap + threads

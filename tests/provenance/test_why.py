@@ -33,7 +33,7 @@ def test_code_change_of_one_function(examples):
     assert lines[0].startswith("pipeline1.task2  ")
     assert lines[0].endswith("  missing")
     assert lines[1].startswith("  compared with its run of ")
-    assert lines[2].startswith("  - code changed: function task2 (or its code_deps) (code hash ")
+    assert lines[2].startswith("  - code changed: the code of task2 changed (code hash ")
     assert len(lines) == 3, "task1 is still cached and must not be listed"
 
 

@@ -2,9 +2,11 @@
 
 Each task call with an output that is not cached is compared with the closest earlier run of
 the same task in the run log (the fewest differing components; the most recent among equals):
-its code hash, and each argument's hash by name. A differing argument is explained by what it
-is now: an input file (its content changed), an upstream output (it changed, and why is listed
-first), or a plain value (shown as it is now; the log keeps only hashes of old values).
+its code hash (and, from the parts recorded with it, which function, class, constant, import,
+module or code dependency changed), and each argument's hash by name. A differing argument is
+explained by what it is now: an input file (its content changed), an upstream output (it
+changed, and why is listed first), or a plain value (shown as it is now; the log keeps only
+hashes of old values).
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ class _Explainer:
             reasons.append(
                 Reason(
                     "code",
-                    f"code changed: {_code_scope(call)} (code hash "
+                    f"code changed: {self._code_change(call, previous.code_hash)} (code hash "
                     f"{previous.code_hash[:HASH_CHARS]} → {task.code_hash[:HASH_CHARS]})",
                     old=previous.code_hash,
                     new=task.code_hash,
@@ -249,6 +251,21 @@ class _Explainer:
             )
         return reasons
 
+    def _code_change(self, call: Call, old_code_hash: str) -> str:
+        """Which parts of the task's code changed, from the parts recorded when it last ran."""
+        old = self.repo.index.find_code_parts(old_code_hash)
+        if old is None:  # a run from before parts were recorded
+            return _code_scope(call)
+        new = call.task.code.parts
+        changes = [
+            f"{_part_name(label)} changed"
+            for label in new
+            if label in old and old[label] != new[label]
+        ]
+        changes += [f"{_part_name(label)} is new" for label in new if label not in old]
+        changes += [f"{_part_name(label)} is gone" for label in old if label not in new]
+        return "; ".join(changes) or _code_scope(call)
+
     def _changed_argument(
         self, name: str, value: Any, old: str | None, old_hash: str | None = None
     ) -> Reason:
@@ -256,7 +273,8 @@ class _Explainer:
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
                 "input-file",
-                f"argument {name!r}: input file {display_path(self.repo, value.path)!r} "
+                f"argument {name!r}: input {'folder' if value.is_dir else 'file'} "
+                f"{display_path(self.repo, value.path)!r} "
                 f"changed (content {was}{value.hash[:HASH_CHARS]})",
                 argument=name,
                 old=old,
@@ -302,12 +320,24 @@ class _Explainer:
         )
 
 
+def _part_name(label: str) -> str:
+    """A code part's label in words: `assignment SCALE` -> `assignment 'SCALE'`."""
+    kind, _, name = label.partition(" ")
+    if kind == "code" and name.startswith("of "):
+        return f"the code of {name[3:]}"
+    if kind.startswith("code_deps["):
+        return f"{kind} ({name})"
+    if kind == "module":
+        return f"module {name}"
+    return f"{kind} {name!r}" if name else kind
+
+
 def _code_scope(call: Call) -> str:
     task = call.task
     if task.version is not None:
         return f"version of {task.name} is now {task.version!r}"
     if task.code_hash_mode is CodeHashMode.FUNCTION:
-        return f"function {task.name} (or its code_deps)"
+        return f"function {task.name}, the module-level names it uses, or its code_deps"
     return f"module {task.module} (or the code_deps of {task.name})"
 
 

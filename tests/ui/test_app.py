@@ -247,3 +247,24 @@ def test_a_pipeline_that_raises_is_a_500_naming_it(client: TestClient, ui_repo: 
     assert page.status_code == 500
     assert "x is too big" in page.text
     assert client.get("/api/version").status_code == 200  # still serving
+
+
+def test_pull_brings_a_forgotten_output_back_from_the_remote(
+    writer: TestClient, client: TestClient, ui_repo: Repo
+) -> None:
+    train = outputs(writer, "/api/dag/pipeline2.pipeline")["pipeline2.train"]
+    digest = str(train["hash"])
+    assert client.post(f"/api/outputs/{digest}/pull", json={"confirm": digest}).status_code == 403
+    store = ui_repo.store
+    oid = ui_repo.index.find_output(digest).oid  # type: ignore[union-attr]
+    writer.post(f"/api/outputs/{digest}/forget", json={"confirm": digest}).raise_for_status()
+    store.remove(oid)  # as after `merkl gc`: only the remote has it now
+    assert outputs(writer, "/api/dag/pipeline2.pipeline")["pipeline2.train"]["state"] == "missing"
+    answer = writer.post(f"/api/outputs/{digest}/pull", json={"confirm": digest})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["remote"] == "origin"
+    assert outputs(writer, "/api/dag/pipeline2.pipeline")["pipeline2.train"]["state"] == "cached"
+    unknown = "ab" * 32
+    missing = writer.post(f"/api/outputs/{unknown}/pull", json={"confirm": unknown})
+    assert missing.status_code == 400
+    assert "the remote does not hold it" in missing.json()["error"]

@@ -188,3 +188,31 @@ def test_a_10000_node_dag_is_drawn_collapsed(repo: Repo, browser: Browser, tmp_p
         assert "nodes drawn as one box" in details
         browser.screenshot(tmp_path / "ui-collapsed.png")
         assert_clean(browser, url)
+
+
+def test_forget_asks_first_then_the_page_turns_red(
+    ui_repo: Repo, browser: Browser, tmp_path: Path
+) -> None:
+    with live_server(create_app(ui_repo, allow_writes=True)) as url:
+        browser.load(url + "/dag/pipeline2.pipeline")
+        assert browser.evaluate("document.querySelectorAll('g.node.output.missing').length") == 0
+        browser.evaluate(
+            "[...document.querySelectorAll('g.node.output')].find(n => "
+            "n.querySelector('text').textContent === 'pipeline2.train')"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+        )
+        browser.wait_for("!!document.querySelector('#details button.danger')")
+        first = len(browser.events)
+        # Clicked from a timer: confirm() blocks the page until the dialog is answered.
+        browser.evaluate(
+            "setTimeout(() => document.querySelector('#details button.danger').click(), 0)"
+        )
+        dialog = browser.wait_for_event("Page.javascriptDialogOpening", first)
+        assert "The next run computes it again" in dialog["params"]["message"]
+        browser.call("Page.handleJavaScriptDialog", accept=True)
+        browser.wait_for("document.querySelectorAll('g.node.output.missing').length === 1")
+        assert (
+            browser.evaluate("document.querySelector('#details button.danger').textContent")
+            == "done"
+        )
+        assert_clean(browser, url)

@@ -19,8 +19,9 @@ def ui(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, allow_writes: bool 
 
     :param host: the address to listen on (127.0.0.1: this machine only)
     :param port: the TCP port
-    :param allow_writes: allow the pages to change the repository (forgetting a cached
-        output, after a confirmation); read-only otherwise
+    :param allow_writes: allow the pages to change the repository (forget a cached output,
+        pull a missing one from the default remote; each after a confirmation); read-only
+        otherwise
     """
     from merkl.ui.server import serve_ui
 

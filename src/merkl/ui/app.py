@@ -1,10 +1,10 @@
 """The ASGI app of `merkl ui`: an HTML page and a JSON twin under `/api/…` for each view.
 
 Read-only unless started with `allow_writes`: then `POST /api/outputs/<hash>/forget` drops an
-output from the cache index (the next run computes it again), and only with a JSON body
-`{"confirm": "<the same hash>"}` from a page of this server (a cross-site form cannot send
-one). Endpoints are plain functions: Starlette runs them in its thread pool, so a slow DAG
-does not stall the polling of other pages.
+output from the cache index (the next run computes it again) and `…/pull` fetches it from the
+default remote (`actions.py`), each only with a JSON body `{"confirm": "<the same hash>"}` from
+a page of this server (a cross-site form cannot send one). Endpoints are plain functions:
+Starlette runs them in its thread pool, so a slow DAG does not stall the polling of other pages.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,12 +25,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from merkl.errors import MerklError, UsageError
+from merkl.errors import CacheError, MerklError, UsageError
 from merkl.hashing import HEX_LEN, is_hex_hash
 from merkl.provenance.model import short_repr
 from merkl.repo import Repo
 from merkl.serve.app import describe_failure
 from merkl.ui import pages
+from merkl.ui.actions import forget_output, pull_output
 from merkl.ui.dag_view import VIEW_PARAMETER, DagBuilder, parameters_of
 from merkl.ui.discover import find_pipelines
 from merkl.ui.lineage_view import lineage_data, lineage_graph
@@ -42,6 +44,7 @@ from merkl.ui.repo_views import (
 )
 
 logger = logging.getLogger("merkl.ui")
+_ACTIONS = {"forget": forget_output, "pull": pull_output}
 _STATIC_TYPES = {
     "ui.css": "text/css; charset=utf-8",
     "ui.js": "text/javascript; charset=utf-8",
@@ -143,7 +146,8 @@ def create_app(
     def api_remotes(request: Request) -> Response:
         return _json(output_remotes(repo, _output_hash(request)))
 
-    async def api_forget(request: Request) -> Response:
+    async def api_write(request: Request) -> Response:
+        """POST /api/outputs/HASH/ACTION with {"confirm": HASH}: forget or pull."""
         if not allow_writes:
             return _json({"error": "merkl ui is read-only; start it with --allow-writes"}, 403)
         out_hash = _output_hash(request)
@@ -156,10 +160,12 @@ def create_app(
             body = None
         if not isinstance(body, dict) or body.get("confirm") != out_hash:
             return _json({"error": 'confirm with the JSON body {"confirm": "<output hash>"}'}, 400)
-        if repo.index.find_output(out_hash) is None:
-            return _json({"error": f"output {out_hash[:16]} is not in the cache"}, 404)
-        repo.index.remove_outputs([out_hash])
-        return _json({"forgot": out_hash})
+        action = _ACTIONS[request.url.path.rsplit("/", 1)[1]]
+        try:
+            result = await run_in_threadpool(action, repo, out_hash)
+        except CacheError as exc:
+            return _json({"error": str(exc)}, 404)
+        return _json(result)
 
     routes = [
         Route("/", index_page),
@@ -174,7 +180,10 @@ def create_app(
         Route("/api/dag/{target}", api_dag),
         Route("/api/version", lambda r: _json({"version": fingerprint(repo)})),
         Route("/api/outputs/{hash}/remotes", api_remotes),
-        Route("/api/outputs/{hash}/forget", api_forget, methods=["POST"]),
+        *(
+            Route(f"/api/outputs/{{hash}}/{name}", api_write, methods=["POST"])
+            for name in _ACTIONS
+        ),
         Route("/static/{name}", lambda r: _static(static, r.path_params["name"])),
     ]
     app = Starlette(

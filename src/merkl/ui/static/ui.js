@@ -106,23 +106,28 @@ function describeDagNode(node) {
     });
     parts.push(ask, where);
     if (document.body.dataset.writes === "1" && node.state === "cached") {
-      parts.push(forgetButton(node.hash));
+      parts.push(actionButton(node.hash, "forget", "forget this cached output",
+        `Drop output ${short(node.hash)} from the cache? The next run computes it again.`));
+    } else if (document.body.dataset.writes === "1" && node.state === "missing") {
+      parts.push(actionButton(node.hash, "pull", "pull it from the default remote",
+        `Fetch output ${short(node.hash)} from the default remote into the cache?`));
     }
   }
   return parts;
 }
 
-function forgetButton(hash) {
-  const button = el("button", { type: "button", class: "danger" }, "forget this cached output");
+// A write (only with --allow-writes): asks first, then POSTs the hash as its confirmation.
+function actionButton(hash, action, label, question) {
+  const button = el("button", { type: "button", class: "danger" }, label);
   button.addEventListener("click", async () => {
-    if (!window.confirm(`Drop output ${short(hash)} from the cache? The next run computes it again.`)) return;
+    if (!window.confirm(question)) return;
     try {
-      await getJSON(`/api/outputs/${hash}/forget`, {
+      await getJSON(`/api/outputs/${hash}/${action}`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ confirm: hash }),
       });
-      button.textContent = "forgotten";
+      button.textContent = "done";
       refresh(true);
     } catch (error) {
       button.textContent = error.message;

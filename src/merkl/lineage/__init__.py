@@ -1,0 +1,116 @@
+"""OpenLineage events from every evaluation, when OpenLineage is configured.
+
+Each top-level evaluation (`merkl run`, `merkl serve`, `.get()`, `merkl.evaluate`) becomes a
+pipeline run (START, then COMPLETE or FAIL) and each task call it executes a child run with a
+`parent` facet; outputs found in a cache are listed in the pipeline run's `merkl` facet. The
+package registers `watch_evaluation` as an evaluation hook. Configuration is looked up once per
+process, at the first evaluation; nothing of the OpenLineage client is imported when nothing
+configures it. See docs/lineage.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import TYPE_CHECKING, Any
+
+from merkl.errors import ConfigError
+from merkl.lineage.config import LineageSettings, lineage_settings, openlineage_source
+
+if TYPE_CHECKING:
+    from merkl.lineage.emitter import Emitter
+    from merkl.observers import EvaluationWatcher
+    from merkl.placeholder import Lazy
+    from merkl.session import Session
+
+_UNKNOWN = "?"
+_source: str | None = _UNKNOWN  # what configures OpenLineage; None: nothing
+_emitter: Emitter | None = None
+
+
+def watch_evaluation(
+    targets: list[Lazy], session: Session, pipeline: str | None
+) -> EvaluationWatcher | None:
+    """A watcher sending this evaluation's lineage, or None when OpenLineage is not set up."""
+    global _source
+    if _source == _UNKNOWN:
+        _source = _configured_source()
+    if _source is None:
+        return None
+    from merkl.lineage.emitter import warn
+
+    try:
+        settings = lineage_settings(session.repo)
+    except ConfigError as exc:
+        warn(f"{exc}; no lineage for this run")
+        return None
+    return _watcher(settings, session, targets, pipeline)
+
+
+def _configured_source() -> str | None:
+    source = openlineage_source()
+    if source is not None and importlib.util.find_spec("openlineage.client") is None:
+        from merkl.lineage.emitter import warn
+
+        warn(
+            f"configured by {source} but the client is not installed; "
+            f"pip install 'merkl[openlineage]' (no lineage is sent)"
+        )
+        return None
+    return source
+
+
+def _watcher(
+    settings: LineageSettings, session: Session, targets: list[Lazy], pipeline: str | None
+) -> EvaluationWatcher:
+    from pathlib import Path
+
+    from merkl.lineage.run import PipelineRun
+    from merkl.lineage.watcher import LineageWatcher
+
+    emitter = _get_emitter()
+    emitter.timeout = settings.timeout
+    root = session.repo.root if session.repo is not None else Path.cwd()
+    name = pipeline or _default_name(targets)
+    return LineageWatcher(emitter, PipelineRun(settings, name, root, targets, time.time()))
+
+
+def _default_name(targets: list[Lazy]) -> str:
+    from merkl.files import FileOutput
+    from merkl.placeholder import Placeholder
+
+    for target in targets:
+        node = target.source if isinstance(target, FileOutput) else target
+        if isinstance(node, Placeholder):
+            return f"evaluate:{node.task.module}.{node.task.name}"
+    return "evaluate"
+
+
+def _get_emitter() -> Emitter:
+    global _emitter
+    if _emitter is None:
+        from merkl.lineage.emitter import Emitter
+
+        _emitter = Emitter(_make_client)
+    return _emitter
+
+
+def _make_client() -> Any:
+    from openlineage.client import OpenLineageClient
+
+    return OpenLineageClient()
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the events queued so far are sent; False if `timeout` (default: the
+    `[lineage] timeout`) passed first. Exiting the process does this on its own."""
+    return _emitter.flush(timeout) if _emitter is not None else True
+
+
+def reset() -> None:
+    """Look the configuration up again at the next evaluation (after changing OPENLINEAGE_*
+    variables or the working directory in a long-lived process)."""
+    global _source
+    _source = _UNKNOWN
+    if _emitter is not None:
+        _emitter.renew_client()

@@ -1,0 +1,26 @@
+"""What the watcher records of one top-level evaluation (no OpenLineage import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from merkl.graph import Plan
+from merkl.lineage.config import LineageSettings
+from merkl.placeholder import Lazy
+
+
+@dataclass
+class PipelineRun:
+    """One top-level evaluation as the watcher saw it; the emitter thread turns it into events."""
+
+    settings: LineageSettings
+    name: str
+    root: Path  # paths are named relative to it
+    targets: list[Lazy]
+    started: float
+    plans: list[Plan] = field(default_factory=list)
+    run_id: str = ""  # set when the START event is built
+    failed: bool = False  # an event could not be sent: drop the rest of this run's
+    builder: Any = None  # its EventBuilder, made on the emitter thread

@@ -101,7 +101,7 @@ class Emitter:
         if not self.flush():
             warn(
                 f"gave up sending lineage after {time.monotonic() - start:.1f}s "
-                f"([lineage] timeout); the endpoint did not answer"
+                f"([lineage] timeout) waiting for the endpoint; the run itself is unaffected"
             )
 
     def _work(self) -> None:

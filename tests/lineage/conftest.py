@@ -45,7 +45,7 @@ def no_openlineage_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     merkl.lineage.reset()
     yield
-    merkl.lineage.flush(5)
+    merkl.lineage.close(2)
     merkl.lineage.reset()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from merkl.errors import ConfigError
 from merkl.lineage.config import LineageSettings, lineage_settings, openlineage_source
@@ -37,7 +37,7 @@ def watch_evaluation(
         _source = _configured_source()
     if _source is None:
         return None
-    from merkl.lineage.emitter import warn
+    from merkl.lineage.sender import warn
 
     try:
         settings = lineage_settings(session.repo)
@@ -50,7 +50,7 @@ def watch_evaluation(
 def _configured_source() -> str | None:
     source = openlineage_source()
     if source is not None and importlib.util.find_spec("openlineage.client") is None:
-        from merkl.lineage.emitter import warn
+        from merkl.lineage.sender import warn
 
         warn(
             f"configured by {source} but the client is not installed; "
@@ -91,14 +91,8 @@ def _get_emitter() -> Emitter:
     if _emitter is None:
         from merkl.lineage.emitter import Emitter
 
-        _emitter = Emitter(_make_client)
+        _emitter = Emitter()
     return _emitter
-
-
-def _make_client() -> Any:
-    from openlineage.client import OpenLineageClient
-
-    return OpenLineageClient()
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -107,10 +101,17 @@ def flush(timeout: float | None = None) -> bool:
     return _emitter.flush(timeout) if _emitter is not None else True
 
 
+def close(timeout: float | None = None) -> bool:
+    """Send what is queued, then stop the sender process (a later evaluation starts a new
+    one); waits at most `timeout` (default: the `[lineage] timeout`), False if it had to stop a
+    sender still busy. Exiting the process does this on its own."""
+    return _emitter.close(timeout) if _emitter is not None else True
+
+
 def reset() -> None:
     """Look the configuration up again at the next evaluation (after changing OPENLINEAGE_*
     variables or the working directory in a long-lived process)."""
     global _source
     _source = _UNKNOWN
     if _emitter is not None:
-        _emitter.renew_client()
+        _emitter.renew_sender()

@@ -27,9 +27,10 @@ def planned_lineage(pipeline: Pipeline) -> bytes:
         raise MerklError(
             "--format openlineage needs the OpenLineage client: pip install 'merkl[openlineage]'"
         )
-    from merkl.lineage.events import planned_events, to_json
+    from merkl.lineage.events import event_from_record, to_json
+    from merkl.lineage.records import planned_records
 
     settings = lineage_settings(pipeline.repo)
     targets = [*pipeline.roots, *pipeline.writes]
-    events = planned_events(settings, pipeline.repo.root, pipeline.target, targets)
-    return "".join(f"{to_json(event)}\n" for event in events).encode()
+    records = planned_records(settings.namespace, pipeline.repo.root, pipeline.target, targets)
+    return "".join(f"{to_json(event_from_record(r))}\n" for r in records).encode()

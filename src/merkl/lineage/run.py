@@ -23,4 +23,4 @@ class PipelineRun:
     plans: list[Plan] = field(default_factory=list)
     run_id: str = ""  # set when the START event is built
     failed: bool = False  # an event could not be sent: drop the rest of this run's
-    builder: Any = None  # its EventBuilder, made on the emitter thread
+    recorder: Any = None  # its RunRecorder, made on the emitter thread

@@ -30,4 +30,3 @@ class LineageWatcher:
 
     def finished(self, error: BaseException | None) -> None:
         self.emitter.submit(self.run, "pipeline_end", time.time(), error)
-        self.emitter.run_ended()

@@ -4,20 +4,20 @@ Each top-level evaluation (`merkl run`, `merkl serve`, `.get()`, `merkl.evaluate
 pipeline run (START, then COMPLETE or FAIL) and each task call it executes a child run with a
 `parent` facet; outputs found in a cache are listed in the pipeline run's `merkl` facet. The
 package registers `watch_evaluation` as an evaluation hook. Configuration is looked up once per
-process, at the first evaluation; nothing of the OpenLineage client is imported when nothing
-configures it. See docs/lineage.md.
+process, at the first evaluation; when nothing configures OpenLineage the hook removes itself
+(evaluations then cost nothing more) and nothing of the client is ever imported. See
+docs/lineage.md.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import time
 from typing import TYPE_CHECKING
 
-from merkl.errors import ConfigError
-from merkl.lineage.config import LineageSettings, lineage_settings, openlineage_source
+from merkl.observers import EVALUATION_HOOKS
 
+# `import merkl` imports this module: everything else is imported at the first evaluation.
 if TYPE_CHECKING:
+    from merkl.lineage.config import LineageSettings
     from merkl.lineage.emitter import Emitter
     from merkl.observers import EvaluationWatcher
     from merkl.placeholder import Lazy
@@ -36,7 +36,11 @@ def watch_evaluation(
     if _source == _UNKNOWN:
         _source = _configured_source()
     if _source is None:
+        if watch_evaluation in EVALUATION_HOOKS:
+            EVALUATION_HOOKS.remove(watch_evaluation)  # until `reset()`
         return None
+    from merkl.errors import ConfigError
+    from merkl.lineage.config import lineage_settings
     from merkl.lineage.sender import warn
 
     try:
@@ -48,6 +52,10 @@ def watch_evaluation(
 
 
 def _configured_source() -> str | None:
+    import importlib.util
+
+    from merkl.lineage.config import openlineage_source
+
     source = openlineage_source()
     if source is not None and importlib.util.find_spec("openlineage.client") is None:
         from merkl.lineage.sender import warn
@@ -63,6 +71,7 @@ def _configured_source() -> str | None:
 def _watcher(
     settings: LineageSettings, session: Session, targets: list[Lazy], pipeline: str | None
 ) -> EvaluationWatcher:
+    import time
     from pathlib import Path
 
     from merkl.lineage.run import PipelineRun
@@ -113,5 +122,7 @@ def reset() -> None:
     variables or the working directory in a long-lived process)."""
     global _source
     _source = _UNKNOWN
+    if watch_evaluation not in EVALUATION_HOOKS:
+        EVALUATION_HOOKS.append(watch_evaluation)
     if _emitter is not None:
         _emitter.renew_sender()

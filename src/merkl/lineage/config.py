@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from merkl.errors import ConfigError
-from merkl.repo import PROJECT_CONFIG, Repo
+
+if TYPE_CHECKING:  # `import merkl` imports this module: the repository code comes later
+    from merkl.repo import Repo
 
 DEFAULT_TIMEOUT = 5.0  # seconds; the HTTP transport's own default
 
@@ -53,7 +56,7 @@ def lineage_settings(repo: Repo | None) -> LineageSettings:
     table = repo.config.get("lineage", {}) if repo is not None else {}
     namespace = table.get("namespace", f"merkl://{root.name}")
     timeout = table.get("timeout", DEFAULT_TIMEOUT)
-    where = root / PROJECT_CONFIG
+    where = root / "merkl.toml"
     if not isinstance(namespace, str) or not namespace:
         raise ConfigError(
             f"{where}: [lineage] namespace must be a non-empty string, got {namespace!r}",

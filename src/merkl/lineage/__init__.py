@@ -45,10 +45,12 @@ def watch_evaluation(
 
     try:
         settings = lineage_settings(session.repo)
+        return _watcher(settings, session, targets, pipeline)
     except ConfigError as exc:
         warn(f"{exc}; no lineage for this run")
-        return None
-    return _watcher(settings, session, targets, pipeline)
+    except Exception as exc:  # e.g. the sender cannot start: lineage never fails a run
+        warn(f"no lineage for this run ({type(exc).__name__}: {exc})")
+    return None
 
 
 def _configured_source() -> str | None:

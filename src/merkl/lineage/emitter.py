@@ -61,6 +61,7 @@ class Emitter:
         self._retired: list[subprocess.Popen[bytes]] = []
         self._renew = False
         self._stopping = False
+        self._broken = False  # the sender died on its own: no new one until `renew_sender`
         self.timeout = DEFAULT_TIMEOUT
         self.dropped = 0
 
@@ -78,6 +79,7 @@ class Emitter:
     def renew_sender(self) -> None:
         """Start a new sender (reading the OpenLineage configuration again) for later events."""
         self._renew = True
+        self._broken = False
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is sent (or dropped); False after `timeout`
@@ -158,7 +160,7 @@ class Emitter:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            data = b"".join(self._records(work) for work in batch)
+            data = b"".join(self._records(work) for work in batch) if not self._broken else b""
             if data:
                 try:
                     stdin = self._stdin()
@@ -166,7 +168,8 @@ class Emitter:
                     stdin.flush()
                 except OSError as exc:  # the sender died: these events are lost
                     if not self._stopping:
-                        warn(f"lineage not sent ({type(exc).__name__}: {exc})")
+                        warn(f"lineage not sent ({type(exc).__name__}: {exc}); sending stops")
+                        self._broken = True  # not a sender per batch if it cannot start
                     self._sender = None
             if control is not None:
                 self._control(control)

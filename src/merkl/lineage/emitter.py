@@ -133,10 +133,7 @@ class Emitter:
                 sender.kill()
                 sender.wait()
                 stopped = True
-            for pipe in (sender.stdin, sender.stdout):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):  # a failed last write: data lost anyway
-                        pipe.close()
+            _close_pipes(sender)
         return not stopped
 
     def _close_at_exit(self) -> None:
@@ -209,6 +206,9 @@ class Emitter:
     def _stdin(self) -> IO[bytes]:
         if self._sender is not None and self._renew:
             _stdin(self._sender).close()  # it finishes what it has, then exits
+            for done in [s for s in self._retired if s.poll() is not None]:
+                self._retired.remove(done)
+                _close_pipes(done)
             self._retired.append(self._sender)
             self._sender = None
         if self._sender is None:
@@ -222,6 +222,13 @@ class Emitter:
                 env=env,
             )
         return _stdin(self._sender)
+
+
+def _close_pipes(sender: subprocess.Popen[bytes]) -> None:
+    for pipe in (sender.stdin, sender.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # a failed last write: the data is lost anyway
+                pipe.close()
 
 
 def _stdin(sender: subprocess.Popen[bytes]) -> IO[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -173,3 +174,24 @@ def test_nothing_configured_sends_nothing_and_imports_no_client(merkl_globals, r
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["26", "[]"]
     assert receiver.events == []
+
+
+def test_an_interrupted_run_is_aborted_not_failed(merkl_globals):
+    import time
+
+    from merkl.lineage.config import LineageSettings
+    from merkl.lineage.events import event_from_record, to_json
+    from merkl.lineage.records import RunRecorder
+    from merkl.lineage.run import PipelineRun
+
+    from .validate import check_event
+
+    make_repo(merkl_globals)
+    pipe = import_fresh(merkl_globals, "pipe")
+    run = PipelineRun(LineageSettings("ns"), "pipe.pipeline", merkl_globals, [pipe.pipeline()], 0)
+    recorder = RunRecorder(run)
+    for error, state in ((KeyboardInterrupt(), "ABORT"), (ValueError("x"), "FAIL")):
+        (record,) = recorder.pipeline_end(time.time(), error)
+        event = json.loads(to_json(event_from_record(record)))
+        check_event(event)
+        assert event["eventType"] == state

@@ -111,6 +111,13 @@ def failed_call(plans: list[Plan], error: BaseException) -> Call | None:
     return None
 
 
+def end_state(error: BaseException | None) -> str:
+    """COMPLETE, FAIL, or ABORT for an interruption (Ctrl-C, SystemExit) rather than an error."""
+    if error is None:
+        return "COMPLETE"
+    return "FAIL" if isinstance(error, Exception) else "ABORT"
+
+
 def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -158,7 +165,7 @@ class RunRecorder:
         cached = [p for plan in run.plans for p in plan.cached]
         if not run.plans and error is None:  # the all-cached fast path makes no plan
             cached = [t for t in run.targets if isinstance(t, Placeholder)]
-        end = self._pipeline("FAIL" if error else "COMPLETE", ended, done=error is None)
+        end = self._pipeline(end_state(error), ended, done=error is None)
         end["merkl"] = {
             "cached": error is None and not executed,
             "tasksRun": len(executed),

@@ -13,7 +13,7 @@ from merkl.placeholder import Lazy
 
 @dataclass
 class PipelineRun:
-    """One top-level evaluation as the watcher saw it; the emitter thread turns it into events."""
+    """One top-level evaluation as the watcher saw it; the emitter thread makes its records."""
 
     settings: LineageSettings
     name: str
@@ -21,6 +21,5 @@ class PipelineRun:
     targets: list[Lazy]
     started: float
     plans: list[Plan] = field(default_factory=list)
-    run_id: str = ""  # set when the START event is built
-    failed: bool = False  # an event could not be sent: drop the rest of this run's
+    failed: bool = False  # its records could not be made: drop the rest of this run's
     recorder: Any = None  # its RunRecorder, made on the emitter thread

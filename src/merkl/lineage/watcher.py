@@ -1,7 +1,7 @@
 """The evaluation watcher that records a run for the emitter: cheap in the run's thread.
 
 The run's thread only appends plans and queues (call, end time, duration); the emitter thread
-builds and sends the events.
+makes the records and the sender process the events.
 """
 
 from __future__ import annotations

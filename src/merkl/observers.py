@@ -9,31 +9,32 @@ an evaluation costs one context-variable lookup per executed call.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: `import merkl` imports this module, so it stays small
+    from collections.abc import Callable
+    from types import TracebackType
+    from typing import Protocol
+
     from merkl.graph import Plan
     from merkl.placeholder import Lazy
     from merkl.session import Session
     from merkl.tasks import Call
 
+    class EvaluationWatcher(Protocol):
+        def planned(self, plan: Plan) -> None:
+            """The evaluation (or one nested in it) will run `plan.calls`, load `plan.cached`."""
 
-class EvaluationWatcher(Protocol):
-    def planned(self, plan: Plan) -> None:
-        """The evaluation (or one nested in it) will run `plan.calls` and load `plan.cached`."""
+        def call_finished(self, call: Call, duration: float) -> None:
+            """`call` ran for `duration` seconds; its outputs are about to be stored."""
 
-    def call_finished(self, call: Call, duration: float) -> None:
-        """`call` ran for `duration` seconds; its outputs are about to be stored."""
+        def finished(self, error: BaseException | None) -> None:
+            """The evaluation returned (error None) or raised `error`."""
 
-    def finished(self, error: BaseException | None) -> None:
-        """The evaluation returned (error None) or raised `error`."""
+    # (targets, session, pipeline name or None) -> a watcher for that evaluation, or None.
+    EvaluationHook = Callable[[list[Lazy], Session, str | None], EvaluationWatcher | None]
 
-
-# (targets, session, pipeline name or None) -> a watcher for that evaluation, or None.
-EvaluationHook = Callable[["list[Lazy]", "Session", "str | None"], "EvaluationWatcher | None"]
 EVALUATION_HOOKS: list[EvaluationHook] = []
 
 _watchers: contextvars.ContextVar[tuple[EvaluationWatcher, ...] | None] = contextvars.ContextVar(
@@ -46,27 +47,29 @@ def should_watch() -> bool:
     return bool(EVALUATION_HOOKS) and _watchers.get() is None
 
 
-@contextlib.contextmanager
-def watch_evaluation(
-    targets: list[Lazy], session: Session, pipeline: str | None
-) -> Iterator[None]:
+class watch_evaluation:  # noqa: N801 - used like a function: `with watch_evaluation(...):`
     """Around one top-level evaluation (see `should_watch`): open watchers, close them after.
 
     Evaluations nested in it find the watchers set and report their plans and calls to them.
     """
-    found = [hook(targets, session, pipeline) for hook in EVALUATION_HOOKS]
-    watchers = tuple(w for w in found if w is not None)
-    token = _watchers.set(watchers)
-    try:
-        yield
-    except BaseException as exc:
-        for watcher in watchers:
-            watcher.finished(exc)
-        raise
-    finally:
-        _watchers.reset(token)
-    for watcher in watchers:
-        watcher.finished(None)
+
+    def __init__(self, targets: list[Lazy], session: Session, pipeline: str | None) -> None:
+        # A copy: a hook may replace or remove itself (the package's lineage hook does).
+        found = [hook(targets, session, pipeline) for hook in tuple(EVALUATION_HOOKS)]
+        self.watchers = tuple(w for w in found if w is not None)
+
+    def __enter__(self) -> None:
+        self.token = _watchers.set(self.watchers)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _watchers.reset(self.token)
+        for watcher in self.watchers:
+            watcher.finished(error)
 
 
 def planned(plan: Plan) -> None:

@@ -111,3 +111,12 @@ def test_a_bad_lineage_table_warns_and_the_run_goes_on(merkl_globals, receiver):
     assert result.code == 0, result.err
     assert "[lineage] timeout must be a number of seconds > 0, got 'soon'" in result.err
     assert receiver.events == []
+
+
+def test_unconfigured_the_hook_removes_itself(merkl_globals):
+    from merkl.observers import EVALUATION_HOOKS
+
+    make_repo(merkl_globals)
+    pipe = import_fresh(merkl_globals, "pipe")
+    assert pipe.double(pipe.count(b"abc")).get() == 6
+    assert EVALUATION_HOOKS == []  # later evaluations do not even ask

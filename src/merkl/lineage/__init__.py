@@ -3,10 +3,10 @@
 Each top-level evaluation (`merkl run`, `merkl serve`, `.get()`, `merkl.evaluate`) becomes a
 pipeline run (START, then COMPLETE or FAIL) and each task call it executes a child run with a
 `parent` facet; outputs found in a cache are listed in the pipeline run's `merkl` facet. The
-package registers `watch_evaluation` as an evaluation hook. Configuration is looked up once per
-process, at the first evaluation; when nothing configures OpenLineage the hook removes itself
-(evaluations then cost nothing more) and nothing of the client is ever imported. See
-docs/lineage.md.
+package hands its evaluation hook over to `watch_evaluation` at the first evaluation, which
+looks the configuration up once per process; when nothing configures OpenLineage the hook
+removes itself (evaluations then cost nothing more) and nothing of the client is ever imported.
+See docs/lineage.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypedDict, Unpack, overload
 
 from merkl.cache import CachePolicy
-from merkl.deps import CodeHashMode, check_source_available, code_hash, module_name, validate_deps
+from merkl.deps import (
+    CodeHashMode,
+    CodeIdentity,
+    check_source_available,
+    code_identity,
+    module_name,
+    validate_deps,
+)
 from merkl.errors import EvaluationError, HashingError, TaskDefinitionError
 from merkl.hashing import (
     _UnknownHashError,
@@ -68,7 +75,7 @@ class Task:
         self.version = version
         if version is None:
             check_source_available(fn, code_hash_mode)
-        self._code_hash: str | None = None
+        self._code: CodeIdentity | None = None
         self._out_prefix: bytes | None = None
         self._sorted_params = sorted_keys(self.signature.parameters)
         params = self.signature.parameters.values()
@@ -83,9 +90,14 @@ class Task:
     @property
     def code_hash(self) -> str:
         """Hash of the task's identity, code (or pinned version) and code dependencies."""
-        if self._code_hash is None:
-            self._code_hash = code_hash(self.fn, self.code_hash_mode, self.version, self.code_deps)
-        return self._code_hash
+        return self.code.hash
+
+    @property
+    def code(self) -> CodeIdentity:
+        """The code hash and the digests of its parts (for `merkl why`)."""
+        if self._code is None:
+            self._code = code_identity(self.fn, self.code_hash_mode, self.version, self.code_deps)
+        return self._code
 
     @property
     def out_prefix(self) -> bytes:

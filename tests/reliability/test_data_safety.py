@@ -110,7 +110,7 @@ def test_verify_repair_quarantines_an_edited_object_instead_of_deleting_it(repo)
     oid = _pointer_oid(data)
     _edit_in_place(data, b"only copy of this edit\n")
     result = run_cli("verify", "--repair")
-    assert result.code == 1
+    assert result.code == 0, result.err  # everything found was repaired
     assert "quarantine" in result.out + result.err
     kept = list((repo.dot_dir / "quarantine").iterdir())
     assert len(kept) == 1

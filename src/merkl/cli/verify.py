@@ -37,8 +37,9 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
 
     Reports corrupt objects, cached outputs whose object is missing or damaged, stat-cache rows
     that no longer match their files, unreadable pointer files and a damaged index (errors:
-    exit status 1), and orphaned objects, stale rows and leftover temporary files (notices:
-    exit status 0). Orphaned objects are never deleted here: `merkl gc` does that.
+    exit status 1, or 0 when --repair repaired them all), and orphaned objects, stale rows and
+    leftover temporary files (notices: exit status 0). Orphaned objects are never deleted
+    here: `merkl gc` does that.
 
     :param repair: remove what is bad so it is recomputed or pulled again: corrupt objects
         (moved to .merkl/quarantine/, never deleted), index rows pointing at missing or
@@ -57,6 +58,10 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
     if not report.ok:
         errors = [f for f in report.findings if f.is_error]
         fixed = sum(f.repaired for f in errors)
+        if repair and fixed == len(errors):
+            # Everything found was repaired: the cache is sound now (exit 0).
+            print(f"merkl: repaired all {fixed} problem(s) in {repo.dot_dir}", file=sys.stderr)
+            return
         hint = f", {fixed} repaired" if repair else "; run `merkl verify --repair` to fix"
         raise CacheError(f"verify found {len(errors)} problem(s) in {repo.dot_dir}{hint}")
 

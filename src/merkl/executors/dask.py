@@ -179,9 +179,7 @@ class _DaskRun:
                 extra.append(source)
             slots[dep] = DepSlot(position, index)
         args, kwargs = call_arguments(call, slots)
-        spec = CallSpec(
-            self.refs[call], call.n_outs, args, kwargs, task_label(call), self.session.use_cache
-        )
+        spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
         key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 

@@ -1,0 +1,204 @@
+"""Ed25519 signatures of output records, checked against the keys a repository trusts.
+
+A record's Merkle hash covers a task's code and inputs, not its value, so anyone who can write
+to a remote can store any value under any hash. Like Nix's signed narinfo files and its
+`trusted-public-keys`, the pusher signs each record with a private key of their own, and
+readers accept only records signed by a key listed in the committed `merkl.toml`
+(`[trust] keys`). A signature proves who computed a value, not that it is right.
+
+The signed bytes (the fingerprint) name everything a reader relies on: the output hash the
+record is stored under, the object id, the size and the serializer. A signature copied onto
+another output's record, or a record edited after signing, does not verify.
+
+Keys are one line of text: `ed25519:<base64 of the 32-byte public key>`, optionally prefixed
+with a name (`alice:ed25519:…`) that only helps people tell them apart. The private key is a
+PKCS#8 PEM file outside the repository: `$MERKL_SIGNING_KEY`, else `merkl/signing-key.pem` in
+the user's configuration folder, created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from merkl.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from merkl.cache.index import OutputEntry
+
+KEY_ENV = "MERKL_SIGNING_KEY"
+ALGORITHM = "ed25519"
+_KEY_BYTES = 32
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A public key, optionally named (the name plays no part in checking signatures)."""
+
+    raw: bytes
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        """`ed25519:<base64>`: what a record carries and what trust is matched on."""
+        return f"{ALGORITHM}:{base64.b64encode(self.raw).decode()}"
+
+    @property
+    def entry(self) -> str:
+        """How the key is written in `[trust] keys`: `name:ed25519:<base64>` or the text."""
+        return f"{self.name}:{self.text}" if self.name else self.text
+
+
+def parse_public_key(text: str, where: str) -> PublicKey:
+    """`ed25519:<base64>` or `NAME:ed25519:<base64>`; `where` names the source in errors.
+
+    Raises:
+        UsageError: the text is not such a key (ConfigError when `where` is a config file).
+    """
+    cleaned = text.strip()
+    name, marker, encoded = cleaned.rpartition(f"{ALGORITHM}:")
+    name = name.removesuffix(":") if marker else ""
+    raw = b""
+    if marker:
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+    if len(raw) != _KEY_BYTES or (name and not _NAME.match(name)):
+        message = (
+            f"{where}: {cleaned[:80]!r} is not a public key; expected 'ed25519:<base64>' "
+            f"(optionally 'NAME:ed25519:<base64>') as printed by `merkl key show`"
+        )
+        if where.endswith(".toml"):
+            raise ConfigError(message, key="trust.keys")
+        raise UsageError(message, exit_code=2)
+    return PublicKey(raw, name or None)
+
+
+def signing_key_path() -> Path:
+    """Where the user's private key lives: `$MERKL_SIGNING_KEY`, else the config folder."""
+    configured = os.environ.get(KEY_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "merkl" / "signing-key.pem"
+
+
+class Signer:
+    """The user's private key: signs output records."""
+
+    def __init__(self, key: Ed25519PrivateKey, path: Path) -> None:
+        self._key = key
+        self.path = path
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        self.public = PublicKey(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    def sign(self, entry: OutputEntry) -> str:
+        """The base64 signature of `entry`'s fingerprint."""
+        return base64.b64encode(self._key.sign(fingerprint(entry))).decode()
+
+
+def load_signer(path: Path | None = None) -> Signer | None:
+    """The user's signing key, or None when there is none yet.
+
+    Raises:
+        ConfigError: the file exists but is not an unencrypted ed25519 private key.
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    path = path or signing_key_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"signing key {path}: cannot read it ({exc.strerror})") from None
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            f"signing key {path}: not an unencrypted ed25519 private key in PEM form; move it "
+            f"away and run `merkl key generate` (or point ${KEY_ENV} at the right file)"
+        )
+    return Signer(key, path)
+
+
+def generate_signer(path: Path | None = None) -> Signer:
+    """Create a new private key at `path` (mode 0600); an existing key is never replaced.
+
+    Raises:
+        UsageError: a key already exists there.
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    path = path or signing_key_path()
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(
+            f"a signing key already exists at {path}; `merkl key show` prints its public key "
+            f"(set ${KEY_ENV} to use another file)"
+        ) from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return Signer(key, path)
+
+
+def fingerprint(entry: OutputEntry) -> bytes:
+    """The bytes a record's signature covers (the hash it is stored under included)."""
+    return (
+        f"merkl-output-record:1;{entry.out_hash};blake3:{entry.oid};{entry.size};"
+        f"{entry.serializer}"
+    ).encode()
+
+
+class TrustedKeys:
+    """The public keys a repository trusts (`[trust] keys`); empty trusts every record."""
+
+    def __init__(self, keys: list[PublicKey]) -> None:
+        self.keys = keys
+        self._raw = {key.text: key.raw for key in keys}
+        self._verifiers: dict[str, Any] = {}  # key text -> Ed25519PublicKey, made on first use
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def accepts(self, entry: OutputEntry, key: str | None, signature: str | None) -> bool:
+        """True when no keys are configured, or `signature` by a trusted `key` is valid."""
+        if not self.keys:
+            return True
+        if key not in self._raw or not signature:
+            return False
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        verifier = self._verifiers.get(key)
+        if verifier is None:
+            verifier = self._verifiers[key] = Ed25519PublicKey.from_public_bytes(self._raw[key])
+        try:
+            verifier.verify(
+                base64.b64decode(signature, validate=True), fingerprint(entry)
+            )
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True

@@ -13,7 +13,7 @@ import orjson
 from merkl.cache.index import OutputEntry
 from merkl.hashing import hash_bytes
 from merkl.remotes import open_remote
-from merkl.remotes.records import MAX_RECORD_BYTES, record_key
+from merkl.remotes.records import record_key
 from merkl.serializers import BytesSerializer, JsonSerializer, Serializer
 from tests.helpers import run_merkl_process, write_module
 
@@ -63,7 +63,10 @@ def test_a_record_with_another_serializer_is_refused(tmp_path):
     remote = tmp_path / "shared"
     attacker, attacker_env = _actor(tmp_path, "attacker", BYTES_GATE, remote)
     victim, victim_env = _actor(tmp_path, "victim", JSON_GATE, remote)
-    assert "b'approved'" in run_merkl_process("run", "gate.pipeline", "x", cwd=attacker, env=attacker_env).out
+    assert (
+        "b'approved'"
+        in run_merkl_process("run", "gate.pipeline", "x", cwd=attacker, env=attacker_env).out
+    )
     assert run_merkl_process("push", cwd=attacker, env=attacker_env).code == 0
     result = run_merkl_process("run", "--pull", "gate.pipeline", "x", cwd=victim, env=victim_env)
     assert result.code == 0, result.err
@@ -110,7 +113,8 @@ def test_custom_serializers_are_unsafe_unless_they_say_otherwise(tmp_path):
         name = "plain-test"
 
     assert Plain.is_safe is False
-    assert JsonSerializer.is_safe and BytesSerializer.is_safe
+    assert JsonSerializer.is_safe
+    assert BytesSerializer.is_safe
 
     remote, marker = tmp_path / "shared", tmp_path / "pwned"
     attacker, attacker_env = _actor(tmp_path, "attacker", PICKLING_GATE, remote)
@@ -119,7 +123,9 @@ def test_custom_serializers_are_unsafe_unless_they_say_otherwise(tmp_path):
     assert run_merkl_process("run", "gate.pipeline", str(marker), cwd=attacker, env=env).code == 0
     assert run_merkl_process("push", cwd=attacker, env=attacker_env).code == 0
     marker.unlink()
-    result = run_merkl_process("run", "--pull", "gate.pipeline", str(marker), cwd=victim, env=victim_env)
+    result = run_merkl_process(
+        "run", "--pull", "gate.pipeline", str(marker), cwd=victim, env=victim_env
+    )
     assert result.code == 0, result.err
     assert not marker.exists(), "a custom pickling serializer loaded remote bytes"
     assert "1 task(s) run" in result.err

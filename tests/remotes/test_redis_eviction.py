@@ -24,7 +24,9 @@ def test_an_evicted_chunk_fails_only_its_object(redis_prefix, tmp_path):
     source = make_store(tmp_path / "source")
     big = fill(source, 1, size=5 * CHUNK)
     small = fill(source, 20)
-    remote = open_remote(REDIS_URL, name="fast", options={"prefix": redis_prefix, "chunk_size": CHUNK})
+    remote = open_remote(
+        REDIS_URL, name="fast", options={"prefix": redis_prefix, "chunk_size": CHUNK}
+    )
     try:
         assert not remote.push(source, big + small).failed
         _evict_one_chunk(redis_prefix, big[0])
@@ -42,7 +44,9 @@ def test_a_tiered_remote_reads_an_evicted_object_from_the_next_tier(redis_prefix
     source = make_store(tmp_path / "source")
     big = fill(source, 1, size=5 * CHUNK)
     small = fill(source, 5)
-    fast = open_remote(REDIS_URL, name="fast", options={"prefix": redis_prefix, "chunk_size": CHUNK})
+    fast = open_remote(
+        REDIS_URL, name="fast", options={"prefix": redis_prefix, "chunk_size": CHUNK}
+    )
     slow = open_remote(str(tmp_path / "slow"), name="slow")
     tiered = TieredRemote("tiered:fast,slow", name="both", options={"tiers": [fast, slow]})
     try:

@@ -68,7 +68,9 @@ def make_actor(
     actor = Actor(root, actor_env)
     actor.merkl("init")
     write_module(root, "gate", module)
-    actor.merkl("remote", "add", "origin", url, *(f"{k}={v}" for k, v in options.items()), "--default")
+    actor.merkl(
+        "remote", "add", "origin", url, *(f"{k}={v}" for k, v in options.items()), "--default"
+    )
     return actor
 
 
@@ -79,7 +81,9 @@ def _base_env() -> dict[str, str]:
 
 
 @pytest.fixture(params=["directory", "redis", "postgresql", "mariadb", "sqlite", "s3"])
-def shared_remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str], dict[str, str]]:
+def shared_remote(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """(url, options, extra environment) of a fresh remote of each kind."""
     env = _base_env()
     kind = request.param

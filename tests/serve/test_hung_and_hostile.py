@@ -27,7 +27,7 @@ from tests.serve.conftest import server_process
 
 pytestmark = pytest.mark.slow
 
-HUNG_SOURCE = '''
+HUNG_SOURCE = """
 import os
 import time
 from pathlib import Path
@@ -100,7 +100,7 @@ def writes(version: int):
     out = model(version)
     write_file(out, "model.json", track=True)
     return version
-'''
+"""
 
 TARGETS = [
     "hung.cached",
@@ -126,9 +126,10 @@ def _post(url: str, target: str, body: dict, timeout: float = 30) -> httpx.Respo
 def test_cached_requests_are_answered_while_every_slot_hangs(hung_repo):
     for x in range(5):  # fill the cache first, as earlier traffic would have
         assert run_merkl_process("run", "hung.cached", str(x), cwd=hung_repo.root).code == 0
-    with server_process(
-        hung_repo.root, *TARGETS, "--threads", "8", "--timeout", "4"
-    ) as (proc, url):
+    with server_process(hung_repo.root, *TARGETS, "--threads", "8", "--timeout", "4") as (
+        proc,
+        url,
+    ):
         started = time.monotonic()
         with ThreadPoolExecutor(48) as pool:
             hung = [pool.submit(_post, url, "hung.hung", {"args": [i]}) for i in range(40)]
@@ -207,13 +208,17 @@ def test_write_file_is_skipped_under_serve_by_default(hung_repo):
 
 
 def test_concurrent_writes_leave_pointer_and_work_tree_in_agreement(hung_repo):
-    with server_process(hung_repo.root, *TARGETS, "--write-files", "--threads", "16") as (
-        _proc,
-        url,
+    with (
+        server_process(hung_repo.root, *TARGETS, "--write-files", "--threads", "16") as (
+            _proc,
+            url,
+        ),
+        ThreadPoolExecutor(16) as pool,
     ):
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda v: _post(url, "hung.writes", {"args": [v]}), range(32)))
-    assert [a.status_code for a in answers] == [200] * 32, [a.text for a in answers if a.status_code != 200]
+        answers = list(pool.map(lambda v: _post(url, "hung.writes", {"args": [v]}), range(32)))
+    assert [a.status_code for a in answers] == [200] * 32, [
+        a.text for a in answers if a.status_code != 200
+    ]
     status = run_merkl_process("status", cwd=hung_repo.root)
     assert status.code == 0, status.err
     assert "model.json" not in status.out or "clean" in status.out

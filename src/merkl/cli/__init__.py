@@ -25,9 +25,9 @@ merkl tracks large files in git without putting them in git, and runs cached,
 Merkle-hashed pipelines of plain Python functions.
 
 Start with `merkl init`, then `merkl track data/` or `merkl run module.function ARGS`.
-`merkl COMMAND --help` explains each command; `remote` (add, list, remove) and
-`catalog` (run, lint, list, info, gen) are command groups. Add --debug to see a
-traceback. Exit status: 0 ok, 1 failed, 2 bad usage.
+`merkl COMMAND --help` explains each command; `remote` (add, list, remove), `key`
+(generate, show), `trust` (add, list, remove) and `catalog` (run, lint, list, info, gen)
+are command groups. Add --debug to see a traceback. Exit status: 0 ok, 1 failed, 2 bad usage.
 """
 
 # Command name -> "module:attribute" (or a group of them). Only the command being run is
@@ -48,6 +48,15 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
         "add": "merkl.cli.remotes:remote_add",
         "list": "merkl.cli.remotes:remote_list",
         "remove": "merkl.cli.remotes:remote_remove",
+    },
+    "key": {
+        "generate": "merkl.cli.trust:key_generate",
+        "show": "merkl.cli.trust:key_show",
+    },
+    "trust": {
+        "add": "merkl.cli.trust:trust_add",
+        "list": "merkl.cli.trust:trust_list",
+        "remove": "merkl.cli.trust:trust_remove",
     },
     "catalog": "merkl.cli.catalog:COMMANDS",
     "dag": "merkl.cli.provenance:dag",

@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
@@ -24,15 +24,21 @@ from merkl.errors import RemoteError
 from merkl.hashing import hash_file
 from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import (
+    MAX_RECORD_BYTES,
     OUTPUTS,
+    Record,
     digest_of,
     dump_record,
     load_record,
     object_key,
     record_key,
+    record_too_large,
 )
 from merkl.remotes.transfer import Stopwatch, TransferResult, make_batches, run_batches
 from merkl.remotes.urls import mask_url, scrub, url_secrets
+
+if TYPE_CHECKING:
+    from merkl.remotes.signing import Signer
 
 Source = Path | bytes
 
@@ -227,11 +233,45 @@ class Remote:
         result.seconds = clock.elapsed()
         return result
 
-    def push_outputs(self, entries: Iterable[OutputEntry]) -> TransferResult:
-        """Store the output records the remote lacks (push their objects first)."""
+    def confirm(self, oids: Iterable[str], tmp_dir: Path, *, jobs: int | None = None) -> set[str]:
+        """The oids whose bytes this remote holds and that hash right: fetched and checked,
+        then discarded (for objects already in the local store, which `pull` skips)."""
+        self.prepare(write=False)
+        wanted = {object_key(o): o for o in dict.fromkeys(oids)}
+        held = self.has(list(wanted)) if wanted else set()
+        present = [k for k in wanted if k in held]
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+
+        def check(batch: Sequence[str]) -> dict[str, str]:
+            temps = {key: _temp_path(tmp_dir, "confirm-") for key in batch}
+            try:
+                self.get([(key, temps[key]) for key in batch])
+                return {
+                    key: "the remote's bytes do not match the object's hash"
+                    for key in batch
+                    if hash_file(temps[key]) != wanted[key]
+                }
+            finally:
+                for temp in temps.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
+
+        done, _failed = self._run(present, dict.fromkeys(present, 0), check, jobs, None)
+        return {wanted[key] for key in done}
+
+    def push_outputs(
+        self, entries: Iterable[OutputEntry | Record], signer: Signer | None = None
+    ) -> TransferResult:
+        """Store the output records the remote lacks (push their objects first). Entries are
+        signed with `signer` when given; records keep the signature they came with."""
         clock = Stopwatch()
         self.prepare(write=True)
-        records = {record_key(e.out_hash): dump_record(e) for e in entries}
+        records: dict[str, bytes] = {}
+        for item in entries:
+            record = item if isinstance(item, Record) else Record(item)
+            if signer is not None and isinstance(item, OutputEntry):
+                record = Record(item, signer.public.text, signer.sign(item))
+            records[record_key(record.entry.out_hash)] = dump_record(record)
         present = self.has(list(records)) if records else set()
         todo = [(k, v) for k, v in records.items() if k not in present]
         result = TransferResult(skipped=len(present))
@@ -249,12 +289,12 @@ class Remote:
 
     def fetch_outputs(
         self, out_hashes: Iterable[str], tmp_dir: Path
-    ) -> tuple[dict[str, OutputEntry], dict[str, str]]:
+    ) -> tuple[dict[str, Record], dict[str, str]]:
         """The records the remote has for `out_hashes`, and {key: reason} for invalid ones."""
         self.prepare(write=False)
         keys = {record_key(h): h for h in dict.fromkeys(out_hashes)}
         present = sorted(self.has(list(keys))) if keys else []
-        entries: dict[str, OutputEntry] = {}
+        entries: dict[str, Record] = {}
         invalid: dict[str, str] = {}
         tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -264,12 +304,16 @@ class Remote:
             try:
                 self.get([(key, temps[key]) for key in batch])
                 for key in batch:
+                    size = os.stat(temps[key]).st_size
+                    if size > MAX_RECORD_BYTES:  # planted: never read into memory
+                        errors[key] = record_too_large(size, keys[key], self.label)
+                        continue
                     try:
-                        entry = load_record(temps[key].read_bytes(), keys[key], self.label)
+                        record = load_record(temps[key].read_bytes(), keys[key], self.label)
                     except RemoteError as exc:
                         errors[key] = str(exc)
                         continue
-                    entries[keys[key]] = entry
+                    entries[keys[key]] = record
             finally:
                 for temp in temps.values():
                     with contextlib.suppress(FileNotFoundError):

@@ -196,9 +196,7 @@ class TrustedKeys:
         if verifier is None:
             verifier = self._verifiers[key] = Ed25519PublicKey.from_public_bytes(self._raw[key])
         try:
-            verifier.verify(
-                base64.b64decode(signature, validate=True), fingerprint(entry)
-            )
+            verifier.verify(base64.b64decode(signature, validate=True), fingerprint(entry))
         except (InvalidSignature, binascii.Error, ValueError):
             return False
         return True

@@ -14,12 +14,41 @@ any code change. An empty or absent list accepts every record, as before signing
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from merkl.errors import ConfigError, UsageError
-from merkl.remotes.config import _load_document, _write_document
+from merkl.remotes.base import Remote
+from merkl.remotes.config import load_document, write_document
+from merkl.remotes.records import Record, is_safe_serializer
 from merkl.remotes.signing import PublicKey, TrustedKeys, parse_public_key
 from merkl.repo import PROJECT_CONFIG, Repo, read_toml
+
+
+@dataclass(frozen=True)
+class RecordPolicy:
+    """Which records fetched from a remote may enter the local index."""
+
+    keys: TrustedKeys
+    trust_pickle: bool  # `--trust-pickle` or `trust_pickle = true` for the remote
+
+    def is_signed(self, record: Record) -> bool:
+        """Signed by a trusted key (always true when no key is trusted)."""
+        return self.keys.accepts(record.entry, record.key, record.sig)
+
+    def is_loadable(self, record: Record) -> bool:
+        """Its serializer cannot run code when loading, or the user trusts the remote."""
+        return self.trust_pickle or is_safe_serializer(record.entry.serializer)
+
+
+def record_policy(repo: Repo, remote: Remote, trust_pickle: bool = False) -> RecordPolicy:
+    """The policy for records from `remote`.
+
+    Raises:
+        ConfigError: `[trust] keys` in merkl.toml is invalid.
+    """
+    pickle = trust_pickle or bool(remote.options.get("trust_pickle", False))
+    return RecordPolicy(trusted_keys(repo), pickle)
 
 
 def trusted_keys(repo: Repo) -> TrustedKeys:
@@ -44,7 +73,7 @@ def add_trusted_key(repo: Repo, key: PublicKey) -> tuple[Path, bool]:
     the file and whether it changed."""
     entries = trusted_keys(repo).keys
     kept = [k for k in entries if k.raw != key.raw and (key.name is None or k.name != key.name)]
-    changed = kept + [key] != entries
+    changed = [*kept, key] != entries
     if changed:
         _write_keys(repo, [*kept, key])
     return repo.root / PROJECT_CONFIG, changed
@@ -72,11 +101,11 @@ def _write_keys(repo: Repo, keys: list[PublicKey]) -> None:
     import tomlkit
 
     file = repo.root / PROJECT_CONFIG
-    document = _load_document(file)
+    document = load_document(file)
     trust = document.setdefault("trust", tomlkit.table())
     array = tomlkit.array()
     array.extend(key.entry for key in keys)
     array.multiline(True)
     trust["keys"] = array
-    _write_document(file, document)
+    write_document(file, document)
     repo.__dict__.pop("config", None)  # Repo.config is a cached_property

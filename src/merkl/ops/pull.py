@@ -235,7 +235,7 @@ def pull_for_pipeline(
                     continue
                 policy = node.task.policy(node.index)
                 out_hash = node.hash
-                if out_hash is not None and repo.cache.find(out_hash, policy) is not None:
+                if out_hash is not None and node.find_cached(repo.cache) is not None:
                     continue
                 if out_hash is not None and policy is CachePolicy.EVERYWHERE:
                     wanted[out_hash] = node

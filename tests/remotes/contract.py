@@ -22,7 +22,8 @@ from merkl.errors import CacheMissError, RemoteError, TransferError
 from merkl.hashing import hash_bytes
 from merkl.remotes import open_remote
 from merkl.remotes.base import Remote
-from merkl.remotes.records import object_key, record_key
+from merkl.remotes.records import Record, object_key, record_key
+from merkl.remotes.signing import TrustedKeys, generate_signer
 from tests.helpers import run_cli, run_merkl_process, write_module
 
 PIPELINE = """
@@ -247,8 +248,24 @@ class RemoteContract:
         assert list(remote.iter_output_hashes()) == [entry.out_hash]
         remote.put([(record_key("ef" * 32), b"not json")])
         found, invalid = remote.fetch_outputs(["cd" * 32, "ef" * 32, "01" * 32], tmp_path)
-        assert found == {entry.out_hash: entry}
+        assert found == {entry.out_hash: Record(entry)}
         assert list(invalid) == [record_key("ef" * 32)]
+
+    def test_signed_output_records_keep_their_signature(
+        self, remote: Remote, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        (oid,) = fill(store, 1)
+        entry = OutputEntry("ab" * 32, oid, "json", 1004, True)
+        signer = generate_signer(tmp_path / "key.pem")
+        remote.push(store, [oid])
+        assert len(remote.push_outputs([entry], signer=signer).transferred) == 1
+        found, _invalid = remote.fetch_outputs([entry.out_hash], tmp_path / "tmp")
+        record = found[entry.out_hash]
+        assert record.entry == entry
+        assert record.key == signer.public.text
+        assert TrustedKeys([signer.public]).accepts(entry, record.key, record.sig)
+        other = generate_signer(tmp_path / "other.pem")
+        assert not TrustedKeys([other.public]).accepts(entry, record.key, record.sig)
 
     # -- the whole story, through the CLI ---------------------------------------------------
     def test_round_trip_fresh_clone_runs_no_task(

@@ -17,7 +17,7 @@ from merkl.errors import MerklWarning, RemoteError, TransferError
 from merkl.remotes import open_remote
 from merkl.remotes.base import Remote
 from merkl.remotes.read_through import ReadThrough
-from merkl.remotes.records import object_key
+from merkl.remotes.records import Record, object_key
 from merkl.remotes.tiered import TieredRemote
 from tests.helpers import run_cli
 from tests.remotes.contract import RemoteContract, fill, make_store
@@ -272,7 +272,7 @@ def test_output_records_are_packed_and_listed(s3_bucket, remote, tmp_path):
     assert sorted(fresh.iter_output_hashes()) == sorted(e.out_hash for e in entries)
     found, invalid = fresh.fetch_outputs([e.out_hash for e in entries], tmp_path / "tmp")
     assert not invalid
-    assert found == {e.out_hash: e for e in entries}
+    assert found == {e.out_hash: Record(e) for e in entries}
 
 
 def test_read_through_fetches_one_packed_output(s3_bucket, repo, tmp_path, monkeypatch):

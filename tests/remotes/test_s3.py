@@ -368,3 +368,22 @@ def test_cli_push_packs_by_default_and_pack_false_writes_loose_keys(s3_bucket, r
     assert not bucket_keys(s3_bucket, "packed/objects/")
     assert not bucket_keys(s3_bucket, "loose/packs/")
     assert len(bucket_keys(s3_bucket, "loose/objects/")) == 1
+
+
+def test_query_secrets_never_become_part_of_keys(repo, s3_bucket, monkeypatch):
+    """`?secret=${PW}` (percent-encoded or not) is no part of the prefix or any key."""
+    monkeypatch.setenv("MERKL_TEST_PW", "Pa%21ss-w0rd-5e1d%2Fq")
+    (repo.root / "data.bin").write_bytes(b"payload")
+    url = f"s3://{s3_bucket}/cache?secret=${{MERKL_TEST_PW}}"
+    assert run_cli("remote", "add", "origin", url, "--default").code == 0
+    assert run_cli("track", "data.bin").code == 0
+    pushed = run_cli("push")
+    assert pushed.code == 0, pushed.err
+    import boto3
+
+    client = boto3.client("s3")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    client.close()
+    assert keys
+    assert all(key.startswith("cache/") for key in keys), keys
+    assert not any("secret" in key or "w0rd" in key for key in keys)

@@ -108,7 +108,8 @@ def main(
     args = list(argv)
     debug = os.environ.get("MERKL_DEBUG", "") not in ("", "0")
     if "--debug" in _global_part(args):
-        args.remove("--debug")
+        if args[:1] != ["serve"]:  # `merkl serve --debug` also puts exception text in 500s
+            args.remove("--debug")
         debug = True
     out = out or sys.stdout
     err = err or sys.stderr

@@ -17,7 +17,9 @@ from merkl.serve.signing import read_secret
 _APP_FACTORY = "merkl.serve.app:app_from_environment"
 
 
-def check_options(host: str, port: int, workers: int, threads: int, max_body_bytes: int) -> None:
+def check_options(
+    host: str, port: int, workers: int, threads: int, max_body_bytes: int, timeout: float = 1.0
+) -> None:
     """Refuse impossible settings before anything is imported or bound.
 
     Raises:
@@ -33,6 +35,10 @@ def check_options(host: str, port: int, workers: int, threads: int, max_body_byt
         raise UsageError(f"--threads {threads!r}: expected 1 or more threads", exit_code=2)
     if max_body_bytes < 1:
         raise UsageError(f"--max-body-bytes {max_body_bytes!r}: expected 1 or more", exit_code=2)
+    if not timeout > 0:
+        raise UsageError(
+            f"--timeout {timeout!r}: expected a number of seconds above 0", exit_code=2
+        )
 
 
 def serve_forever(

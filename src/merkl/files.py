@@ -47,13 +47,27 @@ def _check_confined(file: Path, what: str) -> None:
         return
     if root is None:
         return
-    resolved = Path(os.path.realpath(file))
+    resolved = _resolved(file, follow=what != "write_file")
     if resolved != root and root not in resolved.parents:
         raise PathOutsideRepoError(
             f"{what} {str(file)!r} is outside the repository {str(root)!r}; the server refuses "
             f"it (start it with --allow-outside-paths to allow such paths)",
             path=str(file),
         )
+
+
+def _resolved(file: Path, *, follow: bool) -> Path:
+    """`file` with symlinks resolved: all of them when reading; for a write only its folder's
+    (a write replaces a symlink rather than writing through it)."""
+    if follow:
+        for _attempt in range(3):
+            try:
+                return Path(os.path.realpath(file))
+            except OSError:  # a link swapped by another writer while it was read: again
+                continue
+    if file.name in ("", ".", ".."):
+        return Path(os.path.realpath(file))
+    return Path(os.path.realpath(file.parent)) / file.name
 
 
 class FileRef(Lazy):

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from merkl.errors import MerklError
 
 _T = TypeVar("_T")
+_MIN_START_SECONDS = 1.0  # do not start work that has less time left than this (or 1/10)
 
 
 class TooManyHungError(MerklError):
@@ -94,6 +95,7 @@ class Workers:
         if self.hung >= self.max_hung:
             raise TooManyHungError(f"{self.hung} requests hang")
         loop = asyncio.get_running_loop()
+        start = loop.time()
         free = self._semaphore(loop)
         self.queued += 1
         try:
@@ -101,6 +103,10 @@ class Workers:
                 await free.acquire()
         finally:
             self.queued -= 1
+        if deadline - loop.time() < min(_MIN_START_SECONDS, (deadline - start) / 10):
+            # Too little time left to be worth starting (a slot freed just as it expires).
+            free.release()
+            raise TimeoutError
         self.busy += 1
         future = self._threads.submit(function)
         waiting = asyncio.wrap_future(future, loop=loop)

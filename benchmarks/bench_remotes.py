@@ -16,8 +16,14 @@ For S3 it also prints how many requests moto served per command and the CPU moto
 (moto runs in this process, single-threaded under the GIL): on moto the cost is per request and
 per byte stored, so the request counts explain the times.
 
-Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small] [--directory-only|--s3-only]`
-(`make bench` runs all). `--small` uses 100 files and a 50 MB file, for a quick check.
+A third part (`--signing-only` runs it alone, with merkl only) measures what signed output
+records cost: 2,000 cached task outputs pushed to an empty directory remote and pulled into a
+fresh clone, with no signing key and no trust list, then signed by the pusher's key and checked
+against `[trust] keys` by the puller. Target: signing and checking add < 5%.
+
+Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small]
+[--directory-only|--s3-only|--signing-only]` (`make bench` runs all). `--small` uses 100 files
+and a 50 MB file, for a quick check.
 """
 
 from __future__ import annotations
@@ -263,7 +269,85 @@ def bench_s3(work: Path, source: Path) -> None:
         server.stop()
 
 
+N_OUTPUTS = 2000
+OUTPUTS_MODULE = """
+from merkl import task
+
+
+@task
+def item(i: int) -> dict:
+    return {"i": i, "payload": "x" * 200}
+
+
+def pipeline(n: int):
+    return [item(i) for i in range(n)]
+"""
+
+
+def bench_signing(work: Path) -> None:
+    """Push and pull of N_OUTPUTS output records, unsigned vs signed and checked."""
+    root = work / "signing"
+    root.mkdir()
+    key = root / "key.pem"
+    source = root / "source"
+    source.mkdir()
+    sh([*MERKL, "init"], source)
+    (source / "outs.py").write_text(OUTPUTS_MODULE)
+    sh([*MERKL, "run", "outs.pipeline", str(N_OUTPUTS)], source)
+    signed_env = {**ENV, "MERKL_SIGNING_KEY": str(key)}
+    subprocess.run([*MERKL, "key", "generate"], env=signed_env, check=True, capture_output=True)
+    public = subprocess.run(
+        [*MERKL, "key", "show"], env=signed_env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    times: dict[tuple[str, str], list[float]] = {}
+    for run in range(RUNS * 2):  # alternate which mode goes first
+        for signed in (run % 2 == 0, run % 2 == 1):
+            mode = "signed" if signed else "unsigned"
+            remote = root / f"remote-{run}-{mode}"
+            clone = root / f"clone-{run}-{mode}"
+            env = signed_env if signed else {**ENV, "MERKL_SIGNING_KEY": str(root / "none")}
+            sh([*MERKL, "remote", "add", "r", str(remote), "--default", "--local"], source)
+            times.setdefault((mode, "push"), []).append(sh_env([*MERKL, "push"], source, env))
+            clone.mkdir()
+            sh([*MERKL, "init"], clone)
+            sh([*MERKL, "remote", "add", "r", str(remote), "--default"], clone)
+            if signed:
+                sh([*MERKL, "trust", "add", public], clone)
+            times.setdefault((mode, "pull"), []).append(sh_env([*MERKL, "pull"], clone, env))
+            shutil.rmtree(remote)
+            shutil.rmtree(clone)
+    print(f"signed output records: {N_OUTPUTS} outputs, directory remote, median of {RUNS * 2}")
+    for step in ("push", "pull"):
+        plain = statistics.median(times[("unsigned", step)])
+        signed_time = statistics.median(times[("signed", step)])
+        overhead = 100 * (signed_time / plain - 1)
+        print(
+            f"  {step}: unsigned {plain:.3f} s, signed {signed_time:.3f} s "
+            f"({overhead:+.1f}%; rounds unsigned {_span(times[('unsigned', step)])}, "
+            f"signed {_span(times[('signed', step)])})"
+        )
+
+
+def sh_env(args: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-3000:]}")
+    return elapsed
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f} s"
+
+
 def main() -> None:
+    if "--signing-only" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="merkl-bench-signing-") as tmp:
+            bench_signing(Path(tmp))
+        return
     print(
         f"remotes: {N_FILES} files of {FILE_SIZE // 1000} KB + one "
         f"{BIG_SIZE // 1_000_000} MB file; push, then pull into an empty cache"
@@ -276,6 +360,8 @@ def main() -> None:
             bench_directory(work, source)
         if "--directory-only" not in sys.argv:
             bench_s3(work, source)
+        if "--s3-only" not in sys.argv and "--directory-only" not in sys.argv:
+            bench_signing(work)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from merkl.remotes import open_remote
 from merkl.remotes.base import Remote
 from merkl.remotes.records import Record, object_key, record_key
 from merkl.remotes.signing import TrustedKeys, generate_signer
+from merkl.remotes.trust import RecordPolicy
 from tests.helpers import run_cli, run_merkl_process, write_module
 
 PIPELINE = """
@@ -255,17 +256,19 @@ class RemoteContract:
         self, remote: Remote, store: ObjectStore, tmp_path: Path
     ) -> None:
         (oid,) = fill(store, 1)
-        entry = OutputEntry("ab" * 32, oid, "json", 1004, True)
+        entries = [OutputEntry(f"{i:02x}" * 32, oid, "json", 1004, True) for i in range(3)]
         signer = generate_signer(tmp_path / "key.pem")
         remote.push(store, [oid])
-        assert len(remote.push_outputs([entry], signer=signer).transferred) == 1
-        found, _invalid = remote.fetch_outputs([entry.out_hash], tmp_path / "tmp")
-        record = found[entry.out_hash]
-        assert record.entry == entry
-        assert record.key == signer.public.text
-        assert TrustedKeys([signer.public]).accepts(entry, record.key, record.sig)
+        assert len(remote.push_outputs(entries, signer=signer).transferred) == 3
+        hashes = [e.out_hash for e in entries]
+        found, _invalid = remote.fetch_outputs(hashes, tmp_path / "tmp")
+        assert {h: r.entry for h, r in found.items()} == {e.out_hash: e for e in entries}
+        assert {r.key for r in found.values()} == {signer.public.text}
+        trusting = RecordPolicy(TrustedKeys([signer.public]), trust_pickle=False)
+        assert trusting.signed(found.values(), remote, tmp_path / "tmp") == list(found.values())
         other = generate_signer(tmp_path / "other.pem")
-        assert not TrustedKeys([other.public]).accepts(entry, record.key, record.sig)
+        stranger = RecordPolicy(TrustedKeys([other.public]), trust_pickle=False)
+        assert stranger.signed(found.values(), remote, tmp_path / "tmp") == []
 
     # -- the whole story, through the CLI ---------------------------------------------------
     def test_round_trip_fresh_clone_runs_no_task(

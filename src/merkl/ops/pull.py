@@ -151,7 +151,7 @@ def pull_outputs(
         return []
     records, invalid = remote.fetch_outputs(wanted, repo.tmp_dir)
     report.invalid.update(invalid)
-    signed = [r for r in records.values() if policy.is_signed(r)]
+    signed = policy.signed(records.values(), remote, repo.tmp_dir)
     report.untrusted += len(records) - len(signed)
     allowed = [r.entry for r in signed if policy.is_loadable(r)]
     report.pickled += len(signed) - len(allowed)

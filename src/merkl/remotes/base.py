@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
-from merkl.errors import RemoteError
-from merkl.hashing import hash_file
+from merkl.errors import CacheMissError, RemoteError
+from merkl.hashing import hash_bytes, hash_file
 from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import (
     MAX_RECORD_BYTES,
@@ -34,12 +34,12 @@ from merkl.remotes.records import (
     record_key,
     record_too_large,
 )
+from merkl.remotes.signing import sign_records
 from merkl.remotes.transfer import Stopwatch, TransferResult, make_batches, run_batches
 from merkl.remotes.urls import mask_url, scrub, url_secrets
 
 if TYPE_CHECKING:
     from merkl.remotes.signing import Signer
-
 Source = Path | bytes
 
 
@@ -259,19 +259,61 @@ class Remote:
         done, _failed = self._run(present, dict.fromkeys(present, 0), check, jobs, None)
         return {wanted[key] for key in done}
 
+    def fetch_verified(self, oids: Iterable[str], tmp_dir: Path, limit: int) -> dict[str, bytes]:
+        """The bytes of small objects (at most `limit` each) that hash right; others are left
+        out (missing, too large, or not matching their oid)."""
+        wanted = {object_key(o): o for o in dict.fromkeys(oids)}
+        held = self.has(builtins.list(wanted)) if wanted else set()
+        found: dict[str, bytes] = {}
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        for key in (k for k in wanted if k in held):
+            temp = _temp_path(tmp_dir, "small-")
+            try:
+                self.get([(key, temp)])
+                if os.stat(temp).st_size <= limit:
+                    data = temp.read_bytes()
+                    if hash_bytes(data) == wanted[key]:
+                        found[wanted[key]] = data
+            except CacheMissError:
+                continue
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+        return found
+
     def push_outputs(
-        self, entries: Iterable[OutputEntry | Record], signer: Signer | None = None
+        self,
+        entries: Iterable[OutputEntry | Record],
+        signer: Signer | None = None,
+        manifests: Mapping[str, bytes] | None = None,
     ) -> TransferResult:
-        """Store the output records the remote lacks (push their objects first). Entries are
-        signed with `signer` when given; records keep the signature they came with."""
+        """Store the output records the remote lacks (push their objects first).
+
+        Entries are signed with `signer` when given (their batch manifests are stored first);
+        records keep the signature they came with, and `manifests` ({oid: bytes}) are stored
+        with them.
+        """
         clock = Stopwatch()
         self.prepare(write=True)
-        records: dict[str, bytes] = {}
-        for item in entries:
-            record = item if isinstance(item, Record) else Record(item)
-            if signer is not None and isinstance(item, OutputEntry):
-                record = Record(item, signer.public.text, signer.sign(item))
-            records[record_key(record.entry.out_hash)] = dump_record(record)
+        items = builtins.list(entries)
+        plain = [item for item in items if isinstance(item, OutputEntry)]
+        ready = [item for item in items if isinstance(item, Record)]
+        blobs = dict(manifests or {})
+        if signer is not None and plain:
+            signed, made = sign_records(plain, signer)
+            ready += signed
+            blobs.update(made)
+        else:
+            ready += [Record(entry) for entry in plain]
+        if blobs:  # the manifests before the records that name them
+            wanted = {object_key(oid): data for oid, data in blobs.items()}
+            held = self.has(builtins.list(wanted))
+            missing: builtins.list[tuple[str, Source]] = [
+                (key, data) for key, data in wanted.items() if key not in held
+            ]
+            if missing:
+                self.put(missing)
+        records = {record_key(r.entry.out_hash): dump_record(r) for r in ready}
         present = self.has(list(records)) if records else set()
         todo = [(k, v) for k, v in records.items() if k not in present]
         result = TransferResult(skipped=len(present))

@@ -22,7 +22,7 @@ from merkl.remotes.records import Record, is_safe_serializer, object_key
 if TYPE_CHECKING:
     from merkl.cache import Cache
     from merkl.remotes.base import Remote
-    from merkl.remotes.signing import TrustedKeys
+    from merkl.remotes.trust import RecordPolicy
     from merkl.repo import Repo
 
 
@@ -50,19 +50,20 @@ class ReadThrough:
         self.repo = repo
         self.remote_name = remote_name
         self._remote: Remote | None = None
-        self._keys: TrustedKeys | None = None
+        self._policy: RecordPolicy | None = None
         self._broken = False
         self._untrusted = 0  # records skipped for want of a trusted signature
         self._lock = threading.Lock()
 
     def _open(self) -> Remote | None:
         from merkl.remotes.config import get_remote
-        from merkl.remotes.trust import trusted_keys
+        from merkl.remotes.trust import RecordPolicy, trusted_keys
 
         with self._lock:
             if self._remote is None and not self._broken:
                 try:
-                    self._keys = trusted_keys(self.repo)  # invalid trust: fail closed
+                    # invalid trust: fail closed
+                    self._policy = RecordPolicy(trusted_keys(self.repo), trust_pickle=False)
                     self._remote = get_remote(self.repo, self.remote_name)
                 except MerklError as exc:
                     self._give_up(exc)
@@ -115,8 +116,8 @@ class ReadThrough:
 
     def _signed(self, remote: Remote, record: Record) -> bool:
         """Signed by a trusted key; the first refusal in a process is reported (once)."""
-        assert self._keys is not None  # set by _open
-        if self._keys.accepts(record.entry, record.key, record.sig):
+        assert self._policy is not None  # set by _open
+        if self._policy.signed([record], remote, self.repo.tmp_dir):
             return True
         with self._lock:
             self._untrusted += 1

@@ -49,7 +49,8 @@ class Record:
 
     entry: OutputEntry
     key: str | None = None  # the signer's public key, `ed25519:<base64>`
-    sig: str | None = None  # base64 signature of `signing.fingerprint(entry)`
+    sig: str | None = None  # base64 signature of the batch manifest's hash
+    batch: str | None = None  # oid of the batch manifest listing this record
 
 
 def dump_record(record: Record) -> bytes:
@@ -60,8 +61,9 @@ def dump_record(record: Record) -> bytes:
         "serializer": entry.serializer,
         "size": entry.size,
     }
-    if record.key and record.sig:
+    if record.key and record.sig and record.batch:
         fields["key"], fields["sig"] = record.key, record.sig
+        fields["batch"] = HASH_PREFIX + record.batch
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
 
@@ -95,10 +97,17 @@ def load_record(data: bytes, out_hash: str, where: str) -> Record:
         raise bad(f"serializer {serializer!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise bad(f"size {size!r}")
-    key, sig = raw.get("key"), raw.get("sig")
-    if not isinstance(key, str) or not isinstance(sig, str):
-        key = sig = None  # unsigned (or a malformed signature: refused where trust applies)
-    return Record(OutputEntry(out_hash, oid, serializer, size, True), key, sig)
+    entry = OutputEntry(out_hash, oid, serializer, size, True)
+    key, sig, batch = raw.get("key"), raw.get("sig"), raw.get("batch")
+    if (
+        isinstance(key, str)
+        and isinstance(sig, str)
+        and isinstance(batch, str)
+        and batch.startswith(HASH_PREFIX)
+        and is_hex_hash(batch[len(HASH_PREFIX) :])
+    ):
+        return Record(entry, key, sig, batch[len(HASH_PREFIX) :])
+    return Record(entry)  # unsigned, or a malformed signature: refused where trust applies
 
 
 def record_too_large(size: int, out_hash: str, where: str) -> str:

@@ -17,6 +17,7 @@ from merkl.errors import CacheMissError, UsageError
 from merkl.remotes.base import Remote, Source
 from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import Record, digest_of
+from merkl.remotes.signing import sign_records
 from merkl.remotes.transfer import Stopwatch, TransferResult
 
 if TYPE_CHECKING:
@@ -133,18 +134,25 @@ class TieredRemote(Remote):
         return result
 
     def push_outputs(
-        self, entries: Iterable[OutputEntry | Record], signer: Signer | None = None
+        self,
+        entries: Iterable[OutputEntry | Record],
+        signer: Signer | None = None,
+        manifests: Mapping[str, bytes] | None = None,
     ) -> TransferResult:
-        # Signed once, so every tier holds the same record.
-        records = [
-            Record(e, signer.public.text, signer.sign(e))
-            if signer is not None and isinstance(e, OutputEntry)
-            else e
-            for e in entries
-        ]
+        # Signed once, so every tier holds the same records and manifests.
+        items = list(entries)
+        plain = [e for e in items if isinstance(e, OutputEntry)]
+        records: list[OutputEntry | Record] = [e for e in items if isinstance(e, Record)]
+        blobs = dict(manifests or {})
+        if signer is not None and plain:
+            signed, made = sign_records(plain, signer)
+            records += signed
+            blobs.update(made)
+        else:
+            records += plain
         result = TransferResult()
         for tier in self.tiers:
-            result.merge(tier.push_outputs(records))
+            result.merge(tier.push_outputs(records, manifests=blobs))
         result.transferred = list(dict.fromkeys(result.transferred))
         result.skipped = len(records) - len(result.transferred) - len(result.failed)
         return result

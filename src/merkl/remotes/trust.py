@@ -14,27 +14,58 @@ any code change. An empty or absent list accepts every record, as before signing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.errors import ConfigError, UsageError
 from merkl.remotes.base import Remote
 from merkl.remotes.config import load_document, write_document
 from merkl.remotes.records import Record, is_safe_serializer
-from merkl.remotes.signing import PublicKey, TrustedKeys, parse_public_key
+from merkl.remotes.signing import (
+    MAX_MANIFEST_BYTES,
+    PublicKey,
+    TrustedKeys,
+    fingerprint,
+    manifest_fingerprints,
+    parse_public_key,
+)
 from merkl.repo import PROJECT_CONFIG, Repo, read_toml
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordPolicy:
     """Which records fetched from a remote may enter the local index."""
 
     keys: TrustedKeys
     trust_pickle: bool  # `--trust-pickle` or `trust_pickle = true` for the remote
+    # Batch manifests seen so far: oid -> the fingerprints it lists (None: missing or invalid).
+    manifests: dict[str, frozenset[bytes] | None] = field(default_factory=dict)
 
-    def is_signed(self, record: Record) -> bool:
-        """Signed by a trusted key (always true when no key is trusted)."""
-        return self.keys.accepts(record.entry, record.key, record.sig)
+    def signed(self, records: Iterable[Record], remote: Remote, tmp_dir: Path) -> list[Record]:
+        """The records signed by a trusted key: their batch manifest (fetched from `remote`
+        and re-hashed) lists them and its signature verifies. All of them when no key is
+        trusted."""
+        records = list(records)
+        if not self.keys:
+            return records
+        candidates = [r for r in records if r.key in self.keys and r.sig and r.batch]
+        wanted = {r.batch for r in candidates if r.batch and r.batch not in self.manifests}
+        if wanted:
+            fetched = remote.fetch_verified(wanted, tmp_dir, MAX_MANIFEST_BYTES)
+            for oid in wanted:
+                data = fetched.get(oid)
+                self.manifests[oid] = None if data is None else manifest_fingerprints(data)
+        return [r for r in candidates if self._is_vouched_for(r)]
+
+    def _is_vouched_for(self, record: Record) -> bool:
+        key, sig, batch = record.key or "", record.sig or "", record.batch or ""
+        listed = self.manifests.get(batch)
+        return (
+            listed is not None
+            and fingerprint(record.entry) in listed
+            and self.keys.signed_batch(key, batch, sig)
+        )
 
     def is_loadable(self, record: Record) -> bool:
         """Its serializer cannot run code when loading, or the user trusts the remote."""

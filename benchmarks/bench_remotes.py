@@ -270,6 +270,7 @@ def bench_s3(work: Path, source: Path) -> None:
 
 
 N_OUTPUTS = 2000
+SIGNING_RUNS = 10
 OUTPUTS_MODULE = """
 from merkl import task
 
@@ -285,7 +286,11 @@ def pipeline(n: int):
 
 
 def bench_signing(work: Path) -> None:
-    """Push and pull of N_OUTPUTS output records, unsigned vs signed and checked."""
+    """Push and pull of N_OUTPUTS output records, unsigned vs signed and checked.
+
+    Wall times on a shared machine swing by tens of percent from round to round, so it also
+    reports the CPU time (user + system) of each command, which the load disturbs far less.
+    """
     root = work / "signing"
     root.mkdir()
     key = root / "key.pem"
@@ -299,48 +304,52 @@ def bench_signing(work: Path) -> None:
     public = subprocess.run(
         [*MERKL, "key", "show"], env=signed_env, check=True, capture_output=True, text=True
     ).stdout.strip()
-    times: dict[tuple[str, str], list[float]] = {}
-    for run in range(RUNS * 2):  # alternate which mode goes first
-        for signed in (run % 2 == 0, run % 2 == 1):
+    wall: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for run in range(SIGNING_RUNS):
+        for signed in (run % 2 == 0, run % 2 == 1):  # alternate which mode goes first
             mode = "signed" if signed else "unsigned"
             remote = root / f"remote-{run}-{mode}"
             clone = root / f"clone-{run}-{mode}"
             env = signed_env if signed else {**ENV, "MERKL_SIGNING_KEY": str(root / "none")}
             sh([*MERKL, "remote", "add", "r", str(remote), "--default", "--local"], source)
-            times.setdefault((mode, "push"), []).append(sh_env([*MERKL, "push"], source, env))
             clone.mkdir()
             sh([*MERKL, "init"], clone)
             sh([*MERKL, "remote", "add", "r", str(remote), "--default"], clone)
             if signed:
                 sh([*MERKL, "trust", "add", public], clone)
-            times.setdefault((mode, "pull"), []).append(sh_env([*MERKL, "pull"], clone, env))
+            for step, folder in (("push", source), ("pull", clone)):
+                seconds, cpu_seconds = timed([*MERKL, step], folder, env)
+                wall.setdefault((mode, step), []).append(seconds)
+                cpu.setdefault((mode, step), []).append(cpu_seconds)
             shutil.rmtree(remote)
             shutil.rmtree(clone)
-    print(f"signed output records: {N_OUTPUTS} outputs, directory remote, median of {RUNS * 2}")
+    print(
+        f"signed output records: {N_OUTPUTS} outputs, directory remote, median of {SIGNING_RUNS}"
+    )
     for step in ("push", "pull"):
-        plain = statistics.median(times[("unsigned", step)])
-        signed_time = statistics.median(times[("signed", step)])
-        overhead = 100 * (signed_time / plain - 1)
-        print(
-            f"  {step}: unsigned {plain:.3f} s, signed {signed_time:.3f} s "
-            f"({overhead:+.1f}%; rounds unsigned {_span(times[('unsigned', step)])}, "
-            f"signed {_span(times[('signed', step)])})"
-        )
+        parts = []
+        for name, table in (("wall", wall), ("cpu", cpu)):
+            plain = statistics.median(table[("unsigned", step)])
+            signed_time = statistics.median(table[("signed", step)])
+            change = 100 * (signed_time / plain - 1)
+            parts.append(f"{name} {plain:.3f} -> {signed_time:.3f} s ({change:+.1f}%)")
+        print(f"  {step}: unsigned -> signed: {'; '.join(parts)}")
 
 
-def sh_env(args: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one command, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-3000:]}")
-    return elapsed
-
-
-def _span(values: list[float]) -> str:
-    return f"{min(values):.3f}-{max(values):.3f} s"
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, used
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from merkl.remotes import open_remote
 from merkl.remotes.records import record_key
 from merkl.serializers import BytesSerializer, JsonSerializer, Serializer
 from tests.helpers import run_merkl_process, write_module
+from tests.reliability.test_security_remotes import PICKLE_PIPE
 
 
 def _env(tmp_path: Path, who: str) -> dict[str, str]:
@@ -76,9 +77,8 @@ def test_a_record_with_another_serializer_is_refused(tmp_path):
     assert "0 task(s) run" in again.err  # the local result replaced the foreign record
 
 
-PICKLING_GATE = """
-    import os, pickle
-    from pathlib import Path
+MINE = """
+    import pickle
     from merkl import Serializer, task
 
     class Mine(Serializer):  # a user's own pickle-based serializer, `is_safe` left unset
@@ -89,23 +89,11 @@ PICKLING_GATE = """
 
         def load(self, data):
             return pickle.loads(data)
-
-    class Payload:
-        def __init__(self, marker):
-            self.marker = marker
-
-        def __reduce__(self):
-            return (Path.write_text, (Path(self.marker), "pwned"))
-
-    @task(serializers=Mine())
-    def model(marker):
-        if os.environ.get("MERKL_TEST_ATTACKER"):
-            return Payload(marker)
-        return {"weights": [1, 2, 3]}
-
-    def pipeline(marker: str):
-        return model(marker)
 """
+# The harmful pipeline of test_security_remotes, with that serializer instead of pickle's.
+PICKLING_GATE = PICKLE_PIPE.replace("from merkl import PickleSerializer, task", MINE).replace(
+    "serializers=PickleSerializer()", "serializers=Mine()"
+)
 
 
 def test_custom_serializers_are_unsafe_unless_they_say_otherwise(tmp_path):

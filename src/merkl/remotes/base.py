@@ -34,7 +34,7 @@ from merkl.remotes.records import (
     record_key,
     record_too_large,
 )
-from merkl.remotes.signing import sign_records
+from merkl.remotes.signing import as_records
 from merkl.remotes.transfer import Stopwatch, TransferResult, make_batches, run_batches
 from merkl.remotes.urls import mask_url, scrub, url_secrets
 
@@ -295,16 +295,7 @@ class Remote:
         """
         clock = Stopwatch()
         self.prepare(write=True)
-        items = builtins.list(entries)
-        plain = [item for item in items if isinstance(item, OutputEntry)]
-        ready = [item for item in items if isinstance(item, Record)]
-        blobs = dict(manifests or {})
-        if signer is not None and plain:
-            signed, made = sign_records(plain, signer)
-            ready += signed
-            blobs.update(made)
-        else:
-            ready += [Record(entry) for entry in plain]
+        ready, blobs = as_records(entries, signer, manifests)
         if blobs:  # the manifests before the records that name them
             wanted = {object_key(oid): data for oid, data in blobs.items()}
             held = self.has(builtins.list(wanted))

@@ -27,18 +27,18 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from merkl.cache.index import OutputEntry
 from merkl.errors import ConfigError, UsageError
 from merkl.hashing import hash_bytes
 from merkl.remotes.records import Record
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from merkl.cache.index import OutputEntry
 
 KEY_ENV = "MERKL_SIGNING_KEY"
 ALGORITHM = "ed25519"
@@ -207,6 +207,26 @@ def sign_records(
         signature = signer.sign_batch(oid)
         records += [Record(entry, key, signature, oid) for entry in batch]
     return records, manifests
+
+
+def as_records(
+    items: Iterable[OutputEntry | Record],
+    signer: Signer | None,
+    manifests: Mapping[str, bytes] | None = None,
+) -> tuple[list[Record], dict[str, bytes]]:
+    """Records to push for `items`: entries signed with `signer` (unsigned without one),
+    records as they are; and every manifest to store first (`manifests` plus new ones)."""
+    items = list(items)
+    plain = [item for item in items if isinstance(item, OutputEntry)]
+    records = [item for item in items if isinstance(item, Record)]
+    blobs = dict(manifests or {})
+    if signer is not None and plain:
+        signed, made = sign_records(plain, signer)
+        records += signed
+        blobs.update(made)
+    else:
+        records += [Record(entry) for entry in plain]
+    return records, blobs
 
 
 def _batch_message(manifest_oid: str) -> bytes:

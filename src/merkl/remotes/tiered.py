@@ -17,7 +17,7 @@ from merkl.errors import CacheMissError, UsageError
 from merkl.remotes.base import Remote, Source
 from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import Record, digest_of
-from merkl.remotes.signing import sign_records
+from merkl.remotes.signing import as_records
 from merkl.remotes.transfer import Stopwatch, TransferResult
 
 if TYPE_CHECKING:
@@ -140,16 +140,7 @@ class TieredRemote(Remote):
         manifests: Mapping[str, bytes] | None = None,
     ) -> TransferResult:
         # Signed once, so every tier holds the same records and manifests.
-        items = list(entries)
-        plain = [e for e in items if isinstance(e, OutputEntry)]
-        records: list[OutputEntry | Record] = [e for e in items if isinstance(e, Record)]
-        blobs = dict(manifests or {})
-        if signer is not None and plain:
-            signed, made = sign_records(plain, signer)
-            records += signed
-            blobs.update(made)
-        else:
-            records += plain
+        records, blobs = as_records(entries, signer, manifests)
         result = TransferResult()
         for tier in self.tiers:
             result.merge(tier.push_outputs(records, manifests=blobs))

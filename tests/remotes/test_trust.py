@@ -193,3 +193,18 @@ def test_trust_commands_edit_the_committed_config(tmp_path):
     unknown = actor.merkl("trust", "remove", "nobody", ok=False)
     assert unknown.code == 2
     assert "trusted: me" in unknown.err
+
+
+def test_init_sign_creates_and_trusts_the_users_key(tmp_path):
+    env = {**_base_env(), "MERKL_SIGNING_KEY": str(tmp_path / "keys" / "me.pem")}
+    root = tmp_path / "fresh"
+    root.mkdir()
+    first = run_merkl_process("init", "--sign", cwd=root, env=env)
+    assert first.code == 0, first.err
+    assert "created your signing key" in first.out
+    public = run_merkl_process("key", "show", cwd=root, env=env).out.strip()
+    listed = run_merkl_process("trust", "list", cwd=root, env=env).out.strip()
+    assert listed.endswith(public)
+    again = run_merkl_process("init", "--sign", cwd=root, env=env)  # harmless, same key
+    assert "created" not in again.out
+    assert run_merkl_process("trust", "list", cwd=root, env=env).out.strip() == listed

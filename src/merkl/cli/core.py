@@ -12,16 +12,24 @@ from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
 from merkl.repo import Repo
 
 
-def init(path: str = ".") -> str:
+def init(path: str = ".", *, sign: bool = False) -> str:
     """Create a merkl repository.
 
     Creates the hidden `.merkl/` folder (local cache and index), a committed `merkl.toml` with
     the project settings, and adds `.merkl/` to `.gitignore`. Running it again is harmless.
 
     :param path: the project's root folder
+    :param sign: trust your own signing key in merkl.toml (creating the key if you have none),
+        so pulls accept only output records signed by trusted keys; add colleagues' keys with
+        `merkl trust add`
     """
     repo = Repo.init(Path(path))
-    return f"Initialized merkl repository in {repo.dot_dir}"
+    message = f"Initialized merkl repository in {repo.dot_dir}"
+    if sign:
+        from merkl.ops.trust import trust_myself
+
+        message += f"\n{trust_myself(repo)}"
+    return message
 
 
 def run(

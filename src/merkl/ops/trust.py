@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
+
 from merkl.errors import UsageError
 from merkl.remotes.signing import (
     KEY_ENV,
     PublicKey,
     generate_signer,
+    is_key_name,
     load_signer,
     parse_public_key,
     signing_key_path,
@@ -60,6 +63,19 @@ def trust_list(repo: Repo) -> list[str]:
 def trust_remove(repo: Repo, name_or_key: str) -> str:
     removed = remove_trusted_key(repo, name_or_key)
     return f"no longer trusting {removed.name or removed.text}"
+
+
+def trust_myself(repo: Repo) -> str:
+    """Trust the user's own key in `repo` (`merkl init --sign`), creating the key if needed."""
+    signer = load_signer()
+    created = signer is None
+    if signer is None:
+        signer = generate_signer()
+    user = getpass.getuser()
+    name = user if is_key_name(user) else None
+    file, _changed = add_trusted_key(repo, PublicKey(signer.public.raw, name))
+    made = f"created your signing key {signer.path}; " if created else ""
+    return f"{made}trusted your key {signer.public.text} in {repo.relpath(file)}"
 
 
 def _checked_name(name: str) -> str:

@@ -82,7 +82,7 @@ def parse_public_key(text: str, where: str) -> PublicKey:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raw = b""
-    if len(raw) != _KEY_BYTES or (name and not _NAME.match(name)):
+    if len(raw) != _KEY_BYTES or (name and not is_key_name(name)):
         message = (
             f"{where}: {cleaned[:80]!r} is not a public key; expected 'ed25519:<base64>' "
             f"(optionally 'NAME:ed25519:<base64>') as printed by `merkl key show`"
@@ -91,6 +91,11 @@ def parse_public_key(text: str, where: str) -> PublicKey:
             raise ConfigError(message, key="trust.keys")
         raise UsageError(message, exit_code=2)
     return PublicKey(raw, name or None)
+
+
+def is_key_name(name: str) -> bool:
+    """True for a name that may prefix a key: letters, digits and `._@-`."""
+    return bool(_NAME.match(name))
 
 
 def signing_key_path() -> Path:

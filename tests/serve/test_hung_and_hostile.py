@@ -149,6 +149,10 @@ def test_cached_requests_are_answered_while_every_slot_hangs(hung_repo):
                 assert response.json()["result"] == x * x
             statuses = [f.result().status_code for f in hung]
             waited = time.monotonic() - started
+        print(
+            f"\ncached answers with 8 hung + 32 queued: max {max(cached_times) * 1000:.0f} ms; "
+            f"40 hung requests answered 504 after {waited:.2f} s (--timeout 4)"
+        )
         assert max(cached_times) < 2.0, cached_times
         assert health["workers"]["busy"] == 8, health
         assert statuses == [504] * 40

@@ -88,10 +88,11 @@ def pull(
     report = PullReport(remote.label)
     jobs = jobs or configured_jobs(remote)
     try:
-        policy = record_policy(repo, remote, trust_pickle)  # a bad [trust] fails up front
+        # A bad [trust] fails before anything is transferred.
+        policy = record_policy(repo, remote, trust_pickle) if outputs and not paths else None
         with TransferProgress(f"pull from {remote.name}") as progress:
             _fetch_tracked(repo, remote, items, report, jobs, progress)
-            if outputs and not paths:
+            if policy is not None:
                 pull_outputs(repo, remote, None, report, policy, jobs, progress)
     finally:
         remote.close()

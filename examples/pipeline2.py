@@ -13,7 +13,9 @@ from merkl import read_file, task, write_file
 @task(outs=2)
 def load_data(csv_bytes, test_every=5):
     """Parse (x, y) rows; every `test_every`-th row is held out for evaluation."""
-    rows = [(float(r["x"]), float(r["y"])) for r in csv.DictReader(io.StringIO(csv_bytes.decode()))]
+    rows = [
+        (float(r["x"]), float(r["y"])) for r in csv.DictReader(io.StringIO(csv_bytes.decode()))
+    ]
     train_rows = [row for i, row in enumerate(rows) if i % test_every]
     test_rows = [row for i, row in enumerate(rows) if not i % test_every]
     return train_rows, test_rows

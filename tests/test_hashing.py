@@ -85,7 +85,7 @@ GOLDEN = {
 
 
 def test_hash_schema_is_pinned():
-    assert HASH_SCHEMA == 1
+    assert HASH_SCHEMA == 2
 
 
 def test_golden_digests():
@@ -167,3 +167,109 @@ def test_object_arrays_are_refused():
 def test_hash_struct_is_domain_tagged():
     assert hash_struct("a", 1) != hash_struct("b", 1)
     assert hash_struct("a", 1) == hash_struct("a", 1)
+
+
+# --- code identity -------------------------------------------------------------------------
+# A module exercising most of the syntax a task can use. Its digests are pinned: they must be
+# the same on every Python version merkl supports (the canonical AST walk, not `ast.dump`).
+GOLDEN_MODULE = '''
+"""Golden module for code identity."""
+import functools
+
+from merkl import CodeHashMode, task
+
+SCALE = 3
+UNUSED = 4
+
+
+def deco(fn):
+    """A decorator."""
+    return fn
+
+
+def helper(values):
+    return [v * SCALE for v in values]
+
+
+@deco
+@task(code_hash_mode=CodeHashMode.FUNCTION)
+def everything(x: int, y: float = 1.5, *args, z=u"k", w=-1.5, **kw) -> str:
+    """Docstrings are not code."""
+
+    @functools.lru_cache(maxsize=2)
+    def inner(a, /, b=None, *, c=...):
+        return a if b is None else b
+
+    scale = lambda q: q * SCALE  # noqa: E731
+    if (n := len(args)) > 2:
+        x += n
+    match x:
+        case 0 | 1:
+            out = f"{x!r:>{n}} and {y:.2f} {{}} {b'0'!a}"
+        case [a, *rest]:
+            out = str(rest)
+        case {"k": v, **others}:
+            out = v
+        case complex(real=0) as p:
+            out = p * 2j
+        case _:
+            out = ...
+    async def later():
+        async with deco(None) as ctx:
+            return [i async for i in ctx]
+    return inner(out, b=scale(x)) + str(helper([x]))
+
+
+@task
+def module_mode(x):
+    return x + 1
+'''
+
+GOLDEN_CODE = {
+    "module_ast": "2c25b2ddcd94ef13aed0cbe43d138fde2592d531d82494a2c87307a334ac5bd8",
+    "everything": "2b510b0cd43e321aff387da8957e980e4600cdc72bc50dff222eb2eb4c29b582",
+    "module_mode": "9f4c165fcbf761010b7411d066726df5c3b86157dfc5362e26df1733d481e79f",
+}
+
+
+def code_digests(folder: pathlib.Path) -> dict[str, str]:
+    """Digests of `GOLDEN_MODULE`: its canonical AST and two task code hashes."""
+    import ast
+    import textwrap
+
+    from merkl.canonical_ast import ast_digest
+    from tests.helpers import import_fresh
+
+    source = textwrap.dedent(GOLDEN_MODULE)
+    (folder / "golden_code.py").write_text(source)
+    module = import_fresh(folder, "golden_code")
+    return {
+        "module_ast": ast_digest(ast.parse(source)),
+        "everything": module.everything.code_hash,
+        "module_mode": module.module_mode.code_hash,
+    }
+
+
+def test_golden_code_digests(tmp_path):
+    assert code_digests(tmp_path) == GOLDEN_CODE
+
+
+def test_code_digests_do_not_use_ast_dump(tmp_path, monkeypatch):
+    import ast
+
+    monkeypatch.setattr(ast, "dump", lambda *args, **kwargs: "not the AST")
+    assert code_digests(tmp_path) == GOLDEN_CODE
+
+
+def test_code_digests_match_in_dev_mode_and_another_process(tmp_path):
+    root = pathlib.Path(__file__).resolve().parents[1]
+    script = (
+        f"import sys, json, pathlib; sys.path.insert(0, {str(root)!r}); "
+        "from tests.test_hashing import code_digests; "
+        f"print(json.dumps(code_digests(pathlib.Path({str(tmp_path)!r}))))"
+    )
+    for flags in ([], ["-X", "dev"]):
+        out = subprocess.run(
+            [sys.executable, *flags, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        assert json.loads(out) == GOLDEN_CODE

@@ -2,15 +2,15 @@
 under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of a higher one.
 
 1. base: errors, units, progress (what every part reports with).
-2. primitives: hashing (canonical encoding, BLAKE3 of bytes and files), serializers, fs
-   (atomic file replacement).
+2. primitives: hashing (canonical encoding, BLAKE3 of bytes and files, the canonical AST walk),
+   serializers (and the exact typed JSON), fs (atomic file replacement).
 3. storage: cache (object store, SQLite index, stat cache, the cache facade), pointer files,
    repo (a folder with `.merkl/` and its settings).
 4. tracking: tracked files and folders in the work tree (`merkl track`'s transaction, links,
    manifests, state). Below the pipeline because `write_file(track=True)` tracks its file.
-5. pipeline: tasks, placeholders, graph, evaluation, deps (code hashing), session, files (file
-   inputs and outputs of a DAG), targets (naming and calling a pipeline), and the executor
-   interface (`merkl.executors`, `executors.base`).
+5. pipeline: tasks, placeholders, graph, evaluation, deps and code_refs (code hashing), session,
+   files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), and the
+   executor interface (`merkl.executors`, `executors.base`).
 6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why).
 7. ops: one module per command, composing the layers below.
 8. interfaces: cli, serve (the web server and its client), catalog, and the `merkl` package
@@ -29,7 +29,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: list[tuple[str, ...]] = [
     ("merkl.errors", "merkl.units", "merkl.progress"),
-    ("merkl.hashing", "merkl.serializers", "merkl.fs"),
+    ("merkl.hashing", "merkl.canonical_ast", "merkl.serializers", "merkl.typed_json", "merkl.fs"),
     ("merkl.cache", "merkl.pointer", "merkl.repo"),
     ("merkl.tracking",),
     (
@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "merkl.graph",
         "merkl.evaluation",
         "merkl.deps",
+        "merkl.code_refs",
         "merkl.session",
         "merkl.files",
         "merkl.targets",

@@ -33,7 +33,7 @@ def test_numpy_round_trip_without_pickle():
 
 def test_json_error_suggests_another_serializer():
     with pytest.raises(SerializationError, match="PickleSerializer"):
-        JsonSerializer().dump({1, 2})
+        JsonSerializer().dump({"model": object()})
 
 
 def test_bytes_serializer_refuses_other_types():
@@ -57,12 +57,17 @@ def test_numpy_task_output(repo):
 
 def test_json_unserializable_output_names_task(repo):
     @task
-    def make_set():
-        return {1}
+    def make_model():
+        return [1, {"model": object()}]
 
     with pytest.raises(SerializationError) as info:
-        make_set().get()
-    assert any("make_set" in note for note in info.value.__notes__)
+        make_model().get()
+    message = str(info.value)
+    assert message.startswith("task tests.test_serializers.")
+    assert ".make_model output 0: cannot store " in message
+    assert "value[1]['model'] (builtins.object)" in message
+    assert "@task(serializers={0: PickleSerializer()})" in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("value", [2**70, -(2**64), [1, 10**30, "1234567890123456789012"]])

@@ -243,8 +243,8 @@ def test_json_values_round_trip_on_first_run_too(repo):
     def pair():
         return (1, 2)
 
-    assert pair().get() == [1, 2]  # what a later cache hit returns, so both runs agree
-    assert pair().get() == [1, 2]
+    assert pair().get() == (1, 2)  # exactly what the body returned, first run and cache hit
+    assert pair().get() == (1, 2)
 
 
 def test_no_cache_session_neither_reads_nor_writes(repo):

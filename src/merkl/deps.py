@@ -1,11 +1,15 @@
 """Code identity: the hash of a task's code and of its declared code dependencies.
 
-Code is hashed as its normalised AST (`ast.dump` without positions), so comments and formatting
-never invalidate a cache while any real change does.
+Code is hashed by merkl's own canonical walk of its AST (`merkl.canonical_ast`), so comments,
+formatting and docstrings never invalidate a cache, any real change does, and the hash is the
+same on every Python version.
 
 MODULE mode hashes the whole module a task lives in, except the top-level definitions of tasks
 that declared their own identity (`code_hash_mode=FUNCTION` or `version=`): those are hashed on
-their own, so editing one of them re-executes only that task.
+their own, so editing one of them re-executes only that task. FUNCTION mode hashes the function
+and the module-level functions, classes, constants and imports it references, transitively
+within its module (`merkl.code_refs`). A code identity keeps its parts by label, so `merkl why`
+can say which one changed.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from merkl.canonical_ast import ast_digest, without_docstring
+from merkl.code_refs import (
+    find_function,
+    import_of,
+    module_bindings,
+    referenced_definitions,
+    statement_kind,
+)
 from merkl.errors import TaskDefinitionError
 from merkl.hashing import hash_bytes, hash_struct
 
@@ -39,11 +52,42 @@ class HasCodeHash(Protocol):
     def code_hash(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class CodeIdentity:
+    """A task's code hash and what it is made of: `parts` maps a label (`module m`,
+    `function helper`, `assignment SCALE`, `code_deps[0] module m`…) to that part's digest."""
+
+    hash: str
+    parts: dict[str, str]
+
+
 # CPython 3.11's ast module is not safe to use from several threads at once ("AST constructor
-# recursion depth mismatch", gh-106905): every parse/dump of code goes through this lock.
+# recursion depth mismatch", gh-106905): every parse of code goes through this lock.
 _ast_lock = threading.Lock()
 _module_hashes: weakref.WeakKeyDictionary[types.ModuleType, str] = weakref.WeakKeyDictionary()
-_function_hashes: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
+_function_parts: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass
+class _ParsedModule:
+    """A module file as parsed from `source`, its top-level bindings, and the digests of
+    those already needed (many FUNCTION tasks of a module share their helpers)."""
+
+    source: bytes
+    tree: ast.Module
+    bindings: dict[str, list[ast.stmt]]
+    digests: dict[str, str]
+
+    def binding_digest(self, name: str) -> str:
+        digest = self.digests.get(name)
+        if digest is None:
+            digest = self.digests[name] = _binding_digest(name, self.bindings[name])
+        return digest
+
+
+_parsed: dict[str, _ParsedModule] = {}  # by file path
 
 
 def module_name(fn: Callable[..., Any]) -> str:
@@ -77,25 +121,75 @@ def check_source_available(fn: Callable[..., Any], mode: CodeHashMode) -> None:
 
 
 def function_hash(fn: Callable[..., Any]) -> str:
-    """Hash of one function's normalised source."""
-    cached = _function_hashes.get(fn)
+    """Hash of a function and of the module-level names it references (see `function_parts`)."""
+    return hash_struct("merkl.function", sorted(function_parts(fn).items()))
+
+
+def function_parts(fn: Callable[..., Any]) -> dict[str, str]:
+    """Digests of a function's own code and of each module-level definition it references,
+    transitively within its module, by label (`code of f`, `function g`, `assignment X`…)."""
+    cached = _function_parts.get(fn)
     if cached is None:
-        try:
-            linecache.checkcache(inspect.getsourcefile(fn))  # an edited file, not stale lines
-            source = inspect.getsource(fn)
-        except (OSError, TypeError) as exc:
-            raise TaskDefinitionError(
-                f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} to hash it; "
-                f"pin it with version='…'"
-            ) from exc
-        with _ast_lock:
-            cached = hash_bytes(_normalise(textwrap.dedent(source).encode()))
-        _function_hashes[fn] = cached
+        cached = _function_parts[fn] = _compute_function_parts(fn)
     return cached
 
 
+def _compute_function_parts(fn: Callable[..., Any]) -> dict[str, str]:
+    qualname = getattr(fn, "__qualname__", repr(fn))
+    parsed = _parse_module_of(fn)
+    node = find_function(parsed.tree, qualname) if parsed is not None else None
+    if node is None or parsed is None:  # no module file (a REPL, exec): the function alone
+        return {f"code of {qualname}": ast_digest(_parse_source_of(fn))}
+    own_name = qualname if "." not in qualname else None
+    parts = {f"code of {qualname}": ast_digest(node)}
+    for name, statements in referenced_definitions(
+        node, parsed.bindings, own_name=own_name
+    ).items():
+        parts[f"{statement_kind(statements)} {name}"] = parsed.binding_digest(name)
+    return parts
+
+
+def _binding_digest(name: str, statements: list[ast.stmt]) -> str:
+    """Digest of the statements binding `name`; of an import, only the part binding it."""
+    imports = [found for stmt in statements if (found := import_of(name, stmt)) is not None]
+    if len(imports) != len(statements):
+        return ast_digest(statements)
+    return hash_struct(
+        "merkl.import",
+        [[module, level, ast_digest(aliases)] for module, level, aliases in imports],
+    )
+
+
+def _parse_module_of(fn: Callable[..., Any]) -> _ParsedModule | None:
+    """The file `fn`'s module comes from, parsed as it is now."""
+    file = _module_file(sys.modules.get(getattr(fn, "__module__", None) or ""))
+    if file is None:
+        return None
+    key = str(file)
+    source = file.read_bytes()  # cheap next to parsing; an mtime can miss a quick edit
+    found = _parsed.get(key)
+    if found is None or found.source != source:
+        with _ast_lock:
+            tree = ast.parse(source, filename=key)
+        found = _parsed[key] = _ParsedModule(source, tree, module_bindings(tree), {})
+    return found
+
+
+def _parse_source_of(fn: Callable[..., Any]) -> ast.Module:
+    try:
+        linecache.checkcache(inspect.getsourcefile(fn))  # an edited file, not stale lines
+        source = inspect.getsource(fn)
+    except (OSError, TypeError) as exc:
+        raise TaskDefinitionError(
+            f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} to hash it; "
+            f"pin it with version='…'"
+        ) from exc
+    with _ast_lock:
+        return ast.parse(textwrap.dedent(source))
+
+
 def module_hash(module: types.ModuleType) -> str:
-    """Hash of a module's normalised source, without self-identified task definitions."""
+    """Hash of a module's code, without docstrings and self-identified task definitions."""
     cached = _module_hashes.get(module)
     if cached is None:
         file = _module_file(module)
@@ -107,9 +201,8 @@ def module_hash(module: types.ModuleType) -> str:
         source = file.read_bytes()
         with _ast_lock:
             tree = ast.parse(source, filename=str(file))
-            tree.body = [node for node in tree.body if not _declares_own_identity(node)]
-            cached = hash_bytes(ast.dump(tree, include_attributes=False).encode())
-        _module_hashes[module] = cached
+        body = [node for node in without_docstring(tree.body) if not _declares_own_identity(node)]
+        cached = _module_hashes[module] = ast_digest(body)
     return cached
 
 
@@ -150,26 +243,36 @@ def validate_deps(deps: Iterable[object], qualname: str) -> tuple[object, ...]:
     return items
 
 
-def code_hash(
+def code_identity(
     fn: Callable[..., Any],
     mode: CodeHashMode,
     version: str | None,
     deps: tuple[object, ...],
-) -> str:
-    """The code hash of a task: its identity, its code (or pinned version) and its deps."""
+) -> CodeIdentity:
+    """The code hash of a task — its identity, its code (or pinned version) and its deps —
+    and its parts by label."""
     if version is not None:
-        code = ["version", version]
+        kind, parts = "version", {"version": hash_bytes(version.encode("utf-8"))}
     elif mode is CodeHashMode.FUNCTION:
-        code = ["function", function_hash(fn)]
+        kind, parts = "function", dict(function_parts(fn))
     else:
-        code = ["module", module_hash(sys.modules[fn.__module__])]
-    return hash_struct(
-        "merkl.code",
-        module_name(fn),
-        fn.__qualname__,
-        code,
-        [dep_hash(dep) for dep in deps],
+        module = sys.modules[fn.__module__]
+        kind, parts = "module", {f"module {module_name(fn)}": module_hash(module)}
+    for i, dep in enumerate(deps):
+        parts[f"code_deps[{i}] {_dep_label(dep)}"] = dep_hash(dep)
+    digest = hash_struct(
+        "merkl.code", module_name(fn), fn.__qualname__, kind, sorted(parts.items())
     )
+    return CodeIdentity(digest, parts)
+
+
+def _dep_label(dep: object) -> str:
+    if isinstance(dep, types.ModuleType):
+        return f"module {dep.__name__}"
+    if isinstance(dep, (str, bytes, bytearray)):
+        return "value"
+    name = getattr(dep, "__qualname__", None) or getattr(dep, "name", None) or repr(dep)
+    return f"function {name}"
 
 
 def _module_file(module: types.ModuleType | None) -> Path | None:
@@ -178,10 +281,6 @@ def _module_file(module: types.ModuleType | None) -> Path | None:
         return None
     path = Path(file)
     return path if path.is_file() else None
-
-
-def _normalise(source: bytes) -> bytes:
-    return ast.dump(ast.parse(source), include_attributes=False).encode()
 
 
 def _declares_own_identity(node: ast.stmt) -> bool:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from merkl.errors import CacheMissError, CorruptObjectError
-from merkl.executors import Executor, get_executor
-from merkl.executors.base import ValueMap
+from merkl.executors import get_executor
+from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session, current_session

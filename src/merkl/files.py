@@ -14,6 +14,7 @@ from typing import Any
 from merkl.cache.stat_cache import file_oid
 from merkl.errors import (
     CacheMissError,
+    NotARepoError,
     PathOutsideRepoError,
     SerializationError,
     TrackedFileChangedError,
@@ -25,6 +26,9 @@ from merkl.pointer import Pointer, pointer_path, read_pointer
 from merkl.repo import Repo
 from merkl.serializers import get_serializer
 from merkl.session import Session, current_session
+from merkl.tracking.state import State, dir_state
+from merkl.tracking.tree import hash_dir, scan_dir
+from merkl.tracking.worktree import load_tracked
 
 
 def _session_repo() -> Repo | None:
@@ -71,14 +75,19 @@ def _resolved(file: Path, *, follow: bool) -> Path:
 
 
 class FileRef(Lazy):
-    """An input file; its hash is its content hash. `as_bytes` makes `.get()` read it.
+    """An input file or folder; its hash is its content hash. `as_bytes` makes `.get()` read a
+    file (a folder is always passed as its path).
 
-    A tracked file whose data is not in the work tree (a fresh clone before `merkl pull`) takes
-    its hash from its pointer, so the DAG can still be built, found cached, or pulled for
-    (`merkl run --pull` fetches it only if a task that reads it must run).
+    A folder's hash is its tree hash, as `merkl track` records it: from its pointer when the
+    folder is tracked and unchanged (stat snapshot first, so nothing is re-read), else from
+    the names and content hashes of its members (stat-cached).
+
+    A tracked file or folder whose data is not in the work tree (a fresh clone before
+    `merkl pull`) takes its hash from its pointer, so the DAG can still be built, found cached,
+    or pulled for (`merkl run --pull` fetches it only if a task that reads it must run).
     """
 
-    __slots__ = ("_oid", "as_bytes", "path", "pointer_file")
+    __slots__ = ("_oid", "as_bytes", "is_dir", "path", "pointer_file")
 
     def __init__(self, path: Path | str, *, as_bytes: bool) -> None:
         self.path = Path(path)
@@ -87,11 +96,14 @@ class FileRef(Lazy):
         self.pointer_file: Path | None = None
         if not self.path.exists():
             self.pointer_file = pointer_path(self.path)
-            self._oid = _absent_tracked_file(self.path, self.pointer_file).oid
+            pointer = _absent_tracked_item(self.path, self.pointer_file)
+            self._oid, self.is_dir = pointer.oid, pointer.type == "dir"
             return
-        if self.path.is_dir():
-            raise IsADirectoryError(f"input {str(self.path)!r} is a directory, not a file")
-        self._oid = file_oid(self.path, _session_repo())
+        self.is_dir = self.path.is_dir()
+        if self.is_dir:
+            self._oid = folder_oid(self.path, _folder_repo(self.path))
+        else:
+            self._oid = file_oid(self.path, _session_repo())
 
     @property
     def hash(self) -> str:
@@ -101,10 +113,11 @@ class FileRef(Lazy):
         if self.pointer_file is not None and not self.path.exists():
             shown = str(self.path)
             raise FileNotFoundError(
-                f"input file {shown!r} is tracked but not in the work tree; run "
+                f"input {'folder' if self.is_dir else 'file'} {shown!r} is tracked but not in "
+                f"the work tree; run "
                 f"`merkl pull {shown}` (or `merkl run --pull …`) to fetch it"
             )
-        if not self.as_bytes:
+        if not self.as_bytes or self.is_dir:
             return self.path
         data = self.path.read_bytes()
         if hash_bytes(data) != self._oid:
@@ -115,27 +128,53 @@ class FileRef(Lazy):
         return data
 
     def __repr__(self) -> str:
-        kind = "read_file" if self.as_bytes else "path"
+        kind = "read_file" if self.as_bytes and not self.is_dir else "path"
         return f"<{kind}({str(self.path)!r})@{self._oid[:8]}>"
 
 
-def _absent_tracked_file(file: Path, pointer_file: Path) -> Pointer:
-    """The pointer of a tracked file missing from the work tree; FileNotFoundError if none."""
+def _absent_tracked_item(file: Path, pointer_file: Path) -> Pointer:
+    """The pointer of a tracked item missing from the work tree; FileNotFoundError if none."""
     if not pointer_file.is_file():
         raise FileNotFoundError(f"input file {str(file)!r} does not exist")
-    pointer = read_pointer(pointer_file)
-    if pointer.type != "file":
-        raise IsADirectoryError(f"input {str(file)!r} is a tracked directory, not a file")
-    return pointer
+    return read_pointer(pointer_file)
+
+
+def folder_oid(folder: Path, repo: Repo) -> str:
+    """The tree hash of `folder` as `merkl track` would record it now."""
+    pointer_file = pointer_path(folder)
+    if pointer_file.is_file():
+        tracked = load_tracked(repo, pointer_file)
+        if tracked.is_dir and dir_state(repo, tracked, members=False).state in (
+            State.CLEAN,
+            State.NOT_IN_CACHE,  # the same content, only not in the local store
+        ):
+            return tracked.pointer.oid
+    return hash_dir(repo, scan_dir(repo, folder)).oid
+
+
+def _folder_repo(folder: Path) -> Repo:
+    """The repository whose stat cache and store a folder input is checked against."""
+    try:
+        repo = current_session().repo
+    except Exception:
+        repo = None
+    if repo is None:
+        raise NotARepoError(
+            f"input folder {str(folder)!r}: hashing a folder needs a merkl repository (for its "
+            f"stat cache); run `merkl init` in the project"
+        )
+    return repo
 
 
 def path(file: Path | str) -> FileRef:
-    """A task input standing for the path of a file; its hash is the file's content hash."""
+    """A task input standing for the path of a file or folder; its hash is the file's content
+    hash (a folder's: its tree hash, as `merkl track` records it)."""
     return FileRef(file, as_bytes=False)
 
 
 def read_file(file: Path | str) -> FileRef:
-    """A task input standing for a file's bytes; its hash is the file's content hash."""
+    """A task input standing for a file's bytes (a folder's path); its hash is the content
+    hash (a folder's: its tree hash)."""
     return FileRef(file, as_bytes=True)
 
 

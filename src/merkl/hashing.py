@@ -15,10 +15,12 @@ import dataclasses
 import datetime as dt
 import enum
 import math
+import mmap
 import os
 import pathlib
 import struct
 import sys
+import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,15 @@ from typing import Any
 import blake3
 
 from merkl.errors import HashingError
+from merkl.progress import advance_bytes, wants_bytes
 
-HASH_SCHEMA = 1
+HASH_SCHEMA = 2
 HASH_PREFIX = "blake3:"
 HEX_LEN = 64
 _MMAP_THRESHOLD = 4 << 20  # below this, a plain read beats mmap + threads
+_PROGRESS_CHUNK = 64 << 20  # large enough for BLAKE3's threads, small enough for a moving bar
 
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 _Encoder = Callable[[Any, bytearray, str], None]
 _user_encoders: dict[type, Callable[[Any], Any]] = {}
 
@@ -47,13 +52,30 @@ def hash_struct(*parts: Any) -> str:
 
 
 def hash_file(path: Path | str) -> str:
-    """BLAKE3 of a file's content; large files are hashed memory-mapped on all cores."""
+    """BLAKE3 of a file's content; large files are hashed memory-mapped on all cores.
+
+    While a byte progress bar is shown (`merkl track` on a terminal), large files are hashed
+    in chunks of the mapping, reporting each, instead of in one call.
+    """
     size = os.path.getsize(path)
     if size < _MMAP_THRESHOLD:
         with open(path, "rb") as handle:
-            return hash_bytes(handle.read())
+            digest = hash_bytes(handle.read())
+        advance_bytes(size)
+        return digest
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    hasher.update_mmap(path)
+    if not wants_bytes():
+        hasher.update_mmap(path)
+        return hasher.hexdigest()
+    with (
+        open(path, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
+        for start in range(0, len(view), _PROGRESS_CHUNK):
+            with view[start : start + _PROGRESS_CHUNK] as chunk:
+                hasher.update(chunk)
+                advance_bytes(len(chunk))
     return hasher.hexdigest()
 
 
@@ -311,6 +333,15 @@ def _encode_other(value: Any, out: bytearray, path: str) -> None:
             if base in _EXACT:
                 _EXACT[base](value, out, path)
                 return
+    elif callable(value) and isinstance(value, _FUNCTION_TYPES):
+        what = "a lambda" if value.__name__ == "<lambda>" else f"function {value.__qualname__}"
+        raise HashingError(
+            f"cannot hash {path}: it is {what}, and merkl hashes values, not code; pass a "
+            f"plain value that selects it (e.g. the string 'relu', looked up in a dict inside "
+            f"the task), or call it inside the task, whose code is hashed",
+            path=path,
+            type=cls,
+        )
     else:
         raise HashingError(
             f"cannot hash {path} of type {_type_name(cls)}: merkl hashes None, bool, int, float, "

@@ -171,5 +171,14 @@ class MissingArgument(Lazy):
             argument=self.name,
         )
 
+    def _misuse(self, what: str) -> NoReturn:
+        # Not "call .get()": there is no value to get until the argument is given.
+        raise EvaluationError(
+            f"pipeline argument {self.name!r} was not given (filled in by --fill-missing), so "
+            f"{what} on it cannot be computed; pass the argument, or do this computation "
+            f"inside a task so --fill-missing can skip it",
+            argument=self.name,
+        )
+
     def __repr__(self) -> str:
         return f"<missing argument {self.name!r}>"

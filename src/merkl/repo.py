@@ -1,9 +1,14 @@
-"""Repo: a directory with a `.merkl/` folder; owns the store, the index and the settings."""
+"""Repo: a directory with a `.merkl/` folder; owns the store, the index and the settings.
+
+A folder with a committed `merkl.toml` but no `.merkl/` (a fresh clone) is a repository too:
+the first command there creates `.merkl/`, as a DVC clone just works.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +53,20 @@ class Repo:
         if start is None:
             start = os.environ.get("MERKL_REPO") or Path.cwd()
         origin = Path(start).resolve()
-        for folder in (origin, *origin.parents):
-            if (folder / DOT_DIR).is_dir():
-                return cls(folder)
+        root = find_root(origin)
+        if root is not None and not (root / DOT_DIR).is_dir():
+            repo = cls.init(root)
+            print(
+                f"merkl: created {repo.dot_dir} (the local cache) for this clone: "
+                f"{root / PROJECT_CONFIG} says it is a merkl project",
+                file=sys.stderr,
+            )
+            return repo
+        if root is not None:
+            return cls(root)
         raise NotARepoError(
-            f"not a merkl repository (no {DOT_DIR}/ in {origin} or any parent); "
+            f"not a merkl repository (no {DOT_DIR}/ or {PROJECT_CONFIG} in {origin} or any "
+            f"parent); "
             f"run `merkl init` in your project's root first",
             path=origin,
         )
@@ -87,9 +101,11 @@ class Repo:
         else:
             fsync = self.config.get("core", {}).get("fsync", True)
             if not isinstance(fsync, bool):
+                file = self.setting_file("core", "fsync")
                 raise ConfigError(
-                    f"{self.root / PROJECT_CONFIG}: [core] fsync must be true or false, "
-                    f"got {fsync!r}"
+                    f"{file}: [core] fsync must be true or false, got {fsync!r}",
+                    path=file,
+                    key="core.fsync",
                 )
         return ObjectStore(self.objects_dir, self.tmp_dir, fsync=fsync)
 
@@ -125,9 +141,25 @@ class Repo:
                     merged[key] = value
         return merged
 
+    def setting_file(self, table: str, key: str) -> Path:
+        """The config file that sets `[table] key` (the local one wins), for error messages."""
+        local = self.dot_dir / LOCAL_CONFIG
+        section = read_toml(local).get(table)
+        if isinstance(section, dict) and key in section:
+            return local
+        return self.root / PROJECT_CONFIG
+
     def relpath(self, path: Path | str) -> str:
         """`path` relative to the repo root, in POSIX form."""
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder from `start` up holding `.merkl/` or a `merkl.toml`, if any."""
+    for folder in (start, *start.parents):
+        if (folder / DOT_DIR).is_dir() or (folder / PROJECT_CONFIG).is_file():
+            return folder
+    return None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

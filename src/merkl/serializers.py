@@ -1,20 +1,20 @@
 """Serializers turn task outputs into the bytes stored in the cache and back.
 
-JSON (orjson) is the default. `BytesSerializer` stores raw bytes, `NumpySerializer` `.npy`
-arrays, and `PickleSerializer` anything picklable — opt-in only, and never loaded from bytes that
-came from a remote or a client unless the user allowed it (`is_safe = False`).
+JSON (orjson) is the default: a value comes back exactly or is refused (`merkl.typed_json`).
+`BytesSerializer` stores raw bytes, `NumpySerializer` `.npy` arrays, and `PickleSerializer`
+anything picklable — opt-in only, and never loaded from bytes that came from a remote or a client
+unless the user allowed it (`is_safe = False`).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import pickle
-import re
 from typing import Any, ClassVar
 
 import orjson
 
+from merkl import typed_json
 from merkl.errors import SerializationError
 
 
@@ -41,34 +41,25 @@ class Serializer:
         return f"{type(self).__name__}()"
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
-
 class JsonSerializer(Serializer):
-    """JSON via orjson (the standard library for integers beyond 64 bits). Tuples come back
-    as lists and dict keys must be strings."""
+    """JSON that gives back exactly what was stored, or refuses to store it.
+
+    Plain data (dicts with str keys, lists, str, int, finite floats, bool, None) is written as
+    plain JSON (orjson); anything else merkl can restore without running code — NaN and ±inf,
+    tuples, sets, non-str dict keys, bytes, numpy arrays and scalars, datetimes, Decimal,
+    paths — in a typed envelope (see `merkl.typed_json`). Other values raise a
+    SerializationError naming their type and where they are in the output.
+    """
 
     name = "json"
     is_safe = True
-    _options = orjson.OPT_SERIALIZE_NUMPY
 
     def dump(self, value: Any) -> bytes:
-        try:
-            return orjson.dumps(value, option=self._options)
-        except TypeError as exc:
-            if "64-bit" in str(exc):  # orjson's limit; the standard library has none
-                return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-            raise SerializationError(
-                f"cannot serialize a value of type {type(value).__name__} as JSON ({exc}); "
-                f"choose another serializer, e.g. @task(serializers={{0: PickleSerializer()}})"
-            ) from exc
+        return typed_json.dumps(value)
 
     def load(self, data: bytes) -> Any:
         try:
-            if _LONG_DIGITS.search(data):
-                # orjson would turn integers beyond 64 bits into floats silently.
-                return json.loads(data)
-            return orjson.loads(data)
+            return typed_json.loads(data)
         except (orjson.JSONDecodeError, ValueError) as exc:
             raise SerializationError(f"stored JSON is not valid: {exc}") from exc
 

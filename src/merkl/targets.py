@@ -3,10 +3,15 @@ parsed from a command line (by clize, from the function's signature).
 
 `merkl run`, `dag`, `why` and `serve` all name pipelines this way.
 
+Parameters without an annotation take Python literals (`3` is an int, `[1, 2]` a list,
+`'3'` a string); text that is no literal stays a string. Without this clize hands them
+strings, so `merkl run p.pipe 3` would compute `"3" + 2` and hash differently from `p.pipe(3)`.
+
 No `from __future__ import annotations` here: sigtools reads the annotations of the wrapper in
 `call_with_cli_args` as strings when this module postpones them, and they are real types.
 """
 
+import ast
 import functools
 import importlib
 import inspect
@@ -15,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from clize import Clize
+from clize import Clize, parser
 
 from merkl.errors import UsageError
 from merkl.placeholder import MissingArgument
@@ -47,30 +52,58 @@ def import_target(target: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
+def _python_literal(text: str) -> Any:
+    """A command-line value as a Python literal where it is one (`3`, `2.5`, `[1, 2]`,
+    `None`, `'x'`), else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+python_literal: Callable[[str], Any] = parser.value_converter(_python_literal, name="VALUE")
+
+
 def call_with_cli_args(
-    function: Callable[..., Any], target: str, args: list[str], fill_missing: bool
+    function: Callable[..., Any],
+    target: str,
+    args: list[str],
+    fill_missing: bool,
+    command: str = "merkl run",
 ) -> Any:
-    """Call `function` with arguments parsed by clize from its signature."""
+    """Call `function` with arguments parsed by clize from its signature.
+
+    `command` is how the user started the line (`merkl dag`), for clize's usage lines.
+    """
     inner = function.fn if isinstance(function, Task) else function
     signature = inspect.signature(inner)
-    if fill_missing:
-        signature = signature.replace(
-            parameters=[
-                p.replace(default=MissingArgument(p.name))
-                if p.default is p.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                else p
-                for p in signature.parameters.values()
-            ]
-        )
+    signature = signature.replace(
+        parameters=[_cli_parameter(p, fill_missing) for p in signature.parameters.values()]
+    )
 
     @functools.wraps(inner)
     def call(*a: Any, **kw: Any) -> Any:
         return _call_with_defaults(function, signature, a, kw)
 
     call.__signature__ = signature  # type: ignore[attr-defined]
-    del call.__wrapped__  # type: ignore[attr-defined]
-    return Clize.get_cli(call)(f"merkl run {target}", *args)
+    del call.__wrapped__
+    return Clize.get_cli(call)(f"{command} {target}", *args)
+
+
+def _cli_parameter(parameter: inspect.Parameter, fill_missing: bool) -> inspect.Parameter:
+    """`parameter` as clize should read it: literals when unannotated (unless a default's
+    type says otherwise), a `MissingArgument` default under --fill-missing."""
+    if parameter.kind in (parameter.VAR_KEYWORD,):
+        return parameter
+    if parameter.annotation is parameter.empty and parameter.default in (parameter.empty, None):
+        parameter = parameter.replace(annotation=python_literal)
+    if (
+        fill_missing
+        and parameter.default is parameter.empty
+        and parameter.kind is not (parameter.VAR_POSITIONAL)
+    ):
+        parameter = parameter.replace(default=MissingArgument(parameter.name))
+    return parameter
 
 
 def wants_help(args: list[str]) -> bool:
@@ -78,9 +111,10 @@ def wants_help(args: list[str]) -> bool:
     return any(a in ("-h", "--help") for a in args)
 
 
-def pipeline_help(target: str) -> str:
+def pipeline_help(target: str, command: str = "merkl run") -> str:
     """The `--help` text clize builds from the pipeline function's signature and docstring."""
-    return f"{call_with_cli_args(import_target(target), target, ['--help'], False)}\n"
+    function = import_target(target)
+    return f"{call_with_cli_args(function, target, ['--help'], False, command)}\n"
 
 
 def _call_with_defaults(

@@ -11,10 +11,17 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, overload
+from typing import Any, TypedDict, Unpack, overload
 
 from merkl.cache import CachePolicy
-from merkl.deps import CodeHashMode, check_source_available, code_hash, module_name, validate_deps
+from merkl.deps import (
+    CodeHashMode,
+    CodeIdentity,
+    check_source_available,
+    code_identity,
+    module_name,
+    validate_deps,
+)
 from merkl.errors import EvaluationError, HashingError, TaskDefinitionError
 from merkl.hashing import (
     _UnknownHashError,
@@ -68,7 +75,7 @@ class Task:
         self.version = version
         if version is None:
             check_source_available(fn, code_hash_mode)
-        self._code_hash: str | None = None
+        self._code: CodeIdentity | None = None
         self._out_prefix: bytes | None = None
         self._sorted_params = sorted_keys(self.signature.parameters)
         params = self.signature.parameters.values()
@@ -83,9 +90,14 @@ class Task:
     @property
     def code_hash(self) -> str:
         """Hash of the task's identity, code (or pinned version) and code dependencies."""
-        if self._code_hash is None:
-            self._code_hash = code_hash(self.fn, self.code_hash_mode, self.version, self.code_deps)
-        return self._code_hash
+        return self.code.hash
+
+    @property
+    def code(self) -> CodeIdentity:
+        """The code hash and the digests of its parts (for `merkl why`)."""
+        if self._code is None:
+            self._code = code_identity(self.fn, self.code_hash_mode, self.version, self.code_deps)
+        return self._code
 
     @property
     def out_prefix(self) -> bytes:
@@ -106,7 +118,7 @@ class Task:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         names = self._simple_params
         if names is not None and not kwargs and len(args) == len(names):
-            bound = inspect.BoundArguments(self.signature, dict(zip(names, args, strict=True)))  # type: ignore[arg-type]
+            bound = inspect.BoundArguments(self.signature, dict(zip(names, args, strict=True)))
         else:
             try:
                 bound = self.signature.bind(*args, **kwargs)
@@ -233,20 +245,26 @@ def substitute(value: Any, values: Mapping[Lazy, Any]) -> Any:
     return value
 
 
+class TaskOptions(TypedDict, total=False):
+    """The options of `@task(...)`, as `Task` takes them (defaults are `Task`'s)."""
+
+    outs: Outs
+    serializers: Mapping[int, Serializer] | Serializer | None
+    cache_policy: CachePolicy | Mapping[int, CachePolicy]
+    code_hash_mode: CodeHashMode
+    code_deps: Iterable[object]
+    version: str | None
+
+
+TASK_OPTIONS = tuple(TaskOptions.__annotations__)
+
+
 @overload
 def task(fn: Callable[..., Any], /) -> Task: ...
 
 
 @overload
-def task(
-    *,
-    outs: Outs = 1,
-    serializers: Mapping[int, Serializer] | Serializer | None = None,
-    cache_policy: CachePolicy | Mapping[int, CachePolicy] = CachePolicy.EVERYWHERE,
-    code_hash_mode: CodeHashMode = CodeHashMode.MODULE,
-    code_deps: Iterable[object] = (),
-    version: str | None = None,
-) -> Callable[[Callable[..., Any]], Task]: ...
+def task(**options: Unpack[TaskOptions]) -> Callable[[Callable[..., Any]], Task]: ...
 
 
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
@@ -269,18 +287,11 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         if options:
             raise TaskDefinitionError("use either @task or @task(option=…), not both")
         return Task(fn)
-    unknown = set(options) - {
-        "outs",
-        "serializers",
-        "cache_policy",
-        "code_hash_mode",
-        "code_deps",
-        "version",
-    }
+    unknown = set(options) - set(TASK_OPTIONS)
     if unknown:
         raise TaskDefinitionError(
-            f"@task got unknown option(s) {', '.join(sorted(unknown))}; known: outs, "
-            f"serializers, cache_policy, code_hash_mode, code_deps, version"
+            f"@task got unknown option(s) {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(TASK_OPTIONS)}"
         )
     return lambda f: Task(f, **options)
 

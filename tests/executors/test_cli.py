@@ -8,7 +8,7 @@ from tests.executors.test_pool import DIAMOND, FAILING, RENDEZVOUS
 from tests.helpers import run_cli
 
 PAIR_PIPELINE = "\ndef pipeline():\n    return meet('a', 'b'), meet('b', 'a')\n"
-EXPECTED = "({'evens': [0, 4, 16], 'odds': [1, 9, 25], 'total': 55}, [0, 4, 16])"
+EXPECTED = "({'evens': (0, 4, 16), 'odds': [1, 9, 25], 'total': 55}, (0, 4, 16))"
 
 
 @pytest.mark.parametrize("options", [["-j", "2"], ["--executor", "threads", "--jobs=3"]])

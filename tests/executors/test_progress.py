@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
-from merkl.executors.progress import TaskProgress
+from merkl.progress import Progress
 
 
 class _Terminal(io.StringIO):
@@ -17,7 +17,7 @@ def test_a_terminal_gets_a_bar_of_tasks_done(monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     monkeypatch.delenv("CI", raising=False)
-    with TaskProgress(3, "running (test)") as progress:
+    with Progress("running (test)", "tasks", 3) as progress:
         for _ in range(3):
             progress.advance()
     assert progress.done == 3
@@ -29,13 +29,13 @@ def test_ci_and_pipes_get_nothing(monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     monkeypatch.setenv("CI", "true")
-    with TaskProgress(2, "running") as progress:
+    with Progress("running", "tasks", 2) as progress:
         progress.advance()
     assert terminal.getvalue() == ""
     pipe = io.StringIO()
     monkeypatch.delenv("CI")
     monkeypatch.setattr(sys, "stderr", pipe)
-    with TaskProgress(2, "running") as progress:
+    with Progress("running", "tasks", 2) as progress:
         progress.advance()
     assert pipe.getvalue() == ""
     assert progress.done == 1

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from merkl import task
-from merkl.errors import EvaluationError, ExecutorError
+from merkl.errors import EvaluationError, ExecutorError, SerializationError
 from merkl.executors.worker import (
     CallSpec,
     DepSlot,
@@ -101,18 +101,19 @@ def test_run_call_fills_slots_and_returns_values_as_a_cache_hit_would(pipelines)
         [DepSlot(0, 1), DepSlot(1, None)],
         {"extra": DepSlot(0, 0)},
         "label",
-        as_cached=True,
     )
     producer_result = (("zero", "one"), 0.0)
     outputs, _ = run_call(pickle.loads(pickle.dumps(spec)), producer_result, [1, 2])
-    assert outputs == (["one", [1, 2]], {"extra": "zero"})  # JSON: the tuple became a list
-    raw, _ = run_call(CallSpec(ref, 2, ["a", "b"], {"extra": 1}, "label", as_cached=False))
-    assert raw == (("a", "b"), {"extra": 1})
+    assert outputs == (("one", [1, 2]), {"extra": "zero"})
+    assert type(outputs[0]) is tuple  # exactly what the body returned, through JSON
+    refused = CallSpec(ref, 2, [{1.5}, object()], {"extra": 1}, "label")
+    with pytest.raises(SerializationError, match=r"pair output 0: cannot store value\[1\]"):
+        run_call(refused)
 
 
 def test_run_call_checks_the_number_of_outputs(pipelines):
     module = pipelines.make("@task(outs=3)\ndef three():\n    return 1, 2\n")
-    spec = CallSpec(task_ref(module.three), 3, [], {}, "label", as_cached=True)
+    spec = CallSpec(task_ref(module.three), 3, [], {}, "label")
     with pytest.raises(EvaluationError, match="declares 3 outputs but returned 2"):
         run_call(spec)
 

@@ -39,7 +39,9 @@ def test_log_filters_by_task_and_prints_json(examples):
     assert all(len(e["output"]) == 64 and e["cached"] for e in entries)
     shown = run_ok("show", entries[0]["output"])
     assert "pipeline1.task2" in shown
-    assert json.loads(run_ok("log", "--json", "--task", "nope")) == []
+    unknown = run_cli("log", "--json", "--task", "nope")  # issue 23: says so, exit 1
+    assert unknown.code == 1
+    assert "no task 'nope' in the run log" in unknown.err
 
 
 def test_bad_limit(examples):

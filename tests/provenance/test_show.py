@@ -33,10 +33,10 @@ def test_show_model_back_to_the_training_data(ran):
     assert "cached     yes" in head
     assert "written to model.bin" in head
     assert normalise_hashes(tree) == (
-        "├── epochs: value  #1\n"
-        "├── learning_rate: value  #2\n"
+        "├── epochs: value 500  #1\n"  # small scalars are logged by value (issue 23)
+        "├── learning_rate: value 0.01  #2\n"
         "└── rows: pipeline2.load_data[0]  #3  cached\n"
-        "    ├── test_every: value  #4\n"
+        "    ├── test_every: value 5  #4\n"
         "    └── csv_bytes: file data/train.csv  #5  tracked\n"
     )
     from merkl.hashing import hash_file
@@ -169,6 +169,6 @@ def test_shared_upstream_is_expanded_once_where_it_is_printed_first(examples):
     assert tree == (
         "├── a: diamond.left  #1  cached\n"
         "│   └── b: diamond.base  #2  cached\n"
-        "│       └── x: value  #3\n"
+        "│       └── x: value 1  #3\n"
         "└── b: diamond.base  #2  cached  (see above)\n"
     )

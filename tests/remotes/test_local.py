@@ -50,9 +50,9 @@ def test_objects_are_hard_linked_on_the_same_filesystem(tmp_path: Path, options,
 
 
 def test_progress_bar_draws_on_stderr(capsys):
-    from merkl.remotes.progress import TransferProgress
+    from merkl.progress import Progress
 
-    with TransferProgress("push to r", enabled=True) as progress:
+    with Progress("push to r", "objects", enabled=True) as progress:
         progress.start(3)
         progress.advance(2)
         progress.start(1)  # a later stage (another tier) restarts the count

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
@@ -120,12 +120,13 @@ class Cache:
         self,
         outputs: list[tuple[str, Any, Serializer, CachePolicy]],
         runs: list[RunRecord],
+        code_parts: Mapping[str, Mapping[str, str]] | None = None,
     ) -> list[Any]:
         """Store computed outputs as their policies say; return the values as a later cache hit
         would give them back (serialized and loaded), so first and later runs agree.
 
         `outputs` holds (out_hash, value, serializer, policy); `runs` the matching log rows,
-        whose sizes are filled in here.
+        whose sizes are filled in here; `code_parts` the parts of their code hashes.
         """
         values: list[Any] = []
         entries: list[OutputEntry] = []
@@ -139,14 +140,18 @@ class Cache:
             elif policy is CachePolicy.NEVER:
                 values.append(value)
             else:
-                data = serializer.dump(value)
+                try:
+                    data = serializer.dump(value)
+                except SerializationError as exc:
+                    exc.out_hash = out_hash  # type: ignore[attr-defined]  # names the output
+                    raise
                 size = len(data)
                 oid = self.store.put_bytes(data)
                 pushable = policy is CachePolicy.EVERYWHERE
                 entries.append(OutputEntry(out_hash, oid, serializer.name, size, pushable))
                 values.append(serializer.load(data))
             logged.append(_with_size(run, size))
-        self.index.add_outputs(entries, logged)
+        self.index.add_outputs(entries, logged, code_parts)
         return values
 
 

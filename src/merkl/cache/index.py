@@ -4,6 +4,8 @@ Tables:
 - `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size.
 - `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
   duration, size, time) — the provenance log.
+- `code_parts`: code hash → the digests of its parts by label (`function helper`, …), so
+  `merkl why` can name the part of a task's code that changed.
 - `file_state`: (path, inode, size, mtime_ns) → oid, so unchanged files are never re-read.
 - `folder_state`: tracked folder → (pointer oid, fingerprint, listing) as last seen clean
   (`merkl.tracking.snapshot`).
@@ -19,8 +21,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +57,14 @@ CREATE TABLE IF NOT EXISTS runs (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_out_hash ON runs (out_hash);
+-- The repr of small scalar argument values, by their argument hash (the run log stores hashes),
+-- so `merkl why` can say `epochs: 10 → 20`. A table of its own: older indexes gain it as is.
+CREATE TABLE IF NOT EXISTS arg_values (arg_hash TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_task ON runs (module, task);
+CREATE TABLE IF NOT EXISTS code_parts (
+    code_hash TEXT PRIMARY KEY,
+    parts TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS file_state (
     path TEXT PRIMARY KEY,
     inode INTEGER NOT NULL,
@@ -98,6 +107,8 @@ class RunRecord:
     duration: float
     size: int
     time: float
+    # argument hash -> repr, for small scalar arguments (written to `arg_values`, not `runs`)
+    arg_values: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class Index:
@@ -173,8 +184,14 @@ class Index:
         )
         return _entry(rows[0]) if rows else None
 
-    def add_outputs(self, entries: Iterable[OutputEntry], runs: Iterable[RunRecord] = ()) -> None:
-        """Record outputs (first writer wins) and their run-log rows in one transaction."""
+    def add_outputs(
+        self,
+        entries: Iterable[OutputEntry],
+        runs: Iterable[RunRecord] = (),
+        code_parts: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Record outputs (first writer wins), their run-log rows and the parts of their code
+        hashes in one transaction."""
         import orjson  # not at module level: `merkl status` opens the index, never the run log
 
         now = time.time()
@@ -197,6 +214,11 @@ class Index:
             )
             for r in runs
         ]
+        value_rows = sorted({item for r in runs for item in r.arg_values.items()})
+        parts_rows = [
+            (code_hash, orjson.dumps(parts, option=orjson.OPT_SORT_KEYS).decode())
+            for code_hash, parts in (code_parts or {}).items()
+        ]
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -209,8 +231,22 @@ class Index:
                 "arg_hashes, parents, duration, size, time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 run_rows,
             )
+            if value_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO arg_values (arg_hash, text) VALUES (?, ?)", value_rows
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO code_parts (code_hash, parts) VALUES (?, ?)", parts_rows
+            )
 
         self._write(insert)
+
+    def find_code_parts(self, code_hash: str) -> dict[str, str] | None:
+        """The parts of `code_hash` as recorded when a task with that code last ran."""
+        import orjson
+
+        rows = self._read("SELECT parts FROM code_parts WHERE code_hash = ?", (code_hash,))
+        return orjson.loads(rows[0][0]) if rows else None
 
     def remove_outputs(self, out_hashes: Iterable[str]) -> None:
         rows = [(h,) for h in out_hashes]
@@ -221,6 +257,17 @@ class Index:
             yield _entry(row)
 
     # -- run log --------------------------------------------------------------------------
+    def arg_values(self, arg_hashes: Iterable[str]) -> dict[str, str]:
+        """The logged repr of each argument hash that has one (small scalars only)."""
+        wanted = list(dict.fromkeys(arg_hashes))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT arg_hash, text FROM arg_values WHERE arg_hash IN ({marks})"
+            found.update((row[0], row[1]) for row in self._read(sql, part))
+        return found
+
     def iter_runs(
         self, *, out_hash: str | None = None, limit: int | None = None
     ) -> Iterator[RunRecord]:

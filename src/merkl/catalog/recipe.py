@@ -97,8 +97,12 @@ def load_recipe(
     path: Path,
     environ: Mapping[str, str] | None = None,
     var_file: Path | None = None,
+    env_problems: list[str] | None = None,
 ) -> Recipe:
     """Read, render and parse the recipe at `path`.
+
+    With an `env_problems` list, missing `${VAR}`s are added to it instead of raising, so a
+    linter goes on to check the rest of the recipe.
 
     Raises:
         RecipeError: the file cannot be read, a variable is missing, the YAML is invalid or the
@@ -118,7 +122,7 @@ def load_recipe(
             f"{source}: a recipe is a YAML mapping with version, source and sinks; "
             f"got {type(data).__name__}"
         )
-    data = expand_env(data, environ, lines.get, source)
+    data = expand_env(data, environ, lines.get, source, env_problems)
     return _build_recipe(data, path, lines)
 
 

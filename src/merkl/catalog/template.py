@@ -104,10 +104,18 @@ def render_template(text: str, variables: Mapping[str, str], source: str) -> str
     return rendered
 
 
-def expand_env(data: Any, environ: Mapping[str, str], line_of: Any, source: str) -> Any:
+def expand_env(
+    data: Any,
+    environ: Mapping[str, str],
+    line_of: Any,
+    source: str,
+    problems: list[str] | None = None,
+) -> Any:
     """Return `data` with `${VAR}` replaced in every string value (keys are left alone).
 
-    `line_of(path)` gives the recipe line of a value for the error message.
+    `line_of(path)` gives the recipe line of a value for the error message. With a `problems`
+    list (`merkl catalog lint`), missing variables are added to it and left unexpanded, so
+    the rest of the recipe can still be checked.
 
     Raises:
         RecipeError: listing every variable that is not set and has no default.
@@ -142,8 +150,11 @@ def expand_env(data: Any, environ: Mapping[str, str], line_of: Any, source: str)
         names = ", ".join(
             name if line is None else f"{name} (line {line})" for name, line in missing.items()
         )
-        raise RecipeError(
+        message = (
             f"{source}: environment variables not set: {names}; export them, or write "
             "${NAME:-default} to give a default"
         )
+        if problems is None:
+            raise RecipeError(message)
+        problems.append(message)
     return expanded

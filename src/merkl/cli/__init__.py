@@ -19,15 +19,21 @@ from clize import Clize
 from clize import errors as clize_errors
 
 from merkl.errors import MerklError, UsageError
+from merkl.progress import set_quiet
 
 _DESCRIPTION = """\
 merkl tracks large files in git without putting them in git, and runs cached,
 Merkle-hashed pipelines of plain Python functions.
 
-Start with `merkl init`, then `merkl track data/` or `merkl run module.function ARGS`.
-`merkl COMMAND --help` explains each command; `remote` (add, list, remove), `key`
-(generate, show), `trust` (add, list, remove) and `catalog` (run, lint, list, info, gen)
-are command groups. Add --debug to see a traceback. Exit status: 0 ok, 1 failed, 2 bad usage.
+Start with `merkl init` (a clone with a committed merkl.toml needs none), then
+`merkl track data/` or `merkl run module.function ARGS`; `merkl install` adds git
+hooks that check tracked data out after `git checkout`. `merkl COMMAND --help`
+explains each command; `merkl dry-run …` is `merkl run --dry …`. Options of
+`run`, `dag` and `why` may follow TARGET unless the pipeline has a parameter of
+that name (then `--` or putting them before TARGET makes them merkl's).
+
+Global options: --debug (show tracebacks), -q/--quiet (no progress bars; CI
+set does the same), -V/--version. Exit status: 0 ok, 1 failed, 2 bad usage.
 """
 
 # Command name -> "module:attribute" (or a group of them). Only the command being run is
@@ -42,6 +48,8 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "status": "merkl.cli.tracking:status",
     "checkout": "merkl.cli.tracking:checkout",
     "gc": "merkl.cli.tracking:gc",
+    "install": "merkl.cli.hooks:install",
+    "uninstall": "merkl.cli.hooks:uninstall",
     "push": "merkl.cli.remotes:push",
     "pull": "merkl.cli.remotes:pull",
     "remote": {
@@ -63,24 +71,49 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "log": "merkl.cli.provenance:log",
     "show": "merkl.cli.provenance:show",
     "why": "merkl.cli.provenance:why",
+    "version": "merkl.cli.core:version",
 }
+# The command groups' one-line descriptions in `merkl --help` (a group has no docstring).
+_GROUP_DESCRIPTIONS = {
+    "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",
+    "catalog": "Metadata catalog recipes: run, lint, list, info, gen (Meteor-compatible).",
+}
+# Commands spelled as another command with an option, as DVC and the seed's docs write them.
+_ALIASES = {"dry-run": ("run", "--dry")}
+# Options of merkl itself, accepted before the command (and before a pipeline's TARGET).
+_GLOBAL_FLAGS = {"--debug", "-q", "--quiet"}
 
 
 def _commands(only: str | None = None) -> dict[str, Any]:
     """The clize command table: every command, or just `only` when it names one."""
     names = [only] if only in _COMMANDS else list(_COMMANDS)
-    return {name: _load(_COMMANDS[name]) for name in names}  # type: ignore[index]
+    return {name: _load(_COMMANDS[name], name) for name in names if name}
 
 
-def _load(spec: str | dict[str, str]) -> Any:
+def _load(spec: str | dict[str, str], name: str = "") -> Any:
+    """A command, or a command group with its one-line description for `merkl --help`."""
+    if isinstance(spec, str) and not spec.endswith(":COMMANDS"):
+        return _load_command(spec)
     if isinstance(spec, dict):
-        return {name: _load(sub) for name, sub in spec.items()}
+        group = {sub_name: _load_command(sub) for sub_name, sub in spec.items()}
+    else:
+        group = _load_attribute(spec)
+    from clize.runner import SubcommandDispatcher
+
+    return SubcommandDispatcher(group, description=_GROUP_DESCRIPTIONS.get(name)).cli
+
+
+def _load_attribute(spec: str) -> Any:
     module, _, attribute = spec.partition(":")
-    command = getattr(importlib.import_module(module), attribute)
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _load_command(spec: str) -> Any:
+    command = _load_attribute(spec)
     if inspect.isfunction(command):
         # sigtools (under clize) reads and parses the source of every function taking *args to
         # see whether it forwards them (~15 ms per command); these take them as they are.
-        command._sigtools__forger = _own_signature
+        command._sigtools__forger = _own_signature  # type: ignore[attr-defined]
     return command
 
 
@@ -107,30 +140,68 @@ def main(
             gc.freeze()
     args = list(argv)
     debug = os.environ.get("MERKL_DEBUG", "") not in ("", "0")
-    if "--debug" in _global_part(args):
-        if args[:1] != ["serve"]:  # `merkl serve --debug` also puts exception text in 500s
-            args.remove("--debug")
-        debug = True
+    flags, typed = _take_global_flags(args)
+    debug = debug or "--debug" in flags
+    set_quiet(bool(flags & {"-q", "--quiet"}))
+    if "--debug" in flags and args[:1] == ["serve"]:
+        args.append("--debug")  # `merkl serve --debug` also puts exception text into 500s
     out = out or sys.stdout
     err = err or sys.stderr
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        return _dispatch(args, debug, err)
+        try:
+            status = _dispatch(args, typed, debug, err)
+            out.flush()
+            return status
+        except BrokenPipeError:
+            return _quiet_broken_pipe(out)
 
 
-def _dispatch(args: list[str], debug: bool, err: IO[str]) -> int:
+def _take_global_flags(args: list[str]) -> tuple[set[str], str]:
+    """Remove merkl's global flags from `args` (before the command, or after it but before
+    a pipeline's TARGET) and expand an alias; returns the flags and the command as typed."""
+    found: set[str] = set()
+    while args and args[0] in _GLOBAL_FLAGS:
+        found.add(args.pop(0))
+    typed = args[0] if args else ""
+    if typed in _ALIASES:
+        args[:1] = _ALIASES[typed]  # `merkl dry-run …` is `merkl run --dry …`
+    for flag in set(_global_part(args)) & _GLOBAL_FLAGS:
+        found.add(flag)
+        args.remove(flag)
+    return found, typed
+
+
+def _quiet_broken_pipe(out: IO[str]) -> int:
+    """The reader of our output went away (`merkl log | head`): stop quietly, as git does.
+
+    Whatever is still buffered cannot be written; pointing the stream's descriptor at
+    /dev/null keeps the interpreter's final flush from reporting the same error again.
+    """
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    return 128 + 13  # 141: killed by SIGPIPE, what a shell reports for git in the same spot
+
+
+def _dispatch(args: list[str], typed: str, debug: bool, err: IO[str]) -> int:
     try:
+        if args[:1] in (["--version"], ["-V"]):
+            args = ["version"]
         command = args[0] if args and not args[0].startswith("-") else None
         spec = _COMMANDS.get(command or "")
         if isinstance(spec, str) and not spec.endswith(":COMMANDS"):
             # One plain command: parse it without the dispatcher, whose help imports docutils.
             cli: Callable[..., Any] = Clize.get_cli(_load(spec), helper_class=_LazyHelp)
-            result = cli(f"merkl {command}", *_prepare(args)[1:])
+            result = cli(f"merkl {typed}", *_prepare(args)[1:])
         else:
             cli = Clize.get_cli(_commands(command), description=_DESCRIPTION)
             result = cli("merkl", *_prepare(args))
         if isinstance(result, str) and result:
             print(result)
         return 0
+    except BrokenPipeError:
+        raise
     except clize_errors.ArgumentError as exc:
         print(f"merkl: error: {_strip_prog(str(exc))}", file=err)
         return 2
@@ -208,23 +279,25 @@ def _global_part(args: list[str]) -> list[str]:
     return args
 
 
-_RUN_VALUE_OPTIONS = {
-    "--jobs",
-    "-j",
-    "--executor",
-    "--scheduler",
-    "--remote",
-    "-r",
-    "--format",
-    "-f",
-    "--output",
-    "-o",
-}
 # Commands whose arguments after TARGET are the pipeline's own (`dag` and `why` call it too).
 _PIPELINE_COMMANDS = ("run", "dag", "why")
 
 
+def _value_options(command: str) -> set[str]:
+    """The options of `command` that take a value (`--jobs N`), as clize reads its signature."""
+    from clize.parser import FlagParameter
+
+    signature = Clize.get_cli(_load(_COMMANDS[command])).signature
+    return {
+        alias
+        for parameter in signature.named
+        if not isinstance(parameter, FlagParameter)
+        for alias in parameter.aliases
+    }
+
+
 def _run_target_index(args: list[str]) -> int | None:
+    value_options = _value_options(args[0])
     i = 1
     while i < len(args):
         arg = args[i]
@@ -232,7 +305,7 @@ def _run_target_index(args: list[str]) -> int | None:
             return i + 1 if i + 1 < len(args) else None
         if not arg.startswith("-"):
             return i
-        if arg in _RUN_VALUE_OPTIONS:
+        if arg in value_options:
             i += 1
         i += 1
     return None

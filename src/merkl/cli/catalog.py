@@ -81,11 +81,14 @@ def lint(target: str, *more_targets: str, var: str = "") -> None:
     paths = _recipe_paths((target, *more_targets))
     verdicts = []
     for path in paths:
+        env_problems: list[str] = []  # missing ${VAR}s, reported with everything else
         try:
-            recipe = load_recipe(path, var_file=Path(var) if var else None)
-            problems, name = lint_recipe(recipe), recipe.name
+            recipe = load_recipe(
+                path, var_file=Path(var) if var else None, env_problems=env_problems
+            )
+            problems, name = [*env_problems, *lint_recipe(recipe)], recipe.name
         except RecipeError as exc:
-            problems, name = [str(exc)], path.stem
+            problems, name = [*env_problems, str(exc)], path.stem
         for problem in problems:
             print(problem)
         count = len(problems)

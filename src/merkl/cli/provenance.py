@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
-from clize import Clize
+from clize import Clize, parameters
 
+from merkl.cli.trailing import OwnOption, take_own_options
 from merkl.ops.dag import dag as dag_op
 from merkl.ops.log import log as log_op
 from merkl.ops.log import render_log
@@ -20,8 +21,16 @@ from merkl.ops.why import why as why_op
 from merkl.provenance.pipeline import pipeline_help, wants_help
 from merkl.repo import Repo
 
+_DAG_OPTIONS = (
+    OwnOption("format", ("--format", "-f"), takes_value=True),
+    OwnOption("output", ("--output", "-o"), takes_value=True),
+    OwnOption("fill_missing", ("--fill-missing",)),
+)
+_WHY_OPTIONS = (OwnOption("fill_missing", ("--fill-missing",)), OwnOption("json", ("--json",)))
+
 
 def dag(
+    prog: Annotated[str, Clize[parameters.pass_name]],
     target: str,
     *pipeline_args: str,
     format: Annotated[str, Clize[str, "f"]] = "text",  # noqa: A002 - the option is --format
@@ -32,10 +41,11 @@ def dag(
 
     Calls TARGET (module.function) with the arguments after it, as `merkl run` does, but runs
     no task: it prints the tasks, their arguments, input files and outputs with short hashes,
-    cached outputs green and missing ones red (on a terminal). Options of `merkl dag` go
-    before TARGET; everything after it belongs to the pipeline.
+    cached outputs green and missing ones red (on a terminal). Options of `merkl dag` may
+    follow TARGET unless the pipeline has a keyword-only parameter of that name; after `--`
+    everything belongs to the pipeline.
 
-    Example: merkl dag -f png -o dag.png pipeline2.pipeline --epochs 100
+    Example: merkl dag pipeline2.pipeline --epochs 100 -f png -o dag.png
 
     :param target: the pipeline, as module.function
     :param pipeline_args: the pipeline function's arguments
@@ -45,13 +55,17 @@ def dag(
     :param fill_missing: stand in for missing pipeline arguments with placeholders, so the
         DAG shows everything that does not depend on them
     """
+    args, own = take_own_options(target, pipeline_args, _DAG_OPTIONS)
+    format = str(own.get("format", format))  # noqa: A001
+    output = str(own["output"]) if "output" in own else output
     text = dag_op(
         target,
-        list(pipeline_args),
+        args,
         fmt=format,
         output=Path(output) if output else None,
-        fill_missing=fill_missing,
+        fill_missing=bool(own.get("fill_missing", fill_missing)),
         color=_color(),
+        command=prog,
     )
     sys.stdout.write(text)
 
@@ -103,6 +117,7 @@ def show(
 
 
 def why(
+    prog: Annotated[str, Clize[parameters.pass_name]],
     target: str,
     *pipeline_args: str,
     fill_missing: bool = False,
@@ -113,18 +128,20 @@ def why(
     For each task call whose output is not cached: what changed since the closest earlier run
     of that task in the run log — its code, which argument (a plain value, an upstream output,
     an input file's content) — or that it never ran, or was removed from the cache. Root
-    causes come first. Options of `merkl why` go before TARGET.
+    causes come first. Options of `merkl why` may follow TARGET, as for `merkl dag`.
 
     :param target: the pipeline, as module.function
     :param pipeline_args: the pipeline function's arguments
     :param fill_missing: stand in for missing pipeline arguments with placeholders
     :param json: print JSON instead of text
     """
-    if wants_help(list(pipeline_args)):
-        sys.stdout.write(pipeline_help(target))
+    args, own = take_own_options(target, pipeline_args, _WHY_OPTIONS)
+    if wants_help(args):
+        sys.stdout.write(pipeline_help(target, prog))
         return
-    entries = why_op(target, list(pipeline_args), fill_missing=fill_missing)
-    if json:
+    fill_missing = bool(own.get("fill_missing", fill_missing))
+    entries = why_op(target, args, fill_missing=fill_missing, command=prog)
+    if own.get("json", json):
         _print_json([e.to_json() for e in entries])
     else:
         sys.stdout.write(render_why(target, entries, color=_color()))

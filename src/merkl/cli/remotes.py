@@ -11,9 +11,14 @@ from merkl.repo import Repo
 
 
 def remote_add(
-    name: str, url: str, *options: str, default: bool = False, local: bool = False
+    name: str,
+    url: str,
+    *options: str,
+    default: bool = False,
+    local: bool = False,
+    force: bool = False,
 ) -> str:
-    """Add a remote (or replace one of the same name).
+    """Add a remote (`--force` replaces one of the same name).
 
     URL is a directory (`/mnt/share/merkl`, `file:///…`), `s3://bucket/prefix`,
     `redis://host:6379/0`, a SQLAlchemy URL (`sqlite:///merkl.db`, `postgresql://host/db`,
@@ -29,10 +34,11 @@ def remote_add(
     :param options: KEY=VALUE settings for this remote
     :param default: make it the default remote for push, pull and run --pull
     :param local: write it to .merkl/config.toml (this machine only) instead of merkl.toml
+    :param force: replace a remote of the same name (without it that is an error)
     """
     from merkl.ops.remote import remote_add as add
 
-    return add(Repo.find(), name, url, options, default=default, local=local)
+    return add(Repo.find(), name, url, options, default=default, local=local, force=force)
 
 
 def remote_list() -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import sys
 from collections.abc import Sequence
 
 from merkl.errors import TrackingError, UsageError
+from merkl.progress import byte_progress
 from merkl.repo import Repo
 from merkl.units import human_size
 
@@ -28,8 +30,11 @@ def track(*paths: str) -> str:
 
     if not paths:
         raise UsageError("merkl track: give at least one PATH to track", exit_code=2)
+    repo = Repo.find()
+    with byte_progress("hashing", _total_size(paths)):
+        items = track_paths(repo, paths)
     lines = []
-    for item in track_paths(Repo.find(), paths):
+    for item in items:
         pointer = item.pointer
         what = f"{pointer.files} files, " if pointer.type == "dir" else ""
         verb = "tracked" if item.changed else "unchanged"
@@ -154,6 +159,24 @@ def gc(*, dry_run: bool = False, all_commits: bool = False, keep_days: float = m
             f"file(s) in git history"
         )
     return "\n".join(lines)
+
+
+def _total_size(paths: Sequence[str]) -> int:
+    """Bytes under `paths` (symlinks not followed): the length of `merkl track`'s bar."""
+    total = 0
+    for path in paths:
+        for folder, _, files in os.walk(path):
+            total += sum(_size(os.path.join(folder, name)) for name in files)
+        total += _size(path) if not os.path.isdir(path) else 0
+    return total
+
+
+def _size(path: str) -> int:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def _names(paths: list[str]) -> str:

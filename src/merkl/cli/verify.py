@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -12,6 +11,7 @@ import orjson
 from merkl.errors import CacheError
 from merkl.ops.verify import VerifyReport
 from merkl.ops.verify import verify as verify_repo
+from merkl.progress import Progress
 from merkl.repo import Repo
 from merkl.units import human_size
 
@@ -36,8 +36,9 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
 
     Reports corrupt objects, cached outputs whose object is missing or damaged, stat-cache rows
     that no longer match their files, unreadable pointer files and a damaged index (errors:
-    exit status 1), and orphaned objects, stale rows and leftover temporary files (notices:
-    exit status 0). Orphaned objects are never deleted here: `merkl gc` does that.
+    exit status 1, or 0 when --repair repaired them all), and orphaned objects, stale rows and
+    leftover temporary files (notices: exit status 0). Orphaned objects are never deleted
+    here: `merkl gc` does that.
 
     :param repair: remove what is bad so it is recomputed or pulled again: corrupt objects,
         index rows pointing at missing or corrupt objects, wrong or stale stat-cache rows, old
@@ -55,6 +56,10 @@ def verify(*, repair: bool = False, json: bool = False) -> None:
     if not report.ok:
         errors = [f for f in report.findings if f.is_error]
         fixed = sum(f.repaired for f in errors)
+        if repair and fixed == len(errors):
+            # Everything found was repaired: the cache is sound now (exit 0).
+            print(f"merkl: repaired all {fixed} problem(s) in {repo.dot_dir}", file=sys.stderr)
+            return
         hint = f", {fixed} repaired" if repair else "; run `merkl verify --repair` to fix"
         raise CacheError(f"verify found {len(errors)} problem(s) in {repo.dot_dir}{hint}")
 
@@ -88,14 +93,10 @@ def format_report(report: VerifyReport) -> str:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[int], None] | None]:
-    """A rich progress line on a terminal; nothing when piped or in CI."""
-    if not sys.stderr.isatty() or os.environ.get("CI"):
-        yield None
-        return
-    from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn
-
-    with Progress(
-        SpinnerColumn(), TextColumn("verifying objects"), DownloadColumn(), transient=True
-    ) as bar:
-        task_id = bar.add_task("verify", total=None)
-        yield lambda size: bar.advance(task_id, size)
+    """A byte count on a terminal; nothing when piped or in CI."""
+    with Progress("verifying objects", "bytes") as progress:
+        if not progress.enabled:
+            yield None
+            return
+        progress.start(None)
+        yield progress.advance

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
-from merkl.errors import EvaluationError
+from merkl.errors import EvaluationError, SerializationError
 from merkl.graph import Plan
 from merkl.placeholder import Lazy
 from merkl.session import Session
@@ -103,13 +104,15 @@ def store_outputs(
 ) -> list[Any]:
     """Cache the outputs of one call as their policies say and log the run.
 
-    Returns the values as a cache hit would later return them.
+    Returns the values as a cache hit would later return them — also without a cache
+    (`--no-cache`), so a pipeline behaves the same either way.
     """
-    if not session.use_cache:
-        return list(outputs)
     task = call.task
+    if not session.use_cache:
+        return [as_stored(task, i, value) for i, value in enumerate(outputs)]
     parents = sorted({dep.hash for dep in call.deps if dep.hash})
     arg_hashes = call.arg_hashes()
+    arg_values = small_argument_values(call, arg_hashes)
     now = time.time()
     items = []
     runs = []
@@ -131,17 +134,62 @@ def store_outputs(
                 duration,
                 0,
                 now,
+                arg_values,
             )
         )
     try:
-        return session.require_repo().cache.save(items, runs)
+        return session.require_repo().cache.save(items, runs, {task.code_hash: task.code.parts})
+    except SerializationError as exc:
+        bad = getattr(exc, "out_hash", None)
+        index = next((p.index for p in call.outputs if p.hash == bad), -1)
+        raise refused_output(task, index, exc) from exc
     except Exception as exc:
         exc.add_note(f"while storing the outputs of merkl task {task.module}.{task.name}")
         raise
 
 
+def as_stored(task: Task, index: int, value: Any) -> Any:
+    """`value` as output `index` of `task` comes back from the cache: serialized and loaded
+    (MEMORY and NEVER policies keep values as they are: nothing is serialized for them)."""
+    if task.policy(index) in (CachePolicy.MEMORY, CachePolicy.NEVER):
+        return value
+    serializer = task.serializer(index)
+    try:
+        data = serializer.dump(value)
+    except SerializationError as exc:
+        raise refused_output(task, index, exc) from exc
+    return serializer.load(data)
+
+
+def refused_output(task: Task, index: int, exc: SerializationError) -> SerializationError:
+    """`exc` (a serializer refusing a value) as one line naming the task and the output."""
+    message = exc.message.replace("{index:", f"{{{index}:")
+    return SerializationError(
+        f"task {task.module}.{task.name} output {index}: {message}",
+        task=task.name,
+        index=index,
+    )
+
+
 def _split(call: Call, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     import inspect
 
-    bound = inspect.BoundArguments(call.task.signature, arguments)  # type: ignore[arg-type]
+    bound = inspect.BoundArguments(call.task.signature, arguments)
     return list(bound.args), dict(bound.kwargs)
+
+
+_SMALL_TEXT = 80  # longer strings are logged by hash only
+
+
+def small_argument_values(call: Call, arg_hashes: dict[str, str]) -> dict[str, str]:
+    """{argument hash: repr} of the call's small scalar arguments (numbers, booleans, None,
+    short strings), logged so `merkl why` and `show` can print old → new values."""
+    values = {}
+    for name, value in call.bound.arguments.items():
+        if type(value) in (int, float, bool, type(None)) or (
+            type(value) is str and len(value) <= _SMALL_TEXT
+        ):
+            text = repr(value)
+            if len(text) <= _SMALL_TEXT:
+                values[arg_hashes[name]] = text
+    return values

@@ -30,11 +30,11 @@ from merkl.executors.base import (
 from merkl.executors.dependencies import CallDependencies
 from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
-from merkl.executors.progress import TaskProgress
 from merkl.executors.start import gc_paused
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
+from merkl.progress import Progress
 from merkl.session import Session
 from merkl.tasks import Call
 
@@ -139,7 +139,7 @@ class _DaskRun:
         futures: dict[Call, distributed.Future[Any]] = {}
         for call in self.dependencies.calls:  # producers first, so they have futures
             futures[call] = self._submit(call, futures, inputs)
-        with TaskProgress(len(futures), "running (dask)") as progress:
+        with Progress("running (dask)", "tasks", len(futures)) as progress:
             self._collect({future: call for call, future in futures.items()}, progress)
 
     def _scatter_inputs(self) -> dict[Lazy, distributed.Future[Any]]:
@@ -179,15 +179,11 @@ class _DaskRun:
                 extra.append(source)
             slots[dep] = DepSlot(position, index)
         args, kwargs = call_arguments(call, slots)
-        spec = CallSpec(
-            self.refs[call], call.n_outs, args, kwargs, task_label(call), self.session.use_cache
-        )
+        spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
         key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 
-    def _collect(
-        self, pending: dict[distributed.Future[Any], Call], progress: TaskProgress
-    ) -> None:
+    def _collect(self, pending: dict[distributed.Future[Any], Call], progress: Progress) -> None:
         """Store results as they arrive. On the first failure cancel what has not finished,
         store what has (so a re-run resumes after it), then raise that failure."""
         import distributed

@@ -6,7 +6,8 @@ Command-line options win over the config; the config's `[run]` table may set `ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from merkl.errors import ConfigError, UsageError
@@ -25,6 +26,7 @@ def executor_for_run(
     jobs: int | None,
     scheduler: str | None,
     config: Mapping[str, Any] | None = None,
+    setting_file: Callable[[str, str], Path] | None = None,
 ) -> Executor:
     """The executor `merkl run` uses; a UsageError (exit 2) for options that do not fit.
 
@@ -33,9 +35,10 @@ def executor_for_run(
             (or `processes` with --jobs N > 1, `dask` with --scheduler).
         jobs: number of workers (threads, processes, local Dask workers).
         scheduler: a Dask scheduler address; implies `dask`.
-        config: the `[run]` table of the repository's config.
+        config: the repository's config (its `[run]` table is read).
+        setting_file: `Repo.setting_file`, to name the file at fault in errors.
     """
-    defaults = _read_config(config or {})
+    defaults = _read_config(config or {}, setting_file)
     cli_scheduler = scheduler
     executor = executor or ("dask" if cli_scheduler else defaults.get("executor"))
     jobs = jobs if jobs is not None else defaults.get("jobs")
@@ -70,12 +73,15 @@ def executor_for_run(
     return get_executor(executor, **options)
 
 
-def _read_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def _read_config(
+    config: Mapping[str, Any], setting_file: Callable[[str, str], Path] | None
+) -> dict[str, Any]:
+    def where(key: str) -> str:
+        return str(setting_file("run", key)) if setting_file else "merkl.toml"
+
     table = config.get("run", {})
     if not isinstance(table, Mapping):
-        raise ConfigError(
-            f"merkl.toml or .merkl/config.toml: [run] must be a table, got {table!r}"
-        )
+        raise ConfigError(f"{where('')}: [run] must be a table, got {table!r}", key="run")
     values: dict[str, Any] = {}
     for key, (expected, description) in _CONFIG_KEYS.items():
         if key not in table:
@@ -83,8 +89,7 @@ def _read_config(config: Mapping[str, Any]) -> dict[str, Any]:
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, expected):
             raise ConfigError(
-                f"merkl.toml or .merkl/config.toml: [run] {key} must be {description}, "
-                f"got {value!r}",
+                f"{where(key)}: [run] {key} must be {description}, got {value!r}",
                 key=f"run.{key}",
             )
         values[key] = value

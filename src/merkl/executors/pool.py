@@ -27,10 +27,10 @@ from merkl.executors.base import (
     timed_call,
 )
 from merkl.executors.dependencies import CallDependencies
-from merkl.executors.progress import TaskProgress
 from merkl.executors.start import POOL_PRELOAD, start_worker_server, worker_context
 from merkl.executors.worker import TaskRef, adopt_environment, run_task, task_ref
 from merkl.graph import Plan
+from merkl.progress import Progress
 from merkl.session import Session
 from merkl.tasks import Call
 
@@ -73,8 +73,8 @@ class PoolExecutor(Executor):
         dependencies = CallDependencies(plan)
         pool = self._make_pool(dependencies.calls)
         try:
-            with TaskProgress(
-                len(dependencies.calls), f"running ({self.name}, {self.jobs} workers)"
+            with Progress(
+                f"running ({self.name}, {self.jobs} workers)", "tasks", len(dependencies.calls)
             ) as progress:
                 _run_all(pool, dependencies, values, session, progress)
         except Exception:
@@ -105,7 +105,7 @@ def _run_all(
     dependencies: CallDependencies,
     values: ValueMap,
     session: Session,
-    progress: TaskProgress,
+    progress: Progress,
 ) -> None:
     """Submit each call when its producers are done; store each result as it arrives."""
     ready = deque(dependencies.initial())

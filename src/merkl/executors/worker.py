@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from merkl.cache import CachePolicy
 from merkl.errors import ExecutorError
-from merkl.executors.base import split_result, timed_call
+from merkl.executors.base import as_stored, split_result, timed_call
 from merkl.placeholder import Lazy
 from merkl.tasks import Task, iter_lazy, substitute
 
@@ -174,13 +173,11 @@ class CallSpec:
     args: list[Any]
     kwargs: dict[str, Any]
     label: str
-    # When the parent will store the outputs, dependents must see them as a cache hit would
-    # return them (serialized and loaded), exactly as with the in-process executor.
-    as_cached: bool
 
 
 def run_call(spec: CallSpec, *deps: Any) -> tuple[tuple[Any, ...], float]:
-    """Dask job: one call's outputs (as a cache hit would return them) and its duration."""
+    """Dask job: one call's outputs (as a cache hit would return them, with or without a
+    cache, exactly as with the in-process executor) and its duration."""
     task = resolve_task(spec.ref)
     slots: dict[Lazy, Any] = {}
     for slot in iter_lazy((spec.args, spec.kwargs)):
@@ -190,17 +187,4 @@ def run_call(spec: CallSpec, *deps: Any) -> tuple[tuple[Any, ...], float]:
     args, kwargs = substitute((spec.args, spec.kwargs), slots)
     result, duration = timed_call(task.fn, args, kwargs, spec.label)
     outputs = split_result(task, spec.n_outs, result)
-    if spec.as_cached:
-        try:
-            outputs = tuple(_as_cached(task, i, value) for i, value in enumerate(outputs))
-        except Exception as exc:  # as `store_outputs` reports it in-process
-            exc.add_note(f"while storing the outputs of merkl task {task.module}.{task.name}")
-            raise
-    return outputs, duration
-
-
-def _as_cached(task: Task, index: int, value: Any) -> Any:
-    if task.policy(index) in (CachePolicy.MEMORY, CachePolicy.NEVER):
-        return value
-    serializer = task.serializer(index)
-    return serializer.load(serializer.dump(value))
+    return tuple(as_stored(task, i, value) for i, value in enumerate(outputs)), duration

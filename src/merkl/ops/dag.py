@@ -25,6 +25,7 @@ def dag(
     output: Path | None = None,
     fill_missing: bool = False,
     color: bool = False,
+    command: str = "merkl dag",
 ) -> str:
     """Build the DAG of `target` called with `args` and render it as `fmt`.
 
@@ -41,8 +42,8 @@ def dag(
     if fmt == "png" and output is None:
         raise UsageError("--format png is binary: give a file to write with -o FILE", exit_code=2)
     if wants_help(args):
-        return pipeline_help(target)
-    graph = build_dag(call_pipeline(target, args, fill_missing=fill_missing))
+        return pipeline_help(target, command)
+    graph = build_dag(call_pipeline(target, args, fill_missing=fill_missing, command=command))
     data = render(graph, fmt, color=color and output is None)
     if output is None:
         return data.decode()

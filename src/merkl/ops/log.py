@@ -40,7 +40,7 @@ def log(repo: Repo, *, limit: int = 20, task: str | None = None) -> list[LogEntr
     """The `limit` most recent computed outputs, of `task` (`name` or `module.name`) if given.
 
     Raises:
-        UsageError: a limit below 1.
+        UsageError: a limit below 1, or a `task` that never ran here.
     """
     if limit < 1:
         raise UsageError(f"--limit must be 1 or more, got {limit!r}", exit_code=2)
@@ -53,6 +53,13 @@ def log(repo: Repo, *, limit: int = 20, task: str | None = None) -> list[LogEntr
         entries.append(LogEntry(run, history.label(run), history.is_cached(run.out_hash)))
         if len(entries) == limit:
             break
+    if task and not entries:
+        known = sorted({f"{run.module}.{run.task}" for run in repo.index.iter_runs()})
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise UsageError(
+            f"no task {task!r} in the run log of {repo.root}; "
+            + (f"tasks that ran: {shown}" if known else "no task has run here yet")
+        )
     return entries
 
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 from merkl.cache.index import OutputEntry
 from merkl.ops.checkout import CheckoutResult, checkout
+from merkl.progress import Progress
 from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
-from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import digest_of
 from merkl.remotes.transfer import TransferResult
 from merkl.remotes.trust import RecordPolicy, record_policy
@@ -90,7 +90,7 @@ def pull(
     try:
         # A bad [trust] fails before anything is transferred.
         policy = record_policy(repo, remote, trust_pickle) if outputs and not paths else None
-        with TransferProgress(f"pull from {remote.name}") as progress:
+        with Progress(f"pull from {remote.name}", "objects") as progress:
             _fetch_tracked(repo, remote, items, report, jobs, progress)
             if policy is not None:
                 pull_outputs(repo, remote, None, report, policy, jobs, progress)
@@ -106,7 +106,7 @@ def _fetch_tracked(
     items: Sequence[Tracked],
     report: PullReport,
     jobs: int | None,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """The objects of tracked files and folders. Manifests first: a folder's members are
     listed in its manifest object. Then everything else at once, so one big file does not hold
@@ -140,7 +140,7 @@ def pull_outputs(
     report: PullReport,
     policy: RecordPolicy,
     jobs: int | None,
-    progress: TransferProgress | None = None,
+    progress: Progress | None = None,
 ) -> list[OutputEntry]:
     """Fetch the records of `out_hashes` (None: every record on the remote) that the local
     cache lacks, then their objects; index those the policy accepts and whose object came

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.cache.index import OutputEntry
+from merkl.progress import Progress
 from merkl.remotes.config import configured_jobs, get_remote
-from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import digest_of
 from merkl.remotes.signing import Signer, load_signer
 from merkl.remotes.transfer import TransferResult
@@ -65,7 +65,7 @@ def push(
     try:
         oids = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
         oids += [entry.oid for entry in entries]
-        with TransferProgress(f"push to {remote.name}") as progress:
+        with Progress(f"push to {remote.name}", "objects") as progress:
             report.objects = remote.push(
                 repo.store, oids, jobs=jobs or configured_jobs(remote), progress=progress
             )

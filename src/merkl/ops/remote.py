@@ -25,13 +25,28 @@ def remote_add(
     *,
     default: bool = False,
     local: bool = False,
+    force: bool = False,
 ) -> str:
-    """Add (or replace) a remote; `options` are `key=value` strings. Returns a message."""
+    """Add a remote (replace one of that name with `force`); `options` are `key=value`
+    strings. Returns a message.
+
+    Raises:
+        UsageError: the name exists and `force` is false, or a bad URL or option.
+    """
     parsed = parse_options(options)
     _check_option_names(url, parsed)
+    existing = remote_configs(repo).get(name)
+    if existing is not None and not force:
+        raise UsageError(
+            f"remote {name!r} already exists in {repo.relpath(existing.file)} "
+            f"({mask_url(existing.url)}); pass --force to replace it"
+        )
     file = add_remote(repo, name, url, parsed, default=default, local=local)
     suffix = " (default)" if default else ""
-    return f"remote {name!r} → {mask_url(url)} written to {repo.relpath(file)}{suffix}"
+    done = f"written to {repo.relpath(file)}"
+    if existing is not None:
+        done = f"replaced in {repo.relpath(file)} (was {mask_url(existing.url)})"
+    return f"remote {name!r} → {mask_url(url)} {done}{suffix}"
 
 
 def remote_list(repo: Repo) -> list[tuple[str, str, bool, str]]:

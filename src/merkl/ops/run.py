@@ -18,6 +18,7 @@ from merkl.files import FileOutput, FileRef
 from merkl.fs import write_atomic
 from merkl.graph import iter_nodes
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
+from merkl.pointer import pointer_path
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from merkl.targets import call_with_cli_args, import_target, pipeline_help, wants_help
@@ -36,6 +37,7 @@ class RunOptions:
     scheduler: str | None = None
     pull: bool = False  # fetch what the DAG needs from a remote first
     remote: str | None = None
+    command: str = "merkl run"  # as typed, for usage lines (`merkl dry-run`)
 
 
 def parse_output_files(args: list[str]) -> tuple[list[str], dict[int, Path]]:
@@ -61,9 +63,11 @@ def run_pipeline(
 ) -> str:
     """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
     repo = Repo.find()
-    executor = executor_for_run(options.executor, options.jobs, options.scheduler, repo.config)
+    executor = executor_for_run(
+        options.executor, options.jobs, options.scheduler, repo.config, repo.setting_file
+    )
     if wants_help(args):
-        return pipeline_help(target)
+        return pipeline_help(target, options.command)
     function = import_target(target)
     if options.pull:
         from merkl.ops.pull import pull_tracked_arguments
@@ -71,7 +75,7 @@ def run_pipeline(
         pull_tracked_arguments(repo, options.remote, args)
     session = Session(repo, use_cache=not options.no_cache, pending_writes=[])
     with use_session(session):
-        result = call_with_cli_args(function, target, args, options.fill_missing)
+        result = call_with_cli_args(function, target, args, options.fill_missing, options.command)
         writes = list(session.pending_writes or [])
         outputs = _result_items(result)
         for index in output_files:
@@ -133,7 +137,9 @@ def dry_run_table(result: Any, writes: list[FileOutput], session: Session) -> st
             else:
                 state = "missing"
         elif isinstance(node, FileRef):
-            name, state = f"file {node.path}", "file"
+            # The words of `merkl dag`: a file with a committed pointer is "tracked".
+            tracked = pointer_path(node.path).is_file()
+            name, state = f"file {node.path}", "tracked" if tracked else "file"
         elif isinstance(node, MissingArgument):
             name, state = f"argument {node.name}", "missing-argument"
         else:

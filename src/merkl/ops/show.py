@@ -3,7 +3,8 @@
 For the output and every output upstream of it: the task, its code hash, when it ran, how
 long it took, its size, whether it is still cached, and its inputs: upstream outputs (by the
 argument they were passed as), input files (by content hash, with the paths known to hold
-that content) and plain argument values (by hash: values themselves are not logged).
+that content) and plain argument values (by hash, and by value for small scalars: numbers,
+booleans, None and short strings are logged with the run).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class OutputRecord:
     written_to: list[str]
     inputs: list[InputRef] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)  # plain argument → its hash
+    # plain argument → its repr, for small scalars (logged with the run)
+    texts: dict[str, str] = field(default_factory=dict)
     label: str = "(no run logged)"
 
 
@@ -124,6 +127,8 @@ def _record(log: RunLog, files: FileIndex, out_hash: str) -> OutputRecord:
         by_parent.setdefault(parent, []).append(name)
     lazy_names = {name for names in by_parent.values() for name in names}
     record.values = {n: h for n, h in sorted(run.arg_hashes.items()) if n not in lazy_names}
+    logged = log.repo.index.arg_values(record.values.values())
+    record.texts = {n: logged[h] for n, h in record.values.items() if h in logged}
     for parent in run.parents:
         kind = _kind(log, files, parent)
         names: list[str | None] = [*by_parent.get(parent, [])] or [None]
@@ -151,6 +156,7 @@ def _record_json(record: OutputRecord) -> dict[str, Any]:
             {"argument": i.argument, "kind": i.kind, "hash": i.hash} for i in record.inputs
         ],
         "values": record.values,
+        "value_texts": record.texts,
     }
     if run is not None:
         data.update(
@@ -221,7 +227,7 @@ def _input_rows(provenance: Provenance, root: str) -> list[Row]:
         expanded.add(out_hash)
         record = provenance.outputs[out_hash]
         row.children = [
-            Row(Text(f"{name}: value  ") + short_hash(digest))
+            Row(Text(f"{name}: {_value_text(record, name)}  ") + short_hash(digest))
             for name, digest in sorted(record.values.items())
         ]
         inputs = sorted(record.inputs, key=lambda i: (i.argument is None, i.argument or ""))
@@ -234,6 +240,11 @@ def _input_rows(provenance: Provenance, root: str) -> list[Row]:
                 pending.append((item.hash, child))
         stack.extend(reversed(pending))
     return top.children
+
+
+def _value_text(record: OutputRecord, name: str) -> str:
+    text = record.texts.get(name)
+    return f"value {text}" if text is not None else "value"
 
 
 def _describe_input(provenance: Provenance, item: InputRef) -> Text:

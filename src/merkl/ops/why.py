@@ -2,9 +2,11 @@
 
 Each task call with an output that is not cached is compared with the closest earlier run of
 the same task in the run log (the fewest differing components; the most recent among equals):
-its code hash, and each argument's hash by name. A differing argument is explained by what it
-is now: an input file (its content changed), an upstream output (it changed, and why is listed
-first), or a plain value (shown as it is now; the log keeps only hashes of old values).
+its code hash (and, from the parts recorded with it, which function, class, constant, import,
+module or code dependency changed), and each argument's hash by name. A differing argument is
+explained by what it is now: an input file (its content changed), an upstream output (it
+changed, and why is listed first), or a plain value (shown as it is now; the log keeps only
+hashes of old values).
 """
 
 from __future__ import annotations
@@ -68,13 +70,15 @@ class WhyEntry:
         }
 
 
-def why(target: str, args: list[str], *, fill_missing: bool = False) -> list[WhyEntry]:
+def why(
+    target: str, args: list[str], *, fill_missing: bool = False, command: str = "merkl why"
+) -> list[WhyEntry]:
     """Why each task call of `target(args)` with an uncached output would run; [] if none.
 
     Calls come dependencies first, so the root cause of a chain is listed before its effects;
     calls whose hash is unknown (under --fill-missing) come last.
     """
-    pipeline = call_pipeline(target, args, fill_missing=fill_missing)
+    pipeline = call_pipeline(target, args, fill_missing=fill_missing, command=command)
     log = RunLog(pipeline.repo)
     roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
     missing: dict[Call, list[Placeholder]] = {}
@@ -200,7 +204,7 @@ class _Explainer:
             reasons.append(
                 Reason(
                     "code",
-                    f"code changed: {_code_scope(call)} (code hash "
+                    f"code changed: {self._code_change(call, previous.code_hash)} (code hash "
                     f"{previous.code_hash[:HASH_CHARS]} → {task.code_hash[:HASH_CHARS]})",
                     old=previous.code_hash,
                     new=task.code_hash,
@@ -220,7 +224,9 @@ class _Explainer:
                 )
             elif old_hash != arg_hash:
                 value = call.bound.arguments[name]
-                reasons.append(self._changed_argument(name, value, old_sources.get(name)))
+                reasons.append(
+                    self._changed_argument(name, value, old_sources.get(name), old_hash)
+                )
         for name in sorted(set(previous.arg_hashes) - set(current)):
             reasons.append(
                 Reason(
@@ -239,12 +245,30 @@ class _Explainer:
             )
         return reasons
 
-    def _changed_argument(self, name: str, value: Any, old: str | None) -> Reason:
+    def _code_change(self, call: Call, old_code_hash: str) -> str:
+        """Which parts of the task's code changed, from the parts recorded when it last ran."""
+        old = self.repo.index.find_code_parts(old_code_hash)
+        if old is None:  # a run from before parts were recorded
+            return _code_scope(call)
+        new = call.task.code.parts
+        changes = [
+            f"{_part_name(label)} changed"
+            for label in new
+            if label in old and old[label] != new[label]
+        ]
+        changes += [f"{_part_name(label)} is new" for label in new if label not in old]
+        changes += [f"{_part_name(label)} is gone" for label in old if label not in new]
+        return "; ".join(changes) or _code_scope(call)
+
+    def _changed_argument(
+        self, name: str, value: Any, old: str | None, old_hash: str | None = None
+    ) -> Reason:
         if isinstance(value, FileRef):
             was = f"{old[:HASH_CHARS]} → " if old else ""
             return Reason(
                 "input-file",
-                f"argument {name!r}: input file {display_path(self.repo, value.path)!r} "
+                f"argument {name!r}: input {'folder' if value.is_dir else 'file'} "
+                f"{display_path(self.repo, value.path)!r} "
                 f"changed (content {was}{value.hash[:HASH_CHARS]})",
                 argument=name,
                 old=old,
@@ -277,12 +301,29 @@ class _Explainer:
                 f"files, and at least one of them changed",
                 argument=name,
             )
+        # Small scalars are logged by value too (see Index.arg_values): say what it was.
+        old_text = self.repo.index.arg_values([old_hash]).get(old_hash) if old_hash else None
+        new_text = short_repr(value)
+        change = f"{old_text} → {new_text}" if old_text is not None else f"now {new_text}"
         return Reason(
             "argument",
-            f"argument {name!r} changed: now {short_repr(value)}",
+            f"argument {name!r} changed: {change}",
             argument=name,
+            old=old_text,
             new=short_repr(value),
         )
+
+
+def _part_name(label: str) -> str:
+    """A code part's label in words: `assignment SCALE` -> `assignment 'SCALE'`."""
+    kind, _, name = label.partition(" ")
+    if kind == "code" and name.startswith("of "):
+        return f"the code of {name[3:]}"
+    if kind.startswith("code_deps["):
+        return f"{kind} ({name})"
+    if kind == "module":
+        return f"module {name}"
+    return f"{kind} {name!r}" if name else kind
 
 
 def _code_scope(call: Call) -> str:
@@ -290,7 +331,7 @@ def _code_scope(call: Call) -> str:
     if task.version is not None:
         return f"version of {task.name} is now {task.version!r}"
     if task.code_hash_mode is CodeHashMode.FUNCTION:
-        return f"function {task.name} (or its code_deps)"
+        return f"function {task.name}, the module-level names it uses, or its code_deps"
     return f"module {task.module} (or the code_deps of {task.name})"
 
 

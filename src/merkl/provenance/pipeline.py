@@ -31,7 +31,9 @@ class Pipeline:
     repo: Repo
 
 
-def call_pipeline(target: str, args: list[str], *, fill_missing: bool = False) -> Pipeline:
+def call_pipeline(
+    target: str, args: list[str], *, fill_missing: bool = False, command: str = "merkl run"
+) -> Pipeline:
     """Import `target` (module.function), call it with `args` and return its DAG.
 
     Raises:
@@ -42,6 +44,6 @@ def call_pipeline(target: str, args: list[str], *, fill_missing: bool = False) -
     function = import_target(target)
     session = Session(repo, pending_writes=[])
     with use_session(session):
-        result = call_with_cli_args(function, target, args, fill_missing)
+        result = call_with_cli_args(function, target, args, fill_missing, command)
     roots = list(dict.fromkeys(iter_lazy(result)))
     return Pipeline(target, result, roots, list(session.pending_writes or []), repo)

@@ -22,7 +22,7 @@ from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, RemoteError
 from merkl.hashing import hash_bytes, hash_file
-from merkl.remotes.progress import TransferProgress
+from merkl.progress import Progress
 from merkl.remotes.records import (
     MAX_RECORD_BYTES,
     OUTPUTS,
@@ -143,7 +143,7 @@ class Remote:
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         """Send the objects the remote lacks; each is re-hashed first, corrupt ones are refused."""
         clock = Stopwatch()
@@ -189,7 +189,7 @@ class Remote:
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         """Fetch the objects the local store lacks; each is re-hashed before it is stored."""
         clock = Stopwatch()
@@ -371,7 +371,7 @@ class Remote:
         sizes: Mapping[str, int],
         work: Any,
         jobs: int | None,
-        progress: TransferProgress | None,
+        progress: Progress | None,
     ) -> tuple[builtins.list[str], dict[str, str]]:
         batches = make_batches(keys, [sizes[k] for k in keys], self.batch_items, self.batch_bytes)
         if progress is not None:

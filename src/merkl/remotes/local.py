@@ -12,6 +12,7 @@ a remote file damaged in place is refused like any other corrupt object.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import stat
@@ -80,14 +81,10 @@ class LocalRemote(Remote):
             if isinstance(source, bytes):
                 write_atomic(target, source, fsync=False, mode=0o444, tmp_dir=tmp_dir)
             else:
-                replace_with(
-                    target,
-                    lambda tmp, source=source: self._link_or_copy(source, Path(tmp)),
-                    tmp_dir=tmp_dir,
-                    mode=0o444,
-                )
+                build = functools.partial(self._link_or_copy, source)
+                replace_with(target, build, tmp_dir=tmp_dir, mode=0o444)
 
-    def _link_or_copy(self, source: Path, dest: Path) -> None:
+    def _link_or_copy(self, source: Path, dest: Path | str) -> None:
         """Hard-link a read-only (immutable) file when possible, else copy it."""
         if self.hardlink and not os.stat(source).st_mode & _WRITABLE:
             with contextlib.suppress(FileNotFoundError):

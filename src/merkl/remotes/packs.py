@@ -66,7 +66,7 @@ class Piece:
 class Location(NamedTuple):
     """Where a key's bytes are: its segments in order, and the index that says so."""
 
-    index: str
+    index_name: str
     segments: tuple[Segment, ...]
 
     @property
@@ -121,7 +121,7 @@ def read_pack(pieces: Sequence[Piece]) -> bytearray:
                 got = handle.readinto(target)
         if got != piece.length:
             raise OSError(
-                f"{piece.source} changed while it was being packed (expected {piece.length} "
+                f"{piece.source!r} changed while it was being packed (expected {piece.length} "
                 f"bytes at offset {piece.start}, read {got})"
             )
         at += piece.length
@@ -243,7 +243,7 @@ class PackCatalog:
             self._indexes.add(index)
             for key, location in locations.items():
                 held = self._where.get(key)
-                if held is None or held.index < location.index:
+                if held is None or held.index_name < location.index_name:
                     self._where[key] = location
 
     def find(self, key: str) -> Location | None:

@@ -19,6 +19,7 @@ import orjson
 
 from merkl.errors import CacheMissError, RemoteError
 from merkl.remotes.base import Remote, Source
+from merkl.remotes.urls import mask_url
 
 _T = TypeVar("_T")
 _CHUNK = 1 << 20
@@ -44,6 +45,15 @@ class SqlRemote(Remote):
         if url.startswith("sqlite"):
             self.default_jobs = 1  # SQLite has one writer at a time; threads only contend
         self._table_exists = False
+
+    @property
+    def label(self) -> str:
+        """A relative `sqlite:///x.db` is opened from the working directory: say where."""
+        file = _relative_sqlite_file(self.url)
+        if file is None:
+            return super().label
+        shown = f"{mask_url(self.url)}, file {file}"
+        return f"remote {self.name!r} ({shown})" if self.name else f"remote {shown}"
 
     @functools.cached_property
     def engine(self) -> Any:
@@ -252,3 +262,12 @@ class SqlRemote(Remote):
         engine = self.__dict__.pop("engine", None)
         if engine is not None:
             engine.dispose()
+
+
+def _relative_sqlite_file(url: str) -> Path | None:
+    """The absolute path a relative `sqlite:///x.db` URL opens, or None for other URLs."""
+    scheme, sep, rest = url.partition(":///")
+    path = rest.split("?")[0]
+    if not sep or not scheme.startswith("sqlite") or path in ("", ":memory:"):
+        return None
+    return None if path.startswith("/") else Path(path).resolve()

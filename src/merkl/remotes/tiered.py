@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, UsageError
+from merkl.progress import Progress
 from merkl.remotes.base import Remote, Source
-from merkl.remotes.progress import TransferProgress
 from merkl.remotes.records import Record, digest_of
 from merkl.remotes.signing import as_records
 from merkl.remotes.transfer import Stopwatch, TransferResult
@@ -96,7 +96,7 @@ class TieredRemote(Remote):
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         oids = list(dict.fromkeys(oids))
         result = TransferResult()
@@ -113,7 +113,7 @@ class TieredRemote(Remote):
         oids: Iterable[str],
         *,
         jobs: int | None = None,
-        progress: TransferProgress | None = None,
+        progress: Progress | None = None,
     ) -> TransferResult:
         clock = Stopwatch()
         remaining = [oid for oid in dict.fromkeys(oids) if not store.has(oid)]

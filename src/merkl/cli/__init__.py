@@ -76,6 +76,8 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
 # The command groups' one-line descriptions in `merkl --help` (a group has no docstring).
 _GROUP_DESCRIPTIONS = {
     "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",
+    "key": "Your signing key: generate, show (push signs the output records it writes).",
+    "trust": "Keys whose signed output records pulls accept: add, list, remove (in merkl.toml).",
     "catalog": "Metadata catalog recipes: run, lint, list, info, gen (Meteor-compatible).",
 }
 # Commands spelled as another command with an option, as DVC and the seed's docs write them.

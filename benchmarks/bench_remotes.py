@@ -312,7 +312,10 @@ def bench_signing(work: Path) -> None:
             remote = root / f"remote-{run}-{mode}"
             clone = root / f"clone-{run}-{mode}"
             env = signed_env if signed else {**ENV, "MERKL_SIGNING_KEY": str(root / "none")}
-            sh([*MERKL, "remote", "add", "r", str(remote), "--default", "--local"], source)
+            sh(
+                [*MERKL, "remote", "add", "r", str(remote), "--default", "--local", "--force"],
+                source,
+            )
             clone.mkdir()
             sh([*MERKL, "init"], clone)
             sh([*MERKL, "remote", "add", "r", str(remote), "--default"], clone)
@@ -335,6 +338,47 @@ def bench_signing(work: Path) -> None:
             change = 100 * (signed_time / plain - 1)
             parts.append(f"{name} {plain:.3f} -> {signed_time:.3f} s ({change:+.1f}%)")
         print(f"  {step}: unsigned -> signed: {'; '.join(parts)}")
+    signing_work(root)
+
+
+def signing_work(root: Path) -> None:
+    """What signing and checking themselves cost, in this process: the figures the whole
+    commands above hide in their noise. Best of 5 rounds."""
+    import importlib
+
+    from merkl.cache.index import OutputEntry
+    from merkl.remotes import open_remote
+    from merkl.remotes.signing import TrustedKeys, generate_signer, load_signer, sign_records
+    from merkl.remotes.trust import RecordPolicy
+
+    start = time.perf_counter()
+    importlib.import_module("cryptography.hazmat.primitives.asymmetric.ed25519")
+    imported = time.perf_counter() - start
+    key = root / "micro.pem"
+    signer = generate_signer(key)
+    entries = [OutputEntry(f"{i:064x}", "bb" * 32, "json", 215, True) for i in range(N_OUTPUTS)]
+    remote = open_remote(str(root / "micro-remote"), name="micro")
+    records, manifests = sign_records(entries, signer)
+    remote.push_outputs(records, manifests=manifests)
+    found, _invalid = remote.fetch_outputs([e.out_hash for e in entries], root / "tmp")
+    loads, signs, checks = [], [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        load_signer(key)
+        loads.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        sign_records(entries, signer)
+        signs.append(time.perf_counter() - start)
+        policy = RecordPolicy(TrustedKeys([signer.public]), trust_pickle=False)
+        start = time.perf_counter()
+        assert len(policy.signed(found.values(), remote, root / "tmp")) == N_OUTPUTS
+        checks.append(time.perf_counter() - start)
+    remote.close()
+    print(
+        f"  in-process, {N_OUTPUTS} records: import cryptography {imported * 1000:.0f} ms "
+        f"(first use), load key {min(loads) * 1000:.1f} ms, sign {min(signs) * 1000:.1f} ms, "
+        f"check (manifests fetched and re-hashed) {min(checks) * 1000:.1f} ms"
+    )
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:

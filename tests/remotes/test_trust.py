@@ -208,3 +208,29 @@ def test_init_sign_creates_and_trusts_the_users_key(tmp_path):
     again = run_merkl_process("init", "--sign", cwd=root, env=env)  # harmless, same key
     assert "created" not in again.out
     assert run_merkl_process("trust", "list", cwd=root, env=env).out.strip() == listed
+
+
+def test_read_through_uses_only_trusted_records(tmp_path):
+    """`read_through = true`: on a local miss the attacker's record is skipped (one warning)
+    and the output computed; a trusted colleague's record is used."""
+    env = _base_env()
+    url = str(tmp_path / "shared")
+    attacker = make_actor(tmp_path, "attacker", url, {}, FORGED, env)
+    colleague = make_actor(tmp_path, "colleague", url, {}, HONEST, env)
+    victim = make_actor(tmp_path, "victim", url, {"read_through": "true"}, HONEST, env)
+    for actor in (attacker, colleague, victim):
+        actor.merkl("key", "generate")
+    victim.merkl("trust", "add", colleague.public_key(), "--name", "colleague")
+    attacker.merkl("run", "gate.pipeline", "rm-rf-prod")
+    attacker.merkl("push")
+    colleague.merkl("run", "gate.pipeline", "reviewed-1")
+    colleague.merkl("push")
+
+    forged = victim.merkl("run", "gate.pipeline", "rm-rf-prod")
+    assert "'approved': False" in forged.out
+    assert "1 task(s) run" in forged.err
+    assert "skipped an untrusted output record" in forged.err
+    trusted = victim.merkl("run", "gate.pipeline", "reviewed-1")
+    assert "'approved': True" in trusted.out
+    assert "0 task(s) run" in trusted.err  # read through, not computed
+    assert "untrusted" not in trusted.err

@@ -160,6 +160,13 @@ def test_unsigned_legacy_records_are_refused_once_trust_is_configured(tmp_path):
     assert "'approved': False" in refused.out
     assert "skipped 1 untrusted output record(s)" in refused.err
 
+    # A repository that trusts keys tells a pusher without one that readers will skip them.
+    legacy.merkl("trust", "add", careful.public_key())
+    legacy.merkl("run", "gate.pipeline", "y")
+    noted = legacy.merkl("push")
+    assert "pushed unsigned" in noted.err
+    assert "merkl key generate" in noted.err
+
 
 def test_trust_commands_edit_the_committed_config(tmp_path):
     env = _base_env()

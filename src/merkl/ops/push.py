@@ -61,7 +61,7 @@ def push(
     entries = outputs_to_push(repo, items, every_output=not paths)
     signer = load_signer() if entries else None
     remote = get_remote(repo, remote_name)
-    report = PushReport(remote.label, signing=_signing_note(repo, signer))
+    report = PushReport(remote.label, signing=_signing_note(repo, signer) if entries else "")
     try:
         oids = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
         oids += [entry.oid for entry in entries]

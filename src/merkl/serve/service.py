@@ -70,6 +70,7 @@ class ServeConfig:
 class Prepared:
     """A run request with its graph built: answered already, or to be evaluated."""
 
+    target: str
     session: Session
     result: Any
     writes: list[Any]
@@ -155,7 +156,7 @@ class PipelineService:
                     allow_unsafe=self.config.allow_unsafe_values,
                 )
         pending = [r for r in roots if isinstance(r, Placeholder)]
-        prepared = Prepared(session, result, writes, hashes, accepted)
+        prepared = Prepared(target, session, result, writes, hashes, accepted)
         if all(node.find_cached(self.repo.cache) is not None for node in pending):
             prepared.answer = self.finish(prepared)
         else:
@@ -169,7 +170,9 @@ class PipelineService:
         if not self.config.write_files:  # compute and cache what they would write, only
             writes = [w.source for w in writes]
         with use_session(prepared.session) as session:
-            value = evaluate_value((prepared.result, writes), session=session, stats=stats)[0]
+            value = evaluate_value(
+                (prepared.result, writes), session=session, stats=stats, pipeline=prepared.target
+            )[0]
         counts = {"ran": stats.ran, "loaded": stats.loaded, "client_values": prepared.accepted}
         return {"result": value, "hashes": prepared.hashes, "stats": counts}
 

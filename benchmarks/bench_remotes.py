@@ -16,8 +16,14 @@ For S3 it also prints how many requests moto served per command and the CPU moto
 (moto runs in this process, single-threaded under the GIL): on moto the cost is per request and
 per byte stored, so the request counts explain the times.
 
-Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small] [--directory-only|--s3-only]`
-(`make bench` runs all). `--small` uses 100 files and a 50 MB file, for a quick check.
+A third part (`--signing-only` runs it alone, with merkl only) measures what signed output
+records cost: 2,000 cached task outputs pushed to an empty directory remote and pulled into a
+fresh clone, with no signing key and no trust list, then signed by the pusher's key and checked
+against `[trust] keys` by the puller. Target: signing and checking add < 5%.
+
+Run: `.venv-bench/bin/python benchmarks/bench_remotes.py [--small]
+[--directory-only|--s3-only|--signing-only]` (`make bench` runs all). `--small` uses 100 files
+and a 50 MB file, for a quick check.
 """
 
 from __future__ import annotations
@@ -263,7 +269,138 @@ def bench_s3(work: Path, source: Path) -> None:
         server.stop()
 
 
+N_OUTPUTS = 2000
+SIGNING_RUNS = 10
+OUTPUTS_MODULE = """
+from merkl import task
+
+
+@task
+def item(i: int) -> dict:
+    return {"i": i, "payload": "x" * 200}
+
+
+def pipeline(n: int):
+    return [item(i) for i in range(n)]
+"""
+
+
+def bench_signing(work: Path) -> None:
+    """Push and pull of N_OUTPUTS output records, unsigned vs signed and checked.
+
+    Wall times on a shared machine swing by tens of percent from round to round, so it also
+    reports the CPU time (user + system) of each command, which the load disturbs far less.
+    """
+    root = work / "signing"
+    root.mkdir()
+    key = root / "key.pem"
+    source = root / "source"
+    source.mkdir()
+    sh([*MERKL, "init"], source)
+    (source / "outs.py").write_text(OUTPUTS_MODULE)
+    sh([*MERKL, "run", "outs.pipeline", str(N_OUTPUTS)], source)
+    signed_env = {**ENV, "MERKL_SIGNING_KEY": str(key)}
+    subprocess.run([*MERKL, "key", "generate"], env=signed_env, check=True, capture_output=True)
+    public = subprocess.run(
+        [*MERKL, "key", "show"], env=signed_env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    wall: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for run in range(SIGNING_RUNS):
+        for signed in (run % 2 == 0, run % 2 == 1):  # alternate which mode goes first
+            mode = "signed" if signed else "unsigned"
+            remote = root / f"remote-{run}-{mode}"
+            clone = root / f"clone-{run}-{mode}"
+            env = signed_env if signed else {**ENV, "MERKL_SIGNING_KEY": str(root / "none")}
+            sh(
+                [*MERKL, "remote", "add", "r", str(remote), "--default", "--local", "--force"],
+                source,
+            )
+            clone.mkdir()
+            sh([*MERKL, "init"], clone)
+            sh([*MERKL, "remote", "add", "r", str(remote), "--default"], clone)
+            if signed:
+                sh([*MERKL, "trust", "add", public], clone)
+            for step, folder in (("push", source), ("pull", clone)):
+                seconds, cpu_seconds = timed([*MERKL, step], folder, env)
+                wall.setdefault((mode, step), []).append(seconds)
+                cpu.setdefault((mode, step), []).append(cpu_seconds)
+            shutil.rmtree(remote)
+            shutil.rmtree(clone)
+    print(
+        f"signed output records: {N_OUTPUTS} outputs, directory remote, median of {SIGNING_RUNS}"
+    )
+    for step in ("push", "pull"):
+        parts = []
+        for name, table in (("wall", wall), ("cpu", cpu)):
+            plain = statistics.median(table[("unsigned", step)])
+            signed_time = statistics.median(table[("signed", step)])
+            change = 100 * (signed_time / plain - 1)
+            parts.append(f"{name} {plain:.3f} -> {signed_time:.3f} s ({change:+.1f}%)")
+        print(f"  {step}: unsigned -> signed: {'; '.join(parts)}")
+    signing_work(root)
+
+
+def signing_work(root: Path) -> None:
+    """What signing and checking themselves cost, in this process: the figures the whole
+    commands above hide in their noise. Best of 5 rounds."""
+    import importlib
+
+    from merkl.cache.index import OutputEntry
+    from merkl.remotes import open_remote
+    from merkl.remotes.signing import TrustedKeys, generate_signer, load_signer, sign_records
+    from merkl.remotes.trust import RecordPolicy
+
+    start = time.perf_counter()
+    importlib.import_module("cryptography.hazmat.primitives.asymmetric.ed25519")
+    imported = time.perf_counter() - start
+    key = root / "micro.pem"
+    signer = generate_signer(key)
+    entries = [OutputEntry(f"{i:064x}", "bb" * 32, "json", 215, True) for i in range(N_OUTPUTS)]
+    remote = open_remote(str(root / "micro-remote"), name="micro")
+    records, manifests = sign_records(entries, signer)
+    remote.push_outputs(records, manifests=manifests)
+    found, _invalid = remote.fetch_outputs([e.out_hash for e in entries], root / "tmp")
+    loads, signs, checks = [], [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        load_signer(key)
+        loads.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        sign_records(entries, signer)
+        signs.append(time.perf_counter() - start)
+        policy = RecordPolicy(TrustedKeys([signer.public]), trust_pickle=False)
+        start = time.perf_counter()
+        assert len(policy.signed(found.values(), remote, root / "tmp")) == N_OUTPUTS
+        checks.append(time.perf_counter() - start)
+    remote.close()
+    print(
+        f"  in-process, {N_OUTPUTS} records: import cryptography {imported * 1000:.0f} ms "
+        f"(first use), load key {min(loads) * 1000:.1f} ms, sign {min(signs) * 1000:.1f} ms, "
+        f"check (manifests fetched and re-hashed) {min(checks) * 1000:.1f} ms"
+    )
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one command, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}: {proc.stderr.decode()[-3000:]}")
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, used
+
+
 def main() -> None:
+    if "--signing-only" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="merkl-bench-signing-") as tmp:
+            bench_signing(Path(tmp))
+        return
     print(
         f"remotes: {N_FILES} files of {FILE_SIZE // 1000} KB + one "
         f"{BIG_SIZE // 1_000_000} MB file; push, then pull into an empty cache"
@@ -276,6 +413,8 @@ def main() -> None:
             bench_directory(work, source)
         if "--directory-only" not in sys.argv:
             bench_s3(work, source)
+        if "--s3-only" not in sys.argv and "--directory-only" not in sys.argv:
+            bench_signing(work)
 
 
 if __name__ == "__main__":

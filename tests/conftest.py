@@ -19,6 +19,8 @@ def merkl_globals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for key in list(os.environ):
         if key.startswith("MERKL_") and not key.startswith("MERKL_TEST_"):
             monkeypatch.delenv(key)
+    # The user's signing key lives in their config folder: never read or write the real one.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -201,7 +201,7 @@ def _cached_values(roots: list[Lazy], missing: set[str], cache: Cache) -> dict[s
         if node in seen or out_hash is None or out_hash not in missing:
             continue  # the server has it (or it is not in the server's graph at all)
         seen.add(node)
-        entry = cache.find(out_hash, node.task.policy(node.index))
+        entry = node.find_cached(cache)
         if entry is not None and entry.serializer == "json":
             values[out_hash] = cache.load(out_hash, entry)
             continue

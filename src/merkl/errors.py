@@ -5,8 +5,9 @@ MerklError                              str() is the message, ready for `merkl: 
 ├── UsageError(ValueError)              bad argument to a public function or command
 │   ├── serve.payload.RequestError      a bad HTTP request to `merkl serve` (carries the status)
 │   ├── TaskDefinitionError             bad @task options, raised at decoration time
-│   └── ConfigError                     merkl.toml / .merkl/config.toml invalid: names file and key
-│       └── RecipeError                 catalog recipe invalid: names file, line and key
+│   ├── ConfigError                     merkl.toml / .merkl/config.toml invalid: names file and key
+│   │   └── RecipeError                 catalog recipe invalid: names file, line and key
+│   └── PathOutsideRepoError            a file a served pipeline names is outside the repository
 ├── NotARepoError                       no .merkl/ here or above: "run `merkl init`"
 ├── HashingError(TypeError)             value has no canonical encoding: names argument and type
 ├── SerializationError                  an output cannot be (de)serialized by its serializer
@@ -65,6 +66,10 @@ class ConfigError(UsageError):
 
 class RecipeError(ConfigError):
     """An invalid catalog recipe; the message names the file, line and key."""
+
+
+class PathOutsideRepoError(UsageError):
+    """A file named under `merkl serve` resolves outside the repository (attribute `path`)."""
 
 
 class NotARepoError(MerklError):

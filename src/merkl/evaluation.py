@@ -96,7 +96,7 @@ def _all_cached(targets: list[Lazy], session: Session) -> list[Any] | None:
         out_hash = target.hash if type(target) is Placeholder else None
         if out_hash is None:
             return None
-        entry = cache.find(out_hash, target.task.policy(target.index))  # type: ignore[attr-defined]
+        entry = target.find_cached(cache)  # type: ignore[attr-defined]
         if entry is None:
             return None
         found.append((out_hash, entry))

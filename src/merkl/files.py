@@ -6,6 +6,8 @@ an unchanged file is never re-read and a pipeline re-runs exactly when its input
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from merkl.cache.stat_cache import file_oid
 from merkl.errors import (
     CacheMissError,
     NotARepoError,
+    PathOutsideRepoError,
     SerializationError,
     TrackedFileChangedError,
 )
@@ -36,6 +39,41 @@ def _session_repo() -> Repo | None:
     return session.repo if session.use_cache else None
 
 
+def _check_confined(file: Path, what: str) -> None:
+    """Refuse a file outside the session's `confine_paths` (symlinks followed).
+
+    Raises:
+        PathOutsideRepoError: naming the file and how to allow it.
+    """
+    try:
+        root = current_session().confine_paths
+    except Exception:
+        return
+    if root is None:
+        return
+    resolved = _resolved(file, follow=what != "write_file")
+    if resolved != root and root not in resolved.parents:
+        raise PathOutsideRepoError(
+            f"{what} {str(file)!r} is outside the repository {str(root)!r}; the server refuses "
+            f"it (start it with --allow-outside-paths to allow such paths)",
+            path=str(file),
+        )
+
+
+def _resolved(file: Path, *, follow: bool) -> Path:
+    """`file` with symlinks resolved: all of them when reading; for a write only its folder's
+    (a write replaces a symlink rather than writing through it)."""
+    if follow:
+        for _attempt in range(3):
+            try:
+                return Path(os.path.realpath(file))
+            except OSError:  # a link swapped by another writer while it was read: again
+                continue
+    if file.name in ("", ".", ".."):
+        return Path(os.path.realpath(file))
+    return Path(os.path.realpath(file.parent)) / file.name
+
+
 class FileRef(Lazy):
     """An input file or folder; its hash is its content hash. `as_bytes` makes `.get()` read a
     file (a folder is always passed as its path).
@@ -54,6 +92,7 @@ class FileRef(Lazy):
     def __init__(self, path: Path | str, *, as_bytes: bool) -> None:
         self.path = Path(path)
         self.as_bytes = as_bytes
+        _check_confined(self.path, "read_file" if as_bytes else "path")
         self.pointer_file: Path | None = None
         if not self.path.exists():
             self.pointer_file = pointer_path(self.path)
@@ -148,6 +187,7 @@ class FileOutput(Lazy):
         self.source = source
         self.path = Path(file)
         self.track = track
+        _check_confined(self.path, "write_file")
         self.oid: str | None = None  # the written bytes' content hash, once written
 
     @property
@@ -160,23 +200,38 @@ class FileOutput(Lazy):
         data = serializer.dump(value)
         oid = self.oid = hash_bytes(data)
         repo = session.repo if session.use_cache else None
-        if not (self.path.is_file() and file_oid(self.path, repo) == oid):
-            write_atomic(self.path, data)
-        if self.track:
-            # Linked into the store and ignored by git exactly as `merkl track` does it.
-            from merkl.tracking.track import track_written_output
+        # One writer per file at a time, across threads and processes (`merkl serve` answers
+        # requests concurrently): the file and its pointer always name the same value.
+        with _file_write_lock(session.require_repo() if self.track else repo, self.path):
+            if not (self.path.is_file() and file_oid(self.path, repo) == oid):
+                write_atomic(self.path, data)
+            if self.track:
+                # Linked into the store and ignored by git exactly as `merkl track` does it.
+                from merkl.tracking.track import track_written_output
 
-            track_written_output(
-                session.require_repo(),
-                self.path,
-                oid,
-                output=self.source.hash,
-                serializer=serializer.name,
-            )
+                track_written_output(
+                    session.require_repo(),
+                    self.path,
+                    oid,
+                    output=self.source.hash,
+                    serializer=serializer.name,
+                )
         return self.path
 
     def __repr__(self) -> str:
         return f"<write_file({str(self.path)!r}) of {self.source!r}>"
+
+
+def _file_write_lock(repo: Repo | None, file: Path) -> contextlib.AbstractContextManager[object]:
+    """An exclusive lock on writing `file` (a lock file under `.merkl/locks/`)."""
+    if repo is None:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    name = hash_bytes(os.path.abspath(file).encode())[:24]
+    folder = repo.dot_dir / "locks"
+    folder.mkdir(exist_ok=True)
+    return FileLock(folder / f"write-{name}.lock")
 
 
 def write_file(source: Placeholder, file: Path | str, track: bool = False) -> FileOutput:

@@ -63,7 +63,7 @@ def _find(placeholder: Placeholder, cache: Cache | None) -> OutputEntry | None:
     out_hash = placeholder.hash
     if cache is None or out_hash is None:
         return None
-    return cache.find(out_hash, placeholder.task.policy(placeholder.index))
+    return placeholder.find_cached(cache)
 
 
 def iter_nodes(targets: Iterable[Lazy]) -> Iterator[Lazy]:

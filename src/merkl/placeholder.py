@@ -13,6 +13,8 @@ from merkl.errors import EvaluationError, UsageError
 from merkl.hashing import register_hashed_type
 
 if TYPE_CHECKING:
+    from merkl.cache import Cache
+    from merkl.cache.index import OutputEntry
     from merkl.session import Session
     from merkl.tasks import Call, Task
 
@@ -128,6 +130,14 @@ class Placeholder(Lazy):
     @property
     def task(self) -> Task:
         return self.call.task
+
+    def find_cached(self, cache: Cache) -> OutputEntry | None:
+        """This output's cache entry, if cached under the policy and serializer of its task."""
+        out_hash = self.hash
+        if out_hash is None:
+            return None
+        task = self.call.task
+        return cache.find(out_hash, task.policy(self.index), task.serializer(self.index).name)
 
     def __repr__(self) -> str:
         digest = self.hash

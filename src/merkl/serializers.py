@@ -22,12 +22,14 @@ class Serializer:
     """Base class: `dump(value) -> bytes` and `load(bytes) -> value`.
 
     Subclasses set a stable `name` (recorded in the index so a cached object is always read back
-    with the serializer that wrote it) and `is_safe` (False when loading untrusted bytes can run
-    code).
+    with the serializer that wrote it) and may set `is_safe = True` when loading bytes from
+    someone else (a remote, a client of `merkl serve`) cannot run code. It defaults to False:
+    outputs of a custom serializer pulled from a remote are then loaded only with
+    `--trust-pickle` (or `trust_pickle = true` for the remote), like pickle.
     """
 
     name: ClassVar[str] = ""
-    is_safe: ClassVar[bool] = True
+    is_safe: ClassVar[bool] = False
 
     def dump(self, value: Any) -> bytes:
         raise NotImplementedError
@@ -50,6 +52,7 @@ class JsonSerializer(Serializer):
     """
 
     name = "json"
+    is_safe = True
 
     def dump(self, value: Any) -> bytes:
         return typed_json.dumps(value)
@@ -65,6 +68,7 @@ class BytesSerializer(Serializer):
     """Raw bytes, stored as they are."""
 
     name = "bytes"
+    is_safe = True
 
     def dump(self, value: Any) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
@@ -79,6 +83,7 @@ class NumpySerializer(Serializer):
     """A numpy array in `.npy` format (object arrays refused: they would need pickle)."""
 
     name = "npy"
+    is_safe = True
 
     def dump(self, value: Any) -> bytes:
         import numpy as np

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merkl.repo import Repo
@@ -30,6 +31,9 @@ class Session:
     trust_pickle: bool = False
     # Inside a pipeline run, `write_file` queues its writes here instead of writing at once.
     pending_writes: list[FileOutput] | None = None
+    # Files named by `merkl.path`, `read_file` and `write_file` must resolve inside this folder
+    # (`merkl serve`: a client's argument must not read /etc/passwd). None: anywhere.
+    confine_paths: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_repo(self) -> Repo:

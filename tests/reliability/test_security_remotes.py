@@ -125,20 +125,24 @@ def test_tampered_remote_objects_are_refused(tmp_path):
 
 
 SECRET = "Sup3r-S3cret-pw-8c1f"
+ENCODED = "Pa%21ss-w0rd-5e1d%2Fq"  # as written into a URL: `!` and `/` escaped
+DECODED = "Pa!ss-w0rd-5e1d/q"
 
 
+@pytest.mark.parametrize("secret", [SECRET, ENCODED], ids=["plain", "percent-encoded"])
 @pytest.mark.parametrize(
     "url",
     [
         "redis://:${MERKL_TEST_PW}@127.0.0.1:1/0",
         "postgresql+psycopg://merkl:${MERKL_TEST_PW}@127.0.0.1:1/db",
         "mysql+pymysql://merkl:${MERKL_TEST_PW}@127.0.0.1:1/db",
+        "redis://127.0.0.1:1/0?password=${MERKL_TEST_PW}",
         "s3://bucket/prefix?secret=${MERKL_TEST_PW}",
     ],
-    ids=["redis", "postgres", "mysql", "s3-query"],
+    ids=["redis", "postgres", "mysql", "redis-query", "s3-query"],
 )
-def test_secrets_never_reach_output_errors_or_logs(repo, monkeypatch, caplog, url):
-    monkeypatch.setenv("MERKL_TEST_PW", SECRET)
+def test_secrets_never_reach_output_errors_or_logs(repo, monkeypatch, caplog, url, secret):
+    monkeypatch.setenv("MERKL_TEST_PW", secret)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -156,6 +160,8 @@ def test_secrets_never_reach_output_errors_or_logs(repo, monkeypatch, caplog, ur
     assert push.code == 1, (push.out, push.err)  # nothing listens on port 1
     text = "".join(r.out + r.err for r in outputs) + caplog.text
     assert SECRET not in text
+    assert ENCODED not in text
+    assert DECODED not in text  # the form a library prints after decoding the URL
     for result in outputs:
         assert "Traceback" not in result.err
 

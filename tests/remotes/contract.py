@@ -22,7 +22,9 @@ from merkl.errors import CacheMissError, RemoteError, TransferError
 from merkl.hashing import hash_bytes
 from merkl.remotes import open_remote
 from merkl.remotes.base import Remote
-from merkl.remotes.records import object_key, record_key
+from merkl.remotes.records import Record, object_key, record_key
+from merkl.remotes.signing import TrustedKeys, generate_signer
+from merkl.remotes.trust import RecordPolicy
 from tests.helpers import run_cli, run_merkl_process, write_module
 
 PIPELINE = """
@@ -247,8 +249,26 @@ class RemoteContract:
         assert list(remote.iter_output_hashes()) == [entry.out_hash]
         remote.put([(record_key("ef" * 32), b"not json")])
         found, invalid = remote.fetch_outputs(["cd" * 32, "ef" * 32, "01" * 32], tmp_path)
-        assert found == {entry.out_hash: entry}
+        assert found == {entry.out_hash: Record(entry)}
         assert list(invalid) == [record_key("ef" * 32)]
+
+    def test_signed_output_records_keep_their_signature(
+        self, remote: Remote, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        (oid,) = fill(store, 1)
+        entries = [OutputEntry(f"{i:02x}" * 32, oid, "json", 1004, True) for i in range(3)]
+        signer = generate_signer(tmp_path / "key.pem")
+        remote.push(store, [oid])
+        assert len(remote.push_outputs(entries, signer=signer).transferred) == 3
+        hashes = [e.out_hash for e in entries]
+        found, _invalid = remote.fetch_outputs(hashes, tmp_path / "tmp")
+        assert {h: r.entry for h, r in found.items()} == {e.out_hash: e for e in entries}
+        assert {r.key for r in found.values()} == {signer.public.text}
+        trusting = RecordPolicy(TrustedKeys([signer.public]), trust_pickle=False)
+        assert trusting.signed(found.values(), remote, tmp_path / "tmp") == list(found.values())
+        other = generate_signer(tmp_path / "other.pem")
+        stranger = RecordPolicy(TrustedKeys([other.public]), trust_pickle=False)
+        assert stranger.signed(found.values(), remote, tmp_path / "tmp") == []
 
     # -- the whole story, through the CLI ---------------------------------------------------
     def test_round_trip_fresh_clone_runs_no_task(

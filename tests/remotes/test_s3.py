@@ -17,7 +17,7 @@ from merkl.errors import MerklWarning, RemoteError, TransferError
 from merkl.remotes import open_remote
 from merkl.remotes.base import Remote
 from merkl.remotes.read_through import ReadThrough
-from merkl.remotes.records import object_key
+from merkl.remotes.records import Record, object_key
 from merkl.remotes.tiered import TieredRemote
 from tests.helpers import run_cli
 from tests.remotes.contract import RemoteContract, fill, make_store
@@ -272,7 +272,7 @@ def test_output_records_are_packed_and_listed(s3_bucket, remote, tmp_path):
     assert sorted(fresh.iter_output_hashes()) == sorted(e.out_hash for e in entries)
     found, invalid = fresh.fetch_outputs([e.out_hash for e in entries], tmp_path / "tmp")
     assert not invalid
-    assert found == {e.out_hash: e for e in entries}
+    assert found == {e.out_hash: Record(e) for e in entries}
 
 
 def test_read_through_fetches_one_packed_output(s3_bucket, repo, tmp_path, monkeypatch):
@@ -368,3 +368,22 @@ def test_cli_push_packs_by_default_and_pack_false_writes_loose_keys(s3_bucket, r
     assert not bucket_keys(s3_bucket, "packed/objects/")
     assert not bucket_keys(s3_bucket, "loose/packs/")
     assert len(bucket_keys(s3_bucket, "loose/objects/")) == 1
+
+
+def test_query_secrets_never_become_part_of_keys(repo, s3_bucket, monkeypatch):
+    """`?secret=${PW}` (percent-encoded or not) is no part of the prefix or any key."""
+    monkeypatch.setenv("MERKL_TEST_PW", "Pa%21ss-w0rd-5e1d%2Fq")
+    (repo.root / "data.bin").write_bytes(b"payload")
+    url = f"s3://{s3_bucket}/cache?secret=${{MERKL_TEST_PW}}"
+    assert run_cli("remote", "add", "origin", url, "--default").code == 0
+    assert run_cli("track", "data.bin").code == 0
+    pushed = run_cli("push")
+    assert pushed.code == 0, pushed.err
+    import boto3
+
+    client = boto3.client("s3")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    client.close()
+    assert keys
+    assert all(key.startswith("cache/") for key in keys), keys
+    assert not any("secret" in key or "w0rd" in key for key in keys)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
 import pytest
+from starlette.testclient import TestClient
 
 from merkl.hashing import is_hex_hash
+from merkl.serve import create_app
 from tests.serve.conftest import read_calls
 
 
@@ -97,12 +100,20 @@ def test_dry_run_refuses_cache_values(client):
     assert response.status_code == 422
 
 
-def test_write_file_in_a_served_pipeline_writes_after_evaluation(client, pipeline_repo):
+def test_write_file_in_a_served_pipeline_computes_but_writes_nothing(client, pipeline_repo):
     response = post(client, "/v1/run/servepipe.writes", {"args": [6]})
     assert response.json()["result"] == 36
-    assert (pipeline_repo.root / "written.json").read_text() == "36"
+    assert not (pipeline_repo.root / "written.json").exists()
     dry = post(client, "/v1/dry-run/servepipe.writes", {"args": [6]}).json()["outputs"]
     assert [o["cached"] for o in dry] == [True]
+
+
+def test_write_files_writes_after_evaluation(pipeline_repo, serve_config):
+    config = dataclasses.replace(serve_config, write_files=True)
+    with TestClient(create_app(config)) as writer:
+        response = post(writer, "/v1/run/servepipe.writes", {"args": [6]})
+    assert response.json()["result"] == 36
+    assert (pipeline_repo.root / "written.json").read_text() == "36"
 
 
 def test_never_cached_outputs_run_every_time(client, pipeline_repo):
@@ -238,13 +249,20 @@ def test_a_task_raising_is_500_naming_the_task_and_the_server_keeps_serving(clie
     body = response.json()
     assert body["task"] == "servepipe.fail"
     assert body["type"] == "ValueError"
-    assert "cannot handle 4" in body["error"]
+    assert body["error"] == "task servepipe.fail raised ValueError"  # no text without --debug
     assert post(client, "/v1/run/servepipe.pipeline", {"args": [1]}).status_code == 200
 
 
 def test_a_pipeline_raising_is_500_naming_the_pipeline(client):
     response = post(client, "/v1/run/servepipe.broken", {"args": [1]})
     assert response.status_code == 500
+    assert response.json()["error"] == "pipeline servepipe.broken raised RuntimeError"
+
+
+def test_debug_puts_the_exception_text_into_500s(pipeline_repo, serve_config):
+    config = dataclasses.replace(serve_config, debug=True)
+    with TestClient(create_app(config)) as debugging:
+        response = post(debugging, "/v1/run/servepipe.broken", {"args": [1]})
     assert response.json()["error"] == (
         "pipeline servepipe.broken raised RuntimeError: bug in the pipeline itself"
     )

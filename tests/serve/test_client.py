@@ -87,7 +87,7 @@ def test_server_errors_become_server_error(server_url):
             client.run("servepipe.failing", 1)
         assert failed.value.status == 500
         assert failed.value.task == "servepipe.fail"
-        assert "cannot handle 1" in str(failed.value)
+        assert "ValueError" in str(failed.value)
         with pytest.raises(ServerError) as unknown:
             client.run("servepipe.nothing")
         assert unknown.value.status == 404

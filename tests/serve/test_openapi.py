@@ -37,7 +37,14 @@ def test_the_document_is_valid_openapi(document):
     assert request["properties"]["args"]["maxItems"] == 2
     run = document["paths"]["/v1/run/servepipe.pipeline"]["post"]
     assert run["description"] == "Square x, then add y."
-    assert set(run["responses"]) == {str(s) for s in DOCUMENTED} | {"500"}
+    assert set(run["responses"]) == {str(s) for s in DOCUMENTED} | {"500", "503", "504"}
+
+
+def test_healthz_matches_its_schema(client, document):
+    health = client.get("/healthz").json()
+    check_against(document, "Health", health)
+    assert health["status"] == "ok"
+    assert health["workers"]["busy"] == health["workers"]["hung"] == 0
 
 
 def check_against(document, schema_name, payload):

@@ -50,24 +50,42 @@ class Cache:
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
 
-    def find(self, out_hash: str, policy: CachePolicy) -> OutputEntry | None:
-        """The entry for `out_hash` if some cache that `policy` allows holds it."""
+    def find(
+        self, out_hash: str, policy: CachePolicy, serializer: str | None = None
+    ) -> OutputEntry | None:
+        """The entry for `out_hash` if some cache that `policy` allows holds it.
+
+        With `serializer` (the task's own), an entry written by another serializer is refused
+        and forgotten: a record from a remote must not change the type a task returns (a JSON
+        task made to return bytes), and the output is computed again.
+        """
         if policy is CachePolicy.NEVER:
             return None
         if policy is CachePolicy.MEMORY:
             return _MEMORY_ENTRY if out_hash in _memory else None
         entry = self._entries.get(out_hash)
-        if entry is not None:
+        if entry is not None and _agrees(entry, serializer):
             return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
+        if entry is not None and not _agrees(entry, serializer):
+            self._forget(out_hash)
+            entry = None
         if entry is not None and self.store.has(entry.oid):
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
                 self._entries.clear()
             self._entries[out_hash] = entry
             return entry
         if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
-            return self.read_through(out_hash)
+            entry = self.read_through(out_hash)
+            if entry is not None and not _agrees(entry, serializer):
+                self._forget(out_hash)
+                return None
+            return entry
         return None
+
+    def _forget(self, out_hash: str) -> None:
+        self._entries.pop(out_hash, None)
+        self.index.remove_outputs([out_hash])
 
     def load(self, out_hash: str, entry: OutputEntry) -> Any:
         """The value of a found output; a corrupt object becomes a CacheMissError."""
@@ -135,6 +153,10 @@ class Cache:
             logged.append(_with_size(run, size))
         self.index.add_outputs(entries, logged, code_parts)
         return values
+
+
+def _agrees(entry: OutputEntry, serializer: str | None) -> bool:
+    return serializer is None or entry.serializer == serializer
 
 
 def _with_size(run: RunRecord, size: int) -> RunRecord:

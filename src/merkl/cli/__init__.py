@@ -59,6 +59,15 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
         "list": "merkl.cli.remotes:remote_list",
         "remove": "merkl.cli.remotes:remote_remove",
     },
+    "key": {
+        "generate": "merkl.cli.trust:key_generate",
+        "show": "merkl.cli.trust:key_show",
+    },
+    "trust": {
+        "add": "merkl.cli.trust:trust_add",
+        "list": "merkl.cli.trust:trust_list",
+        "remove": "merkl.cli.trust:trust_remove",
+    },
     "catalog": "merkl.cli.catalog:COMMANDS",
     "dag": "merkl.cli.provenance:dag",
     "log": "merkl.cli.provenance:log",
@@ -69,6 +78,8 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
 # The command groups' one-line descriptions in `merkl --help` (a group has no docstring).
 _GROUP_DESCRIPTIONS = {
     "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",
+    "key": "Your signing key: generate, show (push signs the output records it writes).",
+    "trust": "Keys whose signed output records pulls accept: add, list, remove (in merkl.toml).",
     "catalog": "Metadata catalog recipes: run, lint, list, info, gen (Meteor-compatible).",
 }
 # Commands spelled as another command with an option, as DVC and the seed's docs write them.
@@ -136,6 +147,8 @@ def main(
     flags, typed = _take_global_flags(args)
     debug = debug or "--debug" in flags
     set_quiet(bool(flags & {"-q", "--quiet"}))
+    if "--debug" in flags and args[:1] == ["serve"]:
+        args.append("--debug")  # `merkl serve --debug` also puts exception text into 500s
     out = out or sys.stdout
     err = err or sys.stderr
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

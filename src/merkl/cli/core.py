@@ -26,7 +26,7 @@ RUN_OPTIONS = (
 )
 
 
-def init(path: str = ".", *, subdir: bool = False) -> str:
+def init(path: str = ".", *, subdir: bool = False, sign: bool = False) -> str:
     """Create a merkl repository.
 
     Creates the hidden `.merkl/` folder (local cache and index), a committed `merkl.toml` with
@@ -37,18 +37,28 @@ def init(path: str = ".", *, subdir: bool = False) -> str:
     :param path: the project's root folder
     :param subdir: make a separate repository inside a folder of another one (merkl commands
         in it then use its own cache and settings)
+    :param sign: trust your own signing key in merkl.toml (creating the key if you have none),
+        so pulls accept only output records signed by trusted keys; add colleagues' keys with
+        `merkl trust add`
     """
     root = Path(path).resolve()
     if (root / DOT_DIR).is_dir():
-        return f"merkl repository already initialized in {root / DOT_DIR}"
-    outer = find_root(root.parent)
-    if outer is not None and not subdir:
-        raise UsageError(
-            f"{root} is inside the merkl repository {outer}, whose commands work from any "
-            f"folder in it; pass --subdir to make a separate repository here"
-        )
-    repo = Repo.init(root)
-    return f"Initialized merkl repository in {repo.dot_dir}"
+        repo = Repo(root)
+        message = f"merkl repository already initialized in {root / DOT_DIR}"
+    else:
+        outer = find_root(root.parent)
+        if outer is not None and not subdir:
+            raise UsageError(
+                f"{root} is inside the merkl repository {outer}, whose commands work from any "
+                f"folder in it; pass --subdir to make a separate repository here"
+            )
+        repo = Repo.init(root)
+        message = f"Initialized merkl repository in {repo.dot_dir}"
+    if sign:
+        from merkl.ops.trust import trust_myself
+
+        message += f"\n{trust_myself(repo)}"
+    return message
 
 
 def version() -> str:

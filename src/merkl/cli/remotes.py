@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 from clize import Clize
@@ -79,6 +80,8 @@ def push(
     from merkl.ops.push import push as run_push
 
     report = run_push(Repo.find(), remote, list(paths) or None, jobs=jobs)
+    if report.signing and report.outputs.transferred:
+        print(f"merkl: note: {report.signing}", file=sys.stderr)
     report.raise_for_failures()
     return report.summary()
 

@@ -23,8 +23,9 @@ from merkl.ops.checkout import CheckoutResult, checkout
 from merkl.progress import Progress
 from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
-from merkl.remotes.records import is_safe_serializer
+from merkl.remotes.records import digest_of
 from merkl.remotes.transfer import TransferResult
+from merkl.remotes.trust import RecordPolicy, record_policy
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.integrity import usable_objects
@@ -42,7 +43,8 @@ class PullReport:
     remote: str  # the remote's label, secrets masked
     objects: TransferResult = field(default_factory=TransferResult)
     outputs: int = 0  # output records added to the local index
-    untrusted: int = 0  # records skipped: unsafe serializer and no opt-in
+    untrusted: int = 0  # records skipped: not signed by a trusted key
+    pickled: int = 0  # records skipped: unsafe serializer and no opt-in
     invalid: dict[str, str] = field(default_factory=dict)  # record key → reason
     checkout: CheckoutResult | None = None
 
@@ -59,8 +61,10 @@ class PullReport:
                 f"`merkl checkout --force` replaces them)"
             )
         if self.untrusted:
+            line += f"; skipped {self.untrusted} untrusted output record(s) from {self.remote}"
+        if self.pickled:
             line += (
-                f"; skipped {self.untrusted} pickled output(s) (not trusted: pass "
+                f"; skipped {self.pickled} pickled output(s) (not trusted: pass "
                 f"--trust-pickle or set trust_pickle = true for this remote)"
             )
         return line
@@ -108,11 +112,12 @@ def _pull(
     paths: Sequence[str | Path] | None,
 ) -> PullReport:
     try:
+        # A bad [trust] fails before anything is transferred.
+        policy = record_policy(repo, remote, trust_pickle) if outputs and not paths else None
         with Progress(f"pull from {remote.name}", "objects") as progress:
             _fetch_tracked(repo, remote, items, report, jobs, progress)
-            if outputs and not paths:
-                trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
-                pull_outputs(repo, remote, None, report, trusted, jobs, progress)
+            if policy is not None:
+                pull_outputs(repo, remote, None, report, policy, jobs, progress)
     finally:
         remote.close()
     _checkout_complete(repo, items, report, force)
@@ -171,25 +176,32 @@ def pull_outputs(
     remote: Remote,
     out_hashes: Iterable[str] | None,
     report: PullReport,
-    trusted: bool,
+    policy: RecordPolicy,
     jobs: int | None,
     progress: Progress | None = None,
 ) -> list[OutputEntry]:
     """Fetch the records of `out_hashes` (None: every record on the remote) that the local
-    cache lacks, then their objects; index those that arrived. Returns the indexed entries."""
+    cache lacks, then their objects; index those the policy accepts and whose object came
+    from this remote and hashed right. Returns the indexed entries."""
     if out_hashes is None:
         out_hashes = remote.iter_output_hashes()
     wanted = [h for h in dict.fromkeys(out_hashes) if not _is_cached(repo, h)]
     if not wanted:
         return []
-    entries, invalid = remote.fetch_outputs(wanted, repo.tmp_dir)
+    records, invalid = remote.fetch_outputs(wanted, repo.tmp_dir)
     report.invalid.update(invalid)
-    allowed = [e for e in entries.values() if trusted or is_safe_serializer(e.serializer)]
-    report.untrusted += len(entries) - len(allowed)
-    report.objects.merge(
-        remote.pull(repo.store, [e.oid for e in allowed], jobs=jobs, progress=progress)
+    signed = policy.signed(records.values(), remote, repo.tmp_dir)
+    report.untrusted += len(records) - len(signed)
+    allowed = [r.entry for r in signed if policy.is_loadable(r)]
+    report.pickled += len(signed) - len(allowed)
+    held = {e.oid for e in allowed if repo.store.has(e.oid)}
+    pulled = remote.pull(
+        repo.store, [e.oid for e in allowed if e.oid not in held], jobs=jobs, progress=progress
     )
-    arrived = [e for e in allowed if repo.store.has(e.oid)]
+    report.objects.merge(pulled)
+    verified = {digest_of(key) for key in pulled.transferred}
+    verified |= remote.confirm(held, repo.tmp_dir, jobs=jobs) if held else set()
+    arrived = [e for e in allowed if e.oid in verified]
     repo.index.add_outputs(arrived)
     report.outputs += len(arrived)
     return arrived
@@ -240,11 +252,11 @@ def pull_for_pipeline(
 
     remote = get_remote(repo, remote_name)
     report = PullReport(remote.label)
-    trusted = trust_pickle or bool(remote.options.get("trust_pickle", False))
     jobs = jobs or configured_jobs(remote)
     seen: set[Lazy] = set()
     frontier = list(roots)
     try:
+        accept = record_policy(repo, remote, trust_pickle)
         while frontier:
             wanted: dict[str, Placeholder] = {}
             upstream: list[Lazy] = []
@@ -262,17 +274,17 @@ def pull_for_pipeline(
                     continue
                 policy = node.task.policy(node.index)
                 out_hash = node.hash
-                if out_hash is not None and repo.cache.find(out_hash, policy) is not None:
+                if out_hash is not None and node.find_cached(repo.cache) is not None:
                     continue
                 if out_hash is not None and policy is CachePolicy.EVERYWHERE:
                     wanted[out_hash] = node
                 else:
                     upstream.extend(node.call.deps)
             if stored:
-                _pull_stored(repo, remote, stored, report, trusted, jobs)
+                _pull_stored(repo, remote, stored, report, accept, jobs)
             if inputs:
                 _pull_inputs(repo, remote, inputs, report, jobs)
-            fetched = pull_outputs(repo, remote, wanted, report, trusted, jobs)
+            fetched = pull_outputs(repo, remote, wanted, report, accept, jobs)
             arrived = {entry.out_hash for entry in fetched}
             upstream += [d for h, n in wanted.items() if h not in arrived for d in n.call.deps]
             frontier = upstream
@@ -295,12 +307,12 @@ def _pull_stored(
     remote: Remote,
     stored: Sequence[StoredOutput],
     report: PullReport,
-    trusted: bool,
+    policy: RecordPolicy,
     jobs: int | None,
 ) -> None:
     """Outputs loaded with `merkl.load(pointer)`: their record if pushed, else their object."""
     hashes = [s.pointer.output for s in stored if s.pointer.output]
-    pull_outputs(repo, remote, hashes, report, trusted, jobs)
+    pull_outputs(repo, remote, hashes, report, policy, jobs)
     present, _absent = remote.status(s.pointer.oid for s in stored)  # absent: resolved locally
     report.objects.merge(remote.pull(repo.store, present, jobs=jobs))
 

@@ -2,6 +2,8 @@
 
 Objects go first, then the output records that point at them, so a remote never holds a
 record whose object is missing. Outputs cached with `CachePolicy.LOCAL` are never pushed.
+Records are signed with the user's key when they have one (`merkl key generate`), so
+repositories that trust that key accept them (`merkl.remotes.signing`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from merkl.cache.index import OutputEntry
 from merkl.progress import Progress
 from merkl.remotes.config import configured_jobs, get_remote
 from merkl.remotes.records import digest_of, object_key
+from merkl.remotes.signing import Signer, load_signer
 from merkl.remotes.transfer import TransferResult
+from merkl.remotes.trust import trusted_keys
 from merkl.repo import Repo
 from merkl.tracking import iter_pointer_oids
 from merkl.tracking.integrity import intact_objects
@@ -26,6 +30,7 @@ class PushReport:
     remote: str  # the remote's label, secrets masked
     objects: TransferResult = field(default_factory=TransferResult)
     outputs: TransferResult = field(default_factory=TransferResult)
+    signing: str = ""  # a note when records went out unsigned or signed by an untrusted key
 
     def summary(self) -> str:
         line = self.objects.summary("pushed", f"to {self.remote}")
@@ -55,8 +60,9 @@ def push(
     """
     items = list(iter_tracked(repo, paths or None))  # a bad path fails before any transfer
     entries = outputs_to_push(repo, items, every_output=not paths)
+    signer = load_signer() if entries else None
     remote = get_remote(repo, remote_name)
-    report = PushReport(remote.label)
+    report = PushReport(remote.label, signing=_signing_note(repo, signer) if entries else "")
     try:
         tracked = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
         changed = _changed_objects(repo, tracked)
@@ -72,7 +78,9 @@ def push(
                 "`merkl status` says what to do"
             )
         failed = {digest_of(key) for key in report.objects.failed}
-        report.outputs = remote.push_outputs(e for e in entries if e.oid not in failed)
+        report.outputs = remote.push_outputs(
+            (e for e in entries if e.oid not in failed), signer=signer
+        )
     finally:
         remote.close()
     return report
@@ -83,6 +91,24 @@ def _changed_objects(repo: Repo, oids: list[str]) -> set[str]:
     pushed (cached outputs are checked as they are read)."""
     present = repo.store.find_present(oids)
     return present - intact_objects(repo, present)
+
+
+def _signing_note(repo: Repo, signer: Signer | None) -> str:
+    """Why readers of this repository may skip the records pushed (empty when they will not)."""
+    keys = trusted_keys(repo)
+    if signer is None:
+        return (
+            "output records were pushed unsigned; repositories that trust keys skip them "
+            "(create a key with `merkl key generate`)"
+            if keys
+            else ""
+        )
+    if keys and not any(key.text == signer.public.text for key in keys.keys):
+        return (
+            f"your key {signer.public.text} is not in [trust] keys of merkl.toml; add it with "
+            f"`merkl trust add` so others accept your records"
+        )
+    return ""
 
 
 def outputs_to_push(repo: Repo, items: Iterable[Tracked], every_output: bool) -> list[OutputEntry]:

@@ -136,10 +136,9 @@ def dry_run_table(result: Any, writes: list[FileOutput], session: Session) -> st
         if isinstance(node, Placeholder):
             suffix = f"[{node.index}]" if node.call.n_outs > 1 else ""
             name = f"{node.task.module}.{node.task.name}{suffix}"
-            policy = node.task.policy(node.index)
             if node.hash is None:
                 state = "unknown"
-            elif cache is not None and cache.find(node.hash, policy) is not None:
+            elif cache is not None and node.find_cached(cache) is not None:
                 state = "cached"
             else:
                 state = "missing"

@@ -125,8 +125,7 @@ def output_state(placeholder: Placeholder, cache: Cache) -> str:
     """cached, missing or unknown — decided exactly as `merkl run --dry` decides it."""
     if placeholder.hash is None:
         return UNKNOWN
-    policy = placeholder.task.policy(placeholder.index)
-    return CACHED if cache.find(placeholder.hash, policy) is not None else MISSING
+    return CACHED if placeholder.find_cached(cache) is not None else MISSING
 
 
 def build_dag(pipeline: Pipeline) -> Dag:

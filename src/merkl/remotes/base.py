@@ -16,24 +16,30 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
-from merkl.errors import RemoteError
-from merkl.hashing import hash_file
+from merkl.errors import CacheMissError, RemoteError
+from merkl.hashing import hash_bytes, hash_file
 from merkl.progress import Progress
 from merkl.remotes.records import (
+    MAX_RECORD_BYTES,
     OUTPUTS,
+    Record,
     digest_of,
     dump_record,
     load_record,
     object_key,
     record_key,
+    record_too_large,
 )
+from merkl.remotes.signing import as_records
 from merkl.remotes.transfer import Stopwatch, TransferResult, make_batches, run_batches
 from merkl.remotes.urls import mask_url, scrub, url_secrets
 
+if TYPE_CHECKING:
+    from merkl.remotes.signing import Signer
 Source = Path | bytes
 
 
@@ -227,11 +233,78 @@ class Remote:
         result.seconds = clock.elapsed()
         return result
 
-    def push_outputs(self, entries: Iterable[OutputEntry]) -> TransferResult:
-        """Store the output records the remote lacks (push their objects first)."""
+    def confirm(self, oids: Iterable[str], tmp_dir: Path, *, jobs: int | None = None) -> set[str]:
+        """The oids whose bytes this remote holds and that hash right: fetched and checked,
+        then discarded (for objects already in the local store, which `pull` skips)."""
+        self.prepare(write=False)
+        wanted = {object_key(o): o for o in dict.fromkeys(oids)}
+        held = self.has(list(wanted)) if wanted else set()
+        present = [k for k in wanted if k in held]
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+
+        def check(batch: Sequence[str]) -> dict[str, str]:
+            temps = {key: _temp_path(tmp_dir, "confirm-") for key in batch}
+            try:
+                self.get([(key, temps[key]) for key in batch])
+                return {
+                    key: "the remote's bytes do not match the object's hash"
+                    for key in batch
+                    if hash_file(temps[key]) != wanted[key]
+                }
+            finally:
+                for temp in temps.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
+
+        done, _failed = self._run(present, dict.fromkeys(present, 0), check, jobs, None)
+        return {wanted[key] for key in done}
+
+    def fetch_verified(self, oids: Iterable[str], tmp_dir: Path, limit: int) -> dict[str, bytes]:
+        """The bytes of small objects (at most `limit` each) that hash right; others are left
+        out (missing, too large, or not matching their oid)."""
+        wanted = {object_key(o): o for o in dict.fromkeys(oids)}
+        held = self.has(builtins.list(wanted)) if wanted else set()
+        found: dict[str, bytes] = {}
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        for key in (k for k in wanted if k in held):
+            temp = _temp_path(tmp_dir, "small-")
+            try:
+                self.get([(key, temp)])
+                if os.stat(temp).st_size <= limit:
+                    data = temp.read_bytes()
+                    if hash_bytes(data) == wanted[key]:
+                        found[wanted[key]] = data
+            except CacheMissError:
+                continue
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+        return found
+
+    def push_outputs(
+        self,
+        entries: Iterable[OutputEntry | Record],
+        signer: Signer | None = None,
+        manifests: Mapping[str, bytes] | None = None,
+    ) -> TransferResult:
+        """Store the output records the remote lacks (push their objects first).
+
+        Entries are signed with `signer` when given (their batch manifests are stored first);
+        records keep the signature they came with, and `manifests` ({oid: bytes}) are stored
+        with them.
+        """
         clock = Stopwatch()
         self.prepare(write=True)
-        records = {record_key(e.out_hash): dump_record(e) for e in entries}
+        ready, blobs = as_records(entries, signer, manifests)
+        if blobs:  # the manifests before the records that name them
+            wanted = {object_key(oid): data for oid, data in blobs.items()}
+            held = self.has(builtins.list(wanted))
+            missing: builtins.list[tuple[str, Source]] = [
+                (key, data) for key, data in wanted.items() if key not in held
+            ]
+            if missing:
+                self.put(missing)
+        records = {record_key(r.entry.out_hash): dump_record(r) for r in ready}
         present = self.has(list(records)) if records else set()
         todo = [(k, v) for k, v in records.items() if k not in present]
         result = TransferResult(skipped=len(present))
@@ -249,12 +322,12 @@ class Remote:
 
     def fetch_outputs(
         self, out_hashes: Iterable[str], tmp_dir: Path
-    ) -> tuple[dict[str, OutputEntry], dict[str, str]]:
+    ) -> tuple[dict[str, Record], dict[str, str]]:
         """The records the remote has for `out_hashes`, and {key: reason} for invalid ones."""
         self.prepare(write=False)
         keys = {record_key(h): h for h in dict.fromkeys(out_hashes)}
         present = sorted(self.has(list(keys))) if keys else []
-        entries: dict[str, OutputEntry] = {}
+        entries: dict[str, Record] = {}
         invalid: dict[str, str] = {}
         tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -264,12 +337,16 @@ class Remote:
             try:
                 self.get([(key, temps[key]) for key in batch])
                 for key in batch:
+                    size = os.stat(temps[key]).st_size
+                    if size > MAX_RECORD_BYTES:  # planted: never read into memory
+                        errors[key] = record_too_large(size, keys[key], self.label)
+                        continue
                     try:
-                        entry = load_record(temps[key].read_bytes(), keys[key], self.label)
+                        record = load_record(temps[key].read_bytes(), keys[key], self.label)
                     except RemoteError as exc:
                         errors[key] = str(exc)
                         continue
-                    entries[keys[key]] = entry
+                    entries[keys[key]] = record
             finally:
                 for temp in temps.values():
                     with contextlib.suppress(FileNotFoundError):

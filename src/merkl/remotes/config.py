@@ -236,7 +236,7 @@ def add_remote(
     import tomlkit
 
     file = repo.dot_dir / LOCAL_CONFIG if local else repo.root / PROJECT_CONFIG
-    document = _load_document(file)
+    document = load_document(file)
     remotes = document.setdefault("remotes", tomlkit.table(is_super_table=True))
     table = tomlkit.table()
     table["url"] = url
@@ -247,7 +247,7 @@ def add_remote(
     if default:
         core = document.setdefault("core", tomlkit.table())
         core["remote"] = name
-    _write_document(file, document)
+    write_document(file, document)
     _forget_config(repo)
     return file
 
@@ -258,7 +258,7 @@ def remove_remote(repo: Repo, name: str) -> list[Path]:
     for file in (repo.root / PROJECT_CONFIG, repo.dot_dir / LOCAL_CONFIG):
         if not file.exists():
             continue
-        document = _load_document(file)
+        document = load_document(file)
         remotes = document.get("remotes")
         touched = False
         if isinstance(remotes, dict) and name in remotes:
@@ -269,7 +269,7 @@ def remove_remote(repo: Repo, name: str) -> list[Path]:
             del core["remote"]
             touched = True
         if touched:
-            _write_document(file, document)
+            write_document(file, document)
             changed.append(file)
     if not changed:
         get_remote_config(repo, name)  # raises UnknownRemoteError listing known names
@@ -277,7 +277,7 @@ def remove_remote(repo: Repo, name: str) -> list[Path]:
     return changed
 
 
-def _load_document(file: Path) -> tomlkit.TOMLDocument:
+def load_document(file: Path) -> tomlkit.TOMLDocument:
     import tomlkit
 
     read_toml(file)  # a broken file is a ConfigError naming it
@@ -287,7 +287,7 @@ def _load_document(file: Path) -> tomlkit.TOMLDocument:
         return tomlkit.document()
 
 
-def _write_document(file: Path, document: tomlkit.TOMLDocument) -> None:
+def write_document(file: Path, document: tomlkit.TOMLDocument) -> None:
     import tomlkit
 
     write_atomic(file, tomlkit.dumps(document).encode())

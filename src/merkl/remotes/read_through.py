@@ -2,10 +2,11 @@
 
 Enabled per remote with `read_through = true` in its `[remotes.NAME]` table (the default
 remote is preferred when several say so). The remote is opened on the first miss, not before,
-so `import merkl` and cached runs stay fast. The object is verified like any pulled object and
-only then stored and indexed: a partial or corrupt object is never used. A remote that cannot
-be reached is reported once with a warning and not asked again in this process; the task is
-computed locally instead.
+so `import merkl` and cached runs stay fast. Records follow `merkl pull`'s rules (a trusted
+signature when `[trust] keys` is set, a safe serializer unless pickle is trusted). The object is
+verified like any pulled object and only then stored and indexed: a partial or corrupt object is
+never used. A remote that cannot be reached is reported once with a warning and not asked again
+in this process; the task is computed locally instead.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 
 from merkl.cache.index import OutputEntry
 from merkl.errors import MerklError, MerklWarning
-from merkl.remotes.records import is_safe_serializer, object_key
+from merkl.remotes.records import Record, is_safe_serializer, object_key
 
 if TYPE_CHECKING:
     from merkl.cache import Cache
     from merkl.remotes.base import Remote
+    from merkl.remotes.trust import RecordPolicy
     from merkl.repo import Repo
 
 
@@ -48,15 +50,20 @@ class ReadThrough:
         self.repo = repo
         self.remote_name = remote_name
         self._remote: Remote | None = None
+        self._policy: RecordPolicy | None = None
         self._broken = False
+        self._untrusted = 0  # records skipped for want of a trusted signature
         self._lock = threading.Lock()
 
     def _open(self) -> Remote | None:
         from merkl.remotes.config import get_remote
+        from merkl.remotes.trust import RecordPolicy, trusted_keys
 
         with self._lock:
             if self._remote is None and not self._broken:
                 try:
+                    # invalid trust: fail closed
+                    self._policy = RecordPolicy(trusted_keys(self.repo), trust_pickle=False)
                     self._remote = get_remote(self.repo, self.remote_name)
                 except MerklError as exc:
                     self._give_up(exc)
@@ -78,10 +85,18 @@ class ReadThrough:
         repo = self.repo
         try:
             found, _invalid = remote.fetch_outputs([out_hash], repo.tmp_dir)
-            entry = found.get(out_hash)
-            if entry is None or not self._trusted(remote, entry):
+            record = found.get(out_hash)
+            if record is None or not self._signed(remote, record):
                 return None
-            if not repo.store.has(entry.oid):
+            entry = record.entry
+            if not self._trusted(remote, entry):
+                return None
+            if repo.store.has(entry.oid):
+                # Index it only if the remote really holds that object: a planted record must
+                # not make a local, never-pushed object look like a pushable output.
+                if not remote.confirm([entry.oid], repo.tmp_dir, jobs=1):
+                    return None
+            else:
                 result = remote.pull(repo.store, [entry.oid], jobs=1)
                 if result.failed:
                     reason = result.failed.get(object_key(entry.oid), "failed")
@@ -98,6 +113,24 @@ class ReadThrough:
             return None
         repo.index.add_outputs([entry])
         return entry
+
+    def _signed(self, remote: Remote, record: Record) -> bool:
+        """Signed by a trusted key; the first refusal in a process is reported (once)."""
+        assert self._policy is not None  # set by _open
+        if self._policy.signed([record], remote, self.repo.tmp_dir):
+            return True
+        with self._lock:
+            self._untrusted += 1
+            first = self._untrusted == 1
+        if first:
+            warnings.warn(
+                f"read-through: skipped an untrusted output record from {remote.label} (not "
+                f"signed by a key in [trust] keys); computing it locally (further ones are "
+                f"skipped silently)",
+                MerklWarning,
+                stacklevel=4,
+            )
+        return False
 
     @staticmethod
     def _trusted(remote: Remote, entry: OutputEntry) -> bool:

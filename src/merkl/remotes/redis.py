@@ -108,9 +108,11 @@ class RedisRemote(Remote):
             for index in range(start, min(parts, start + _CHUNKS_PER_TRIP)):
                 pipe.get(f"{self.prefix}{key}#{index}")
             for chunk in self._call(pipe.execute):
-                if chunk is None:
-                    raise RemoteError(
-                        f"{self.label}: chunk of {key} vanished while reading; pull again"
+                if chunk is None:  # evicted (maxmemory) or deleted: this object only is lost
+                    raise CacheMissError(
+                        f"a chunk of {key} is missing on {self.label} (evicted?); push it again",
+                        key=key,
+                        remote=self.name,
                     )
                 write(chunk)
 

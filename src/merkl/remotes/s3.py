@@ -89,7 +89,7 @@ class S3Remote(Remote):
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(url, name=name, options=options)
-        rest = url.split("://", 1)[1]
+        rest = url.split("://", 1)[1].partition("?")[0].partition("#")[0]  # never in a key
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
             raise self.error("the URL names no bucket", hint="write s3://BUCKET/PREFIX")

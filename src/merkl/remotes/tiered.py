@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merkl.cache.index import OutputEntry
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, UsageError
 from merkl.progress import Progress
 from merkl.remotes.base import Remote, Source
-from merkl.remotes.records import digest_of
+from merkl.remotes.records import Record, digest_of
+from merkl.remotes.signing import as_records
 from merkl.remotes.transfer import Stopwatch, TransferResult
+
+if TYPE_CHECKING:
+    from merkl.remotes.signing import Signer
 
 
 class TieredRemote(Remote):
@@ -129,20 +133,26 @@ class TieredRemote(Remote):
         result.seconds = clock.elapsed()
         return result
 
-    def push_outputs(self, entries: Iterable[OutputEntry]) -> TransferResult:
-        entries = list(entries)
+    def push_outputs(
+        self,
+        entries: Iterable[OutputEntry | Record],
+        signer: Signer | None = None,
+        manifests: Mapping[str, bytes] | None = None,
+    ) -> TransferResult:
+        # Signed once, so every tier holds the same records and manifests.
+        records, blobs = as_records(entries, signer, manifests)
         result = TransferResult()
         for tier in self.tiers:
-            result.merge(tier.push_outputs(entries))
+            result.merge(tier.push_outputs(records, manifests=blobs))
         result.transferred = list(dict.fromkeys(result.transferred))
-        result.skipped = len(entries) - len(result.transferred) - len(result.failed)
+        result.skipped = len(records) - len(result.transferred) - len(result.failed)
         return result
 
     def fetch_outputs(
         self, out_hashes: Iterable[str], tmp_dir: Path
-    ) -> tuple[dict[str, OutputEntry], dict[str, str]]:
+    ) -> tuple[dict[str, Record], dict[str, str]]:
         remaining = list(dict.fromkeys(out_hashes))
-        found: dict[str, OutputEntry] = {}
+        found: dict[str, Record] = {}
         invalid: dict[str, str] = {}
         for position, tier in enumerate(self.tiers):
             if not remaining:
@@ -151,6 +161,6 @@ class TieredRemote(Remote):
             invalid.update(bad)
             found.update(entries)
             for faster in self.tiers[:position]:
-                faster.push_outputs(entries.values())  # back-fill
+                faster.push_outputs(entries.values())  # back-fill, signatures kept
             remaining = [h for h in remaining if h not in found]
         return found, {k: v for k, v in invalid.items() if digest_of(k) not in found}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from merkl.errors import ConfigError
 
@@ -41,18 +41,20 @@ def has_literal_password(url: str) -> bool:
 
 
 def url_secrets(url: str) -> set[str]:
-    """The secret parts of an expanded URL: its password and secret-looking query values."""
+    """The secret parts of an expanded URL: its password and secret-looking query values, each
+    as written and percent-decoded (a library may print either form)."""
     secrets = set()
     password = _password(url)
     if password and not _VAR.fullmatch(password):  # `${VAR}` itself is no secret
-        secrets.add(password)
+        secrets |= {password, unquote(password)}
     try:
         query = urlsplit(url).query
     except ValueError:
         return secrets
-    for key, value in parse_qsl(query, keep_blank_values=False):
-        if value and any(word in key.lower() for word in _SECRET_QUERY_KEYS):
-            secrets.add(value)
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if value and any(word in unquote_plus(key).lower() for word in _SECRET_QUERY_KEYS):
+            secrets |= {value, unquote_plus(value), unquote(value)}
     return secrets
 
 

@@ -1,23 +1,25 @@
 """The ASGI app: Starlette routes over a `PipelineService`.
 
-Endpoints are async only to read the body (with a size limit) and hand the request to a worker
-thread: task bodies are plain sync code. The threads are the app's own `ThreadPoolExecutor`
-(`--threads`) rather than `starlette.concurrency.run_in_threadpool`: anyio's hop to a thread
-cost more than the whole cached evaluation (measured 2,600 vs 1,800 requests/s).
+Endpoints are async only to read the body (with a size limit) and hand the request to worker
+threads: task bodies are plain sync code. Two kinds of slots (`merkl.serve.workers`), `--threads`
+of each: lookup slots build a request's graph and answer it when every output is cached; task
+slots evaluate the rest. So cached requests are answered while every task slot is busy or hung.
+Each request has `--timeout` seconds in all (504 after that; a hung task's slot is given back),
+and concurrent requests for the same missing outputs are computed once: later ones wait for the
+first and then load its results.
 
-Every refusal is a JSON `{"error": ...}` with a 4xx status; a 500 means the pipeline or one of its
-tasks raised, and says which.
+Every refusal is a JSON `{"error": ...}` with a 4xx status; a 500 means the pipeline or one of
+its tasks raised, and names which and the exception type (its text only with `--debug`: it may
+hold file contents or secrets).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,47 +27,97 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from merkl.errors import MerklError
+from merkl.errors import MerklError, PathOutsideRepoError
 from merkl.serve.openapi import openapi_document
 from merkl.serve.payload import RequestError, dump_json
-from merkl.serve.service import PipelineService, ServeConfig
+from merkl.serve.service import PipelineService, Prepared, ServeConfig
 from merkl.serve.signing import SIGNATURE_HEADER
+from merkl.serve.workers import TooManyHungError, Workers
 
 CONFIG_ENV = "MERKL_SERVE_CONFIG"
 _TASK_NOTE = "in merkl task "
+_HUNG_PER_SLOT = 4  # hung requests allowed per task slot before new work gets 503
 logger = logging.getLogger("merkl.serve")
+_T = TypeVar("_T")
 
 
 def create_app(config: ServeConfig | PipelineService) -> Starlette:
     """The app serving `config.targets` (imported now, once) from the repo it names."""
     service = config if isinstance(config, PipelineService) else PipelineService.load(config)
-    limit = service.config.max_body_bytes
+    settings = service.config
+    limit = settings.max_body_bytes
     openapi = dump_json(openapi_document(service.pipelines))
-    threads = ThreadPoolExecutor(service.config.threads, thread_name_prefix="merkl-serve")
+    slots = settings.threads
+    lookups = Workers(slots, "merkl-lookup", max_hung=_HUNG_PER_SLOT * slots)
+    tasks = Workers(slots, "merkl-task", max_hung=_HUNG_PER_SLOT * slots)
+    running: dict[tuple[str, ...], asyncio.Future[None]] = {}  # compute-once, by outputs
 
-    async def in_thread(target: str, handle: Callable[[], dict[str, Any]]) -> Response:
-        return await asyncio.get_running_loop().run_in_executor(threads, _answer, target, handle)
+    async def within_deadline(
+        target: str, workers: Workers, deadline: float, work: Callable[[], _T]
+    ) -> _T | Response:
+        try:
+            return await workers.run(lambda: _guarded(target, work, settings.debug), deadline)
+        except TimeoutError:
+            return _timed_out(target, settings.timeout)
+        except TooManyHungError:
+            return _json(503, {"error": f"{target}: too many requests hang; try again later"})
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        threads.shutdown(wait=False, cancel_futures=True)
+    async def answer(target: str, prepare: Callable[[], Prepared]) -> Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.timeout
+        for attempt in range(2):
+            prepared = await within_deadline(target, lookups, deadline, prepare)
+            if isinstance(prepared, Response):
+                return prepared
+            if prepared.answer is not None:
+                return _payload_response(target, prepared.answer)
+            job, key = prepared, prepared.key or ()
+            first = running.get(key)
+            if first is None or attempt == 1:
+                break
+            try:  # the same outputs are being computed: wait, then load them
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(first)
+            except TimeoutError:
+                return _timed_out(target, settings.timeout)
+        done = loop.create_future() if key not in running else None
+        if done is not None:
+            running[key] = done
+        try:
+            result = await within_deadline(target, tasks, deadline, lambda: service.finish(job))
+        finally:
+            if done is not None:
+                running.pop(key, None)
+                done.set_result(None)
+        return result if isinstance(result, Response) else _payload_response(target, result)
 
     async def healthz(request: Request) -> Response:
-        return _json(200, {"status": "ok", "targets": sorted(service.pipelines)})
+        hung = lookups.hung + tasks.hung
+        return _json(
+            200,
+            {
+                "status": "degraded" if hung else "ok",
+                "targets": sorted(service.pipelines),
+                "workers": {**tasks.status(), "hung": hung, "lookups": lookups.status()},
+            },
+        )
 
     async def run(request: Request) -> Response:
         target = request.path_params["target"]
         service.get_pipeline(target)  # 404 before reading a body
         body = await _read_body(request, limit)
         signature = request.headers.get(SIGNATURE_HEADER)
-        return await in_thread(target, lambda: service.run(target, body, signature))
+        return await answer(target, lambda: service.prepare(target, body, signature))
 
     async def dry_run(request: Request) -> Response:
         target = request.path_params["target"]
         service.get_pipeline(target)
         body = await _read_body(request, limit)
-        return await in_thread(target, lambda: service.dry_run(target, body))
+        deadline = asyncio.get_running_loop().time() + settings.timeout
+        result = await within_deadline(
+            target, lookups, deadline, lambda: service.dry_run(target, body)
+        )
+        return result if isinstance(result, Response) else _payload_response(target, result)
 
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
@@ -78,7 +130,6 @@ def create_app(config: ServeConfig | PipelineService) -> Starlette:
             Route("/v1/dry-run/{target}", dry_run, methods=["POST"]),
         ],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error},
-        lifespan=lifespan,
     )
     app.state.service = service
     return app
@@ -114,16 +165,31 @@ def _too_large(size: int, limit: int) -> RequestError:
     )
 
 
-def _answer(target: str, handle: Callable[[], dict[str, Any]]) -> Response:
-    """Run `handle` (in a worker thread) and turn what happens into a JSON response."""
+def _guarded(target: str, work: Callable[[], _T], debug: bool) -> _T | Response:
+    """`work()` (in a worker thread), or the response for what it raised."""
     try:
-        payload = handle()
+        return work()
     except RequestError as exc:
         return _json(exc.status, {"error": str(exc)})
+    except PathOutsideRepoError as exc:  # raised by a task body rather than the pipeline
+        return _json(403, {"error": f"{target}: {exc}"})
     except Exception as exc:  # the pipeline's or a task's own exception: report, keep serving
-        failure = describe_failure(target, exc)
-        logger.error("%s", failure["error"], exc_info=exc)
+        failure = describe_failure(target, exc, debug)
+        logger.error("%s", describe_failure(target, exc, True)["error"], exc_info=exc)
         return _json(500, failure)
+
+
+def _timed_out(target: str, timeout: float) -> Response:
+    return _json(
+        504,
+        {
+            "error": f"{target} did not finish within {timeout:g} s (merkl serve --timeout); "
+            f"a task still running finishes in the background and its output is cached"
+        },
+    )
+
+
+def _payload_response(target: str, payload: dict[str, Any]) -> Response:
     try:
         return Response(dump_json(payload), media_type="application/json")
     except TypeError as exc:
@@ -132,16 +198,18 @@ def _answer(target: str, handle: Callable[[], dict[str, Any]]) -> Response:
         return _json(500, {"error": message})
 
 
-def describe_failure(target: str, exc: Exception) -> dict[str, Any]:
-    """The 500 body for an exception raised while running `target`."""
+def describe_failure(target: str, exc: Exception, debug: bool = False) -> dict[str, Any]:
+    """The 500 body for an exception raised while running `target`: the task and the type;
+    the exception's own text only with `debug` (it may quote files or secrets)."""
     kind = type(exc).__name__
+    detail = f": {exc}" if debug else ""
     for note in getattr(exc, "__notes__", []):
         if isinstance(note, str) and note.startswith(_TASK_NOTE):
             task = note[len(_TASK_NOTE) :].split(" [")[0]
-            return {"error": f"task {task} raised {kind}: {exc}", "task": task, "type": kind}
-    if isinstance(exc, MerklError):
+            return {"error": f"task {task} raised {kind}{detail}", "task": task, "type": kind}
+    if isinstance(exc, MerklError):  # merkl's own messages are written to be shown
         return {"error": f"{target}: {exc}", "type": kind}
-    return {"error": f"pipeline {target} raised {kind}: {exc}", "type": kind}
+    return {"error": f"pipeline {target} raised {kind}{detail}", "type": kind}
 
 
 def _json(

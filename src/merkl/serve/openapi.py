@@ -23,11 +23,21 @@ _JSON_TYPES: dict[Any, dict[str, str]] = {
 _HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _ERRORS = {
     "400": "The body is not JSON.",
-    "403": f"Client-sent cache values without a valid {SIGNATURE_HEADER} header.",
+    "403": f"Client-sent cache values without a valid {SIGNATURE_HEADER} header, or an "
+    f"argument naming a file outside the repository.",
     "404": "No such pipeline is served.",
     "413": "The body is larger than the server's limit.",
     "422": "Arguments or cache values that do not fit the pipeline.",
-    "500": "The pipeline or one of its tasks raised; `task` names the task.",
+    "500": "The pipeline or one of its tasks raised; `task` names the task, `type` the "
+    "exception (its text only on a server started with --debug).",
+    "503": "Too many requests hang in this server process; try again later.",
+    "504": "The request took longer than the server's --timeout.",
+}
+_WORKERS = {
+    "slots": {"type": "integer"},
+    "busy": {"type": "integer"},
+    "queued": {"type": "integer"},
+    "hung": {"type": "integer"},
 }
 
 
@@ -37,7 +47,7 @@ def openapi_document(pipelines: dict[str, Pipeline]) -> dict[str, Any]:
         "/healthz": {
             "get": {
                 "operationId": "healthz",
-                "summary": "Liveness check and the served targets.",
+                "summary": "Liveness, the served targets, and busy and hung task slots.",
                 "responses": {
                     "200": _json_response("Serving.", {"$ref": "#/components/schemas/Health"})
                 },
@@ -51,8 +61,9 @@ def openapi_document(pipelines: dict[str, Pipeline]) -> dict[str, Any]:
         ),
         "Health": _object(
             {
-                "status": {"type": "string"},
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "targets": {"type": "array", "items": {"type": "string"}},
+                "workers": _object({**_WORKERS, "lookups": _object(_WORKERS)}),
             }
         ),
         "RunResponse": _object(

@@ -76,9 +76,7 @@ def dry_run_outputs(roots: list[Lazy], cache: Cache | None) -> list[dict[str, An
             continue
         out_hash = node.hash
         is_cached = (
-            cache is not None
-            and out_hash is not None
-            and cache.find(out_hash, node.task.policy(node.index)) is not None
+            cache is not None and out_hash is not None and node.find_cached(cache) is not None
         )
         rows.append(
             {"hash": out_hash, "task": output_name(node), "index": node.index, "cached": is_cached}

@@ -25,7 +25,9 @@ def check_address(host: str, port: int) -> None:
         raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
 
 
-def check_options(host: str, port: int, workers: int, threads: int, max_body_bytes: int) -> None:
+def check_options(
+    host: str, port: int, workers: int, threads: int, max_body_bytes: int, timeout: float = 1.0
+) -> None:
     """Refuse impossible settings before anything is imported or bound.
 
     Raises:
@@ -38,6 +40,10 @@ def check_options(host: str, port: int, workers: int, threads: int, max_body_byt
         raise UsageError(f"--threads {threads!r}: expected 1 or more threads", exit_code=2)
     if max_body_bytes < 1:
         raise UsageError(f"--max-body-bytes {max_body_bytes!r}: expected 1 or more", exit_code=2)
+    if not timeout > 0:
+        raise UsageError(
+            f"--timeout {timeout!r}: expected a number of seconds above 0", exit_code=2
+        )
 
 
 def serve_forever(

@@ -3,20 +3,30 @@
 Every request gets its own `Session` on the server's repo; nothing leaks between requests through
 the process-default session. The repo (its store and SQLite index, with one connection per
 thread) is shared, and so is the process's memory cache: the cache stays warm across requests.
+
+A run is two steps so the app can answer cached requests while every task slot is busy:
+`prepare` builds the graph (the pipeline function, hashes, client values) and, when every
+output is cached, answers at once; otherwise `finish` evaluates it in a task slot. The files a
+pipeline names must be inside the repository (unless `allow_outside_paths`), and `write_file`
+writes nothing unless `write_files` is set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from merkl.errors import PathOutsideRepoError
 from merkl.evaluation import EvalStats, evaluate_value
+from merkl.placeholder import Placeholder
 from merkl.repo import Repo
 from merkl.serve.client_values import store_client_values
-from merkl.serve.payload import RequestError, parse_request
+from merkl.serve.payload import RequestError, RunRequest, parse_request
 from merkl.serve.pipeline import Pipeline, dry_run_outputs, root_hashes, root_nodes
 from merkl.serve.signing import (
     DEFAULT_SECRET_ENV,
@@ -28,6 +38,7 @@ from merkl.session import Session, use_session
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_THREADS = 32
+DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,10 @@ class ServeConfig:
     allow_unsafe_values: bool = False
     repo_root: str | None = None  # None: found from the working directory
     threads: int = DEFAULT_THREADS  # requests evaluated at once, per process
+    timeout: float = DEFAULT_TIMEOUT  # seconds before a request is answered 504
+    allow_outside_paths: bool = False  # files a pipeline names may be outside the repo
+    write_files: bool = False  # `write_file` writes into the work tree
+    debug: bool = False  # a 500 carries the exception's text
 
     def to_json(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
@@ -51,6 +66,32 @@ class ServeConfig:
         return cls(**data)
 
 
+@dataclass
+class Prepared:
+    """A run request with its graph built: answered already, or to be evaluated."""
+
+    target: str
+    session: Session
+    result: Any
+    writes: list[Any]
+    hashes: list[str | None]
+    accepted: int  # client-sent values stored
+    answer: dict[str, Any] | None = None  # set when every output was cached
+    key: tuple[str, ...] | None = None  # the same work for the same key (compute-once)
+
+
+def _argument_holding(pipeline: Pipeline, request: RunRequest, path: str) -> str:
+    """The name of the request argument whose value is `path` (or the path itself)."""
+    names = list(pipeline.signature.parameters)
+    for index, value in enumerate(request.args):
+        if str(value) == path and index < len(names):
+            return names[index]
+    for name, value in request.kwargs.items():
+        if str(value) == path:
+            return name
+    return path
+
+
 class PipelineService:
     """The served pipelines of one process, over one repo."""
 
@@ -59,6 +100,7 @@ class PipelineService:
         self.pipelines = pipelines
         self.config = config
         self.secret = read_secret(config.secret_env)
+        self._root = Path(os.path.realpath(repo.root))
         repo.cache  # noqa: B018 - open store and index now, not in racing request threads
 
     @classmethod
@@ -88,14 +130,18 @@ class PipelineService:
         Cached outputs are loaded, not recomputed. Client-sent values are stored first, and
         only when `signature` is valid for `body`.
         """
+        prepared = self.prepare(target, body, signature)
+        return prepared.answer if prepared.answer is not None else self.finish(prepared)
+
+    def prepare(self, target: str, body: bytes, signature: str | None = None) -> Prepared:
+        """Build the request's graph; answer it already when every output is cached."""
         pipeline = self.get_pipeline(target)
         request = parse_request(body)
         if request.cache:
             self._check_signature(body, signature)
-        session = Session(self.repo, pending_writes=[])
-        stats = EvalStats()
+        session = self._session()
         with use_session(session):
-            result = pipeline.call(request.args, request.kwargs)
+            result = self._call(pipeline, request)
             writes = list(session.pending_writes or [])
             hashes = root_hashes(target, root_nodes(result))
             roots = root_nodes(result, (w.source for w in writes))
@@ -109,14 +155,42 @@ class PipelineService:
                     self.repo,
                     allow_unsafe=self.config.allow_unsafe_values,
                 )
+        pending = [r for r in roots if isinstance(r, Placeholder)]
+        prepared = Prepared(target, session, result, writes, hashes, accepted)
+        if all(node.find_cached(self.repo.cache) is not None for node in pending):
+            prepared.answer = self.finish(prepared)
+        else:
+            prepared.key = (target, *(node.hash or "" for node in pending))
+        return prepared
+
+    def finish(self, prepared: Prepared) -> dict[str, Any]:
+        """Evaluate a prepared request (running the tasks whose outputs are not cached)."""
+        stats = EvalStats()
+        writes: list[Any] = list(prepared.writes)
+        if not self.config.write_files:  # compute and cache what they would write, only
+            writes = [w.source for w in writes]
+        with use_session(prepared.session) as session:
             value = evaluate_value(
-                (result, writes), session=session, stats=stats, pipeline=target
+                (prepared.result, writes), session=session, stats=stats, pipeline=prepared.target
             )[0]
-        return {
-            "result": value,
-            "hashes": hashes,
-            "stats": {"ran": stats.ran, "loaded": stats.loaded, "client_values": accepted},
-        }
+        counts = {"ran": stats.ran, "loaded": stats.loaded, "client_values": prepared.accepted}
+        return {"result": value, "hashes": prepared.hashes, "stats": counts}
+
+    def _session(self) -> Session:
+        confine = None if self.config.allow_outside_paths else self._root
+        return Session(self.repo, pending_writes=[], confine_paths=confine)
+
+    def _call(self, pipeline: Pipeline, request: RunRequest) -> Any:
+        """The pipeline's result; a path outside the repository is a 403 naming the argument."""
+        try:
+            return pipeline.call(request.args, request.kwargs)
+        except PathOutsideRepoError as exc:
+            name = _argument_holding(pipeline, request, str(getattr(exc, "path", "")))
+            raise RequestError(
+                403,
+                f"{pipeline.name}: argument {name!r} names a file outside the repository; "
+                f"this server only reads and writes files inside it",
+            ) from None
 
     def dry_run(self, target: str, body: bytes) -> dict[str, Any]:
         """Every output `target` needs for the body's arguments, and which are cached."""
@@ -124,9 +198,9 @@ class PipelineService:
         request = parse_request(body)
         if request.cache:
             raise RequestError(422, 'a dry run takes no "cache"; send it with the run request')
-        session = Session(self.repo, pending_writes=[])
+        session = self._session()
         with use_session(session):
-            result = pipeline.call(request.args, request.kwargs)
+            result = self._call(pipeline, request)
             roots = root_nodes(result, (w.source for w in session.pending_writes or []))
             root_hashes(target, roots)
             return {"outputs": dry_run_outputs(roots, self.repo.cache)}

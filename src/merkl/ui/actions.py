@@ -13,6 +13,7 @@ from typing import Any
 from merkl.errors import CacheError, UsageError
 from merkl.ops.pull import PullReport, pull_outputs
 from merkl.remotes.config import configured_jobs, get_remote
+from merkl.remotes.trust import record_policy
 from merkl.repo import Repo
 
 
@@ -34,16 +35,17 @@ def pull_output(repo: Repo, out_hash: str) -> dict[str, Any]:
     remote = get_remote(repo)
     try:
         report = PullReport(remote.label)
-        trusted = bool(remote.options.get("trust_pickle", False))
-        arrived = pull_outputs(repo, remote, [out_hash], report, trusted, configured_jobs(remote))
+        policy = record_policy(repo, remote)  # [trust] keys and the remote's trust_pickle
+        arrived = pull_outputs(repo, remote, [out_hash], report, policy, configured_jobs(remote))
         report.raise_for_failures()
     finally:
         remote.close()
     if not arrived and repo.index.find_output(out_hash) is None:
-        reason = (
-            "it is pickled and the remote is not trusted"
-            if report.untrusted
-            else ("the remote does not hold it")
-        )
+        if report.untrusted:
+            reason = "its record is not signed by a key in [trust] keys of merkl.toml"
+        elif report.pickled:
+            reason = "it is pickled and the remote is not trusted"
+        else:
+            reason = "the remote does not hold it"
         raise UsageError(f"output {out_hash[:16]} not pulled from {remote.label}: {reason}")
     return {"pulled": out_hash, "remote": remote.name, "summary": report.summary()}

@@ -201,7 +201,8 @@ def _failure(target: str, exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, UsageError):
         return 400, {"error": str(exc)}
     logger.error("merkl ui: %s", exc, exc_info=exc)
-    return 500, describe_failure(target, exc)
+    # The exception's text too: the UI shows the developer their own repository.
+    return 500, describe_failure(target, exc, debug=True)
 
 
 def _default_text(parameter: inspect.Parameter) -> str:

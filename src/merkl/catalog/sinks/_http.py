@@ -13,6 +13,7 @@ from merkl.catalog.asset import Asset
 from merkl.catalog.config_types import WeakStr
 from merkl.catalog.plugin import PluginConfig, PluginContext, RetryableError, Sink
 from merkl.errors import CatalogError
+from merkl.remotes.urls import mask_url, scrub, url_secrets
 
 
 class RequestSinkConfig(PluginConfig):
@@ -29,6 +30,7 @@ HttpConfigT = TypeVar("HttpConfigT", bound=RequestSinkConfig)
 
 TIMEOUT_S = 30.0
 _MAX_BODY_IN_MESSAGE = 300
+_MIN_SECRET_LENGTH = 4  # shorter header values ("1", "no") are not secrets worth masking
 
 
 def split_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -70,19 +72,29 @@ def send(
 ) -> None:
     """One request; anything but `success_code` is an error, retryable when it is a 5xx.
 
+    Messages show the URL with its password masked, and never a header value (headers carry
+    tokens, and a server may echo them back in its error body).
+
     Raises:
         RetryableError: the server answered >= 500, or the request timed out.
         CatalogError: any other status, or the server could not be reached.
     """
+    secrets = url_secrets(url) | {
+        value
+        for name, value in headers
+        if name.lower() != "content-type" and len(value) >= _MIN_SECRET_LENGTH
+    }
+    shown = mask_url(url)
     try:
         response = client.request(method, url, content=body, headers=headers)
     except httpx.TimeoutException as exc:
-        raise RetryableError(f"{service}: {method} {url}: timed out: {exc}") from None
+        message = scrub(f"{service}: {method} {shown}: timed out: {exc}", secrets)
+        raise RetryableError(message) from None
     except httpx.HTTPError as exc:
-        raise CatalogError(f"{service}: {method} {url}: {exc}") from None
+        raise CatalogError(scrub(f"{service}: {method} {shown}: {exc}", secrets)) from None
     if response.status_code == success_code:
         return
-    text = response.text
+    text = scrub(response.text, secrets)
     if len(text) > _MAX_BODY_IN_MESSAGE:
         text = text[:_MAX_BODY_IN_MESSAGE] + "…"
     message = f"{service} returns {response.status_code}: {text}"

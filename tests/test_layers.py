@@ -13,7 +13,8 @@ under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of 
    executor interface (`merkl.executors`, `executors.base`).
 6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why).
 7. ops: one module per command, composing the layers below.
-8. interfaces: cli, serve (the web server and its client), catalog, and the `merkl` package
+8. interfaces: cli, serve (the web server and its client), catalog, notebook (`%load_ext
+   merkl`), and the `merkl` package
    itself (the public API, which also ties read-through from remotes into the cache).
 
 Within a layer, modules may import each other, but the import graph has no cycle except
@@ -46,7 +47,14 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("merkl.executors", "merkl.remotes", "merkl.provenance"),
     ("merkl.ops",),
-    ("merkl.cli", "merkl.serve", "merkl.client", "merkl.catalog", "merkl.__main__"),
+    (
+        "merkl.cli",
+        "merkl.serve",
+        "merkl.client",
+        "merkl.catalog",
+        "merkl.notebook",
+        "merkl.__main__",
+    ),
 ]
 # The package `merkl.executors` (the registry of executors by name) is the interface; its
 # submodules other than `base` are implementations in the services layer.

@@ -1,0 +1,167 @@
+"""`%load_ext merkl`: cached tasks defined in the cells of a Jupyter notebook.
+
+Loading the extension registers the kernel's `__main__` as an interactive module
+(`merkl.deps.InteractiveModule`): a task defined in a cell is hashed by its own normalised AST
+and the notebook-level functions, classes, constants and imports it references, transitively,
+for each name as the last cell that bound it defined it. Cell positions, execution counts and
+unrelated cells are not hashed, so a kernel restart followed by "run all" finds every result in
+the cache. Tasks are named by the notebook's path in the repository (`notebooks/a.ipynb`), so
+two notebooks with a function of the same name do not share results.
+
+It also adds the `%merkl` magics (`init`, `dag`, `dry`) and draws a `Placeholder` shown as a
+cell's result as its DAG (SVG, with Graphviz's `dot`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from merkl.deps import InteractiveModule, register_interactive
+from merkl.errors import MerklError, UsageError
+from merkl.placeholder import Placeholder
+from merkl.provenance.dot import render_image, to_dot
+from merkl.provenance.model import Dag, build_dag
+from merkl.provenance.pipeline import Pipeline
+from merkl.repo import Repo, find_root
+from merkl.session import current_session, reset_sessions, use_session
+from merkl.tasks import iter_lazy
+
+# Where front ends say which notebook a kernel runs: jupyter_server (and nbclient in merkl's
+# tests) set JPY_SESSION_NAME, ipykernel copies it to `__session__`, VS Code sets its own.
+_PATH_ENV = "JPY_SESSION_NAME"
+_PATH_GLOBALS = ("__session__", "__vsc_ipynb_file__")
+UNNAMED = "notebook.ipynb"
+
+_HELP = """\
+%merkl init            make the notebook's folder a merkl repository
+%merkl name PATH       name this notebook's tasks by PATH (when the front end does not say)
+%merkl dag EXPR        draw the DAG of EXPR's placeholders (SVG)
+%merkl dry EXPR        hashes of EXPR's DAG and whether each output is cached
+%%merkl dry            the same for the value of the cell's last line
+"""
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by `%load_ext merkl` (through the `merkl` package)."""
+    name = notebook_name(ipython.user_ns)
+    if name is None:
+        name = UNNAMED
+        print(
+            f"merkl: this kernel does not say which notebook it runs; tasks are named "
+            f"{UNNAMED}.<function>: name them with %merkl name PATH",
+            file=sys.stderr,
+        )
+    use_notebook(ipython, name)
+    ipython.register_magic_function(_merkl_line_cell, magic_kind="line_cell", magic_name="merkl")
+    svg = ipython.display_formatter.formatters["image/svg+xml"]
+    svg.for_type(Placeholder, placeholder_svg)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    register_interactive("__main__", None)
+
+
+def use_notebook(ipython: Any, name: str) -> None:
+    """Hash and name the tasks of this kernel's cells as those of notebook `name`."""
+    history = ipython.history_manager.input_hist_parsed  # grows by one source per cell run
+    register_interactive("__main__", InteractiveModule(name, lambda: history))
+
+
+def notebook_name(user_ns: dict[str, Any]) -> str | None:
+    """The notebook's path relative to its repository's root (else as the front end gave it)."""
+    given = os.environ.get(_PATH_ENV) or next(
+        (user_ns[key] for key in _PATH_GLOBALS if isinstance(user_ns.get(key), str)), None
+    )
+    if not given:
+        return None
+    return repo_relative(Path(given))
+
+
+def repo_relative(path: Path) -> str:
+    """`path` relative to the root of the merkl repository around it, when there is one."""
+    if not path.is_absolute():
+        # A path relative to the server's root: the kernel runs in the notebook's folder.
+        here = Path.cwd() / path.name
+        path = here if here.exists() else Path.cwd() / path
+    root = find_root(path.parent)
+    if root is None:
+        return path.name
+    return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+def placeholder_svg(placeholder: Placeholder) -> str | None:
+    """A placeholder shown as a cell's result: its DAG as SVG (None without Graphviz or a
+    repository: the notebook then shows its text form)."""
+    try:
+        return render_image(to_dot(value_dag(placeholder)), "svg").decode()
+    except MerklError:
+        return None
+
+
+def value_dag(value: Any, title: str = "notebook") -> Dag:
+    """The DAG of the placeholders in `value`, with their cache states."""
+    repo = current_session().require_repo()
+    roots = list(dict.fromkeys(iter_lazy(value)))
+    return build_dag(Pipeline(title, value, roots, [], repo))
+
+
+def dry_text(value: Any) -> str:
+    """One line per node of `value`'s DAG: hash, task, cached/missing (nothing runs)."""
+    from merkl.ops.run import dry_run_table
+
+    with use_session() as session:
+        return dry_run_table(value, [], session)
+
+
+def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
+    """`%merkl` / `%%merkl`: see `_HELP`."""
+    from IPython import get_ipython
+    from IPython.display import SVG, display
+
+    ipython = get_ipython()
+    command, _, rest = line.strip().partition(" ")
+    rest = rest.strip()
+    try:
+        if command == "init":
+            repo = Repo.init(Path.cwd())
+            reset_sessions()
+            print(f"merkl: initialised a repository in {repo.root}")
+            return None
+        if command == "name":
+            if not rest:
+                raise UsageError("%merkl name needs the notebook's path, e.g. %merkl name a.ipynb")
+            use_notebook(ipython, repo_relative(Path(rest)))
+            return None
+        if command in ("dag", "dry"):
+            value = _evaluate_source(ipython, cell if cell is not None else rest)
+            if command == "dry":
+                print(dry_text(value), end="")
+                return None
+            display(SVG(render_image(to_dot(value_dag(value)), "svg")))
+            return None
+    except MerklError as exc:
+        print(f"merkl: {exc}", file=sys.stderr)
+        return None
+    print(_HELP, end="")
+    return None
+
+
+def _evaluate_source(ipython: Any, source: str) -> Any:
+    """Run `source` in the notebook's namespace; the value of its last line when it is an
+    expression (as a cell shows it)."""
+    import ast
+
+    if not source.strip():
+        raise UsageError("give an expression: %merkl dry out, or a cell under %%merkl dry")
+    tree = ast.parse(ipython.transform_cell(source))
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    namespace = ipython.user_ns
+    exec(compile(tree, "<merkl cell>", "exec"), namespace)
+    if last is None:
+        return None
+    expression = ast.Expression(last.value)
+    return eval(compile(expression, "<merkl cell>", "eval"), namespace)
+

@@ -120,9 +120,11 @@ def check_source_available(fn: Callable[..., Any], mode: CodeHashMode) -> None:
     if mode is CodeHashMode.MODULE:
         module = sys.modules.get(fn.__module__)
         if _module_file(module) is None:
+            in_ipython = fn.__module__ == "__main__" and "IPython" in sys.modules
+            hint = "run %load_ext merkl first, " if in_ipython else ""
             raise TaskDefinitionError(
                 f"@task on {fn.__qualname__}: the source of module {fn.__module__!r} is not "
-                f"available (defined in a REPL or a compiled module?); use "
+                f"available (defined in a REPL or a compiled module?); {hint}use "
                 f"code_hash_mode=CodeHashMode.FUNCTION or pin the code with version='…'"
             )
     else:
@@ -211,7 +213,9 @@ class InteractiveModule:
             self._parts[fn] = (generation, parts)
             return parts
 
-    def definition_of(self, fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    def definition_of(
+        self, fn: Callable[..., Any]
+    ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         """The AST of `fn` in the cell it was defined by (as the kernel compiled it)."""
         code = getattr(fn, "__code__", None)
         if code is None:

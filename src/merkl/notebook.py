@@ -25,6 +25,7 @@ from merkl.placeholder import Placeholder
 from merkl.provenance.dot import render_image, to_dot
 from merkl.provenance.model import Dag, build_dag
 from merkl.provenance.pipeline import Pipeline
+from merkl.provenance.text import tree_text
 from merkl.repo import Repo, find_root
 from merkl.session import current_session, reset_sessions, use_session
 from merkl.tasks import iter_lazy
@@ -108,6 +109,19 @@ def value_dag(value: Any, title: str = "notebook") -> Dag:
     return build_dag(Pipeline(title, value, roots, [], repo))
 
 
+class DagImage:
+    """A DAG shown as a cell's result: SVG in a notebook, the text tree elsewhere."""
+
+    def __init__(self, dag: Dag) -> None:
+        self.dag = dag
+
+    def _repr_svg_(self) -> str:
+        return render_image(to_dot(self.dag), "svg").decode()
+
+    def __repr__(self) -> str:
+        return tree_text(self.dag, color=False)
+
+
 def dry_text(value: Any) -> str:
     """One line per node of `value`'s DAG: hash, task, cached/missing (nothing runs)."""
     from merkl.ops.run import dry_run_table
@@ -119,7 +133,6 @@ def dry_text(value: Any) -> str:
 def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
     """`%merkl` / `%%merkl`: see `_HELP`."""
     from IPython import get_ipython
-    from IPython.display import SVG, display
 
     ipython = get_ipython()
     command, _, rest = line.strip().partition(" ")
@@ -140,8 +153,7 @@ def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
             if command == "dry":
                 print(dry_text(value), end="")
                 return None
-            display(SVG(render_image(to_dot(value_dag(value)), "svg")))
-            return None
+            return DagImage(value_dag(value))
     except MerklError as exc:
         print(f"merkl: {exc}", file=sys.stderr)
         return None
@@ -164,4 +176,3 @@ def _evaluate_source(ipython: Any, source: str) -> Any:
         return None
     expression = ast.Expression(last.value)
     return eval(compile(expression, "<merkl cell>", "eval"), namespace)
-

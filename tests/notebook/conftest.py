@@ -49,7 +49,9 @@ def cell_text(cell: dict) -> str:
     return "".join(parts)
 
 
-def run_notebook(path: Path, cells: list[str] | None = None) -> Executed:
+def run_notebook(
+    path: Path, cells: list[str] | None = None, *, allow_errors: bool = False
+) -> Executed:
     """Execute the notebook at `path` (written from `cells` first, when given) in a new kernel."""
     if cells is not None:
         make_notebook(path, cells)
@@ -57,6 +59,7 @@ def run_notebook(path: Path, cells: list[str] | None = None) -> Executed:
     client = nbclient.NotebookClient(
         notebook,
         timeout=120,
+        allow_errors=allow_errors,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )

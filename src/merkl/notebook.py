@@ -14,14 +14,18 @@ cell's result as its DAG (SVG, with Graphviz's `dot`).
 
 from __future__ import annotations
 
+import html
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from merkl.deps import InteractiveModule, register_interactive
 from merkl.errors import MerklError, UsageError
 from merkl.placeholder import Placeholder
+from merkl.progress import set_bar_maker
 from merkl.provenance.dot import render_image, to_dot
 from merkl.provenance.model import Dag, build_dag
 from merkl.provenance.pipeline import Pipeline
@@ -59,10 +63,12 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magic_function(_merkl_line_cell, magic_kind="line_cell", magic_name="merkl")
     svg = ipython.display_formatter.formatters["image/svg+xml"]
     svg.for_type(Placeholder, placeholder_svg)
+    set_bar_maker(NotebookBar)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     register_interactive("__main__", None)
+    set_bar_maker(None)
 
 
 def use_notebook(ipython: Any, name: str) -> None:
@@ -91,6 +97,87 @@ def repo_relative(path: Path) -> str:
     if root is None:
         return path.name
     return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+class NotebookBar:
+    """A progress bar in the cell's output, for runs longer than `SHOW_AFTER_S`: an HTML
+    `<progress>` updated in place (at most every `EVERY_S`), left as a summary at the end.
+    It has the methods of rich's Progress that `merkl.progress.Progress` calls."""
+
+    SHOW_AFTER_S = 1.0
+    EVERY_S = 0.25
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.description = ""
+        self.total: float | None = None
+        self.completed = 0.0
+        self.label = ""
+        self._started = time.monotonic()
+        self._drawn = 0.0  # when last drawn; 0: not shown yet
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+
+    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
+        self.description, self.total = description, total
+        return 0
+
+    def update(
+        self,
+        task: int,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        call: str | None = None,
+        **fields: Any,
+    ) -> None:
+        if total is not None:
+            self.total = total
+        if completed is not None:
+            self.completed = completed
+        if call is not None:
+            self.label = call
+        self._draw()
+
+    def advance(self, task: int, count: float) -> None:
+        self.completed += count
+        self._draw()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self.label = ""
+            self._draw(final=True)
+
+    def _draw(self, final: bool = False) -> None:
+        from IPython.display import display
+
+        now = time.monotonic()
+        with self._lock:
+            if not final and (
+                now - self._started < self.SHOW_AFTER_S or now - self._drawn < self.EVERY_S
+            ):
+                return
+            self._drawn = now
+            bundle = self._bundle(now - self._started)
+            if self._handle is None:
+                self._handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+            else:
+                self._handle.update(bundle, raw=True)
+
+    def _bundle(self, elapsed: float) -> dict[str, str]:
+        """The bar as HTML (a notebook) and as text (a console, a notebook's text view)."""
+        total = f"/{self.total:g}" if self.total is not None else ""
+        running = f" · {self.label}" if self.label else ""
+        text = (
+            f"merkl {self.description}: {self.completed:g}{total} {self.unit}, "
+            f"{elapsed:.1f}s{running}"
+        )
+        maximum = f' max="{self.total:g}"' if self.total else ""
+        bar = f'<progress value="{self.completed:g}"{maximum}></progress>'
+        return {"text/plain": text, "text/html": f"<div>{bar} {html.escape(text)}</div>"}
 
 
 def placeholder_svg(placeholder: Placeholder) -> str | None:
@@ -141,6 +228,9 @@ def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
         if command == "init":
             repo = Repo.init(Path.cwd())
             reset_sessions()
+            name = notebook_name(ipython.user_ns)
+            if name is not None:  # now relative to the new repository's root
+                use_notebook(ipython, name)
             print(f"merkl: initialised a repository in {repo.root}")
             return None
         if command == "name":

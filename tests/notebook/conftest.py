@@ -68,4 +68,4 @@ def run_notebook(
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     client.execute(env=env)
     texts = [cell_text(cell) for cell in notebook.cells]
-    return Executed(RAN.findall("".join(texts)), texts, notebook)
+    return Executed(RAN.findall("\n".join(texts)), texts, notebook)

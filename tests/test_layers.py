@@ -9,13 +9,14 @@ under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of 
 4. tracking: tracked files and folders in the work tree (`merkl track`'s transaction, links,
    manifests, state). Below the pipeline because `write_file(track=True)` tracks its file.
 5. pipeline: tasks, placeholders, graph, evaluation, deps and code_refs (code hashing), session,
-   files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), and the
-   executor interface (`merkl.executors`, `executors.base`).
+   files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), cells (a
+   notebook's code cells run as a module), and the executor interface (`merkl.executors`,
+   `executors.base`).
 6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why).
 7. ops: one module per command, composing the layers below.
 8. interfaces: cli, serve (the web server and its client), catalog, notebook (`%load_ext
-   merkl`), and the `merkl` package
-   itself (the public API, which also ties read-through from remotes into the cache).
+   merkl`), and the `merkl` package itself (the public API, which also ties read-through from
+   remotes into the cache).
 
 Within a layer, modules may import each other, but the import graph has no cycle except
 through the one allowed edge: `Lazy.get()` (placeholder) evaluates (evaluation).
@@ -43,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "merkl.session",
         "merkl.files",
         "merkl.targets",
+        "merkl.cells",
         "merkl.executors.base",
     ),
     ("merkl.executors", "merkl.remotes", "merkl.provenance"),

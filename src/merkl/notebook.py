@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from merkl.cells import notebook_name
 from merkl.deps import InteractiveModule, register_interactive
 from merkl.errors import MerklError, UsageError
 from merkl.placeholder import Placeholder
@@ -30,7 +31,7 @@ from merkl.provenance.dot import render_image, to_dot
 from merkl.provenance.model import Dag, build_dag
 from merkl.provenance.pipeline import Pipeline
 from merkl.provenance.text import tree_text
-from merkl.repo import Repo, find_root
+from merkl.repo import Repo
 from merkl.session import current_session, reset_sessions, use_session
 from merkl.tasks import iter_lazy
 
@@ -51,7 +52,7 @@ _HELP = """\
 
 def load_ipython_extension(ipython: Any) -> None:
     """Called by `%load_ext merkl` (through the `merkl` package)."""
-    name = notebook_name(ipython.user_ns)
+    name = given_name(ipython.user_ns)
     if name is None:
         name = UNNAMED
         print(
@@ -77,7 +78,7 @@ def use_notebook(ipython: Any, name: str) -> None:
     register_interactive("__main__", InteractiveModule(name, lambda: history))
 
 
-def notebook_name(user_ns: dict[str, Any]) -> str | None:
+def given_name(user_ns: dict[str, Any]) -> str | None:
     """The notebook's path relative to its repository's root (else as the front end gave it)."""
     given = os.environ.get(_PATH_ENV) or next(
         (user_ns[key] for key in _PATH_GLOBALS if isinstance(user_ns.get(key), str)), None
@@ -88,15 +89,12 @@ def notebook_name(user_ns: dict[str, Any]) -> str | None:
 
 
 def repo_relative(path: Path) -> str:
-    """`path` relative to the root of the merkl repository around it, when there is one."""
+    """`path` relative to its repository's root; a relative path is the front end's, from its
+    own root: the kernel runs in the notebook's folder."""
     if not path.is_absolute():
-        # A path relative to the server's root: the kernel runs in the notebook's folder.
         here = Path.cwd() / path.name
         path = here if here.exists() else Path.cwd() / path
-    root = find_root(path.parent)
-    if root is None:
-        return path.name
-    return path.resolve().relative_to(root.resolve()).as_posix()
+    return notebook_name(path)
 
 
 class NotebookBar:
@@ -228,7 +226,7 @@ def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
         if command == "init":
             repo = Repo.init(Path.cwd())
             reset_sessions()
-            name = notebook_name(ipython.user_ns)
+            name = given_name(ipython.user_ns)
             if name is not None:  # now relative to the new repository's root
                 use_notebook(ipython, name)
             print(f"merkl: initialised a repository in {repo.root}")

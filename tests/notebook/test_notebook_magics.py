@@ -64,3 +64,17 @@ def test_a_long_get_shows_a_progress_bar_in_the_cell_and_a_short_one_none(repo: 
     assert shown[0]["data"]["text/plain"].startswith("merkl running: 2/2 tasks")
     # A cache hit runs nothing: no bar.
     assert [o["output_type"] for o in outputs(result.notebook.cells[4])] == ["execute_result"]
+
+
+def test_cell_tasks_run_on_threads_and_processes_refuse_them_naming_the_fix(repo: Repo) -> None:
+    cells = [
+        "%load_ext merkl",
+        TASK,
+        "f(1).get(executor='threads')",
+        "try:\n    f(2).get(executor='processes')\nexcept Exception as exc:\n    print(exc)",
+    ]
+    result = run_notebook(repo.root / "nb.ipynb", cells)
+    assert result.ran == ["f"]
+    assert "2" in result.cells[2]
+    assert "which has no source file (a notebook" in result.cells[3]
+    assert "use the 'local' or 'threads' executor" in result.cells[3]

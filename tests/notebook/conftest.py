@@ -1,14 +1,18 @@
 """Notebooks executed by real IPython kernels (ipykernel), driven by nbclient as Jupyter would.
 
 `run_notebook` starts a fresh kernel for each call (a kernel restart followed by "run all"), in
-the notebook's folder, with JPY_SESSION_NAME naming the notebook as jupyter_server does.
+the notebook's folder, with JPY_SESSION_NAME naming the notebook as jupyter_server does. The
+kernel is this interpreter, through a kernel spec of its own installed for the test session
+(so a `python3` spec elsewhere on the machine, for another Python, cannot be picked up).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,17 @@ nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 RAN = re.compile(r"^RAN (\S+)$", re.MULTILINE)
+KERNEL = "merkl-test-python"
+
+
+@functools.cache
+def kernel_path() -> str:
+    """A folder for JUPYTER_PATH holding the `merkl-test-python` kernel spec (this Python)."""
+    from ipykernel.kernelspec import install
+
+    prefix = tempfile.mkdtemp(prefix="merkl-kernelspec-")
+    install(kernel_name=KERNEL, prefix=prefix)
+    return os.path.join(prefix, "share", "jupyter")
 
 
 @dataclass
@@ -60,12 +75,19 @@ def run_notebook(
         notebook,
         timeout=120,
         allow_errors=allow_errors,
-        kernel_name="python3",
+        kernel_name=KERNEL,
         resources={"metadata": {"path": str(path.parent)}},
     )
     env = {**os.environ, "JPY_SESSION_NAME": str(path)}
-    # The kernel runs this interpreter (the venv's), whose ipykernel provides `python3`.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    client.execute(env=env)
+    before = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = kernel_path()  # where the client looks the kernel spec up
+    try:
+        client.execute(env=env)
+    finally:
+        if before is None:
+            del os.environ["JUPYTER_PATH"]
+        else:
+            os.environ["JUPYTER_PATH"] = before
     texts = [cell_text(cell) for cell in notebook.cells]
     return Executed(RAN.findall("\n".join(texts)), texts, notebook)

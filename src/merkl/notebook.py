@@ -64,7 +64,8 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magic_function(_merkl_line_cell, magic_kind="line_cell", magic_name="merkl")
     svg = ipython.display_formatter.formatters["image/svg+xml"]
     svg.for_type(Placeholder, placeholder_svg)
-    set_bar_maker(NotebookBar)
+    if "ipykernel" in sys.modules:  # a Jupyter kernel; a terminal IPython keeps rich's bar
+        set_bar_maker(NotebookBar)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -8,12 +8,14 @@ unrelated cells are not hashed, so a kernel restart followed by "run all" finds 
 the cache. Tasks are named by the notebook's path in the repository (`notebooks/a.ipynb`), so
 two notebooks with a function of the same name do not share results.
 
-It also adds the `%merkl` magics (`init`, `dag`, `dry`) and draws a `Placeholder` shown as a
+It also adds the `%merkl` magics (`init`, `name`, `dag`, `dry`), shows a progress bar in the
+cell for long runs, and draws a `Placeholder` shown as a
 cell's result as its DAG (SVG, with Graphviz's `dot`).
 """
 
 from __future__ import annotations
 
+import ast
 import html
 import os
 import sys
@@ -25,6 +27,7 @@ from typing import Any
 from merkl.cells import notebook_name
 from merkl.deps import InteractiveModule, register_interactive
 from merkl.errors import MerklError, UsageError
+from merkl.ops.run import dry_run_table
 from merkl.placeholder import Placeholder
 from merkl.progress import set_bar_maker
 from merkl.provenance.dot import render_image, to_dot
@@ -116,9 +119,19 @@ class NotebookBar:
         self._drawn = 0.0  # when last drawn; 0: not shown yet
         self._handle: Any = None
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def start(self) -> None:
         self._started = time.monotonic()
+        # Redraws while one long task runs, as rich's refresh thread does; ipykernel sends a
+        # thread's output to the cell that started it.
+        self._ticker = threading.Thread(target=self._tick, name="merkl-bar", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.EVERY_S * 2):
+            self._draw()
 
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
         self.description, self.total = description, total
@@ -146,6 +159,10 @@ class NotebookBar:
         self._draw()
 
     def stop(self) -> None:
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self._handle is not None:
             self.label = ""
             self._draw(final=True)
@@ -210,8 +227,6 @@ class DagImage:
 
 def dry_text(value: Any) -> str:
     """One line per node of `value`'s DAG: hash, task, cached/missing (nothing runs)."""
-    from merkl.ops.run import dry_run_table
-
     with use_session() as session:
         return dry_run_table(value, [], session)
 
@@ -253,8 +268,6 @@ def _merkl_line_cell(line: str, cell: str | None = None) -> Any:
 def _evaluate_source(ipython: Any, source: str) -> Any:
     """Run `source` in the notebook's namespace; the value of its last line when it is an
     expression (as a cell shows it)."""
-    import ast
-
     if not source.strip():
         raise UsageError("give an expression: %merkl dry out, or a cell under %%merkl dry")
     tree = ast.parse(ipython.transform_cell(source))

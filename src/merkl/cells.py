@@ -5,11 +5,15 @@ The cells run in order, like a kernel's "run all" without outputs, in a module r
 `InteractiveModule` named by the notebook's path in the repository: its tasks get the names and
 hashes they get in the notebook under `%load_ext merkl`, so both share their cached results.
 IPython syntax is left out: a cell starting with a cell magic (`%%time`) is skipped, a line
-magic or shell line (`%load_ext merkl`, `!pip …`) is dropped.
+magic or shell line (`%load_ext merkl`, `!pip …`) is dropped. So are the cells' outputs: a
+top-level expression that only shows or evaluates something (`summary`, `print(…)`,
+`display(…)`, `out.get()`) is not run, so `merkl run --dry`, `merkl dag` and `merkl why` of a
+notebook compute nothing. Other top-level statements run as in "run all".
 """
 
 from __future__ import annotations
 
+import ast
 import linecache
 import re
 import sys
@@ -69,10 +73,30 @@ def load_notebook(path: Path) -> types.ModuleType:
         lines = source.splitlines(keepends=True)
         linecache.cache[filename] = (len(source), None, lines, filename)  # for inspect, deps
         try:
-            code = compile(source, filename, "exec")
+            tree = ast.parse(source, filename)
         except SyntaxError as exc:
             raise UsageError(
                 f"{name}, code cell {number}: {exc.msg} (line {exc.lineno})"
             ) from None
-        exec(code, module.__dict__)
+        tree.body = [stmt for stmt in tree.body if not is_output(stmt)]
+        exec(compile(tree, filename, "exec"), module.__dict__)
     return module
+
+
+_SHOWS = frozenset({"print", "display"})
+
+
+def is_output(stmt: ast.stmt) -> bool:
+    """A top-level expression that only shows or evaluates a value: `x`, `x.y`, `x[0]`,
+    `print(…)`, `display(…)`, `….get()`."""
+    if not isinstance(stmt, ast.Expr):
+        return False
+    value = stmt.value
+    if isinstance(value, (ast.Name, ast.Attribute, ast.Subscript)):
+        return True
+    if isinstance(value, ast.Call):
+        func = value.func
+        return (isinstance(func, ast.Name) and func.id in _SHOWS) or (
+            isinstance(func, ast.Attribute) and func.attr == "get"
+        )
+    return False

@@ -44,12 +44,17 @@ def test_merkl_run_a_notebook_function_hits_the_cache_the_notebook_filled(repo: 
     assert run_notebook(notebook, cells).ran == []
 
 
-def test_dry_run_of_a_notebook_names_tasks_by_its_path(repo: Repo) -> None:
-    make_notebook(repo.root / "proto.ipynb", CELLS[:-1])
-    result = run_merkl_process("run", "--dry", "proto.ipynb:pipeline", "3", cwd=repo.root)
+def test_dry_run_of_a_notebook_names_tasks_by_its_path_and_computes_nothing(repo: Repo) -> None:
+    """The notebook's last cell evaluates `pipeline(1).get()`: a cell output, not run."""
+    make_notebook(repo.root / "proto.ipynb", [*CELLS, "print(pipeline(1).get())\nprepare(1)"])
+    result = run_merkl_process("run", "--dry", "proto.ipynb:pipeline", "1", cwd=repo.root)
     assert result.code == 0, result.err
-    names = [line.split()[1] for line in result.out.splitlines()]
-    assert names == ["proto.ipynb.prepare", "proto.ipynb.train"]
+    assert "RAN" not in result.out
+    lines = result.out.splitlines()
+    assert [line.split()[1:] for line in lines] == [
+        ["proto.ipynb.prepare", "missing"],
+        ["proto.ipynb.train", "missing"],
+    ]
 
 
 @pytest.mark.parametrize(

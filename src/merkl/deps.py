@@ -185,7 +185,8 @@ class InteractiveModule:
         self._seen = 0
         self._parsed = _ParsedModule(b"", ast.Module(body=[], type_ignores=[]), {}, {})
         self._trees: dict[str, ast.Module | None] = {}  # a cell's source -> its AST
-        self._parts: dict[Callable[..., Any], tuple[int, dict[str, str]]] = {}
+        self._parts: weakref.WeakKeyDictionary[Callable[..., Any], tuple[int, dict[str, str]]]
+        self._parts = weakref.WeakKeyDictionary()  # a re-run cell drops its old functions
         self._lock = threading.Lock()
 
     def generation(self) -> int:

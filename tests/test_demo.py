@@ -32,3 +32,6 @@ def test_demo_script_runs_end_to_end(tmp_path: Path):
     assert out.count("computing featurize") == 1
     assert "analysis.ipynb.summarize  cached" in out
     assert (tmp_path / "demo-clone" / "model.bin").exists()
+    assert proc.stdout.rstrip().endswith(
+        f"cd {tmp_path / 'demo'} && merkl ui      # then open http://127.0.0.1:8765/"
+    )

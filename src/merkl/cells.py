@@ -79,7 +79,8 @@ def load_notebook(path: Path) -> types.ModuleType:
                 f"{name}, code cell {number}: {exc.msg} (line {exc.lineno})"
             ) from None
         tree.body = [stmt for stmt in tree.body if not is_output(stmt)]
-        exec(compile(tree, filename, "exec"), module.__dict__)
+        # dont_inherit: not this module's `from __future__ import annotations` (clize reads them)
+        exec(compile(tree, filename, "exec", dont_inherit=True), module.__dict__)
     return module
 
 

@@ -273,8 +273,8 @@ def _evaluate_source(ipython: Any, source: str) -> Any:
     tree = ast.parse(ipython.transform_cell(source))
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     namespace = ipython.user_ns
-    exec(compile(tree, "<merkl cell>", "exec"), namespace)
+    exec(compile(tree, "<merkl cell>", "exec", dont_inherit=True), namespace)
     if last is None:
         return None
     expression = ast.Expression(last.value)
-    return eval(compile(expression, "<merkl cell>", "eval"), namespace)
+    return eval(compile(expression, "<merkl cell>", "eval", dont_inherit=True), namespace)

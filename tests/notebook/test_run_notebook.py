@@ -19,7 +19,7 @@ CELLS = [
     "from merkl import task\n\nOFFSET = 10\n\ndef helper(x):\n    return x + OFFSET",
     "@task\ndef prepare(x):\n    print('RAN prepare')\n    return helper(x)",
     "@task\ndef train(y):\n    print('RAN train')\n    return y * 2",
-    "def pipeline(n):\n    return train(prepare(n))",
+    "def pipeline(n: int = 1):\n    return train(prepare(n))",
     "!echo a shell line\npipeline(1).get()",
 ]
 

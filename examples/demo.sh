@@ -5,7 +5,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 demo="$(realpath -m "${MERKL_DEMO_DIR:-$here/../build/demo}")"
 rm -rf "$demo" "$demo-remote" "$demo-clone" && mkdir -p "$demo"
 cp -r "$here"/pipeline1.py "$here"/outs_lambda.py "$here"/pipeline2.py "$here"/lineage.yaml \
-    "$here"/data "$demo"/
+    "$here"/data "$here"/notebook/analysis.ipynb "$here"/notebook/run_notebook.py "$demo"/
 cd "$demo"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
@@ -20,6 +20,12 @@ step merkl run pipeline2.pipeline                   # trains, evaluates, writes 
 step merkl run pipeline2.pipeline                   # all cached
 step merkl run --dry --fill-missing pipeline2.pipeline --epochs 100
 step cat model.bin.merkl
+
+# A notebook with `%load_ext merkl`, executed headless twice (each time in a new kernel, as
+# "restart and run all"): the second run computes nothing; `merkl run` reuses its cache too.
+step python run_notebook.py analysis.ipynb            # computing load, featurize, summarize
+step python run_notebook.py analysis.ipynb            # no "computing": all from the cache
+step merkl run analysis.ipynb:pipeline 1000           # 0 task(s) run
 
 # Track the training data; see the DAG, the run log and the lineage.
 step merkl track data/train.csv

@@ -120,6 +120,19 @@ CACHE_OPEN_HOOKS.append(_install_read_through)
 EVALUATION_HOOKS.append(_watch_lineage)
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext merkl` in IPython or Jupyter: cached tasks in notebook cells."""
+    from merkl.notebook import load_ipython_extension
+
+    load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from merkl.notebook import unload_ipython_extension
+
+    unload_ipython_extension(ipython)
+
+
 def __getattr__(name: str) -> Any:
     """Exported names are imported on first use (PEP 562)."""
     module = _EXPORTS.get(name)

@@ -10,6 +10,10 @@ their own, so editing one of them re-executes only that task. FUNCTION mode hash
 and the module-level functions, classes, constants and imports it references, transitively
 within its module (`merkl.code_refs`). A code identity keeps its parts by label, so `merkl why`
 can say which one changed.
+
+A module without a file whose code comes from cells run one by one (a notebook's `__main__`,
+see `merkl.notebook`) is registered as an `InteractiveModule`: its tasks are hashed FUNCTION-
+style against the top-level bindings its cells made, newest cell per name, whatever the mode.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import textwrap
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -93,6 +97,9 @@ _parsed: dict[str, _ParsedModule] = {}  # by file path
 def module_name(fn: Callable[..., Any]) -> str:
     """The module a function is identified by; a script run as `__main__` keeps its file stem."""
     name = getattr(fn, "__module__", None) or "<unknown>"
+    interactive = _interactive.get(name)
+    if interactive is not None:
+        return interactive.name
     if name == "__main__":
         file = getattr(sys.modules.get("__main__"), "__file__", None)
         if file:
@@ -102,12 +109,22 @@ def module_name(fn: Callable[..., Any]) -> str:
 
 def check_source_available(fn: Callable[..., Any], mode: CodeHashMode) -> None:
     """Raise TaskDefinitionError when the code that `mode` hashes cannot be read."""
+    interactive = _interactive.get(getattr(fn, "__module__", None) or "")
+    if interactive is not None:
+        if interactive.definition_of(fn) is None:
+            raise TaskDefinitionError(
+                f"@task on {fn.__qualname__}: its source is not in the cells run so far "
+                f"(defined through exec?); pin the code with version='…'"
+            )
+        return
     if mode is CodeHashMode.MODULE:
         module = sys.modules.get(fn.__module__)
         if _module_file(module) is None:
+            in_ipython = fn.__module__ == "__main__" and "IPython" in sys.modules
+            hint = "run %load_ext merkl first, " if in_ipython else ""
             raise TaskDefinitionError(
                 f"@task on {fn.__qualname__}: the source of module {fn.__module__!r} is not "
-                f"available (defined in a REPL or a compiled module?); use "
+                f"available (defined in a REPL or a compiled module?); {hint}use "
                 f"code_hash_mode=CodeHashMode.FUNCTION or pin the code with version='…'"
             )
     else:
@@ -128,6 +145,9 @@ def function_hash(fn: Callable[..., Any]) -> str:
 def function_parts(fn: Callable[..., Any]) -> dict[str, str]:
     """Digests of a function's own code and of each module-level definition it references,
     transitively within its module, by label (`code of f`, `function g`, `assignment X`…)."""
+    interactive = _interactive.get(getattr(fn, "__module__", None) or "")
+    if interactive is not None:
+        return interactive.function_parts(fn)
     cached = _function_parts.get(fn)
     if cached is None:
         cached = _function_parts[fn] = _compute_function_parts(fn)
@@ -147,6 +167,115 @@ def _compute_function_parts(fn: Callable[..., Any]) -> dict[str, str]:
     ).items():
         parts[f"{statement_kind(statements)} {name}"] = parsed.binding_digest(name)
     return parts
+
+
+class InteractiveModule:
+    """A module whose code is the cells run in it so far (a notebook kernel's `__main__`, or a
+    notebook run by `merkl run`), not a file.
+
+    Its tasks are named `name` (the notebook's path) and hashed like FUNCTION-mode tasks against
+    the top-level bindings of the cells: for each name, the statements of the last cell that
+    bound it, so re-running a cell replaces its definitions and running other cells changes
+    nothing a task does not reference. Cell positions and execution counts are not hashed.
+    """
+
+    def __init__(self, name: str, cells: Callable[[], Sequence[str]]) -> None:
+        self.name = name
+        self._cells = cells  # the sources run so far, in order; a list that only grows
+        self._seen = 0
+        self._parsed = _ParsedModule(b"", ast.Module(body=[], type_ignores=[]), {}, {})
+        self._trees: dict[str, ast.Module | None] = {}  # a cell's source -> its AST
+        self._parts: weakref.WeakKeyDictionary[Callable[..., Any], tuple[int, dict[str, str]]]
+        self._parts = weakref.WeakKeyDictionary()  # a re-run cell drops its old functions
+        self._lock = threading.Lock()
+
+    def generation(self) -> int:
+        """Changes whenever a cell ran since the last call (the bindings may have)."""
+        return len(self._cells())
+
+    def function_parts(self, fn: Callable[..., Any]) -> dict[str, str]:
+        """`fn`'s own code and the notebook-level definitions it references, transitively."""
+        with self._lock:
+            generation = self._catch_up()
+            cached = self._parts.get(fn)
+            if cached is not None and cached[0] == generation:
+                return cached[1]
+            qualname = getattr(fn, "__qualname__", repr(fn))
+            node = self.definition_of(fn)
+            if node is None:
+                parts = {f"code of {qualname}": ast_digest(_parse_source_of(fn))}
+            else:
+                own_name = qualname if "." not in qualname else None
+                parts = {f"code of {qualname}": ast_digest(node)}
+                parsed = self._parsed
+                found = referenced_definitions(node, parsed.bindings, own_name=own_name)
+                for name, statements in found.items():
+                    parts[f"{statement_kind(statements)} {name}"] = parsed.binding_digest(name)
+            self._parts[fn] = (generation, parts)
+            return parts
+
+    def definition_of(
+        self, fn: Callable[..., Any]
+    ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The AST of `fn` in the cell it was defined by (as the kernel compiled it)."""
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return None
+        tree = self._tree(code.co_filename)
+        return find_function(tree, fn.__qualname__) if tree is not None else None
+
+    def _tree(self, filename: str) -> ast.Module | None:
+        source = "".join(linecache.getlines(filename))
+        if not source:
+            return None
+        return self._parse(source)
+
+    def _parse(self, source: str) -> ast.Module | None:
+        if source not in self._trees:
+            try:
+                with _ast_lock:
+                    self._trees[source] = ast.parse(source)
+            except SyntaxError:
+                self._trees[source] = None  # the kernel did not run it either
+        return self._trees[source]
+
+    def _catch_up(self) -> int:
+        """Fold the cells run since the last call into the bindings; their number."""
+        cells = self._cells()
+        if len(cells) < self._seen:  # the history was cleared (`%reset`): start again
+            self._seen = 0
+            self._parsed.bindings.clear()
+            self._parsed.digests.clear()
+        parsed = self._parsed
+        for source in cells[self._seen :]:
+            tree = self._parse(source)
+            if tree is None:
+                continue
+            for name, statements in module_bindings(tree).items():
+                parsed.bindings[name] = statements
+                parsed.digests.pop(name, None)
+        self._seen = len(cells)
+        return self._seen
+
+
+_interactive: dict[str, InteractiveModule] = {}  # by module name (`__main__`)
+
+
+def register_interactive(module: str, code: InteractiveModule | None) -> None:
+    """Hash the tasks of `module` by the cells of `code` (None: by its file again)."""
+    if code is None:
+        _interactive.pop(module, None)
+    else:
+        _interactive[module] = code
+
+
+def code_generation(fn: Callable[..., Any]) -> int | None:
+    """None for code read from files (its hash never changes in a process); for a function
+    of an interactive module, a number that changes whenever its hash may have."""
+    if not _interactive:
+        return None
+    interactive = _interactive.get(getattr(fn, "__module__", None) or "")
+    return interactive.generation() if interactive is not None else None
 
 
 def _binding_digest(name: str, statements: list[ast.stmt]) -> str:
@@ -253,7 +382,7 @@ def code_identity(
     and its parts by label."""
     if version is not None:
         kind, parts = "version", {"version": hash_bytes(version.encode("utf-8"))}
-    elif mode is CodeHashMode.FUNCTION:
+    elif mode is CodeHashMode.FUNCTION or fn.__module__ in _interactive:
         kind, parts = "function", dict(function_parts(fn))
     else:
         module = sys.modules[fn.__module__]

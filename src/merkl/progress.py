@@ -1,6 +1,7 @@
 """Progress bars: rich on a terminal (on stderr, so stdout stays for results), none in CI, with
-`merkl -q`, or when output is redirected. Shared by transfers (`merkl push/pull`), executors
-and file hashing (`merkl track` of a big file)."""
+`merkl -q`, or when output is redirected; in a notebook, the bars `merkl.notebook` draws in
+cell outputs. Shared by transfers (`merkl push/pull`), executors and file hashing (`merkl
+track` of a big file)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from typing import Any
 _quiet = False
 # Called with a byte count as large files are hashed; set by `byte_progress`.
 _byte_meter: Callable[[int], None] | None = None
+# Makes bars drawn elsewhere than on a terminal (in a notebook's cell outputs), from a unit;
+# they have rich Progress's methods that `Progress` uses. Set by `set_bar_maker`.
+_bar_maker: Callable[[str], Any] | None = None
+
+
+def set_bar_maker(maker: Callable[[str], Any] | None) -> None:
+    """Draw bars with `maker` (None: rich on stderr again); shown even without a terminal."""
+    global _bar_maker
+    _bar_maker = maker
 
 
 def set_quiet(quiet: bool) -> None:
@@ -25,7 +35,10 @@ def set_quiet(quiet: bool) -> None:
 
 
 def is_interactive() -> bool:
-    """True when stderr is a terminal, `CI` is not set and `-q` was not given."""
+    """True when stderr is a terminal, `CI` is not set and `-q` was not given (or, in a
+    notebook, unless `-q`)."""
+    if _bar_maker is not None:
+        return not _quiet
     if _quiet or os.environ.get("CI", "") not in ("", "0", "false"):
         return False
     try:
@@ -36,7 +49,9 @@ def is_interactive() -> bool:
 
 def make_bar(unit: str, *extra_columns: Any) -> Any:
     """A transient rich `Progress`: description, bar, `done/total <unit>` (or a byte count
-    when `unit` is "bytes"), elapsed time, and any `extra_columns`."""
+    when `unit` is "bytes"), elapsed time, and any `extra_columns`; in a notebook, its bar."""
+    if _bar_maker is not None:
+        return _bar_maker(unit)
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -1,5 +1,6 @@
-"""Pipeline targets: `module.function` imported from the project and called with arguments
-parsed from a command line (by clize, from the function's signature).
+"""Pipeline targets: `module.function` imported from the project (or `path/nb.ipynb:function`
+from a notebook's code cells) and called with arguments parsed from a command line (by clize,
+from the function's signature).
 
 `merkl run`, `dag`, `why` and `serve` all name pipelines this way.
 
@@ -18,17 +19,23 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from clize import Clize, parser
 
+from merkl.cells import SUFFIX as NOTEBOOK_SUFFIX
+from merkl.cells import load_notebook
 from merkl.errors import UsageError
 from merkl.placeholder import MissingArgument
 from merkl.tasks import Task
 
 
 def import_target(target: str) -> Callable[..., Any]:
-    """The function named `module.function`, imported from the current directory."""
+    """The function named `module.function`, imported from the current directory, or
+    `path/nb.ipynb:function`, from a notebook's code cells run as a module."""
+    if f"{NOTEBOOK_SUFFIX}:" in target:
+        return _notebook_target(target)
     module_name, _, function_name = target.rpartition(".")
     if not module_name or not function_name:
         raise UsageError(
@@ -49,6 +56,15 @@ def import_target(target: str) -> Callable[..., Any]:
     function = getattr(module, function_name, None)
     if function is None or not callable(function):
         raise UsageError(f"module {module_name!r} has no function {function_name!r}")
+    return function  # type: ignore[no-any-return]
+
+
+def _notebook_target(target: str) -> Callable[..., Any]:
+    path, _, function_name = target.rpartition(":")
+    module = load_notebook(Path(path))
+    function = getattr(module, function_name, None)
+    if function is None or not callable(function):
+        raise UsageError(f"notebook {path} defines no function {function_name!r}")
     return function  # type: ignore[no-any-return]
 
 

@@ -18,6 +18,7 @@ from merkl.deps import (
     CodeHashMode,
     CodeIdentity,
     check_source_available,
+    code_generation,
     code_identity,
     module_name,
     validate_deps,
@@ -76,6 +77,7 @@ class Task:
         if version is None:
             check_source_available(fn, code_hash_mode)
         self._code: CodeIdentity | None = None
+        self._code_generation: int | None = None
         self._out_prefix: bytes | None = None
         self._sorted_params = sorted_keys(self.signature.parameters)
         params = self.signature.parameters.values()
@@ -95,13 +97,20 @@ class Task:
     @property
     def code(self) -> CodeIdentity:
         """The code hash and the digests of its parts (for `merkl why`)."""
-        if self._code is None:
+        # A task defined in a notebook cell is hashed again once other cells ran: one may have
+        # redefined a helper it calls (code from files never changes within a process).
+        generation = code_generation(self.fn) if self.version is None else None
+        if self._code is None or generation != self._code_generation:
             self._code = code_identity(self.fn, self.code_hash_mode, self.version, self.code_deps)
+            self._code_generation = generation
+            self._out_prefix = None
         return self._code
 
     @property
     def out_prefix(self) -> bytes:
         """Encoded head of `["merkl.output", HASH_SCHEMA, code_hash, args_hash, index]`."""
+        if self._code_generation is not None:
+            self.code  # noqa: B018 - re-hashed (and the prefix dropped) if cells ran since
         if self._out_prefix is None:
             self._out_prefix = output_hash_prefix(self.code_hash)
         return self._out_prefix

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from merkl.cache import Cache
-from merkl.errors import HashingError
+from merkl.cells import SUFFIX as NOTEBOOK_SUFFIX
+from merkl.errors import HashingError, UsageError
 from merkl.graph import iter_nodes
 from merkl.placeholder import Lazy, Placeholder
 from merkl.serve.binding import bind_arguments, type_hints
@@ -34,6 +35,12 @@ class Pipeline:
     @classmethod
     def load(cls, target: str) -> Pipeline:
         """Import `target` (`module.function`) from the working directory or `sys.path`."""
+        if NOTEBOOK_SUFFIX in target:
+            # A server is long-lived: its code is modules, which the cache hashes by file.
+            raise UsageError(
+                f"merkl serve takes module.function targets, not a notebook ({target}): move "
+                f"the pipeline's code into a module"
+            )
         return cls(target, import_target(target))
 
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:

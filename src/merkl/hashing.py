@@ -174,6 +174,9 @@ def _enc_bool(value: Any, out: bytearray, path: str) -> None:
 
 def _enc_int(value: Any, out: bytearray, path: str) -> None:
     value = int(value)
+    if 0 <= value < _SMALL_INT_COUNT:  # indexes, counters: encoded once
+        out += _SMALL_INTS[value]
+        return
     try:
         data = str(value).encode()
     except ValueError:  # over sys.get_int_max_str_digits(): the same digits, the long way
@@ -181,6 +184,10 @@ def _enc_int(value: Any, out: bytearray, path: str) -> None:
     out += b"i"
     out += _pack_length(len(data))
     out += data
+
+
+_SMALL_INT_COUNT = 4096
+_SMALL_INTS = [b"i" + _pack_length(len(str(n))) + str(n).encode() for n in range(_SMALL_INT_COUNT)]
 
 
 def _decimal(value: int) -> str:
@@ -213,9 +220,14 @@ def _enc_bytes(value: Any, out: bytearray, path: str) -> None:
 def _enc_seq(tag: bytes) -> _Encoder:
     def encode(value: Any, out: bytearray, path: str) -> None:
         out += tag
-        out += struct.pack(">Q", len(value))
+        out += _pack_length(len(value))
+        exact = _EXACT
         for i, item in enumerate(value):
-            _encode(item, out, f"{path}[{i}]")
+            encoder = exact.get(type(item))
+            if encoder in _PATHLESS:  # cannot fail: no path to spell (1e6 in a big DAG)
+                encoder(item, out, path)  # type: ignore[misc]
+            else:
+                _encode(item, out, f"{path}[{i}]")
 
     return encode
 
@@ -278,6 +290,13 @@ def _enc_merkle(value: Any, out: bytearray, path: str) -> None:
     data = digest.encode("utf-8", "surrogatepass")
     out += _HASH_HEAD if len(data) == HEX_LEN else b"H" + _pack_length(len(data))
     out += data
+
+
+# Encoders that never name the path in an error (a placeholder's unknown hash is caught, not
+# shown), so a sequence's items skip formatting it.
+_PATHLESS = frozenset(
+    {_enc_none, _enc_bool, _enc_int, _enc_float, _enc_str, _enc_bytes, _enc_merkle}
+)
 
 
 def register_hashed_type(cls: type) -> None:

@@ -42,3 +42,6 @@ step merkl pull
 step merkl run pipeline2.pipeline                   # 0 task(s) run: everything came from the remote
 echo
 echo "demo finished in $demo (and its fresh checkout in $clone)"
+echo
+echo "See it in a browser (pipelines, DAGs, runs, files, lineage):"
+echo "  cd $demo && merkl ui      # then open http://127.0.0.1:8765/"

@@ -29,3 +29,6 @@ def test_demo_script_runs_end_to_end(tmp_path: Path):
     assert "([1, 2, 3], [4, 5, 6])" in out
     assert out.count("merkl: 0 task(s) run") >= 3  # cache hits, and the fresh checkout
     assert (tmp_path / "demo-clone" / "model.bin").exists()
+    assert proc.stdout.rstrip().endswith(
+        f"cd {tmp_path / 'demo'} && merkl ui      # then open http://127.0.0.1:8765/"
+    )

@@ -9,12 +9,15 @@ under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of 
 4. tracking: tracked files and folders in the work tree (`merkl track`'s transaction, links,
    manifests, state). Below the pipeline because `write_file(track=True)` tracks its file.
 5. pipeline: tasks, placeholders, graph, evaluation, deps and code_refs (code hashing), session,
-   files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), and the
-   executor interface (`merkl.executors`, `executors.base`).
-6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why).
+   files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), the
+   executor interface (`merkl.executors`, `executors.base`), and the evaluation hooks
+   (observers).
+6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why),
+   lineage (OpenLineage events, through the evaluation hooks of `merkl.observers`).
 7. ops: one module per command, composing the layers below.
-8. interfaces: cli, serve (the web server and its client), catalog, and the `merkl` package
-   itself (the public API, which also ties read-through from remotes into the cache).
+8. interfaces: cli, serve (the web server and its client), ui (`merkl ui`), catalog, and the
+   `merkl` package itself (the public API, which also ties read-through from remotes into the
+   cache).
 
 Within a layer, modules may import each other, but the import graph has no cycle except
 through the one allowed edge: `Lazy.get()` (placeholder) evaluates (evaluation).
@@ -42,11 +45,12 @@ LAYERS: list[tuple[str, ...]] = [
         "merkl.session",
         "merkl.files",
         "merkl.targets",
+        "merkl.observers",
         "merkl.executors.base",
     ),
-    ("merkl.executors", "merkl.remotes", "merkl.provenance"),
+    ("merkl.executors", "merkl.remotes", "merkl.provenance", "merkl.lineage"),
     ("merkl.ops",),
-    ("merkl.cli", "merkl.serve", "merkl.client", "merkl.catalog", "merkl.__main__"),
+    ("merkl.cli", "merkl.serve", "merkl.ui", "merkl.client", "merkl.catalog", "merkl.__main__"),
 ]
 # The package `merkl.executors` (the registry of executors by name) is the interface; its
 # submodules other than `base` are implementations in the services layer.

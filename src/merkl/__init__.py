@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from merkl.cache import CACHE_OPEN_HOOKS
+from merkl.observers import EVALUATION_HOOKS
 
 if TYPE_CHECKING:
     from merkl.cache import Cache, CachePolicy
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from merkl.evaluation import evaluate
     from merkl.files import FileOutput, FileRef, load, path, read_file, write_file
     from merkl.hashing import register_encoder
+    from merkl.observers import EvaluationWatcher
     from merkl.placeholder import Lazy, MissingArgument, Placeholder
     from merkl.repo import Repo
     from merkl.serializers import (
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         PickleSerializer,
         Serializer,
     )
+    from merkl.session import Session
     from merkl.tasks import Task, task
 
 # Exported name -> the module defining it. Imported on first use, so that `merkl status` does
@@ -97,8 +100,24 @@ def _install_read_through(repo: Repo, cache: Cache) -> None:
     install_read_through(repo, cache)
 
 
-# The package ties the layers together: the cache (below) is extended by the remotes (above).
+def _watch_lineage(
+    targets: list[Lazy], session: Session, pipeline: str | None
+) -> EvaluationWatcher | None:
+    """At the first evaluation, hand over to `merkl.lineage`'s hook (which stays registered
+    only while OpenLineage is configured), so that `import merkl` does not import it."""
+    from merkl.lineage import watch_evaluation
+
+    EVALUATION_HOOKS[:] = [hook for hook in EVALUATION_HOOKS if hook is not _watch_lineage]
+    if watch_evaluation in EVALUATION_HOOKS:
+        return None  # registered already (`merkl.lineage.reset()`): it watches this one too
+    EVALUATION_HOOKS.append(watch_evaluation)
+    return watch_evaluation(targets, session, pipeline)
+
+
+# The package ties the layers together: the cache (below) is extended by the remotes (above),
+# evaluations (below) are watched by lineage (above).
 CACHE_OPEN_HOOKS.append(_install_read_through)
+EVALUATION_HOOKS.append(_watch_lineage)
 
 
 def __getattr__(name: str) -> Any:

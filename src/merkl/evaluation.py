@@ -10,6 +10,7 @@ from merkl.errors import CacheMissError, CorruptObjectError
 from merkl.executors import get_executor
 from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
+from merkl.observers import planned, should_watch, watch_evaluation
 from merkl.placeholder import Lazy, Placeholder
 from merkl.session import Session, current_session
 from merkl.tasks import iter_lazy, substitute
@@ -29,6 +30,7 @@ def evaluate(
     executor: Executor | str | None = None,
     session: Session | None = None,
     stats: EvalStats | None = None,
+    pipeline: str | None = None,
 ) -> list[Any]:
     """Values of `targets`, computing only what no cache holds.
 
@@ -37,9 +39,23 @@ def evaluate(
         executor: an `Executor`, a registered name (`"local"`), or None for in-process.
         session: defaults to the current session (the repo found from the working directory).
         stats: if given, incremented with the number of calls run and outputs loaded.
+        pipeline: the name lineage events give this evaluation (`merkl run` passes its
+            target); by default `evaluate:` and the first target's task.
     """
     session = session or current_session()
     targets = list(targets)
+    if not should_watch():
+        return _evaluate(targets, executor, session, stats)
+    with watch_evaluation(targets, session, pipeline):
+        return _evaluate(targets, executor, session, stats)
+
+
+def _evaluate(
+    targets: list[Lazy],
+    executor: Executor | str | None,
+    session: Session,
+    stats: EvalStats | None,
+) -> list[Any]:
     if session.use_cache and executor is None:
         hits = _all_cached(targets, session)
         if hits is not None:
@@ -52,6 +68,7 @@ def evaluate(
     needed = [t.source if isinstance(t, FileOutput) else t for t in targets]
     cache = session.require_repo().cache if session.use_cache else None
     plan = make_plan(needed, cache)
+    planned(plan)
     if stats is not None:
         stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
         stats.loaded += len(plan.cached)

@@ -142,12 +142,13 @@ def read_file(file: Path | str) -> FileRef:
 class FileOutput(Lazy):
     """A pending `write_file`: evaluating it writes the serialized value of `source`."""
 
-    __slots__ = ("path", "source", "track")
+    __slots__ = ("oid", "path", "source", "track")
 
     def __init__(self, source: Placeholder, file: Path | str, track: bool) -> None:
         self.source = source
         self.path = Path(file)
         self.track = track
+        self.oid: str | None = None  # the written bytes' content hash, once written
 
     @property
     def hash(self) -> str | None:
@@ -157,7 +158,7 @@ class FileOutput(Lazy):
         """Write the serialized value unless the file already holds exactly those bytes."""
         serializer = self.source.task.serializer(self.source.index)
         data = serializer.dump(value)
-        oid = hash_bytes(data)
+        oid = self.oid = hash_bytes(data)
         repo = session.repo if session.use_cache else None
         if not (self.path.is_file() and file_oid(self.path, repo) == oid):
             write_atomic(self.path, data)

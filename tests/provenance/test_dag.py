@@ -240,3 +240,13 @@ def test_a_long_chain_restarts_its_indentation(examples):
     ]
     assert max(len(line) for line in lines) < 32 * 4 + 40
     assert lines[-1].endswith("└── i = 0")
+
+
+def test_fill_missing_for_parameters_without_annotation(examples):
+    # clize needs a converter for a default value; a MissingArgument has none, so an
+    # unannotated parameter left out used to fail with clize's ValueError.
+    out = run_ok("dag", "--fill-missing", "pipeline2.train")
+    assert "missing argument rows" in out
+    assert "missing argument epochs" in out
+    given = run_ok("dag", "--fill-missing", "pipeline2.train", "--", "[]", "7")
+    assert "epochs = 7" in given

@@ -14,11 +14,12 @@ import functools
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MUTATIONS = (
     "rename",
@@ -42,6 +43,7 @@ class CrashResult:
     killed: bool  # the child died by SIGKILL at the chosen point
     exit_code: int | None  # when it ran to the end
     mutations: int  # how many mutations it reached
+    stderr: str = ""  # what the command wrote to stderr (why a run that ended failed)
 
 
 def child_env() -> dict[str, str]:
@@ -55,26 +57,29 @@ def child_env() -> dict[str, str]:
 
 def crash_at(n: int, argv: Sequence[str], cwd: Path) -> CrashResult:
     """Run `merkl ARGV` in a forked child that SIGKILLs itself at mutation `n` (0: never)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        code = 70
-        try:
-            code = _child(n, argv, cwd, write_end)
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    count = int(reported.rsplit(b" ", 1)[-1] or 0) if reported else 0
-    if os.WIFSIGNALED(status):
-        return CrashResult(os.WTERMSIG(status) == signal.SIGKILL, None, count)
-    return CrashResult(False, os.WEXITSTATUS(status), count)
+    with tempfile.TemporaryFile() as err_file:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            code = 70
+            try:
+                code = _child(n, argv, cwd, write_end, err_file)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            reported = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        count = int(reported.rsplit(b" ", 1)[-1] or 0) if reported else 0
+        err_file.seek(0)
+        stderr = err_file.read().decode(errors="replace")
+        if os.WIFSIGNALED(status):
+            return CrashResult(os.WTERMSIG(status) == signal.SIGKILL, None, count, stderr)
+        return CrashResult(False, os.WEXITSTATUS(status), count, stderr)
 
 
-def _child(n: int, argv: Sequence[str], cwd: Path, report_fd: int) -> int:
+def _child(n: int, argv: Sequence[str], cwd: Path, report_fd: int, err_file: IO[bytes]) -> int:
     os.chdir(cwd)
     count = 0
     lock = threading.Lock()
@@ -97,7 +102,7 @@ def _child(n: int, argv: Sequence[str], cwd: Path, report_fd: int) -> int:
         setattr(os, name, counting(getattr(os, name)))
     from merkl.cli import main
 
-    with open(os.devnull, "w") as devnull:
-        code = main(list(argv), out=devnull, err=devnull)
+    with open(os.devnull, "w") as devnull, open(err_file.fileno(), "w", closefd=False) as err:
+        code = main(list(argv), out=devnull, err=err)
     sys.stdout.flush()
     return code

@@ -61,7 +61,7 @@ def test_crash_at_every_mutation_point_of_push(tmp_path):
     source, _ = _source(tmp_path)
     remote = tmp_path / "remote"
     full = crash_at(0, ["push"], source.root)
-    assert full.exit_code == 0
+    assert full.exit_code == 0, full.stderr
     for point in range(1, full.mutations + 1):
         shutil.rmtree(remote, ignore_errors=True)
         assert crash_at(point, ["push"], source.root).killed, point
@@ -88,7 +88,7 @@ def test_crash_at_every_mutation_point_of_pull(tmp_path):
 
     fresh()
     full = crash_at(0, ["pull"], clone)
-    assert full.exit_code == 0
+    assert full.exit_code == 0, full.stderr
     for point in range(1, full.mutations + 1):
         repo = fresh()
         assert crash_at(point, ["pull"], clone).killed, point

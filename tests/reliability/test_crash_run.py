@@ -163,7 +163,7 @@ def test_crash_at_every_mutation_point(crash_repo):
 
     fresh()
     full = crash_at(0, argv, repo.root)
-    assert full.exit_code == 0
+    assert full.exit_code == 0, full.stderr
     assert full.mutations >= 20
     for point in range(1, full.mutations + 1):
         fresh()

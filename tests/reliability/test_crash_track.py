@@ -74,7 +74,7 @@ def test_crash_at_every_mutation_point_of_track(repo, link_type):
 
     fresh()
     full = crash_at(0, argv, repo.root)
-    assert full.exit_code == 0
+    assert full.exit_code == 0, full.stderr
     assert full.mutations >= 8
     failures = []
     for point in range(1, full.mutations + 1):
@@ -166,7 +166,7 @@ def _setup_checkout(repo: Repo) -> dict[str, bytes]:
 def test_crash_at_every_mutation_point_of(repo, argv, setup, data_must_survive):
     setup(repo)
     full = crash_at(0, argv, repo.root)
-    assert full.exit_code == 0
+    assert full.exit_code == 0, full.stderr
     failures = []
     for point in range(1, full.mutations + 1):
         content = setup(repo)

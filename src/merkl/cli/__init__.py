@@ -42,6 +42,7 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
     "init": "merkl.cli.core:init",
     "run": "merkl.cli.core:run",
     "serve": "merkl.cli.serve:serve",
+    "ui": "merkl.cli.ui:ui",
     "verify": "merkl.cli.verify:verify",
     "track": "merkl.cli.tracking:track",
     "untrack": "merkl.cli.tracking:untrack",

@@ -50,7 +50,8 @@ def dag(
     :param target: the pipeline, as module.function
     :param pipeline_args: the pipeline function's arguments
     :param format: text (a tree), dot (Graphviz source), json, svg or png (both drawn by
-        Graphviz's `dot` program, which must be installed)
+        Graphviz's `dot` program, which must be installed), or openlineage (the planned
+        lineage as OpenLineage JobEvents, one a line; needs merkl[openlineage])
     :param output: write to this file instead of stdout (needed for png)
     :param fill_missing: stand in for missing pipeline arguments with placeholders, so the
         DAG shows everything that does not depend on them

@@ -10,6 +10,7 @@ from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
 from merkl.errors import EvaluationError, SerializationError
 from merkl.graph import Plan
+from merkl.observers import call_finished
 from merkl.placeholder import Lazy
 from merkl.session import Session
 from merkl.tasks import Call, Task, substitute
@@ -145,6 +146,7 @@ def store_outputs(
     Returns the values as a cache hit would later return them — also without a cache
     (`--no-cache`), so a pipeline behaves the same either way.
     """
+    call_finished(call, duration)  # every executor stores each call here, once
     task = call.task
     if not session.use_cache:
         return [as_stored(task, i, value) for i, value in enumerate(outputs)]

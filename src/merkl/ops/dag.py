@@ -1,4 +1,5 @@
-"""`merkl dag`: a pipeline's DAG without running it, as a tree, dot, JSON, svg or png."""
+"""`merkl dag`: a pipeline's DAG without running it, as a tree, dot, JSON, svg, png or
+OpenLineage (planned lineage)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import orjson
 
 from merkl.errors import UsageError
 from merkl.fs import write_atomic
+from merkl.lineage.planned import planned_lineage
 from merkl.provenance.dot import IMAGE_FORMATS, render_image, to_dot
 from merkl.provenance.model import Dag, build_dag
 from merkl.provenance.pipeline import call_pipeline, pipeline_help, wants_help
 from merkl.provenance.text import tree_text
 
-FORMATS = ("text", "dot", "json", *IMAGE_FORMATS)
+FORMATS = ("text", "dot", "json", *IMAGE_FORMATS, "openlineage")
 
 
 def dag(
@@ -43,12 +45,17 @@ def dag(
         raise UsageError("--format png is binary: give a file to write with -o FILE", exit_code=2)
     if wants_help(args):
         return pipeline_help(target, command)
-    graph = build_dag(call_pipeline(target, args, fill_missing=fill_missing, command=command))
-    data = render(graph, fmt, color=color and output is None)
+    pipeline = call_pipeline(target, args, fill_missing=fill_missing, command=command)
+    if fmt == "openlineage":
+        data, count = planned_lineage(pipeline), "planned lineage"
+    else:
+        graph = build_dag(pipeline)
+        data = render(graph, fmt, color=color and output is None)
+        count = f"{len(graph.nodes)} nodes"
     if output is None:
         return data.decode()
     write_atomic(output, data)
-    print(f"merkl: wrote {output} ({fmt}, {len(graph.nodes)} nodes)", file=sys.stderr)
+    print(f"merkl: wrote {output} ({fmt}, {count})", file=sys.stderr)
     return ""
 
 

@@ -98,7 +98,8 @@ def run_pipeline(
             return dry_run_table(result, writes, session)
         stats = EvalStats()
         start = time.perf_counter()
-        value = evaluate_value((result, writes), executor=executor, stats=stats)[0]
+        values = evaluate_value((result, writes), executor=executor, stats=stats, pipeline=target)
+        value = values[0]
         for index, file in output_files.items():
             if not isinstance(outputs[index], Placeholder):
                 write_atomic(file, _dump_plain(_result_items(value)[index]))

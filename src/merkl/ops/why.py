@@ -24,7 +24,7 @@ from merkl.graph import iter_nodes
 from merkl.placeholder import MissingArgument, Placeholder
 from merkl.provenance.history import RunLog, argument_sources
 from merkl.provenance.model import display_path, output_label, output_state, short_repr
-from merkl.provenance.pipeline import call_pipeline
+from merkl.provenance.pipeline import Pipeline, call_pipeline
 from merkl.provenance.text import HASH_CHARS, local_time, to_string
 from merkl.repo import Repo
 from merkl.tasks import Call, iter_lazy
@@ -78,7 +78,13 @@ def why(
     Calls come dependencies first, so the root cause of a chain is listed before its effects;
     calls whose hash is unknown (under --fill-missing) come last.
     """
-    pipeline = call_pipeline(target, args, fill_missing=fill_missing, command=command)
+    return explain_pipeline(
+        call_pipeline(target, args, fill_missing=fill_missing, command=command)
+    )
+
+
+def explain_pipeline(pipeline: Pipeline) -> list[WhyEntry]:
+    """`why` for a pipeline already called (the UI builds its DAG from the same call)."""
     log = RunLog(pipeline.repo)
     roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
     missing: dict[Call, list[Placeholder]] = {}

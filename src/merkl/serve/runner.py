@@ -17,16 +17,21 @@ from merkl.serve.signing import read_secret
 _APP_FACTORY = "merkl.serve.app:app_from_environment"
 
 
+def check_address(host: str, port: int) -> None:
+    """Raises: UsageError (exit code 2) for an empty host or a port out of range."""
+    if not host:
+        raise UsageError("--host must not be empty (e.g. 127.0.0.1)", exit_code=2)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
+
+
 def check_options(host: str, port: int, workers: int, threads: int, max_body_bytes: int) -> None:
     """Refuse impossible settings before anything is imported or bound.
 
     Raises:
         UsageError: (exit code 2) naming the bad option.
     """
-    if not host:
-        raise UsageError("--host must not be empty (e.g. 127.0.0.1)", exit_code=2)
-    if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port!r}: expected a TCP port from 0 to 65535", exit_code=2)
+    check_address(host, port)
     if workers < 1:
         raise UsageError(f"--workers {workers!r}: expected 1 or more processes", exit_code=2)
     if threads < 1:

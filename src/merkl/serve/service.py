@@ -109,7 +109,9 @@ class PipelineService:
                     self.repo,
                     allow_unsafe=self.config.allow_unsafe_values,
                 )
-            value = evaluate_value((result, writes), session=session, stats=stats)[0]
+            value = evaluate_value(
+                (result, writes), session=session, stats=stats, pipeline=target
+            )[0]
         return {
             "result": value,
             "hashes": hashes,

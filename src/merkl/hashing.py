@@ -225,7 +225,7 @@ def _enc_seq(tag: bytes) -> _Encoder:
         for i, item in enumerate(value):
             encoder = exact.get(type(item))
             if encoder in _PATHLESS:  # cannot fail: no path to spell (1e6 in a big DAG)
-                encoder(item, out, path)  # type: ignore[misc]
+                encoder(item, out, path)
             else:
                 _encode(item, out, f"{path}[{i}]")
 

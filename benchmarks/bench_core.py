@@ -154,25 +154,27 @@ def bench_cached_dag(n_leaves: int = 500) -> tuple[float, float]:
     return merkl_s, redun_s
 
 
-def bench_dry_run_hashing(work: Path, n_leaves: int = 50_000) -> float:
+def bench_dry_run_hashing(work: Path, n_leaves: int = 50_000) -> tuple[float, float]:
+    """Median wall and CPU seconds of three fresh processes building and hashing the tree."""
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(work)!r})
         import bench_tasks
         from merkl.graph import iter_nodes
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         root = bench_tasks.tree({n_leaves})
         count = sum(1 for node in iter_nodes([root]) if node.hash)
-        print(count, time.perf_counter() - start)
+        print(count, time.perf_counter() - start, time.process_time() - cpu)
     """)
-    times = []
+    walls, cpus = [], []
     for _ in range(3):
         out = subprocess.run(
             [sys.executable, "-c", script], cwd=work, check=True, capture_output=True, text=True
         ).stdout.split()
         assert int(out[0]) == 2 * n_leaves - 1
-        times.append(float(out[1]))
-    return statistics.median(times)
+        walls.append(float(out[1]))
+        cpus.append(float(out[2]))
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def bench_big_dag(work: Path, n_groups: int, n_leaves: int = 1000) -> tuple[float, float, int]:
@@ -197,8 +199,11 @@ def bench_big_dag(work: Path, n_groups: int, n_leaves: int = 1000) -> tuple[floa
 
 
 def print_dry_run(work: Path) -> None:
-    dry = bench_dry_run_hashing(work)
-    print(f"dry run of a 100,000-task DAG (build + hash): {dry:.2f} s (target < 1 s)")
+    wall, cpu = bench_dry_run_hashing(work)
+    print(
+        f"dry run of a 100,000-task DAG (build + hash): {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"(target < 1 s; load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 def print_big_dags(work: Path) -> None:
@@ -207,7 +212,8 @@ def print_big_dags(work: Path) -> None:
         target = " (target <= 8 s, <= 500 MiB)" if n_groups == 1000 else ""
         print(
             f"build + hash {n_groups * 1001 + 1:,} tasks ({n_groups:,} groups of 1,000 "
-            f"leaves): {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss} MiB{target}"
+            f"leaves): {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss} MiB{target}; load "
+            f"average {os.getloadavg()[0]:.1f}"
         )
 
 

@@ -10,7 +10,8 @@ interpreter start, imports, worker start-up and shutdown included.
 2. Per-task scheduling overhead for 1,000 trivial tasks, for every executor; Dask is also
    measured on an already running cluster (`--scheduler`).
 3. Peak RSS of a fresh process evaluating a chain of 20 and of 200 tasks that each return
-   1 MiB, in-process and on threads (target: 200 within 60 MiB of 20).
+   1 MiB, in-process, on threads and on a LocalCluster (the driver's RSS; target: 200 within
+   60 MiB of 20).
 
 Run: `.venv-bench/bin/python benchmarks/bench_executors.py` (`make bench` runs every benchmark).
 Other load on the machine shows up in wall times: the CPU-bound commands run in interleaved
@@ -187,21 +188,24 @@ import resource, sys
 sys.path.insert(0, ".")
 import chain_tasks
 from merkl.evaluation import evaluate
-executor = None if sys.argv[2] == "local" else sys.argv[2]
-assert len(evaluate([chain_tasks.chain(int(sys.argv[1]))], executor=executor)[0]) == 1 << 20
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+if __name__ == "__main__":  # Dask's workers re-import the main module
+    executor = None if sys.argv[2] == "local" else sys.argv[2]
+    value = evaluate([chain_tasks.chain(int(sys.argv[1]))], executor=executor)[0]
+    assert len(value) == 1 << 20
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
 def chain_memory() -> None:
     """Peak RSS of chains of 1 MiB outputs: a run holds its live frontier, not every value."""
     print("peak RSS of a chain of tasks returning 1 MiB each (fresh process, fresh repo):")
-    for executor in ("local", "threads"):
+    for executor in ("local", "threads", "dask"):  # for Dask: the driver's RSS
         peaks = {}
         for links in (20, 200):
             with tempfile.TemporaryDirectory(prefix="merkl-bench-chain-") as tmp:
                 work = Path(tmp)
                 (work / "chain_tasks.py").write_text(CHAIN)
+                (work / "chain_run.py").write_text(CHAIN_RUN)
                 subprocess.run(
                     [sys.executable, "-m", "merkl", "init"],
                     cwd=work,
@@ -209,7 +213,7 @@ def chain_memory() -> None:
                     capture_output=True,
                 )
                 out = subprocess.run(
-                    [sys.executable, "-c", CHAIN_RUN, str(links), executor],
+                    [sys.executable, "chain_run.py", str(links), executor],
                     cwd=work,
                     check=True,
                     capture_output=True,

@@ -75,18 +75,6 @@ def add(a, b):
     return a + b
 
 @task()
-@task
-def leaf(group, i):
-    return group * i
-
-@task
-def combine(parts):
-    return sum(parts)
-
-def groups(n_groups, n_leaves):
-    '''n_groups combine() calls of n_leaves leaf() calls each, under one combine().'''
-    return combine([combine([leaf(g, i) for i in range(n_leaves)]) for g in range(n_groups)])
-
 def tree(n_leaves):
     level = [inc(i) for i in range(n_leaves)]
     while len(level) > 1:

@@ -5,9 +5,13 @@
 2. Re-evaluating a fully cached 1,000-task DAG vs redun's warm `Scheduler.run` of the same DAG
    (target: >= 10x faster).
 3. Hashing a 100,000-task DAG (a dry run: building it and hashing every node) in a fresh
-   process (target: < 2 s).
+   process (target: < 1 s).
+4. Building and hashing 1,000 groups of 1,000 leaves (1,001,001 tasks; and 100 groups,
+   100,101 tasks) in a fresh process: wall time, CPU time and peak RSS (target for 1e6:
+   <= 8 s and <= 500 MiB).
 
-Run: `.venv-bench/bin/python benchmarks/bench_core.py` (`make bench` runs every benchmark).
+Run: `.venv-bench/bin/python benchmarks/bench_core.py [--big-only]` (`make bench` runs every
+benchmark).
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ def inc(x):
 @task
 def add(a, b):
     return a + b
+
+@task
+def leaf(group, i):
+    return group * i
+
+@task
+def combine(parts):
+    return sum(parts)
+
+def groups(n_groups, n_leaves):
+    '''n_groups combine() calls of n_leaves leaf() calls each, under one combine().'''
+    return combine([combine([leaf(g, i) for i in range(n_leaves)]) for g in range(n_groups)])
 
 def tree(n_leaves):
     '''inc() on every leaf, then add() pairwise up to one root: 2 * n_leaves - 1 tasks.'''
@@ -126,28 +142,71 @@ def bench_cached_dag(n_leaves: int = 500) -> tuple[float, float]:
     return merkl_s, redun_s
 
 
-def bench_dry_run_hashing(work: Path, n_leaves: int = 50_000) -> float:
+def bench_dry_run_hashing(work: Path, n_leaves: int = 50_000) -> tuple[float, float]:
+    """Median wall and CPU seconds of three fresh processes building and hashing the tree."""
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(work)!r})
         import bench_tasks
         from merkl.graph import iter_nodes
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         root = bench_tasks.tree({n_leaves})
         count = sum(1 for node in iter_nodes([root]) if node.hash)
-        print(count, time.perf_counter() - start)
+        print(count, time.perf_counter() - start, time.process_time() - cpu)
     """)
-    times = []
+    walls, cpus = [], []
     for _ in range(3):
         out = subprocess.run(
             [sys.executable, "-c", script], cwd=work, check=True, capture_output=True, text=True
         ).stdout.split()
         assert int(out[0]) == 2 * n_leaves - 1
-        times.append(float(out[1]))
-    return statistics.median(times)
+        walls.append(float(out[1]))
+        cpus.append(float(out[2]))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def bench_big_dag(work: Path, n_groups: int, n_leaves: int = 1000) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of building and hashing `groups(...)` in a
+    fresh process (the interpreter and merkl's import included in the RSS, not the times)."""
+    script = textwrap.dedent(f"""
+        import resource, sys, time
+        sys.path.insert(0, {str(work)!r})
+        import bench_tasks
+        from merkl.graph import iter_nodes
+        wall, cpu = time.perf_counter(), time.process_time()
+        root = bench_tasks.groups({n_groups}, {n_leaves})
+        count = sum(1 for node in iter_nodes([root]) if node.hash)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(count, wall, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert int(out[0]) == n_groups * (n_leaves + 1) + 1
+    return float(out[1]), float(out[2]), int(out[3])
+
+
+def print_dry_run(work: Path) -> None:
+    wall, cpu = bench_dry_run_hashing(work)
+    print(
+        f"dry run of a 100,000-task DAG (build + hash): {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"(target < 1 s; load average {os.getloadavg()[0]:.1f})"
+    )
+
+
+def print_big_dags(work: Path) -> None:
+    for n_groups in (100, 1000):
+        wall, cpu, rss = bench_big_dag(work, n_groups)
+        target = " (target <= 8 s, <= 500 MiB)" if n_groups == 1000 else ""
+        print(
+            f"build + hash {n_groups * 1001 + 1:,} tasks ({n_groups:,} groups of 1,000 "
+            f"leaves): {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss} MiB{target}; load "
+            f"average {os.getloadavg()[0]:.1f}"
+        )
 
 
 def main() -> None:
+    big_only = "--big-only" in sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="merkl-bench-core-") as tmp:
         work = Path(tmp)
         (work / "bench_tasks.py").write_text(TASKS_MODULE)
@@ -155,6 +214,10 @@ def main() -> None:
         (work / "jl_tasks.py").write_text(JOBLIB_MODULE)
         os.chdir(work)
         sys.path.insert(0, str(work))
+        if big_only:  # needs only merkl: no peer installed
+            print_dry_run(work)
+            print_big_dags(work)
+            return
         subprocess.run([sys.executable, "-m", "merkl", "init"], check=True, capture_output=True)
 
         merkl_hit, joblib_hit = bench_cache_hit(work)
@@ -169,8 +232,8 @@ def main() -> None:
             f"Scheduler.run {redun_dag * 1e3:.1f} ms -> merkl {redun_dag / merkl_dag:.1f}x "
             f"faster (target >= 10x)"
         )
-        dry = bench_dry_run_hashing(work)
-        print(f"dry run of a 100,000-task DAG (build + hash): {dry:.2f} s (target < 2 s)")
+        print_dry_run(work)
+        print_big_dags(work)
 
 
 if __name__ == "__main__":

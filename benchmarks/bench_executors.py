@@ -9,6 +9,9 @@ interpreter start, imports, worker start-up and shutdown included.
    LocalCluster of 2 workers started and stopped by the run; target >= 1.5x faster).
 2. Per-task scheduling overhead for 1,000 trivial tasks, for every executor; Dask is also
    measured on an already running cluster (`--scheduler`).
+3. Peak RSS of a fresh process evaluating a chain of 20 and of 200 tasks that each return
+   1 MiB, in-process, on threads and on a LocalCluster (the driver's RSS; target: 200 within
+   60 MiB of 20).
 
 Run: `.venv-bench/bin/python benchmarks/bench_executors.py` (`make bench` runs every benchmark).
 Other load on the machine shows up in wall times: the CPU-bound commands run in interleaved
@@ -165,6 +168,64 @@ def overhead(repeat: int, n_tasks: int) -> None:
         )
 
 
+CHAIN = """
+from merkl import task
+from merkl.serializers import BytesSerializer
+
+@task(serializers=BytesSerializer())
+def grow(previous, i):
+    return bytes([i % 256]) * (1 << 20)
+
+def chain(n):
+    value = None
+    for i in range(n):
+        value = grow(value, i)
+    return value
+"""
+
+CHAIN_RUN = """
+import resource, sys
+sys.path.insert(0, ".")
+import chain_tasks
+from merkl.evaluation import evaluate
+if __name__ == "__main__":  # Dask's workers re-import the main module
+    executor = None if sys.argv[2] == "local" else sys.argv[2]
+    value = evaluate([chain_tasks.chain(int(sys.argv[1]))], executor=executor)[0]
+    assert len(value) == 1 << 20
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def chain_memory() -> None:
+    """Peak RSS of chains of 1 MiB outputs: a run holds its live frontier, not every value."""
+    print("peak RSS of a chain of tasks returning 1 MiB each (fresh process, fresh repo):")
+    for executor in ("local", "threads", "dask"):  # for Dask: the driver's RSS
+        peaks = {}
+        for links in (20, 200):
+            with tempfile.TemporaryDirectory(prefix="merkl-bench-chain-") as tmp:
+                work = Path(tmp)
+                (work / "chain_tasks.py").write_text(CHAIN)
+                (work / "chain_run.py").write_text(CHAIN_RUN)
+                subprocess.run(
+                    [sys.executable, "-m", "merkl", "init"],
+                    cwd=work,
+                    check=True,
+                    capture_output=True,
+                )
+                out = subprocess.run(
+                    [sys.executable, "chain_run.py", str(links), executor],
+                    cwd=work,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                peaks[links] = int(out.stdout.split()[-1])
+        print(
+            f"  {executor:>8}: 20 tasks {peaks[20]} MiB, 200 tasks {peaks[200]} MiB "
+            f"(+{peaks[200] - peaks[20]} MiB; target <= +60)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
@@ -175,14 +236,16 @@ def main() -> None:
     )
     parser.add_argument("--trivial", type=int, default=1000, help="tasks for the overhead run")
     parser.add_argument(
-        "--only", choices=["cpu", "overhead"], help="run one of the two benchmarks"
+        "--only", choices=["cpu", "overhead", "memory"], help="run one of the benchmarks"
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    if args.only != "overhead":
+    if args.only in (None, "cpu"):
         cpu_bound(args.repeat)
-    if args.only != "cpu":
+    if args.only in (None, "overhead"):
         overhead(args.repeat, args.trivial)
+    if args.only in (None, "memory"):
+        chain_memory()
     print(f"machine: load average {os.getloadavg()[0]:.2f} at end")
 
 

@@ -72,7 +72,7 @@ def _evaluate(
     if stats is not None:
         stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
         stats.loaded += len(plan.cached)
-    values = ValueMap(lambda node: _load(node, plan, session))
+    values = ValueMap(lambda node: _load(node, plan, session), keep=needed)
     get_executor(executor).run(plan, values, session)
     results = {w: w.write(values[w.source], session) for w in writes}
     return [results[t] if t in results else values[t] for t in targets]

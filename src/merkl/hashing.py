@@ -21,7 +21,7 @@ import pathlib
 import struct
 import sys
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ _user_encoders: dict[type, Callable[[Any], Any]] = {}
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """BLAKE3 hex digest (64 hex chars) of raw bytes."""
     return blake3.blake3(data).hexdigest()
+
+
+def hash_digest(data: bytes | bytearray | memoryview) -> bytes:
+    """BLAKE3 digest (32 bytes) of raw bytes: half the memory of its hex form."""
+    return blake3.blake3(data).digest()
 
 
 def hash_struct(*parts: Any) -> str:
@@ -89,9 +94,14 @@ def output_hash_prefix(code_hash: str) -> bytes:
 
 def output_hash(prefix: bytes, args_hash: str, index: int) -> str:
     """`hash_struct("merkl.output", HASH_SCHEMA, code_hash, args_hash, index)` from the
-    task's `output_hash_prefix`: this runs once per node of a 100k-task dry run."""
+    task's `output_hash_prefix`."""
+    return output_digest(prefix, args_hash, index).hex()
+
+
+def output_digest(prefix: bytes, args_hash: str, index: int) -> bytes:
+    """`output_hash` as its 32-byte digest: this runs once per node of a 1e6-task dry run."""
     index_bytes = _INDEXES[index] if index < len(_INDEXES) else encode_value(index)
-    return hash_bytes(prefix + _HEX_STR_HEAD + args_hash.encode() + index_bytes)
+    return hash_digest(prefix + _HEX_STR_HEAD + args_hash.encode() + index_bytes)
 
 
 def encode_value(value: Any, path: str = "value") -> bytes:
@@ -136,9 +146,13 @@ def is_hex_hash(text: str) -> bool:
     return len(text) == HEX_LEN and all(c in "0123456789abcdef" for c in text)
 
 
+_pack_length = struct.Struct(">Q").pack
+_HASH_HEAD = b"H" + _pack_length(HEX_LEN)  # a hex digest's tag and length, encoded once
+
+
 def _put(out: bytearray, tag: bytes, payload: bytes) -> None:
     out += tag
-    out += struct.pack(">Q", len(payload))
+    out += _pack_length(len(payload))
     out += payload
 
 
@@ -160,11 +174,20 @@ def _enc_bool(value: Any, out: bytearray, path: str) -> None:
 
 def _enc_int(value: Any, out: bytearray, path: str) -> None:
     value = int(value)
+    if 0 <= value < _SMALL_INT_COUNT:  # indexes, counters: encoded once
+        out += _SMALL_INTS[value]
+        return
     try:
-        text = str(value)
+        data = str(value).encode()
     except ValueError:  # over sys.get_int_max_str_digits(): the same digits, the long way
-        text = _decimal(value)
-    _put_str(out, b"i", text)
+        data = _decimal(value).encode()
+    out += b"i"
+    out += _pack_length(len(data))
+    out += data
+
+
+_SMALL_INT_COUNT = 4096
+_SMALL_INTS = [b"i" + _pack_length(len(str(n))) + str(n).encode() for n in range(_SMALL_INT_COUNT)]
 
 
 def _decimal(value: int) -> str:
@@ -197,9 +220,14 @@ def _enc_bytes(value: Any, out: bytearray, path: str) -> None:
 def _enc_seq(tag: bytes) -> _Encoder:
     def encode(value: Any, out: bytearray, path: str) -> None:
         out += tag
-        out += struct.pack(">Q", len(value))
+        out += _pack_length(len(value))
+        exact = _EXACT
         for i, item in enumerate(value):
-            _encode(item, out, f"{path}[{i}]")
+            encoder = exact.get(type(item))
+            if encoder in _PATHLESS:  # cannot fail: no path to spell (1e6 in a big DAG)
+                encoder(item, out, path)
+            else:
+                _encode(item, out, f"{path}[{i}]")
 
     return encode
 
@@ -259,7 +287,16 @@ def _enc_merkle(value: Any, out: bytearray, path: str) -> None:
     digest = value.__merkl_hash__()
     if digest is None:
         raise _UnknownHashError(path)
-    _put_str(out, b"H", digest)
+    data = digest.encode("utf-8", "surrogatepass")
+    out += _HASH_HEAD if len(data) == HEX_LEN else b"H" + _pack_length(len(data))
+    out += data
+
+
+# Encoders that never name the path in an error (a placeholder's unknown hash is caught, not
+# shown), so a sequence's items skip formatting it.
+_PATHLESS = frozenset(
+    {_enc_none, _enc_bool, _enc_int, _enc_float, _enc_str, _enc_bytes, _enc_merkle}
+)
 
 
 def register_hashed_type(cls: type) -> None:
@@ -267,15 +304,17 @@ def register_hashed_type(cls: type) -> None:
     _EXACT[cls] = _enc_merkle
 
 
-def encode_arguments(keys: Sequence[tuple[str, bytes]], arguments: dict[str, Any]) -> bytes:
-    """`encode_value(arguments)` for a dict keyed by exactly the names in `keys`, given as
-    `sorted_keys(names)` returns them: skips re-encoding and sorting the keys on every call."""
+def encode_arguments(keys: Sequence[tuple[int, str, bytes]], values: Sequence[Any]) -> bytes:
+    """`encode_value({name: value})` of a call's argument values (in parameter order), with
+    the names given as `sorted_keys(names)` returns them: skips building the dict and
+    re-encoding and sorting the keys on every call."""
     out = bytearray(b"d")
-    out += struct.pack(">Q", len(keys))
-    for name, encoded_name in keys:
+    out += _pack_length(len(keys))
+    exact = _EXACT
+    for position, name, encoded_name in keys:
         out += encoded_name
-        value = arguments[name]
-        encoder = _EXACT.get(type(value))
+        value = values[position]
+        encoder = exact.get(type(value))
         try:
             if encoder is not None:
                 encoder(value, out, name)
@@ -286,9 +325,11 @@ def encode_arguments(keys: Sequence[tuple[str, bytes]], arguments: dict[str, Any
     return bytes(out)
 
 
-def sorted_keys(names: Iterable[str]) -> tuple[tuple[str, bytes], ...]:
-    """(name, encoding) pairs in the order the canonical dict encoding sorts them."""
-    return tuple(sorted(((name, encode_value(name)) for name in names), key=lambda k: k[1]))
+def sorted_keys(names: Sequence[str]) -> tuple[tuple[int, str, bytes], ...]:
+    """(position, name, encoding) of each name, in the order the canonical dict encoding
+    sorts them."""
+    keyed = [(position, name, encode_value(name)) for position, name in enumerate(names)]
+    return tuple(sorted(keyed, key=lambda k: k[2]))
 
 
 class _UnknownHashError(Exception):

@@ -114,18 +114,23 @@ for _name, _op in {
 class Placeholder(Lazy):
     """Output number `index` of one task call."""
 
-    __slots__ = ("_hash", "call", "index")
+    # Kept small: a DAG may hold a million of them. The hash is kept as its 32-byte digest
+    # (65 bytes of memory instead of 113 for the hex string) and spelled out on each use.
+    __slots__ = ("_digest", "call", "index")
 
     def __init__(self, call: Call, index: int) -> None:
         self.call = call
         self.index = index
-        self._hash: str | None = None
+        self._digest: bytes | None = None
 
     @property
     def hash(self) -> str | None:
-        if self._hash is None:
-            self._hash = self.call.out_hash(self.index)
-        return self._hash
+        digest = self._digest
+        if digest is None:
+            digest = self._digest = self.call.out_digest(self.index)
+            if digest is None:
+                return None
+        return digest.hex()
 
     @property
     def task(self) -> Task:

@@ -29,7 +29,8 @@ from merkl.hashing import (
     encode_arguments,
     encode_value,
     hash_bytes,
-    output_hash,
+    hash_digest,
+    output_digest,
     output_hash_prefix,
     sorted_keys,
 )
@@ -79,14 +80,12 @@ class Task:
         self._code: CodeIdentity | None = None
         self._code_generation: int | None = None
         self._out_prefix: bytes | None = None
-        self._sorted_params = sorted_keys(self.signature.parameters)
         params = self.signature.parameters.values()
+        self._param_names = tuple(p.name for p in params)
+        self._sorted_params = sorted_keys(self._param_names)
         # Calls with exactly the positional parameters skip inspect's (slow) general binding.
-        self._simple_params: tuple[str, ...] | None = (
-            tuple(p.name for p in params)
-            if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
-            else None
-        )
+        self._simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self._single = self.outs == 1
         functools.update_wrapper(self, fn)
 
     @property
@@ -125,86 +124,151 @@ class Task:
         return f"<task {self.module}.{self.name}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        names = self._simple_params
-        if names is not None and not kwargs and len(args) == len(names):
-            bound = inspect.BoundArguments(self.signature, dict(zip(names, args, strict=True)))
+        if self._simple and not kwargs and len(args) == len(self._param_names):
+            values = args
         else:
             try:
                 bound = self.signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"{self.name}(): {exc}") from None
-            bound.apply_defaults()
-        call = Call(self, bound, _count_outs(self, bound))
-        if isinstance(self.outs, int) and self.outs == 1:
-            return call.outputs[0]
-        return tuple(call.outputs)
+            bound.apply_defaults()  # every parameter, in the signature's order
+            values = tuple(bound.arguments.values())
+        n_outs = self.outs if isinstance(self.outs, int) else _count_outs(self, values)
+        call = Call(self, values, n_outs)
+        if self._single:
+            return call._outputs
+        return call.outputs
 
 
 class Call:
-    """One invocation of a task: bound arguments, their hash, the output placeholders."""
+    """One invocation of a task: its arguments, their hash, the output placeholders.
 
-    __slots__ = ("_args_hash", "bound", "deps", "n_outs", "outputs", "task")
+    A DAG may hold a million calls, so a call keeps only what it needs: the argument values in
+    the signature's order (`arguments` and `bound` are made from them on demand), the lazy
+    values among them, and the digest of their hash.
+    """
 
-    def __init__(self, task: Task, bound: inspect.BoundArguments, n_outs: int) -> None:
+    __slots__ = ("_args_digest", "_outputs", "deps", "task", "values")
+
+    def __init__(self, task: Task, values: tuple[Any, ...], n_outs: int) -> None:
         self.task = task
-        self.bound = bound
-        self.n_outs = n_outs
-        self.deps: tuple[Lazy, ...] = tuple(iter_lazy(list(bound.arguments.values())))
-        self._args_hash: str | bool | None = False  # False: not computed yet
-        self.outputs = [Placeholder(self, i) for i in range(n_outs)]
+        self.values = values
+        self.deps: tuple[Lazy, ...] = _lazy_in(values)
+        self._args_digest: bytes | object | None = False  # False: not computed yet
+        # One output (most calls) is kept bare: a tuple per call would cost 64 bytes and
+        # one more object for the garbage collector to track.
+        self._outputs: Placeholder | tuple[Placeholder, ...] = (
+            Placeholder(self, 0)
+            if n_outs == 1
+            else tuple(Placeholder(self, i) for i in range(n_outs))
+        )
+
+    @property
+    def outputs(self) -> tuple[Placeholder, ...]:
+        outputs = self._outputs
+        return (outputs,) if type(outputs) is Placeholder else outputs  # type: ignore[return-value]
+
+    @property
+    def n_outs(self) -> int:
+        outputs = self._outputs
+        return 1 if isinstance(outputs, Placeholder) else len(outputs)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """{parameter name: value}, every parameter (defaults applied), in signature order."""
+        return dict(zip(self.task._param_names, self.values, strict=True))
+
+    @property
+    def bound(self) -> inspect.BoundArguments:
+        return inspect.BoundArguments(self.task.signature, self.arguments)
 
     @property
     def args_hash(self) -> str | None:
         """Hash of the bound arguments; None when one depends on a missing argument."""
-        if self._args_hash is False:
-            _hash_upstream_first(self)
-            try:
-                self._args_hash = hash_bytes(
-                    encode_arguments(self.task._sorted_params, self.bound.arguments)
-                )
-            except _UnknownHashError:
-                self._args_hash = None
-            except HashingError as exc:
-                exc.message = f"{self.task.name}(): {exc.message}"
-                raise
-        return self._args_hash  # type: ignore[return-value]
+        digest = self._args_digest
+        if type(digest) is not bytes and digest is not None:  # not computed yet
+            digest = self._hash_arguments()
+        return None if digest is None else digest.hex()
+
+    def _hash_arguments(self) -> bytes | None:
+        if self.deps:
+            _hash_upstream(self)
+        return self._digest_arguments()
+
+    def _digest_arguments(self) -> bytes | None:
+        """Hash the arguments; every upstream call must have its hash already."""
+        try:
+            digest: bytes | None = hash_digest(
+                encode_arguments(self.task._sorted_params, self.values)
+            )
+        except _UnknownHashError:
+            digest = None
+        except HashingError as exc:
+            exc.message = f"{self.task.name}(): {exc.message}"
+            raise
+        self._args_digest = digest
+        return digest
 
     def out_hash(self, index: int) -> str | None:
+        digest = self.out_digest(index)
+        return None if digest is None else digest.hex()
+
+    def out_digest(self, index: int) -> bytes | None:
         args_hash = self.args_hash
         if args_hash is None:
             return None
-        return output_hash(self.task.out_prefix, args_hash, index)
+        return output_digest(self.task.out_prefix, args_hash, index)
 
     def arg_hashes(self) -> dict[str, str]:
         """Per-argument hashes, for the run log and `merkl why`."""
         return {
-            name: hash_bytes(encode_value(value, name))
-            for name, value in self.bound.arguments.items()
+            name: hash_bytes(encode_value(value, name)) for name, value in self.arguments.items()
         }
 
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
-def _hash_upstream_first(call: Call) -> None:
-    """Compute the argument hashes of every upstream call not hashed yet, dependencies first,
-    without recursion: hashing the end of a 10,000-task chain must not hit the stack limit."""
-    order: list[Call] = []
-    seen: set[Call] = set()
+_EXPANDING = object()  # `_args_digest` of a call whose upstream `_hash_upstream` is hashing
+
+
+def _hash_upstream(call: Call) -> None:
+    """Hash the arguments of every upstream call not hashed yet, dependencies first, without
+    recursion (hashing the end of a 10,000-task chain must not hit the stack limit) and
+    without a list or set the size of the DAG (it may have a million calls)."""
     stack: list[tuple[Call, bool]] = [(call, False)]
-    while stack:
-        current, expanded = stack.pop()
-        if expanded:
-            order.append(current)
-            continue
-        stack.append((current, True))
-        for dep in current.deps:
-            upstream = getattr(dep, "call", None)
-            if upstream is not None and upstream._args_hash is False and upstream not in seen:
-                seen.add(upstream)
-                stack.append((upstream, False))
-    for upstream in order[:-1]:  # the last one is `call` itself
-        upstream.args_hash  # noqa: B018 - computed and stored; its upstream already is
+    current = call
+    try:
+        while stack:
+            current, expanded = stack.pop()
+            if expanded:
+                if current is not call:
+                    current._digest_arguments()
+                continue
+            if current is not call:
+                if current._args_digest is not False:
+                    continue  # reached twice: hashed already
+                current._args_digest = _EXPANDING
+            stack.append((current, True))
+            for dep in current.deps:
+                upstream = getattr(dep, "call", None)
+                if upstream is not None and upstream._args_digest is False:
+                    stack.append((upstream, False))
+    except BaseException:
+        for pending, _ in [*stack, (current, True)]:
+            if pending._args_digest is _EXPANDING:
+                pending._args_digest = False
+        raise
+
+
+def _lazy_in(values: tuple[Any, ...]) -> tuple[Lazy, ...]:
+    """The lazy values among a call's arguments; scalars (most leaves' only arguments) are
+    skipped without a call."""
+    found: list[Lazy] = []
+    for value in values:
+        if type(value) not in _SCALARS:
+            _collect_lazy(value, found)
+    return tuple(found) if found else ()
 
 
 def iter_lazy(value: Any) -> list[Lazy]:
@@ -331,9 +395,10 @@ def _validate_outs(outs: Any, fn: Callable[..., Any], signature: inspect.Signatu
     return outs  # type: ignore[no-any-return]
 
 
-def _count_outs(task: Task, bound: inspect.BoundArguments) -> int:
-    if isinstance(task.outs, int):
-        return task.outs
+def _count_outs(task: Task, values: tuple[Any, ...]) -> int:
+    assert not isinstance(task.outs, int)
+    arguments = dict(zip(task._param_names, values, strict=True))
+    bound = inspect.BoundArguments(task.signature, arguments)
     count = task.outs(*bound.args, **bound.kwargs)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise EvaluationError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from merkl import CachePolicy, task
+from merkl.executors.base import ValueMap
 from merkl.executors.dependencies import CallDependencies
 from merkl.graph import make_plan
 
@@ -81,6 +82,6 @@ def test_calls_with_the_same_hash_run_once_and_give_all_their_twins(repo):
     assert deps.calls == [first.call, top.call]
     assert deps.twins(first.call) == [first.call, second.call]
     assert deps.producers[top.call] == [first.call]
-    values: dict = {}
+    values = ValueMap(lambda node: None)
     deps.set_values(values, first.call, [5])
     assert values == {first: 5, second: 5}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from merkl.cache import CachePolicy
@@ -31,23 +31,61 @@ class Executor:
 
 
 class ValueMap(dict[Lazy, Any]):
-    """Values by lazy node; cached outputs are loaded from the cache on first use."""
+    """Values by lazy node; cached outputs are loaded from the cache on first use.
 
-    def __init__(self, loader: Callable[[Lazy], Any]) -> None:
+    A run's peak memory is its live frontier, not the sum of its values: once an executor has
+    announced the calls it will run (`expect`), a value is dropped as soon as the last of those
+    calls that reads it has started (`started`), and an output no call reads is not kept at all
+    (`put`). The nodes in `keep` (what the caller asked for) are always kept.
+    """
+
+    def __init__(self, loader: Callable[[Lazy], Any], keep: Iterable[Lazy] = ()) -> None:
         super().__init__()
         self._loader = loader
+        self._keep = set(keep)
+        self._uses: dict[Lazy, int] | None = None  # None: not announced, keep everything
 
     def __missing__(self, key: Lazy) -> Any:
         value = self[key] = self._loader(key)
         return value
 
+    def expect(self, calls: Iterable[Call]) -> None:
+        """Count, for every node, the calls of this run that will read it."""
+        uses = self._uses = {}
+        for call in calls:
+            for dep in dict.fromkeys(call.deps):
+                uses[dep] = uses.get(dep, 0) + 1
+
+    def started(self, call: Call) -> None:
+        """`call` has its arguments: drop the values it was the last reader of."""
+        uses = self._uses
+        if uses is None:
+            return
+        for dep in dict.fromkeys(call.deps):
+            left = uses.get(dep, 0) - 1
+            if left > 0:
+                uses[dep] = left
+                continue
+            uses.pop(dep, None)
+            if dep not in self._keep:
+                self.pop(dep, None)
+
+    def put(self, node: Lazy, value: Any) -> None:
+        """Record the value of `node` if a call still to start reads it or the caller wants it."""
+        if self._uses is None or node in self._uses or node in self._keep:
+            self[node] = value
+
 
 def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:
     """Run the task body on the values of its arguments; return its outputs and duration.
 
+    The arguments' values are released from a `ValueMap` before the body runs (see `started`).
+
     An exception from the body propagates unchanged, with a note naming the task.
     """
     args, kwargs = call_arguments(call, values)
+    if isinstance(values, ValueMap):
+        values.started(call)
     result, duration = timed_call(call.task.fn, args, kwargs, task_label(call))
     return split_outputs(call, result), duration
 

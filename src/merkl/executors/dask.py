@@ -135,12 +135,19 @@ class _DaskRun:
         self.token = uuid.uuid4().hex[:8]
 
     def run(self) -> None:
+        self.values.expect(self.dependencies.calls)
         inputs = self._scatter_inputs()
         futures: dict[Call, distributed.Future[Any]] = {}
         for call in self.dependencies.calls:  # producers first, so they have futures
             futures[call] = self._submit(call, futures, inputs)
-        with Progress("running (dask)", "tasks", len(futures)) as progress:
-            self._collect({future: call for call, future in futures.items()}, progress)
+            self.values.started(call)  # its inputs are on the cluster now
+        pending = {future: call for call, future in futures.items()}
+        # Only `pending` holds the futures from here: a collected result the calls still to
+        # run do not need leaves the workers' memory.
+        futures.clear()
+        inputs.clear()
+        with Progress("running (dask)", "tasks", len(pending)) as progress:
+            self._collect(pending, progress)
 
     def _scatter_inputs(self) -> dict[Lazy, distributed.Future[Any]]:
         """Cached outputs and leaves the calls read, loaded here and sent to the cluster once."""

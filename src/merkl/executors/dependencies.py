@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import Any
 
+from merkl.executors.base import ValueMap
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.tasks import Call
@@ -51,13 +51,12 @@ class CallDependencies:
         """`call` and the other calls with the same hashes, whose outputs it also gives."""
         return [call, *self._twins.get(call, [])]
 
-    def set_values(
-        self, values: MutableMapping[Lazy, Any], call: Call, outputs: list[Any]
-    ) -> None:
-        """Record the outputs of `call` as the values of its and its twins' placeholders."""
+    def set_values(self, values: ValueMap, call: Call, outputs: list[Any]) -> None:
+        """Record the outputs of `call` as the values of its and its twins' placeholders
+        (those that are still to be read: see `ValueMap.put`)."""
         for twin in self.twins(call):
             for placeholder, value in zip(twin.outputs, outputs, strict=True):
-                values[placeholder] = value
+                values.put(placeholder, value)
 
     def initial(self) -> list[Call]:
         """Calls that need no other call's output, in plan order."""

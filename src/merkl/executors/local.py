@@ -27,6 +27,7 @@ class LocalExecutor(Executor):
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
         dependencies = CallDependencies(plan)  # `f(1)` written twice runs once
         calls = dependencies.calls
+        values.expect(calls)
         with (
             Progress("running", "tasks", len(calls), show_running=True) as progress,
             _bar_off_for_breakpoints(progress),

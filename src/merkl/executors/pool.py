@@ -71,6 +71,7 @@ class PoolExecutor(Executor):
         if not plan.calls:
             return
         dependencies = CallDependencies(plan)
+        values.expect(dependencies.calls)
         pool = self._make_pool(dependencies.calls)
         try:
             with Progress(
@@ -119,6 +120,7 @@ def _run_all(
             except Exception as exc:  # e.g. a missing pipeline argument
                 failure = exc
                 break
+            values.started(call)
             running[pool.submit(call, args, kwargs)] = call
         if failure is not None:
             for future in running:

@@ -63,3 +63,13 @@ def test_run_not_a_table(repo, project):
     assert result.code == 1
     assert str(repo.dot_dir / "config.toml") in result.err
     assert "'run'" in result.err
+
+
+def test_bad_link_type_in_local_config_blames_the_local_file(repo):
+    (repo.dot_dir / "config.toml").write_text('[core]\nlink = "teleport"\n')
+    (repo.root / "data.txt").write_text("x")
+    result = run_cli("track", "data.txt")
+    assert result.code == 1
+    assert result.err.startswith(f"merkl: error: {repo.dot_dir / 'config.toml'}: [core] link")
+    assert (repo.root / "data.txt").read_text() == "x"
+    assert not (repo.root / "data.txt.merkl").exists()

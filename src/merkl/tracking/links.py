@@ -31,10 +31,11 @@ def get_link_type(repo: Repo) -> str:
     core = repo.config.get("core", {})
     link = core.get("link", DEFAULT_LINK_TYPE) if isinstance(core, dict) else DEFAULT_LINK_TYPE
     if link not in LINK_TYPES:
+        source = repo.setting_file("core", "link")
         raise ConfigError(
-            f"{repo.root / 'merkl.toml'}: [core] link = {link!r} is not a link type; use one "
+            f"{source}: [core] link = {link!r} is not a link type; use one "
             f"of {', '.join(LINK_TYPES)}",
-            path=repo.root / "merkl.toml",
+            path=source,
             key="core.link",
         )
     return str(link)

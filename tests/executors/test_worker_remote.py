@@ -267,8 +267,10 @@ def test_workers_store_outputs_on_the_remote_and_the_driver_stays_small(
     code, out, err = _merkl(project, cluster, *run, "5")
     assert code == 0, err
     driver_peak = _peak_mib(err)
-    print(f"driver peak RSS: {remote_peak:.0f} MiB with --worker-remote, {driver_peak:.0f} "
-          f"MiB without ({N_SHARDS} x {SHARD_MIB} MiB shards)")
+    print(
+        f"driver peak RSS: {remote_peak:.0f} MiB with --worker-remote, {driver_peak:.0f} "
+        f"MiB without ({N_SHARDS} x {SHARD_MIB} MiB shards)"
+    )
     assert remote_peak < driver_peak - 2 * SHARD_MIB
 
     # A fresh clone pulls what the run needs and runs nothing.

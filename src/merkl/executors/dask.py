@@ -260,7 +260,6 @@ class _DaskRun:
         if failure is not None:
             raise failure
 
-
     def _loaded(self, stored: list[Any], call: Call) -> list[Any]:
         """Outputs as values: those the caller asked for are fetched from the worker remote
         (other outputs stored there are never needed here again)."""

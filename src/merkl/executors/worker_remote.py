@@ -51,7 +51,7 @@ class RemoteSpec:
 
 def remote_spec(repo: Repo, name: str) -> RemoteSpec:
     """The spec of configured remote `name`; a tiered remote cannot be a worker remote."""
-    from merkl.remotes.config import get_remote_config
+    from merkl.remotes.config import anchor_path, get_remote_config
 
     config = get_remote_config(repo, name)
     if config.is_tiered:
@@ -59,7 +59,9 @@ def remote_spec(repo: Repo, name: str) -> RemoteSpec:
             f"--worker-remote {name!r} is a tiered remote; name one of its tiers instead",
             exit_code=2,
         )
-    return RemoteSpec(config.name, config.url, tuple(sorted(config.options.items())))
+    # A relative directory is the project's, not the worker's working directory.
+    url = config.url if "${" in config.url else anchor_path(repo, config.url)
+    return RemoteSpec(config.name, url, tuple(sorted(config.options.items())))
 
 
 class RemoteObjects:

@@ -36,12 +36,13 @@ PIPELINE = f"""
     from pathlib import Path
 
     from merkl import task
+    from merkl.serializers import BytesSerializer
 
     def _log(name):
         with open(os.environ["MERKL_TEST_CALLS"], "a") as handle:
             handle.write(name + "\\n")
 
-    @task
+    @task(serializers=BytesSerializer())
     def shard(i: int) -> bytes:
         _log("shard")
         return bytes([i]) * ({SHARD_MIB} << 20)

@@ -69,11 +69,13 @@ def test_outputs_go_to_the_remote_and_only_entries_come_back(module, spec, tmp_p
     outputs, _, signed = run_call_to_remote(_spec(module.make, [1000]), spec, (out_hash,))
     (stored,) = outputs
     assert isinstance(stored, StoredElsewhere)
-    assert stored.entry.size >= 1000 and stored.entry.pushable
+    assert stored.entry.size >= 1000
+    assert stored.entry.pushable
     assert open_remote(spec.url).has([object_key(stored.entry.oid)])
     record = _record(spec, out_hash, tmp_path)
     assert record.entry.oid == stored.entry.oid
-    assert not signed and record.key is None  # this worker has no key: unsigned, and says so
+    assert not signed
+    assert record.key is None
 
     # A dependent (on any worker) reads its input back from the remote.
     slot = DepSlot(0, 0)

@@ -92,18 +92,7 @@ def _expected(n: int = N_SHARDS) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("cluster")
     code = base / "code"  # the pipeline as deployed on the workers
     code.mkdir()
@@ -113,7 +102,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Itera
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ENDPOINT_URL": moto_endpoint,
         "MERKL_TEST_CALLS": str(base / "calls.log"),
         "MERKL_TEST_CRASH": str(base / "crash"),
         "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",

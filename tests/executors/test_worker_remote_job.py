@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from merkl.cache.facade import StoredElsewhere
-from merkl.errors import CacheMissError
+from merkl.errors import CacheMissError, UsageError
 from merkl.executors import worker_remote
 from merkl.executors.worker import CallSpec, DepSlot, task_ref
-from merkl.executors.worker_remote import RemoteSpec, run_call_to_remote
+from merkl.executors.worker_remote import RemoteSpec, remote_spec, run_call_to_remote
 from merkl.remotes import open_remote
 from merkl.remotes.records import load_record, object_key, record_key
 from merkl.remotes.signing import generate_signer
-from tests.helpers import import_fresh, write_module
+from tests.helpers import import_fresh, run_cli, write_module
 
 MODULE = """
     from merkl import CachePolicy, task
@@ -31,6 +31,15 @@ MODULE = """
     @task(cache_policy=CachePolicy.LOCAL)
     def private(n: int) -> int:
         return n * 2
+"""
+
+CLI_PIPELINE = """
+@task
+def one():
+    return 1
+
+def pipeline():
+    return one()
 """
 
 
@@ -106,3 +115,25 @@ def test_an_input_missing_from_the_remote_names_it(module, spec, tmp_path):
     (Path(spec.url) / object_key(entry.oid)).unlink()
     with pytest.raises(CacheMissError, match=r"input eeeeeeeeeeee .* is missing or corrupt"):
         run_call_to_remote(_spec(module.size, [DepSlot(0, None)]), spec, ("f" * 64,), outputs[0])
+
+
+def test_an_unknown_worker_remote_is_one_line_before_any_cluster_starts(repo, tmp_path):
+    write_module(repo.root, "unknown_remote", "from merkl import task\n\n" + CLI_PIPELINE)
+    result = run_cli(
+        "run", "--executor", "dask", "--worker-remote", "nope", "unknown_remote.pipeline"
+    )
+    assert result.code == 1
+    assert result.err.startswith("merkl: error: no remote 'nope' in ")
+    assert "Traceback" not in result.err
+
+
+def test_a_tiered_worker_remote_is_refused(repo, tmp_path):
+    assert run_cli("remote", "add", "fast", str(tmp_path / "fast")).code == 0
+    assert run_cli("remote", "add", "both", "tiered:fast,fast").code == 0
+    with pytest.raises(UsageError, match=r"--worker-remote 'both' is a tiered remote"):
+        remote_spec(repo, "both")
+
+
+def test_a_relative_directory_worker_remote_is_sent_as_an_absolute_path(repo):
+    assert run_cli("remote", "add", "shared", "remote-dir").code == 0
+    assert remote_spec(repo, "shared").url == str(repo.root / "remote-dir")

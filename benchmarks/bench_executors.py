@@ -12,6 +12,9 @@ interpreter start, imports, worker start-up and shutdown included.
 3. Peak RSS of a fresh process evaluating a chain of 20 and of 200 tasks that each return
    1 MiB, in-process, on threads and on a LocalCluster (the driver's RSS; target: 200 within
    60 MiB of 20).
+4. Peak RSS of the driver of `merkl run --executor dask -j 2` over 4 shards of 64 MiB, with
+   and without `--worker-remote` (a directory remote: the workers store the shards there and
+   only hashes come back; without it every shard crosses to the driver).
 
 Run: `.venv-bench/bin/python benchmarks/bench_executors.py` (`make bench` runs every benchmark).
 Other load on the machine shows up in wall times: the CPU-bound commands run in interleaved
@@ -226,6 +229,78 @@ def chain_memory() -> None:
         )
 
 
+SHARDS = """
+import hashlib
+from merkl import task
+from merkl.serializers import BytesSerializer
+
+@task(serializers=BytesSerializer())
+def shard(i, mib):
+    return bytes([i]) * (mib << 20)
+
+@task
+def checksum(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+@task
+def combine(sums):
+    return sums
+
+def pipeline(n: int = 4, mib: int = 64):
+    return combine([checksum(shard(i, mib)) for i in range(n)])
+"""
+
+# `merkl run` in this process, then its own peak RSS (MiB) on the last stderr line.
+DRIVER = (
+    "import resource, sys\n"
+    "from merkl.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def cluster_memory(n_shards: int = 4, mib: int = 64) -> None:
+    """The driver's peak RSS on a Dask run of big shards, with and without a worker remote."""
+    print(f"driver peak RSS, Dask LocalCluster of 2, {n_shards} shards of {mib} MiB:")
+    for worker_remote in (False, True):
+        with tempfile.TemporaryDirectory(prefix="merkl-bench-shards-") as tmp:
+            work = Path(tmp)
+            (work / "bench_shards.py").write_text(SHARDS)
+            merkl = [sys.executable, "-m", "merkl"]
+            subprocess.run([*merkl, "init"], cwd=work, check=True, capture_output=True)
+            add = [*merkl, "remote", "add", "shared", str(work / "remote")]
+            subprocess.run(add, cwd=work, check=True, capture_output=True)
+            extra = ["--worker-remote", "shared"] if worker_remote else []
+            start = time.perf_counter()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    DRIVER,
+                    "run",
+                    "--executor",
+                    "dask",
+                    "-j",
+                    "2",
+                    *extra,
+                    "bench_shards.pipeline",
+                    str(n_shards),
+                    str(mib),
+                ],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"shards run failed:\n{done.stderr}")
+        peak = int(done.stderr.split()[-1])
+        name = "--worker-remote" if worker_remote else "results to the driver"
+        print(f"  {name:>22}: {peak} MiB ({seconds:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
@@ -236,7 +311,9 @@ def main() -> None:
     )
     parser.add_argument("--trivial", type=int, default=1000, help="tasks for the overhead run")
     parser.add_argument(
-        "--only", choices=["cpu", "overhead", "memory"], help="run one of the benchmarks"
+        "--only",
+        choices=["cpu", "overhead", "memory", "cluster"],
+        help="run one of the benchmarks",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
@@ -246,6 +323,8 @@ def main() -> None:
         overhead(args.repeat, args.trivial)
     if args.only in (None, "memory"):
         chain_memory()
+    if args.only in (None, "cluster"):
+        cluster_memory()
     print(f"machine: load average {os.getloadavg()[0]:.2f} at end")
 
 

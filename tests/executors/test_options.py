@@ -84,3 +84,31 @@ def test_options_that_do_not_fit_are_usage_errors(executor, jobs, scheduler, mes
 def test_a_bad_run_table_names_the_key(config, message):
     with pytest.raises(ConfigError, match=message):
         executor_for_run(None, None, None, config)
+
+
+def test_a_worker_remote_goes_to_dask_from_the_option_or_the_config():
+    executor = executor_for_run(None, None, "tcp://10.0.0.1:8786", worker_remote="store")
+    assert isinstance(executor, DaskExecutor)
+    assert executor.worker_remote == "store"
+    config = {"run": {"scheduler": "tcp://10.0.0.1:8786", "worker_remote": "shared"}}
+    configured = executor_for_run(None, None, None, config)
+    assert isinstance(configured, DaskExecutor)
+    assert configured.worker_remote == "shared"
+    assert executor_for_run(None, None, None, config, worker_remote="other").worker_remote == (
+        "other"
+    )
+    assert executor_for_run("dask", 2, None).worker_remote is None  # today's behaviour
+
+
+def test_a_worker_remote_without_dask_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"--worker-remote 'store' needs --executor dask") as err:
+        executor_for_run("processes", 2, None, worker_remote="store")
+    assert err.value.exit_code == 2
+    # A configured one only applies to dask runs.
+    local = executor_for_run(None, None, None, {"run": {"worker_remote": "shared"}})
+    assert isinstance(local, LocalExecutor)
+
+
+def test_a_worker_remote_in_the_config_must_be_a_name():
+    with pytest.raises(ConfigError, match=r"\[run\] worker_remote must be a remote's name"):
+        executor_for_run(None, None, None, {"run": {"worker_remote": 3}})

@@ -1,6 +1,7 @@
 """Real services for the remote tests, each test isolated and cleaned up.
 
-- S3: moto's server mode on a loopback port (one per session), a fresh bucket per test.
+- S3: moto's server mode on a loopback port (`moto_endpoint` in tests/conftest.py, one per
+  session), a fresh bucket per test.
 - Redis: `MERKL_TEST_REDIS_URL`, a unique key prefix per test, deleted afterwards.
 - PostgreSQL: `MERKL_TEST_POSTGRES_URL`, a schema per test, dropped afterwards.
 - MariaDB/MySQL: `MERKL_TEST_MYSQL_URL`, a database per test, dropped afterwards.
@@ -31,18 +32,6 @@ S3_ENV = {
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
 from merkl.cache.store import ObjectStore
@@ -32,6 +33,22 @@ _memory: dict[str, Any] = {}
 _memory_lock = threading.Lock()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredElsewhere:
+    """An output a Dask worker serialized and stored on a remote itself: what the driver
+    records and passes on instead of the value (`merkl run --worker-remote`)."""
+
+    entry: OutputEntry
+
+
+class ObjectsElsewhere(Protocol):
+    """A place holding objects the local store lacks but the index names (a worker remote)."""
+
+    def has(self, oid: str) -> bool: ...
+
+    def fetch(self, oid: str, store: ObjectStore) -> None: ...
+
+
 def clear_memory_cache() -> None:
     """Forget every memory-cached value in this process."""
     with _memory_lock:
@@ -49,6 +66,9 @@ class Cache:
         self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
+        # Set for `--worker-remote` runs: indexed outputs whose objects only a remote holds
+        # count as cached (and are fetched when a value is needed here).
+        self.elsewhere: ObjectsElsewhere | None = None
 
     def find(
         self, out_hash: str, policy: CachePolicy, serializer: str | None = None
@@ -70,7 +90,10 @@ class Cache:
         if entry is not None and not _agrees(entry, serializer):
             self._forget(out_hash)
             entry = None
-        if entry is not None and self.store.has(entry.oid):
+        if entry is not None and (
+            self.store.has(entry.oid)
+            or (self.elsewhere is not None and self.elsewhere.has(entry.oid))
+        ):
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
                 self._entries.clear()
             self._entries[out_hash] = entry
@@ -94,6 +117,8 @@ class Cache:
                 return _memory[out_hash]
             except KeyError:
                 raise CacheMissError(f"output {out_hash[:12]} left the memory cache") from None
+        if self.elsewhere is not None and not self.store.has(entry.oid):
+            self.elsewhere.fetch(entry.oid, self.store)
         try:
             data = self.store.get_bytes(entry.oid)
         except FileNotFoundError:
@@ -133,7 +158,11 @@ class Cache:
         logged: list[RunRecord] = []
         for (out_hash, value, serializer, policy), run in zip(outputs, runs, strict=True):
             size = 0
-            if policy is CachePolicy.MEMORY:
+            if isinstance(value, StoredElsewhere):  # indexed only: its object is on a remote
+                entries.append(value.entry)
+                size = value.entry.size
+                values.append(value)
+            elif policy is CachePolicy.MEMORY:
                 with _memory_lock:
                     _memory[out_hash] = value
                 values.append(value)

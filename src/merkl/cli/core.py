@@ -21,6 +21,7 @@ RUN_OPTIONS = (
     OwnOption("jobs", ("--jobs", "-j"), takes_value=True),
     OwnOption("executor", ("--executor",), takes_value=True),
     OwnOption("scheduler", ("--scheduler",), takes_value=True),
+    OwnOption("worker_remote", ("--worker-remote",), takes_value=True),
     OwnOption("pull", ("--pull",)),
     OwnOption("remote", ("--remote", "-r"), takes_value=True),
 )
@@ -78,6 +79,7 @@ def run(
     jobs: Annotated[int | None, Clize[int, "j"]] = None,
     executor: Annotated[str | None, Clize[str]] = None,
     scheduler: Annotated[str | None, Clize[str]] = None,
+    worker_remote: Annotated[str | None, Clize[str]] = None,
     pull: bool = False,
     remote: Annotated[str | None, Clize[str, "r"]] = None,
 ) -> None:
@@ -106,6 +108,8 @@ def run(
         default), threads, processes, or dask (a Dask cluster)
     :param scheduler: address of a Dask scheduler (tcp://host:8786) to run on; without it
         --executor dask starts a local cluster of --jobs worker processes
+    :param worker_remote: a configured remote the Dask workers store outputs on themselves
+        (with their own credentials); only hashes come back to this process
     :param pull: first fetch from the remote exactly what this run needs: tracked files named
         in the arguments, and cached outputs (top down: upstream ones only where needed)
     :param remote: the remote for --pull (default: the default remote)
@@ -119,6 +123,7 @@ def run(
         jobs=_whole_number("--jobs", own["jobs"]) if "jobs" in own else jobs,
         executor=str(own.get("executor", executor)) if "executor" in own else executor,
         scheduler=str(own["scheduler"]) if "scheduler" in own else scheduler,
+        worker_remote=str(own["worker_remote"]) if "worker_remote" in own else worker_remote,
         pull=bool(own.get("pull", pull)),
         remote=str(own["remote"]) if "remote" in own else remote,
         command=prog,

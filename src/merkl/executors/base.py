@@ -70,6 +70,10 @@ class ValueMap(dict[Lazy, Any]):
             if dep not in self._keep:
                 self.pop(dep, None)
 
+    def wanted(self, node: Lazy) -> bool:
+        """True for a node the caller asked for (its value is returned, not only stored)."""
+        return node in self._keep
+
     def put(self, node: Lazy, value: Any) -> None:
         """Record the value of `node` if a call still to start reads it or the caller wants it."""
         if self._uses is None or node in self._uses or node in self._keep:

@@ -2,9 +2,11 @@
 
 Each call becomes one `client.submit(run_call, spec, *dependency_futures)`; Dask's scheduler
 runs it when its inputs exist and moves intermediate values between workers. Values already in
-a cache are loaded here and scattered once, never recomputed. Every result is also sent back
-to this process, which stores it in the local cache (and so for remotes): workers need no
-shared disk and no credentials, and each output is stored exactly once.
+a cache are loaded here and scattered once, never recomputed. By default every result is
+also sent back to this process, which stores it in the local cache (and so for remotes):
+workers need no shared disk and no credentials, and each output is stored exactly once. With
+`worker_remote` the workers store outputs on that remote themselves and send back only their
+entries (`merkl.executors.worker_remote`).
 
 Without a scheduler address a `LocalCluster` of `jobs` single-threaded worker processes is
 started for the run and shut down after it.
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from merkl.cache.facade import StoredElsewhere
 from merkl.errors import ExecutorError, UsageError
 from merkl.executors.base import (
     Executor,
@@ -32,6 +35,12 @@ from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.start import gc_paused
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
+from merkl.executors.worker_remote import (
+    RemoteSpec,
+    attach_worker_remote,
+    remote_spec,
+    run_call_to_remote,
+)
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.progress import Progress
@@ -40,6 +49,7 @@ from merkl.tasks import Call
 
 if TYPE_CHECKING:
     import distributed
+
 
 # `distributed` itself is imported when first needed: a dry run does not pay for it.
 if importlib.util.find_spec("distributed") is None:  # pragma: no cover - installed in tests
@@ -61,6 +71,7 @@ class DaskExecutor(Executor):
         jobs: int | None = None,
         scheduler: str | None = None,
         client: distributed.Client | None = None,
+        worker_remote: str | None = None,
     ) -> None:
         self.jobs = check_jobs(jobs, self.name) if jobs is not None else None
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
@@ -71,6 +82,7 @@ class DaskExecutor(Executor):
             )
         self.scheduler = scheduler
         self.client = client
+        self.worker_remote = worker_remote
         if scheduler is None and client is None:
             warm_up()
 
@@ -79,8 +91,18 @@ class DaskExecutor(Executor):
             return
         dependencies = CallDependencies(plan)
         refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
+        spec = self._remote_spec(session)
         with self._connect(len(refs)) as client:
-            _DaskRun(client, dependencies, values, session, refs).run()
+            _DaskRun(client, dependencies, values, session, refs, spec).run()
+
+    def _remote_spec(self, session: Session) -> RemoteSpec | None:
+        """The worker remote's spec (None: results come back here); also lets the local cache
+        count and fetch the objects on it."""
+        if self.worker_remote is None or not session.use_cache:
+            return None
+        repo = session.require_repo()
+        attach_worker_remote(repo.cache, repo, self.worker_remote)
+        return remote_spec(repo, self.worker_remote)
 
     @contextlib.contextmanager
     def _connect(self, n_calls: int) -> Iterator[distributed.Client]:
@@ -126,12 +148,15 @@ class _DaskRun:
         values: ValueMap,
         session: Session,
         refs: dict[Call, TaskRef],
+        remote: RemoteSpec | None = None,
     ) -> None:
         self.client = client
         self.dependencies = dependencies
         self.values = values
         self.session = session
         self.refs = refs
+        self.remote = remote
+        self.unsigned = 0  # calls whose records a worker stored unsigned (it has no key)
         self.token = uuid.uuid4().hex[:8]
 
     def run(self) -> None:
@@ -148,6 +173,12 @@ class _DaskRun:
         inputs.clear()
         with Progress("running (dask)", "tasks", len(pending)) as progress:
             self._collect(pending, progress)
+        if self.unsigned:
+            print(
+                f"merkl: {self.unsigned} task(s) stored unsigned output records on the worker "
+                f"remote (the workers have no signing key; see `merkl key generate`)",
+                file=sys.stderr,
+            )
 
     def _scatter_inputs(self) -> dict[Lazy, distributed.Future[Any]]:
         """Cached outputs and leaves the calls read, loaded here and sent to the cluster once."""
@@ -159,9 +190,19 @@ class _DaskRun:
         nodes = list(needed)
         if not nodes:
             return {}
-        loaded = [self.values[node] for node in nodes]  # a missing argument raises here
+        loaded = [self._input(node) for node in nodes]  # a missing argument raises here
         scattered = self.client.scatter(loaded, hash=False)  # type: ignore[no-untyped-call]
         return dict(zip(nodes, scattered, strict=True))
+
+    def _input(self, node: Lazy) -> Any:
+        """The value to send for a cached output or leaf; with a worker remote, the entry of
+        a cached output only the remote holds (the workers read it there)."""
+        if self.remote is not None and isinstance(node, Placeholder):
+            entry = self.dependencies.cached_entry(node)
+            cache = self.session.require_repo().cache
+            if entry is not None and entry.pushable and not cache.store.has(entry.oid):
+                return StoredElsewhere(entry)
+        return self.values[node]
 
     def _submit(
         self,
@@ -188,6 +229,11 @@ class _DaskRun:
         args, kwargs = call_arguments(call, slots)
         spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
         key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
+        if self.remote is not None:
+            hashes = tuple(p.hash or "" for p in call.outputs)
+            return self.client.submit(
+                run_call_to_remote, spec, self.remote, hashes, *extra, key=key, pure=False
+            )
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 
     def _collect(self, pending: dict[distributed.Future[Any], Call], progress: Progress) -> None:
@@ -202,15 +248,32 @@ class _DaskRun:
         for future, result in completed:
             call = pending.pop(future)
             if future.status == "finished":
-                outputs, duration = result
+                outputs, duration = result[0], result[1]
+                if self.remote is not None and not result[2]:
+                    self.unsigned += 1
                 stored = store_outputs(call, outputs, duration, self.session)
-                self.dependencies.set_values(self.values, call, stored)
+                self.dependencies.set_values(self.values, call, self._loaded(stored, call))
                 progress.advance()
             elif failure is None:
                 failure = _failure(call, future, result)
                 self.client.cancel([f for f in pending if f.status != "finished"])  # type: ignore[no-untyped-call]
         if failure is not None:
             raise failure
+
+    def _loaded(self, stored: list[Any], call: Call) -> list[Any]:
+        """Outputs as values: those the caller asked for are fetched from the worker remote
+        (other outputs stored there are never needed here again)."""
+        if self.remote is None:
+            return stored
+        cache = self.session.require_repo().cache
+        twins = self.dependencies.twins(call)
+        return [
+            cache.load(value.entry.out_hash, value.entry)
+            if isinstance(value, StoredElsewhere)
+            and any(self.values.wanted(twin.outputs[i]) for twin in twins)
+            else value
+            for i, value in enumerate(stored)
+        ]
 
 
 def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseException:

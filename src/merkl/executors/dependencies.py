@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from merkl.cache.index import OutputEntry
 from merkl.executors.base import ValueMap
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
@@ -46,6 +47,10 @@ class CallDependencies:
         if not isinstance(dep, Placeholder) or dep in self._plan.cached:
             return None
         return self._canonical.get(dep.call)
+
+    def cached_entry(self, dep: Lazy) -> OutputEntry | None:
+        """The cache entry the plan found for `dep` (None: computed here, or a leaf)."""
+        return self._plan.cached.get(dep) if isinstance(dep, Placeholder) else None
 
     def twins(self, call: Call) -> list[Call]:
         """`call` and the other calls with the same hashes, whose outputs it also gives."""

@@ -1,7 +1,8 @@
-"""`merkl run --executor/--jobs/--scheduler` and the `[run]` table of merkl.toml → an executor.
+"""`merkl run --executor/--jobs/--scheduler/--worker-remote` and the `[run]` table of merkl.toml
+→ an executor.
 
 Command-line options win over the config; the config's `[run]` table may set `executor`,
-`jobs` and `scheduler` as project defaults.
+`jobs`, `scheduler` and `worker_remote` as project defaults.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _CONFIG_KEYS = {
     "executor": (str, "a string"),
     "jobs": (int, "a whole number"),
     "scheduler": (str, "a string"),
+    "worker_remote": (str, "a remote's name"),
 }
 
 
@@ -27,6 +29,7 @@ def executor_for_run(
     scheduler: str | None,
     config: Mapping[str, Any] | None = None,
     setting_file: Callable[[str, str], Path] | None = None,
+    worker_remote: str | None = None,
 ) -> Executor:
     """The executor `merkl run` uses; a UsageError (exit 2) for options that do not fit.
 
@@ -37,6 +40,8 @@ def executor_for_run(
         scheduler: a Dask scheduler address; implies `dask`.
         config: the repository's config (its `[run]` table is read).
         setting_file: `Repo.setting_file`, to name the file at fault in errors.
+        worker_remote: a configured remote Dask workers store outputs on themselves (dask
+            runs only; the config's is ignored by other executors).
     """
     defaults = _read_config(config or {}, setting_file)
     cli_scheduler = scheduler
@@ -59,6 +64,14 @@ def executor_for_run(
                 exit_code=2,
             )
         scheduler = None  # the configured scheduler is for dask runs only
+    cli_worker_remote = worker_remote
+    worker_remote = cli_worker_remote or defaults.get("worker_remote")
+    if cli_worker_remote and executor != "dask":
+        raise UsageError(
+            f"--worker-remote {cli_worker_remote!r} needs --executor dask or --scheduler "
+            f"(got --executor {executor})",
+            exit_code=2,
+        )
     if executor == "local":
         if jobs is not None and jobs > 1:
             raise UsageError(
@@ -70,6 +83,7 @@ def executor_for_run(
     options: dict[str, Any] = {"jobs": jobs}
     if executor == "dask":
         options["scheduler"] = scheduler
+        options["worker_remote"] = worker_remote
     return get_executor(executor, **options)
 
 

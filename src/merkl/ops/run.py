@@ -36,6 +36,7 @@ class RunOptions:
     executor: str | None = None
     jobs: int | None = None
     scheduler: str | None = None
+    worker_remote: str | None = None  # Dask workers store outputs there themselves
     pull: bool = False  # fetch what the DAG needs from a remote first
     remote: str | None = None
     command: str = "merkl run"  # as typed, for usage lines (`merkl dry-run`)
@@ -65,7 +66,12 @@ def run_pipeline(
     """Run `target`; return what goes to stdout (the result's repr, or the dry-run table)."""
     repo = Repo.find()
     executor = executor_for_run(
-        options.executor, options.jobs, options.scheduler, repo.config, repo.setting_file
+        options.executor,
+        options.jobs,
+        options.scheduler,
+        repo.config,
+        repo.setting_file,
+        options.worker_remote,
     )
     if wants_help(args):
         return pipeline_help(target, options.command)
@@ -97,6 +103,11 @@ def run_pipeline(
             pull_for_run(repo, options.remote, [*iter_lazy(result), *writes], session)
         if options.dry:
             return dry_run_table(result, writes, session)
+        worker_remote = getattr(executor, "worker_remote", None)
+        if worker_remote and session.use_cache:  # outputs only that remote holds are cached
+            from merkl.executors.worker_remote import attach_worker_remote
+
+            attach_worker_remote(repo.cache, repo, worker_remote)
         stats = EvalStats()
         start = time.perf_counter()
         # Shared: runs never wait for each other, but gc waits until these objects are indexed.

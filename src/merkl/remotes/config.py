@@ -155,7 +155,7 @@ def get_remote(repo: Repo, name: str | None = None, _seen: tuple[str, ...] = ())
         options["tiers"] = [get_remote(repo, n, (*_seen, config.name)) for n in names]
         url = config.url
     else:
-        url = _anchor_path(repo, expand_vars(config.url, where))
+        url = anchor_path(repo, expand_vars(config.url, where))
         cls = get_remote_class(url)
         unknown = set(options) - COMMON_OPTIONS - cls.known_options
         if unknown:
@@ -186,7 +186,7 @@ def parse_tiers(url: str, where: str) -> list[str]:
     return names
 
 
-def _anchor_path(repo: Repo, url: str) -> str:
+def anchor_path(repo: Repo, url: str) -> str:
     """A relative directory remote is relative to the repository root."""
     if scheme_of(url) == "file" and "://" not in url and not Path(url).expanduser().is_absolute():
         return os.path.normpath(repo.root / url)

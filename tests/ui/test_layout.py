@@ -62,8 +62,10 @@ def drawing_cpu_seconds(leaves: int) -> tuple[int, float]:
 
 
 def test_ten_thousand_nodes_are_drawn_in_linear_time() -> None:
-    small_nodes, small = drawing_cpu_seconds(500)
-    big_nodes, big = drawing_cpu_seconds(5000)
+    # The best of three runs of each size: one run of a few ms is at the mercy of a collection
+    # or a cold cache on a shared machine, and would make the ratio noise.
+    small_nodes, small = min((drawing_cpu_seconds(500) for _ in range(3)), key=lambda r: r[1])
+    big_nodes, big = min((drawing_cpu_seconds(5000) for _ in range(3)), key=lambda r: r[1])
     assert big_nodes >= 9999
     assert big < 3.0, f"{big:.2f}s of CPU for {big_nodes} nodes"
     # 10x the nodes: ~10x the time when linear, ~100x when quadratic.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
@@ -49,6 +50,10 @@ class Cache:
         self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
+
+    def batched(self) -> AbstractContextManager[None]:
+        """A run: its index and run-log rows are written in batches (`Index.batched`)."""
+        return self.index.batched()
 
     def find(
         self, out_hash: str, policy: CachePolicy, serializer: str | None = None

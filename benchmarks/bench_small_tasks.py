@@ -1,9 +1,10 @@
 """Many small tasks (issue 22), merkl and joblib.Memory on the same work in one run.
 
-1. First run of 2,000 distinct trivial task calls (`add_one(i).get()` for i < 2,000) in a fresh
-   repository vs 2,000 first calls through `joblib.Memory` in a fresh folder (target: merkl
-   <= 1/2 of joblib's time). merkl runs with its default `[core] fsync = true`.
-2. The same 2,000 calls again, all cached (a warm process), for reference.
+First run of 2,000 distinct trivial task calls in a fresh repository vs 2,000 first calls
+through `joblib.Memory` in a fresh folder (target: merkl <= 1/2 of joblib's time), merkl with its
+default `[core] fsync = true` and with `MERKL_FSYNC=0`, in two shapes:
+- one call at a time (`add_one(i).get()`): one run, so one index transaction, per call;
+- one run of the 2,000 calls (`merkl.evaluate([...])`): rows written in batches.
 
 Run: `.venv-bench/bin/python benchmarks/bench_small_tasks.py` (`make bench` runs every benchmark;
 joblib alone is enough: `pip install joblib`).
@@ -43,20 +44,26 @@ def _fresh_process(work: Path, body: str) -> float:
     return float(out[-1])
 
 
-def merkl_first_run(work: Path) -> float:
+SHAPES = {
+    "one .get() per call": f"for i in range({N_CALLS}): merkl_tasks.add_one(i).get()",
+    "one run of all calls": f"merkl.evaluate([merkl_tasks.add_one(i) for i in range({N_CALLS})])",
+}
+
+
+def merkl_first_run(work: Path, shape: str, fsync: bool) -> float:
     subprocess.run(
         [sys.executable, "-m", "merkl", "init"], cwd=work, check=True, capture_output=True
     )
+    os.environ["MERKL_FSYNC"] = "1" if fsync else "0"
     return _fresh_process(
         work,
         f"""
         import sys, time
         sys.path.insert(0, ".")
-        import merkl_tasks
+        import merkl, merkl_tasks
         merkl_tasks.add_one(-1).get()  # opens the repository: not part of the per-call cost
         start = time.perf_counter()
-        for i in range({N_CALLS}):
-            merkl_tasks.add_one(i).get()
+        {SHAPES[shape]}
         print(time.perf_counter() - start)
         """,
     )
@@ -79,27 +86,36 @@ def joblib_first_run(work: Path) -> float:
     )
 
 
-def first_runs(repeats: int = 3) -> tuple[float, float]:
-    """Best of `repeats` first runs each, merkl and joblib alternating."""
-    merkl_s, joblib_s = [], []
+def first_runs(repeats: int = 3) -> tuple[dict[tuple[str, bool], float], float]:
+    """Best of `repeats` first runs of each merkl variant and of joblib, interleaved."""
+    merkl_s: dict[tuple[str, bool], list[float]] = {}
+    joblib_s = []
     for _ in range(repeats):
+        for shape in SHAPES:
+            for fsync in (True, False):
+                with tempfile.TemporaryDirectory(prefix="merkl-bench-small-") as tmp:
+                    work = Path(tmp)
+                    (work / "merkl_tasks.py").write_text(TASKS)
+                    merkl_s.setdefault((shape, fsync), []).append(
+                        merkl_first_run(work, shape, fsync)
+                    )
         with tempfile.TemporaryDirectory(prefix="merkl-bench-small-") as tmp:
             work = Path(tmp)
-            (work / "merkl_tasks.py").write_text(TASKS)
             (work / "plain_tasks.py").write_text(PLAIN)
-            merkl_s.append(merkl_first_run(work))
             joblib_s.append(joblib_first_run(work))
-    return min(merkl_s), min(joblib_s)
+    return {key: min(times) for key, times in merkl_s.items()}, min(joblib_s)
 
 
 def main() -> None:
     merkl_s, joblib_s = first_runs()
-    print(
-        f"first run of {N_CALLS:,} trivial task calls: merkl {merkl_s:.3f} s "
-        f"({merkl_s / N_CALLS * 1e3:.2f} ms/call), joblib.Memory {joblib_s:.3f} s -> merkl "
-        f"{merkl_s / joblib_s:.2f}x joblib's time (target <= 0.5x); load average "
-        f"{os.getloadavg()[0]:.1f}"
-    )
+    print(f"first run of {N_CALLS:,} trivial task calls, joblib.Memory: {joblib_s:.3f} s")
+    for (shape, fsync), seconds in merkl_s.items():
+        print(
+            f"  merkl, {shape}, fsync {'on' if fsync else 'off'}: {seconds:.3f} s "
+            f"({seconds / N_CALLS * 1e3:.2f} ms/call) -> {seconds / joblib_s:.2f}x joblib's "
+            f"time (target <= 0.5x)"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

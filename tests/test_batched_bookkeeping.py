@@ -135,3 +135,32 @@ def test_kill9_in_a_batched_run_loses_only_pending_rows(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert int(done.stdout) == sum(range(1, 701))
     assert _rows(repo, "outputs") == 700
+
+
+def test_objects_of_a_run_are_synced_once_per_batch_before_its_rows(
+    repo: Repo, monkeypatch
+) -> None:
+    """Under `[core] fsync = true` (the default) a run does not fsync each object: one sync of
+    the batch's objects, before the rows that refer to them are written."""
+    from merkl.cache.store import ObjectStore
+
+    write_module(repo.root, "small", TASKS)
+    small = import_fresh(repo.root, "small")
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    syncs: list[tuple[int, int]] = []  # (objects synced, rows written before the sync)
+    real_sync = ObjectStore.sync_objects
+
+    def spied(self: ObjectStore, oids: list[str]) -> None:
+        syncs.append((len(oids), _rows(repo, "outputs")))
+        real_sync(self, oids)
+
+    monkeypatch.setattr(ObjectStore, "sync_objects", spied)
+    monkeypatch.setattr(index_module, "BATCH_SECONDS", 3600.0)
+    assert repo.store.fsync
+    with use_session(repo=repo):
+        evaluate([small.add_one(i) for i in range(600)])
+    assert syncs == [(512, 0), (88, 512)]
+    if sys.platform.startswith("linux"):
+        assert fsyncs == []  # one syncfs per batch (600 fsyncs before)

@@ -15,6 +15,7 @@ from typing import Any
 from merkl.cache.index import Index, OutputEntry, RunRecord
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, CorruptObjectError, SerializationError
+from merkl.hashing import hash_bytes
 from merkl.serializers import Serializer, get_serializer
 
 
@@ -53,7 +54,7 @@ class Cache:
 
     def batched(self) -> AbstractContextManager[None]:
         """A run: its index and run-log rows are written in batches (`Index.batched`)."""
-        return self.index.batched()
+        return self.index.batched(self.store.sync_objects)
 
     def find(
         self, out_hash: str, policy: CachePolicy, serializer: str | None = None
@@ -151,7 +152,9 @@ class Cache:
                     exc.out_hash = out_hash  # type: ignore[attr-defined]  # names the output
                     raise
                 size = len(data)
-                oid = self.store.put_bytes(data)
+                oid = hash_bytes(data)
+                # In a run, the fsync waits for the batch: one `syncfs` before its rows.
+                self.store.put_bytes(data, oid, sync=not self.index.hold_object(oid))
                 pushable = policy is CachePolicy.EVERYWHERE
                 entries.append(OutputEntry(out_hash, oid, serializer.name, size, pushable))
                 values.append(serializer.load(data))

@@ -133,12 +133,16 @@ class Index:
 
     # -- batched writes (see the module docstring) ------------------------------------------
     @contextmanager
-    def batched(self) -> Iterator[None]:
-        """Buffer this thread's `add_outputs` until the outermost batch ends (nestable)."""
+    def batched(self, sync_objects: Callable[[list[str]], None] | None = None) -> Iterator[None]:
+        """Buffer this thread's `add_outputs` until the outermost batch ends (nestable).
+
+        `sync_objects` makes the objects handed to `hold_object` durable; it runs before each
+        write of the pending rows, so a row never refers to an object a power cut could lose.
+        """
         local = self._local
         depth = getattr(local, "batch_depth", 0)
         if depth == 0:
-            local.pending = _Pending()
+            local.pending = _Pending(sync_objects)
         local.batch_depth = depth + 1
         try:
             yield
@@ -158,7 +162,20 @@ class Index:
         if getattr(self._local, "pid", os.getpid()) != os.getpid():
             pending.clear()  # inherited through fork: the parent writes them
             return
-        self._insert(*pending.take())
+        objects, sync_objects = pending.objects, pending.sync_objects
+        rows = pending.take()
+        if objects and sync_objects is not None:
+            sync_objects(objects)
+        self._insert(*rows)
+
+    def hold_object(self, oid: str) -> bool:
+        """True when this thread's open batch takes object `oid`, stored without its fsync:
+        the batch syncs it before writing any row (see `batched`)."""
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is None or pending.sync_objects is None:
+            return False
+        pending.objects.append(oid)
+        return True
 
     # -- connection management ------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -424,12 +441,14 @@ class Index:
 class _Pending:
     """Rows of a batch not yet written; outputs by hash (first writer wins, as in SQL)."""
 
-    __slots__ = ("outputs", "parts", "runs", "since", "values")
+    __slots__ = ("objects", "outputs", "parts", "runs", "since", "sync_objects", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, sync_objects: Callable[[list[str]], None] | None = None) -> None:
+        self.sync_objects = sync_objects
         self.clear()
 
     def clear(self) -> None:
+        self.objects: list[str] = []  # stored unsynced, synced before the rows are written
         self.outputs: dict[str, tuple[Any, ...]] = {}
         self.runs: list[tuple[Any, ...]] = []
         self.values: dict[str, str] = {}

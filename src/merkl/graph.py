@@ -66,6 +66,16 @@ def _find(placeholder: Placeholder, cache: Cache | None) -> OutputEntry | None:
     return placeholder.find_cached(cache)
 
 
+def find_cached_many(nodes: Iterable[Lazy], cache: Cache) -> dict[Placeholder, OutputEntry]:
+    """`Placeholder.find_cached` of every hashed placeholder among `nodes`, in batched lookups
+    (`Cache.find_many`)."""
+    outputs = [n for n in nodes if isinstance(n, Placeholder) and n.hash is not None]
+    found = cache.find_many(
+        (p.hash or "", p.task.policy(p.index), p.task.serializer(p.index).name) for p in outputs
+    )
+    return {p: found[p.hash] for p in outputs if p.hash in found}
+
+
 def iter_nodes(targets: Iterable[Lazy]) -> Iterator[Lazy]:
     """Every lazy value the targets depend on, each once, dependencies before dependents."""
     seen: set[Lazy] = set()

@@ -256,6 +256,25 @@ class Index:
         )
         return _entry(rows[0]) if rows else None
 
+    def find_outputs(self, out_hashes: Iterable[str]) -> dict[str, OutputEntry]:
+        """`find_output` of many hashes: one query per 500 of them (a DAG's thousands of nodes
+        cost a few queries, not one each); hashes not indexed are absent from the result."""
+        wanted = list(dict.fromkeys(out_hashes))
+        found: dict[str, OutputEntry] = {}
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending:
+            found.update((h, _entry(pending.outputs[h])) for h in wanted if h in pending.outputs)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sql = (
+                "SELECT out_hash, oid, serializer, size, pushable FROM outputs "
+                f"WHERE out_hash IN ({marks})"
+            )
+            for row in self._read_written(sql, part):
+                found.setdefault(row[0], _entry(row))
+        return found
+
     def add_outputs(
         self,
         entries: Iterable[OutputEntry],

@@ -6,6 +6,9 @@ default `[core] fsync = true` and with `MERKL_FSYNC=0`, in two shapes:
 - one call at a time (`add_one(i).get()`): one run, so one index transaction, per call;
 - one run of the 2,000 calls (`merkl.evaluate([...])`): rows written in batches.
 
+Then `merkl run --dry` of a 10,001-output pipeline, half of it cached (batched lookups), timed
+inside the process (the DAG build and the lookups, not the interpreter start).
+
 Run: `.venv-bench/bin/python benchmarks/bench_small_tasks.py` (`make bench` runs every benchmark;
 joblib alone is enough: `pip install joblib`).
 """
@@ -106,6 +109,52 @@ def first_runs(repeats: int = 3) -> tuple[dict[tuple[str, bool], float], float]:
     return {key: min(times) for key, times in merkl_s.items()}, min(joblib_s)
 
 
+DRY_TASKS = """
+from merkl import task
+
+@task
+def add_one(x):
+    return x + 1
+
+@task
+def total(values):
+    return sum(values)
+
+def pipeline(n: int = 10_000):
+    return total([add_one(i) for i in range(n)])
+"""
+
+
+def dry_run(repeats: int = 3) -> float:
+    """Best wall time of `dry_run_table` over a 10,001-output pipeline, half cached."""
+    with tempfile.TemporaryDirectory(prefix="merkl-bench-dry-") as tmp:
+        work = Path(tmp)
+        (work / "dry_tasks.py").write_text(DRY_TASKS)
+        subprocess.run(
+            [sys.executable, "-m", "merkl", "init"], cwd=work, check=True, capture_output=True
+        )
+        os.environ["MERKL_FSYNC"] = "0"
+        return _fresh_process(
+            work,
+            f"""
+            import sys, time
+            sys.path.insert(0, ".")
+            import merkl, dry_tasks
+            from merkl.ops.run import dry_run_table
+            from merkl.session import current_session
+            merkl.evaluate([dry_tasks.add_one(i) for i in range(0, 10_000, 2)])
+            best = float("inf")
+            for _ in range({repeats}):
+                current_session().require_repo().cache._entries.clear()  # no earlier hits
+                start = time.perf_counter()
+                table = dry_run_table(dry_tasks.pipeline(), [], current_session())
+                best = min(best, time.perf_counter() - start)
+            assert table.count(" cached") == 5000, table[:300]
+            print(best)
+            """,
+        )
+
+
 def main() -> None:
     merkl_s, joblib_s = first_runs()
     print(f"first run of {N_CALLS:,} trivial task calls, joblib.Memory: {joblib_s:.3f} s")
@@ -115,6 +164,11 @@ def main() -> None:
             f"({seconds / N_CALLS * 1e3:.2f} ms/call) -> {seconds / joblib_s:.2f}x joblib's "
             f"time (target <= 0.5x)"
         )
+    seconds = dry_run()
+    print(
+        f"merkl run --dry, 10,001 outputs (5,000 cached): {seconds:.3f} s "
+        f"({seconds / 10_001 * 1e6:.0f} us/node, DAG build and hashing included)"
+    )
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 

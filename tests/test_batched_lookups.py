@@ -9,7 +9,7 @@ import pytest
 
 from merkl.cache import CachePolicy
 from merkl.cache.index import Index
-from merkl.evaluation import evaluate
+from merkl.evaluation import EvalStats, evaluate
 from merkl.repo import Repo
 from merkl.session import use_session
 from tests.helpers import import_fresh, run_cli, write_module
@@ -100,3 +100,18 @@ def test_find_many_agrees_with_find(repo: Repo) -> None:
     expected = {h for h, policy, ser in wanted if cache.find(h, policy, ser) is not None}
     cache._entries.clear()
     assert set(cache.find_many(wanted)) == expected == {hashes[2]}
+
+
+def test_a_run_plans_with_one_lookup_per_level(repo: Repo, monkeypatch) -> None:
+    """Planning a run of `total` over 1,200 calls, half cached: the root, then its 1,200
+    arguments (3 batches of 500): 4 queries, not 1,201; the cached half is loaded, not run."""
+    _half_cached(repo)
+    small = import_fresh(repo.root, "small")
+    counts = _queries(monkeypatch)
+    stats = EvalStats()
+    with use_session(repo=repo):
+        (value,) = evaluate([small.pipeline()], stats=stats)
+    assert value == sum(range(1, 1201))
+    assert (stats.ran, stats.loaded) == (601, 600)
+    # One single lookup: `evaluate` first tries the target alone (the all-cached fast path).
+    assert counts == {"single": 1, "batched": 4}

@@ -164,3 +164,19 @@ def test_objects_of_a_run_are_synced_once_per_batch_before_its_rows(
     assert syncs == [(512, 0), (88, 512)]
     if sys.platform.startswith("linux"):
         assert fsyncs == []  # one syncfs per batch (600 fsyncs before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_writes_its_parents_pending_rows(repo: Repo) -> None:
+    entry = OutputEntry("c" * 64, "d" * 64, "json", 3, True)
+    index = repo.index
+    with index.batched():
+        index.add_outputs([entry], [])
+        pid = os.fork()
+        if pid == 0:  # the child opens its own connection, then reads (which writes pending rows)
+            index.find_output("e" * 64)
+            list(index.iter_outputs())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert _rows(repo, "outputs") == 0  # the child dropped the inherited rows
+    assert _rows(repo, "outputs") == 1  # the parent wrote them when its batch ended

@@ -159,7 +159,7 @@ class Index:
         pending: _Pending | None = getattr(self._local, "pending", None)
         if not pending:
             return
-        if getattr(self._local, "pid", os.getpid()) != os.getpid():
+        if pending.pid != os.getpid():
             pending.clear()  # inherited through fork: the parent writes them
             return
         objects, sync_objects = pending.objects, pending.sync_objects
@@ -460,10 +460,11 @@ class Index:
 class _Pending:
     """Rows of a batch not yet written; outputs by hash (first writer wins, as in SQL)."""
 
-    __slots__ = ("objects", "outputs", "parts", "runs", "since", "sync_objects", "values")
+    __slots__ = ("objects", "outputs", "parts", "pid", "runs", "since", "sync_objects", "values")
 
     def __init__(self, sync_objects: Callable[[list[str]], None] | None = None) -> None:
         self.sync_objects = sync_objects
+        self.pid = os.getpid()  # a forked child never writes its parent's rows
         self.clear()
 
     def clear(self) -> None:

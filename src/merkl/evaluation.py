@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,8 @@ def _evaluate(
         stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
         stats.loaded += len(plan.cached)
     values = ValueMap(lambda node: _load(node, plan, session), keep=needed)
-    get_executor(executor).run(plan, values, session)
+    with cache.batched() if cache is not None else contextlib.nullcontext():
+        get_executor(executor).run(plan, values, session)
     results = {w: w.write(values[w.source], session) for w in writes}
     return [results[t] if t in results else values[t] for t in targets]
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import itertools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,6 +81,46 @@ def write_new(path: str, data: bytes, *, fsync: bool = True) -> None:
         if fsync:
             handle.flush()
             os.fsync(handle.fileno())
+
+
+_SYNCFS_FROM = 16  # files in a batch from which one `syncfs` beats an fsync each
+
+
+def sync_files(paths: list[str]) -> None:
+    """Make the data of `paths` (files written without fsync) durable, in one call when it can.
+
+    On Linux that is `syncfs` of their file system: one disk flush for a batch of thousands of
+    small files instead of one fsync each (~3 ms apiece on a build machine's disk). A few files
+    are fsynced each: `syncfs` also flushes every other writer's data on that file system
+    (~9 ms on a shared build machine). Elsewhere, or when `syncfs` fails, each file is fsynced.
+    """
+    if not paths:
+        return
+    if len(paths) >= _SYNCFS_FROM and _syncfs(paths[0]):
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _syncfs(path: str) -> bool:
+    """`syncfs(2)` of the file system holding `path`; False where it is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(

@@ -29,6 +29,8 @@ def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
 
     A cached output's upstream is never visited: the Merkle hash already vouches for it.
     """
+    targets = list(targets)
+    found = _find_reachable(targets, cache) if cache is not None else {}
     plan = Plan()
     seen: set[Lazy] = set()
     queued: set[Call] = set()
@@ -49,7 +51,7 @@ def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
         call = item.call
         if call in queued:
             continue
-        entry = _find(item, cache)
+        entry = found.get(item)
         if entry is not None:
             plan.cached[item] = entry
             continue
@@ -59,11 +61,35 @@ def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
     return plan
 
 
-def _find(placeholder: Placeholder, cache: Cache | None) -> OutputEntry | None:
-    out_hash = placeholder.hash
-    if cache is None or out_hash is None:
-        return None
-    return placeholder.find_cached(cache)
+def _find_reachable(targets: list[Lazy], cache: Cache) -> dict[Placeholder, OutputEntry]:
+    """The cache entries of the outputs `make_plan` visits (those reachable from the targets
+    without passing a cached one), found level by level: one batched lookup per level of the
+    DAG, not one query and one `stat` per output."""
+    found: dict[Placeholder, OutputEntry] = {}
+    seen: set[Lazy] = set()
+    level = targets
+    while level:
+        level = [node for node in dict.fromkeys(level) if node not in seen]
+        seen.update(level)
+        hits = find_cached_many(level, cache)
+        found.update(hits)
+        level = [
+            dep
+            for node in level
+            if isinstance(node, Placeholder) and node not in hits
+            for dep in node.call.deps
+        ]
+    return found
+
+
+def find_cached_many(nodes: Iterable[Lazy], cache: Cache) -> dict[Placeholder, OutputEntry]:
+    """`Placeholder.find_cached` of every hashed placeholder among `nodes`, in batched lookups
+    (`Cache.find_many`)."""
+    outputs = [n for n in nodes if isinstance(n, Placeholder) and n.hash is not None]
+    found = cache.find_many(
+        (p.hash or "", p.task.policy(p.index), p.task.serializer(p.index).name) for p in outputs
+    )
+    return {p: found[p.hash] for p in outputs if p.hash in found}
 
 
 def iter_nodes(targets: Iterable[Lazy]) -> Iterator[Lazy]:

@@ -31,8 +31,9 @@ _PROJECT_TEMPLATE = """\
 [core]
 # How tracked files are linked back from the store: symlink, hardlink, copy or reflink.
 link = "symlink"
-# fsync every new object (durable across power loss). false is much faster for pipelines of
-# many small tasks and still safe: objects are verified when read, so a torn one is recomputed.
+# Make new objects durable before an index row refers to them (across power loss). Within a
+# run this is one sync per batch of outputs, not one fsync each. false skips it and is still
+# safe: objects are verified when read, so a torn one is recomputed.
 fsync = true
 """
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, CorruptObjectError, SerializationError
+from merkl.hashing import hash_bytes
 from merkl.serializers import Serializer, get_serializer
 
 
@@ -70,6 +72,10 @@ class Cache:
         # count as cached (and are fetched when a value is needed here).
         self.elsewhere: ObjectsElsewhere | None = None
 
+    def batched(self) -> AbstractContextManager[None]:
+        """A run: its index and run-log rows are written in batches (`Index.batched`)."""
+        return self.index.batched(self.store.sync_objects)
+
     def find(
         self, out_hash: str, policy: CachePolicy, serializer: str | None = None
     ) -> OutputEntry | None:
@@ -105,6 +111,39 @@ class Cache:
                 return None
             return entry
         return None
+
+    def find_many(
+        self, wanted: Iterable[tuple[str, CachePolicy, str | None]]
+    ) -> dict[str, OutputEntry]:
+        """`find` of many (out_hash, policy, serializer): the found entries by hash, with one
+        index query per 500 hashes and one listing per crowded object folder, not a query and
+        a `stat` per output (`merkl run --dry`, `merkl dag` over thousands of nodes)."""
+        found: dict[str, OutputEntry] = {}
+        lookup: list[tuple[str, CachePolicy, str | None]] = []
+        for out_hash, policy, serializer in wanted:
+            entry = self._entries.get(out_hash)
+            if policy in (CachePolicy.NEVER, CachePolicy.MEMORY):
+                if self.find(out_hash, policy, serializer) is not None:
+                    found[out_hash] = _MEMORY_ENTRY
+            elif entry is not None and _agrees(entry, serializer):
+                found[out_hash] = entry
+            else:
+                lookup.append((out_hash, policy, serializer))
+        rows = self.index.find_outputs(h for h, _, _ in lookup)
+        present = self.store.find_present({entry.oid for entry in rows.values()})
+        for out_hash, policy, serializer in lookup:
+            entry = rows.get(out_hash)
+            if entry is not None and entry.oid in present and _agrees(entry, serializer):
+                if len(self._entries) >= _MAX_MEMO_ENTRIES:
+                    self._entries.clear()
+                self._entries[out_hash] = entry
+                found[out_hash] = entry
+            elif entry is not None or self.read_through is not None:
+                # A disagreeing serializer, a missing object or a remote: `find` decides.
+                entry = self.find(out_hash, policy, serializer)
+                if entry is not None:
+                    found[out_hash] = entry
+        return found
 
     def _forget(self, out_hash: str) -> None:
         self._entries.pop(out_hash, None)
@@ -175,7 +214,9 @@ class Cache:
                     exc.out_hash = out_hash  # type: ignore[attr-defined]  # names the output
                     raise
                 size = len(data)
-                oid = self.store.put_bytes(data)
+                oid = hash_bytes(data)
+                # In a run, the fsync waits for the batch: one `syncfs` before its rows.
+                self.store.put_bytes(data, oid, sync=not self.index.hold_object(oid))
                 pushable = policy is CachePolicy.EVERYWHERE
                 entries.append(OutputEntry(out_hash, oid, serializer.name, size, pushable))
                 values.append(serializer.load(data))

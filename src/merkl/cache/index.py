@@ -13,6 +13,15 @@ Tables:
 One connection per thread and per process (sqlite3 connections are not shareable); every
 statement runs in autocommit or a short `BEGIN IMMEDIATE` transaction, with a busy timeout and a
 retry with backoff, so concurrent writers wait instead of failing with "database is locked".
+
+Inside `batched()` (a run: `merkl.evaluate`), `add_outputs` keeps its rows in the calling
+thread's memory and writes them in one transaction every `BATCH_ROWS` outputs, every
+`BATCH_SECONDS`, and when the batch ends (also on an error): one commit for hundreds of outputs
+instead of one each. It is crash-safe because a row is only ever written after its object
+(`Cache.save` stores the object first, fsynced under `[core] fsync = true`): a kill -9 loses at
+most the pending rows, whose outputs are then computed again, and leaves orphan objects that
+`merkl gc` removes. Until written, pending rows are seen by `find_output` in the same thread only;
+any other method of this thread writes them first.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +39,8 @@ from typing import Any, TypeVar
 from merkl.errors import CacheError
 
 SCHEMA_VERSION = 1
+BATCH_ROWS = 512  # pending outputs written in one transaction
+BATCH_SECONDS = 0.25  # oldest pending row waits at most this long (checked on each add)
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -119,6 +131,52 @@ class Index:
         self._local = threading.local()
         self._schema_ready = False
 
+    # -- batched writes (see the module docstring) ------------------------------------------
+    @contextmanager
+    def batched(self, sync_objects: Callable[[list[str]], None] | None = None) -> Iterator[None]:
+        """Buffer this thread's `add_outputs` until the outermost batch ends (nestable).
+
+        `sync_objects` makes the objects handed to `hold_object` durable; it runs before each
+        write of the pending rows, so a row never refers to an object a power cut could lose.
+        """
+        local = self._local
+        depth = getattr(local, "batch_depth", 0)
+        if depth == 0:
+            local.pending = _Pending(sync_objects)
+        local.batch_depth = depth + 1
+        try:
+            yield
+        finally:
+            local.batch_depth = depth
+            if depth == 0:
+                try:
+                    self.flush()
+                finally:
+                    local.pending = None
+
+    def flush(self) -> None:
+        """Write this thread's pending rows now, in one transaction."""
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        if pending.pid != os.getpid():
+            pending.clear()  # inherited through fork: the parent writes them
+            return
+        objects, sync_objects = pending.objects, pending.sync_objects
+        rows = pending.take()
+        if objects and sync_objects is not None:
+            sync_objects(objects)
+        self._insert(*rows)
+
+    def hold_object(self, oid: str) -> bool:
+        """True when this thread's open batch takes object `oid`, stored without its fsync:
+        the batch syncs it before writing any row (see `batched`)."""
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is None or pending.sync_objects is None:
+            return False
+        pending.objects.append(oid)
+        return True
+
     # -- connection management ------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -160,9 +218,20 @@ class Index:
             self._local.conn = None
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        if getattr(self._local, "pending", None):
+            self.flush()  # this thread reads what it wrote
+        return self._read_written(sql, params)
+
+    def _read_written(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """`_read` of the database alone, without writing the pending rows first."""
         return _retry(lambda: self._connection().execute(sql, tuple(params)).fetchall())
 
     def _write(self, statements: Callable[[sqlite3.Connection], _T]) -> _T:
+        if getattr(self._local, "pending", None):
+            self.flush()  # keep this thread's writes in order
+        return self._transaction(statements)
+
+    def _transaction(self, statements: Callable[[sqlite3.Connection], _T]) -> _T:
         def transaction() -> _T:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -178,11 +247,33 @@ class Index:
 
     # -- outputs --------------------------------------------------------------------------
     def find_output(self, out_hash: str) -> OutputEntry | None:
-        rows = self._read(
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is not None and out_hash in pending.outputs:
+            return _entry(pending.outputs[out_hash])
+        rows = self._read_written(
             "SELECT out_hash, oid, serializer, size, pushable FROM outputs WHERE out_hash = ?",
             (out_hash,),
         )
         return _entry(rows[0]) if rows else None
+
+    def find_outputs(self, out_hashes: Iterable[str]) -> dict[str, OutputEntry]:
+        """`find_output` of many hashes: one query per 500 of them (a DAG's thousands of nodes
+        cost a few queries, not one each); hashes not indexed are absent from the result."""
+        wanted = list(dict.fromkeys(out_hashes))
+        found: dict[str, OutputEntry] = {}
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending:
+            found.update((h, _entry(pending.outputs[h])) for h in wanted if h in pending.outputs)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sql = (
+                "SELECT out_hash, oid, serializer, size, pushable FROM outputs "
+                f"WHERE out_hash IN ({marks})"
+            )
+            for row in self._read_written(sql, part):
+                found.setdefault(row[0], _entry(row))
+        return found
 
     def add_outputs(
         self,
@@ -220,6 +311,21 @@ class Index:
             for code_hash, parts in (code_parts or {}).items()
         ]
 
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.add(output_rows, run_rows, value_rows, parts_rows)
+            if pending.due():
+                self.flush()
+            return
+        self._insert(output_rows, run_rows, value_rows, parts_rows)
+
+    def _insert(
+        self,
+        output_rows: list[tuple[Any, ...]],
+        run_rows: list[tuple[Any, ...]],
+        value_rows: list[tuple[str, str]],
+        parts_rows: list[tuple[str, str]],
+    ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT OR IGNORE INTO outputs (out_hash, oid, serializer, size, pushable, "
@@ -239,7 +345,7 @@ class Index:
                 "INSERT OR IGNORE INTO code_parts (code_hash, parts) VALUES (?, ?)", parts_rows
             )
 
-        self._write(insert)
+        self._transaction(insert)
 
     def find_code_parts(self, code_hash: str) -> dict[str, str] | None:
         """The parts of `code_hash` as recorded when a task with that code last ran."""
@@ -349,6 +455,63 @@ class Index:
         """SQLite's own consistency check: an empty list when the database file is sound."""
         rows = self._read("PRAGMA integrity_check")
         return [str(row[0]) for row in rows if row[0] != "ok"]
+
+
+class _Pending:
+    """Rows of a batch not yet written; outputs by hash (first writer wins, as in SQL)."""
+
+    __slots__ = ("objects", "outputs", "parts", "pid", "runs", "since", "sync_objects", "values")
+
+    def __init__(self, sync_objects: Callable[[list[str]], None] | None = None) -> None:
+        self.sync_objects = sync_objects
+        self.pid = os.getpid()  # a forked child never writes its parent's rows
+        self.clear()
+
+    def clear(self) -> None:
+        self.objects: list[str] = []  # stored unsynced, synced before the rows are written
+        self.outputs: dict[str, tuple[Any, ...]] = {}
+        self.runs: list[tuple[Any, ...]] = []
+        self.values: dict[str, str] = {}
+        self.parts: dict[str, str] = {}
+        self.since = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.outputs or self.runs)
+
+    def add(
+        self,
+        outputs: list[tuple[Any, ...]],
+        runs: list[tuple[Any, ...]],
+        values: list[tuple[str, str]],
+        parts: list[tuple[str, str]],
+    ) -> None:
+        if not self:
+            self.since = time.monotonic()
+        for row in outputs:
+            self.outputs.setdefault(row[0], row)
+        self.runs.extend(runs)
+        self.values.update(values)
+        self.parts.update(parts)
+
+    def due(self) -> bool:
+        return bool(self) and (
+            len(self.outputs) + len(self.runs) >= 2 * BATCH_ROWS
+            or time.monotonic() - self.since >= BATCH_SECONDS
+        )
+
+    def take(
+        self,
+    ) -> tuple[
+        list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str]], list[tuple[str, str]]
+    ]:
+        rows = (
+            list(self.outputs.values()),
+            self.runs,
+            sorted(self.values.items()),
+            list(self.parts.items()),
+        )
+        self.clear()
+        return rows
 
 
 def _entry(row: Any) -> OutputEntry:

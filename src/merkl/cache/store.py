@@ -18,7 +18,7 @@ from pathlib import Path
 import blake3
 
 from merkl.errors import CorruptObjectError
-from merkl.fs import NO_LINK_ERRNOS, replace_with, write_atomic
+from merkl.fs import NO_LINK_ERRNOS, replace_with, sync_files, write_atomic
 from merkl.hashing import hash_bytes, is_hex_hash
 
 _READ_ONLY = 0o444
@@ -53,18 +53,27 @@ class ObjectStore:
     def size(self, oid: str) -> int:
         return os.stat(self._path(oid)).st_size
 
-    def put_bytes(self, data: bytes, oid: str | None = None) -> str:
-        """Store `data` (if not already there) and return its oid."""
+    def put_bytes(self, data: bytes, oid: str | None = None, *, sync: bool = True) -> str:
+        """Store `data` (if not already there) and return its oid.
+
+        `sync=False` leaves the fsync (under `fsync = true`) to a later `sync_objects` of a
+        batch: nothing may refer to the object durably before that.
+        """
         oid = oid or hash_bytes(data)
         if not self.has(oid):
             write_atomic(
                 self.oid_to_path(oid),
                 data,
-                fsync=self.fsync,
+                fsync=self.fsync and sync,
                 mode=_READ_ONLY,
                 tmp_dir=self.tmp_dir,
             )
         return oid
+
+    def sync_objects(self, oids: list[str]) -> None:
+        """Make objects stored with `sync=False` durable (one `syncfs` for the lot on Linux)."""
+        if self.fsync:
+            sync_files([self._path(oid) for oid in oids if self.has(oid)])
 
     def put_file(self, source: Path, oid: str) -> None:
         """Copy a file whose content hashes to `oid` into the store."""

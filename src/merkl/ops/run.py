@@ -17,7 +17,7 @@ from merkl.evaluation import EvalStats, evaluate_value
 from merkl.executors.options import executor_for_run
 from merkl.files import FileOutput, FileRef
 from merkl.fs import write_atomic
-from merkl.graph import iter_nodes
+from merkl.graph import find_cached_many, iter_nodes
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
 from merkl.pointer import pointer_path
 from merkl.repo import Repo
@@ -141,15 +141,17 @@ def dry_run_table(result: Any, writes: list[FileOutput], session: Session) -> st
     """One line per node: hash, what it is, and whether it is cached (nothing runs)."""
     roots: list[Lazy] = [*iter_lazy(result), *(w.source for w in writes)]
     cache = session.repo.cache if session.use_cache and session.repo else None
+    nodes = list(iter_nodes(roots))
+    cached = find_cached_many(nodes, cache) if cache is not None else {}  # batched lookups
     lines = []
-    for node in iter_nodes(roots):
+    for node in nodes:
         digest = node.hash or "?" * 64
         if isinstance(node, Placeholder):
             suffix = f"[{node.index}]" if node.call.n_outs > 1 else ""
             name = f"{node.task.module}.{node.task.name}{suffix}"
             if node.hash is None:
                 state = "unknown"
-            elif cache is not None and node.find_cached(cache) is not None:
+            elif node in cached:
                 state = "cached"
             else:
                 state = "missing"

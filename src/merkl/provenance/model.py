@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from merkl.cache import Cache, CachePolicy
+from merkl.cache.index import OutputEntry
 from merkl.files import FileOutput, FileRef, StoredOutput
-from merkl.graph import iter_nodes
+from merkl.graph import find_cached_many, iter_nodes
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
 from merkl.pointer import pointer_path
 from merkl.provenance.pipeline import Pipeline
@@ -132,7 +133,9 @@ def build_dag(pipeline: Pipeline) -> Dag:
     """Nodes and edges of everything the pipeline's outputs and writes depend on."""
     builder = _Builder(pipeline.repo)
     roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
-    for lazy in iter_nodes(roots):
+    nodes = list(iter_nodes(roots))
+    builder.cached = find_cached_many(nodes, pipeline.repo.cache)  # batched, not per node
+    for lazy in nodes:
         builder.add(lazy)
     root_ids = [builder.ids[r] for r in pipeline.roots]
     root_ids += [builder.add_write(w) for w in pipeline.writes]
@@ -147,6 +150,7 @@ class _Builder:
         self.ids: dict[Lazy, str] = {}
         self._calls: dict[Call, str] = {}
         self._counts: dict[str, int] = {}
+        self.cached: dict[Placeholder, OutputEntry] | None = None  # known states, when batched
 
     def _new(self, kind: str, label: str, digest: str | None, state: str, **detail: Any) -> str:
         number = self._counts.get(kind, 0)
@@ -155,6 +159,11 @@ class _Builder:
         self.nodes.append(DagNode(node_id, kind, label, digest, state, detail))
         return node_id
 
+    def _state(self, placeholder: Placeholder) -> str:
+        if self.cached is None or placeholder.hash is None:
+            return output_state(placeholder, self.repo.cache)
+        return CACHED if placeholder in self.cached else MISSING
+
     def add(self, lazy: Lazy) -> None:
         if isinstance(lazy, Placeholder):
             task_id = self._task(lazy.call)
@@ -162,7 +171,7 @@ class _Builder:
                 "output",
                 output_label(lazy),
                 lazy.hash,
-                output_state(lazy, self.repo.cache),
+                self._state(lazy),
                 task=lazy.task.name,
                 module=lazy.task.module,
                 index=lazy.index,

@@ -51,9 +51,15 @@ class Cache:
         self.read_through: Callable[[str], OutputEntry | None] | None = None
 
     def find(
-        self, out_hash: str, policy: CachePolicy, serializer: str | None = None
+        self,
+        out_hash: str,
+        policy: CachePolicy,
+        serializer: str | None = None,
+        *,
+        remote: bool = True,
     ) -> OutputEntry | None:
-        """The entry for `out_hash` if some cache that `policy` allows holds it.
+        """The entry for `out_hash` if some cache that `policy` allows holds it (with `remote`
+        False, only this process and the local store are asked, not `read_through`).
 
         With `serializer` (the task's own), an entry written by another serializer is refused
         and forgotten: a record from a remote must not change the type a task returns (a JSON
@@ -75,7 +81,7 @@ class Cache:
                 self._entries.clear()
             self._entries[out_hash] = entry
             return entry
-        if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
+        if remote and self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             entry = self.read_through(out_hash)
             if entry is not None and not _agrees(entry, serializer):
                 self._forget(out_hash)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
-from merkl.errors import EvaluationError, SerializationError
+from merkl.cache.lease import output_lease
+from merkl.errors import CacheMissError, CorruptObjectError, EvaluationError, SerializationError
 from merkl.graph import Plan
 from merkl.observers import call_finished
 from merkl.placeholder import Lazy
 from merkl.session import Session
 from merkl.tasks import Call, Task, substitute
+
+if TYPE_CHECKING:
+    from merkl.cache import Cache
 
 
 class Executor:
@@ -74,6 +78,53 @@ class ValueMap(dict[Lazy, Any]):
         """Record the value of `node` if a call still to start reads it or the caller wants it."""
         if self._uses is None or node in self._uses or node in self._keep:
             self[node] = value
+
+
+def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
+    """Run `call` and store its outputs; return their values as a cache hit would.
+
+    With a cache, under the lease on the call's first output (`merkl.cache.lease`): when
+    another process or thread of this repository computes the same call meanwhile, this waits
+    for it and loads its outputs instead of running the body again.
+    """
+    if not (session.use_cache and _shareable(call)):
+        outputs, duration = call_body(call, values)
+        return store_outputs(call, outputs, duration, session)
+    repo = session.require_repo()
+    with output_lease(repo.dot_dir, call.outputs[0].hash or ""):
+        stored = _stored_meanwhile(call, repo.cache)
+        if stored is not None:
+            values.started(call)
+            return stored
+        outputs, duration = call_body(call, values)
+        return store_outputs(call, outputs, duration, session)
+
+
+_SHARED_POLICIES = (CachePolicy.EVERYWHERE, CachePolicy.LOCAL)
+
+
+def _shareable(call: Call) -> bool:
+    """Whether another process could load every output of `call` from the local cache."""
+    task = call.task
+    return all(task.policy(p.index) in _SHARED_POLICIES for p in call.outputs)
+
+
+def _stored_meanwhile(call: Call, cache: Cache) -> list[Any] | None:
+    """The call's outputs if all are in the local cache now (stored since the plan was made,
+    by the holder of the lease this waited for); None as soon as one is not."""
+    task = call.task
+    found = []
+    for placeholder in call.outputs:
+        index = placeholder.index
+        out_hash = placeholder.hash or ""
+        entry = cache.find(out_hash, task.policy(index), task.serializer(index).name, remote=False)
+        if entry is None:
+            return None
+        found.append((out_hash, entry))
+    try:
+        return [cache.load(out_hash, entry) for out_hash, entry in found]
+    except (CacheMissError, CorruptObjectError):
+        return None  # gone again (gc, repair): compute it
 
 
 def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:

@@ -1,0 +1,64 @@
+"""Compute once: a lease on an output hash, held while one process computes that output.
+
+Concurrent runs of one repository (processes, or threads of one process) that miss the same
+output would each compute it. Before computing, a run takes the lease on the output's hash:
+an exclusive `flock` on `.merkl/leases/<hash>`; a second run blocks there, and once it holds
+the lease finds the output in the cache and loads it instead of computing it.
+
+The lease needs no heartbeat: the kernel drops a `flock` the moment its holder dies, even by
+kill -9, so a waiter takes over at once and computes the output itself. (A holder that hangs
+without dying keeps its lease, as it would keep a heartbeat going.) `flock` is per open file,
+so threads of one process exclude each other as processes do. The file exists only while held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+LEASES_DIR = "leases"
+
+
+@contextlib.contextmanager
+def output_lease(dot_dir: Path, out_hash: str) -> Iterator[None]:
+    """Hold the lease on `out_hash` while the block runs, waiting for another holder first."""
+    path = os.path.join(dot_dir, LEASES_DIR, out_hash)
+    fd = _acquire(path)
+    try:
+        yield
+    finally:
+        # Unlinked while still held: a waiter that opened this file sees it gone and retries
+        # on a fresh one, so two holders can never lock two different files of one hash.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _acquire(path: str) -> int:
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_named(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder unlinked it as it finished: lock the current file
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether `path` is still the file open as `fd` (not unlinked or replaced meanwhile)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -137,7 +137,7 @@ def test_a_killed_lease_holder_is_taken_over_at_once(repo: Repo, tmp_path: Path)
     killed = time.monotonic()
     out, err = waiter.communicate(timeout=60)
     took_over = time.monotonic() - killed
-    holder.wait()
+    holder.communicate()
     assert waiter.returncode == 0, err
     assert out.split() == [str(EXPECTED)]
     # No heartbeat to wait out: the kernel drops a dead holder's flock at once.

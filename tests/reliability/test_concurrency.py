@@ -1,7 +1,8 @@
 """4 processes x 8 threads evaluate overlapping DAGs in one repository at the same time.
 
-All results are right, every output is computed once and stored once (one row per hash, one object per oid, no
-leftovers), and no "database is locked" reaches anyone.
+All results are right, every output is computed once (the lease of issue 17) and stored once
+(one row per hash, one object per oid, no leftovers), and no "database is locked" reaches
+anyone.
 """
 
 from __future__ import annotations

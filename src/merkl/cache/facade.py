@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
+from merkl.cache.lease import SharedLeases
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, CorruptObjectError, SerializationError
 from merkl.serializers import Serializer, get_serializer
@@ -49,6 +50,8 @@ class Cache:
         self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
+        # Set by a remote with `lease = true`: compute once across the clones sharing it.
+        self.shared_leases: SharedLeases | None = None
 
     def find(
         self,

@@ -9,6 +9,10 @@ The lease needs no heartbeat: the kernel drops a `flock` the moment its holder d
 kill -9, so a waiter takes over at once and computes the output itself. (A holder that hangs
 without dying keeps its lease, as it would keep a heartbeat going.) `flock` is per open file,
 so threads of one process exclude each other as processes do. The file exists only while held.
+
+Across machines, a remote with `lease = true` adds a second, shared lease (`SharedLeases`, set
+on the cache by `merkl.remotes.leases`), taken inside the local one, so one process per machine
+asks the remote.
 """
 
 from __future__ import annotations
@@ -17,9 +21,21 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 LEASES_DIR = "leases"
+
+
+class SharedLeases(Protocol):
+    """Leases shared by the clones of one remote (`Cache.shared_leases`)."""
+
+    def hold(self, out_hash: str) -> AbstractContextManager[None]:
+        """Hold the remote's lease on `out_hash`, waiting while another clone holds it."""
+
+    def publish(self, out_hashes: list[str]) -> None:
+        """Write the just-stored outputs through to the remote, for the clones waiting."""
 
 
 @contextlib.contextmanager

@@ -85,39 +85,56 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
 
     With a cache, under the lease on the call's first output (`merkl.cache.lease`): when
     another process or thread of this repository computes the same call meanwhile, this waits
-    for it and loads its outputs instead of running the body again.
+    for it and loads its outputs instead of running the body again. With a remote's shared
+    lease as well, the same holds for the clones sharing that remote.
     """
-    if not (session.use_cache and _shareable(call)):
-        outputs, duration = call_body(call, values)
-        return store_outputs(call, outputs, duration, session)
+    if not (session.use_cache and _shared_by(call, _LOCAL_POLICIES)):
+        return _run_and_store(call, values, session)
     repo = session.require_repo()
-    with output_lease(repo.dot_dir, call.outputs[0].hash or ""):
-        stored = _stored_meanwhile(call, repo.cache)
+    cache = repo.cache
+    first = call.outputs[0].hash or ""
+    with output_lease(repo.dot_dir, first):
+        stored = _stored_meanwhile(call, cache, remote=False)
+        if stored is None and cache.shared_leases is not None:
+            if _shared_by(call, (CachePolicy.EVERYWHERE,)):
+                with cache.shared_leases.hold(first):
+                    stored = _stored_meanwhile(call, cache, remote=True)
+                    if stored is None:
+                        stored = _run_and_store(call, values, session)
+                        cache.shared_leases.publish([p.hash or "" for p in call.outputs])
+                        return stored
         if stored is not None:
-            values.started(call)
+            values.started(call)  # as `call_body` would
             return stored
-        outputs, duration = call_body(call, values)
-        return store_outputs(call, outputs, duration, session)
+        return _run_and_store(call, values, session)
 
 
-_SHARED_POLICIES = (CachePolicy.EVERYWHERE, CachePolicy.LOCAL)
+_LOCAL_POLICIES = (CachePolicy.EVERYWHERE, CachePolicy.LOCAL)
 
 
-def _shareable(call: Call) -> bool:
-    """Whether another process could load every output of `call` from the local cache."""
+def _run_and_store(call: Call, values: ValueMap, session: Session) -> list[Any]:
+    outputs, duration = call_body(call, values)
+    return store_outputs(call, outputs, duration, session)
+
+
+def _shared_by(call: Call, policies: tuple[CachePolicy, ...]) -> bool:
+    """Whether every output of `call` is cached where `policies` say (so another process, or
+    with EVERYWHERE another clone, can load it)."""
     task = call.task
-    return all(task.policy(p.index) in _SHARED_POLICIES for p in call.outputs)
+    return all(task.policy(p.index) in policies for p in call.outputs)
 
 
-def _stored_meanwhile(call: Call, cache: Cache) -> list[Any] | None:
-    """The call's outputs if all are in the local cache now (stored since the plan was made,
-    by the holder of the lease this waited for); None as soon as one is not."""
+def _stored_meanwhile(call: Call, cache: Cache, *, remote: bool) -> list[Any] | None:
+    """The call's outputs if all are cached now (stored since the plan was made, by the holder
+    of the lease this waited for); None as soon as one is not. With `remote`, read-through
+    asks the remote too."""
     task = call.task
     found = []
     for placeholder in call.outputs:
         index = placeholder.index
         out_hash = placeholder.hash or ""
-        entry = cache.find(out_hash, task.policy(index), task.serializer(index).name, remote=False)
+        serializer = task.serializer(index).name
+        entry = cache.find(out_hash, task.policy(index), serializer, remote=remote)
         if entry is None:
             return None
         found.append((out_hash, entry))

@@ -95,14 +95,14 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
     first = call.outputs[0].hash or ""
     with output_lease(repo.dot_dir, first):
         stored = _stored_meanwhile(call, cache, remote=False)
-        if stored is None and cache.shared_leases is not None:
-            if _shared_by(call, (CachePolicy.EVERYWHERE,)):
-                with cache.shared_leases.hold(first):
-                    stored = _stored_meanwhile(call, cache, remote=True)
-                    if stored is None:
-                        stored = _run_and_store(call, values, session)
-                        cache.shared_leases.publish([p.hash or "" for p in call.outputs])
-                        return stored
+        shared = cache.shared_leases
+        if stored is None and shared is not None and _shared_by(call, (CachePolicy.EVERYWHERE,)):
+            with shared.hold(first):
+                stored = _stored_meanwhile(call, cache, remote=True)
+                if stored is None:
+                    stored = _run_and_store(call, values, session)
+                    shared.publish([p.hash or "" for p in call.outputs])
+                    return stored
         if stored is not None:
             values.started(call)  # as `call_body` would
             return stored

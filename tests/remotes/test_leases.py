@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from merkl.errors import ConfigError
+from merkl.errors import ConfigError, MerklWarning
+from merkl.evaluation import evaluate
 from merkl.remotes.config import remote_configs
 from merkl.repo import Repo
-from tests.helpers import REPO_ROOT, write_module
+from merkl.session import Session, use_session
+from tests.helpers import REPO_ROOT, import_fresh, write_module
 from tests.remotes.conftest import REDIS_URL
 
 PIPELINE = """
@@ -154,3 +156,22 @@ def test_lease_ttl_must_be_a_positive_number(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"remotes.origin.lease_ttl must be a positive number"):
         remote_configs(repo)
+
+
+def test_lease_on_a_kind_without_leases_warns_once_and_computes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo.init(tmp_path / "r")
+    (repo.root / "merkl.toml").write_text(
+        f'[remotes.origin]\nurl = "{tmp_path / "remote"}"\nread_through = true\nlease = true\n'
+    )
+    write_module(repo.root, "clonepipe", PIPELINE)
+    log = tmp_path / "ran.log"
+    monkeypatch.setenv("LEASE_TEST_LOG", str(log))
+    pipe = import_fresh(repo.root, "clonepipe")
+    with use_session(Session(repo)), pytest.warns(MerklWarning) as caught:
+        assert evaluate([pipe.root(WIDTH)]) == [EXPECTED]
+    leases = [str(w.message) for w in caught if "leases on remote" in str(w.message)]
+    assert len(leases) == 1, leases
+    assert "has no leases (Redis remotes have them)" in leases[0]
+    assert _runs(log) == ALL_BODIES

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
 from merkl.cache.lease import output_lease
-from merkl.errors import CacheMissError, CorruptObjectError, EvaluationError, SerializationError
+from merkl.errors import EvaluationError, SerializationError
 from merkl.graph import Plan
 from merkl.observers import call_finished
-from merkl.placeholder import Lazy
+from merkl.placeholder import Lazy, cached_values
 from merkl.session import Session
 from merkl.tasks import Call, Task, substitute
 
@@ -128,20 +128,7 @@ def _stored_meanwhile(call: Call, cache: Cache, *, remote: bool) -> list[Any] | 
     """The call's outputs if all are cached now (stored since the plan was made, by the holder
     of the lease this waited for); None as soon as one is not. With `remote`, read-through
     asks the remote too."""
-    task = call.task
-    found = []
-    for placeholder in call.outputs:
-        index = placeholder.index
-        out_hash = placeholder.hash or ""
-        serializer = task.serializer(index).name
-        entry = cache.find(out_hash, task.policy(index), serializer, remote=remote)
-        if entry is None:
-            return None
-        found.append((out_hash, entry))
-    try:
-        return [cache.load(out_hash, entry) for out_hash, entry in found]
-    except (CacheMissError, CorruptObjectError):
-        return None  # gone again (gc, repair): compute it
+    return cached_values(call.outputs, cache, remote=remote)
 
 
 def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:

@@ -1,6 +1,6 @@
-"""Compute once across clones: two clones share a Redis remote with `lease = true`.
+"""Compute once across clones: two clones share a remote with `lease = true`.
 
-Real processes, a real Redis; the task bodies of every clone log their runs to one file
+Real processes, a real Redis, PostgreSQL and MariaDB; the task bodies of every clone log their runs to one file
 (`tests.lease_helpers`), so the log counts how often each body ran anywhere.
 """
 
@@ -14,31 +14,47 @@ import pytest
 
 from merkl.errors import ConfigError, MerklWarning
 from merkl.evaluation import evaluate
-from merkl.remotes.config import remote_configs
+from merkl.remotes.config import get_remote, remote_configs
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.helpers import import_fresh
 from tests.lease_helpers import MODULE, all_bodies, expected, runs, start, write_pipeline
 from tests.remotes.conftest import REDIS_URL
 
+KINDS = ["redis", "postgres", "mysql"]
+
 WIDTH = 6
 EXPECTED = expected(WIDTH)
 ALL_BODIES = all_bodies(WIDTH)
 
 
-def _clone(folder: Path, prefix: str, ttl: float) -> Repo:
+@pytest.fixture(params=KINDS)
+def shared(request: pytest.FixtureRequest) -> str:
+    """The `[remotes.origin]` lines of a fresh shared remote of each kind with leases."""
+    if request.param == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+        return f'url = "{REDIS_URL}"\nprefix = "{prefix}"\n'
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("postgres_schema")
+        return f'url = "{url}"\nschema = "{schema}"\n'
+    return f'url = "{request.getfixturevalue("mysql_database")}"\n'
+
+
+def _clone(folder: Path, shared: str, ttl: float) -> Repo:
     folder.mkdir()
     repo = Repo.init(folder)
     (folder / "merkl.toml").write_text(
-        f'[remotes.origin]\nurl = "{REDIS_URL}"\nprefix = "{prefix}"\n'
-        f"read_through = true\nlease = true\nlease_ttl = {ttl}\n"
+        f"[remotes.origin]\n{shared}read_through = true\nlease = true\nlease_ttl = {ttl}\n"
     )
     write_pipeline(folder)
+    remote = get_remote(repo, "origin")
+    remote.prepare(write=True)  # a remote someone pushed to (SQL: its table exists)
+    remote.close()
     return repo
 
 
-def test_two_clones_sharing_redis_compute_once(redis_prefix: str, tmp_path: Path) -> None:
-    clones = [_clone(tmp_path / name, redis_prefix, 5) for name in ("a", "b")]
+def test_two_clones_sharing_a_remote_compute_once(shared: str, tmp_path: Path) -> None:
+    clones = [_clone(tmp_path / name, shared, 5) for name in ("a", "b")]
     go, log = tmp_path / "go", tmp_path / "ran.log"
     procs = [start(repo.root, go, log, WIDTH) for repo in clones for _ in range(2)]
     go.touch()
@@ -51,10 +67,10 @@ def test_two_clones_sharing_redis_compute_once(redis_prefix: str, tmp_path: Path
 
 
 def test_a_killed_holder_in_another_clone_expires_and_is_taken_over(
-    redis_prefix: str, tmp_path: Path
+    shared: str, tmp_path: Path
 ) -> None:
     ttl = 1.0
-    first, second = (_clone(tmp_path / name, redis_prefix, ttl) for name in ("a", "b"))
+    first, second = (_clone(tmp_path / name, shared, ttl) for name in ("a", "b"))
     go, log = tmp_path / "go", tmp_path / "ran.log"
     (tmp_path / "slow-once").touch()
     go.touch()
@@ -106,5 +122,5 @@ def test_lease_on_a_kind_without_leases_warns_once_and_computes(
         assert evaluate([pipe.root(WIDTH)]) == [EXPECTED]
     leases = [str(w.message) for w in caught if "leases on remote" in str(w.message)]
     assert len(leases) == 1, leases
-    assert "has no leases (Redis remotes have them)" in leases[0]
+    assert "has no leases (Redis and SQL remotes have them)" in leases[0]
     assert runs(log) == ALL_BODIES

@@ -113,7 +113,8 @@ class Remote:
         """Take lease `name` for `ttl_ms` unless another token holds it (`lease = true`; see
         `merkl.remotes.leases`). A kind without an atomic create-if-absent has no leases."""
         raise self.error(
-            "has no leases (Redis remotes have them); remove lease = true from its settings"
+            "has no leases (Redis and SQL remotes have them); remove lease = true from its "
+            "settings"
         )
 
     def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:

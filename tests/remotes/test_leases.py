@@ -1,7 +1,7 @@
 """Compute once across clones: two clones share a remote with `lease = true`.
 
-Real processes, a real Redis, PostgreSQL and MariaDB; the task bodies of every clone log their runs to one file
-(`tests.lease_helpers`), so the log counts how often each body ran anywhere.
+Real processes, a real Redis, PostgreSQL and MariaDB; the task bodies of every clone log their
+runs to one file (`tests.lease_helpers`), so the log counts how often each body ran anywhere.
 """
 
 from __future__ import annotations

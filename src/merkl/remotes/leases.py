@@ -1,13 +1,14 @@
 """Compute once across machines: leases on a shared remote (`lease = true`).
 
 Clones that share a remote with `read_through = true` and `lease = true` take, before computing
-a missing output, the remote's lease on its hash (Redis: `SET leases/<hash> token NX PX ttl`).
+a missing output, the remote's lease on its hash (Redis: `SET leases/<hash> token NX PX ttl`;
+SQL: a lease row, see `merkl.remotes.sql`).
 The holder renews it every third of `lease_ttl` (default 15 s) from a background thread,
 writes the outputs through to the remote as soon as they are stored, then drops the lease; a
 clone that finds the lease taken polls until it is free and then reads the value through. A
 holder that dies stops renewing: its lease expires within `lease_ttl` and a waiter takes over.
 
-Only kinds with an atomic create-if-absent have leases (Redis); on others `lease = true` is
+Only kinds with an atomic create-if-absent have leases (Redis, SQL); on others `lease = true` is
 reported once and runs compute locally. A remote that fails is reported once and not asked
 again in this process (as read-through does).
 """

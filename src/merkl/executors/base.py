@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
@@ -15,9 +15,6 @@ from merkl.observers import call_finished
 from merkl.placeholder import Lazy, cached_values
 from merkl.session import Session
 from merkl.tasks import Call, Task, substitute
-
-if TYPE_CHECKING:
-    from merkl.cache import Cache
 
 
 class Executor:
@@ -94,11 +91,12 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
     cache = repo.cache
     first = call.outputs[0].hash or ""
     with output_lease(repo.dot_dir, first):
-        stored = _stored_meanwhile(call, cache, remote=False)
+        # Stored since the plan was made, by the holder this waited for?
+        stored = cached_values(call.outputs, cache, remote=False)
         shared = cache.shared_leases
         if stored is None and shared is not None and _shared_by(call, (CachePolicy.EVERYWHERE,)):
             with shared.hold(first):
-                stored = _stored_meanwhile(call, cache, remote=True)
+                stored = cached_values(call.outputs, cache)  # by another clone?
                 if stored is None:
                     stored = _run_and_store(call, values, session)
                     shared.publish([p.hash or "" for p in call.outputs])
@@ -122,13 +120,6 @@ def _shared_by(call: Call, policies: tuple[CachePolicy, ...]) -> bool:
     with EVERYWHERE another clone, can load it)."""
     task = call.task
     return all(task.policy(p.index) in policies for p in call.outputs)
-
-
-def _stored_meanwhile(call: Call, cache: Cache, *, remote: bool) -> list[Any] | None:
-    """The call's outputs if all are cached now (stored since the plan was made, by the holder
-    of the lease this waited for); None as soon as one is not. With `remote`, read-through
-    asks the remote too."""
-    return cached_values(call.outputs, cache, remote=remote)
 
 
 def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:

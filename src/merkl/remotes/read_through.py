@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 def install_read_through(repo: Repo, cache: Cache) -> None:
     """Set `cache.read_through` (and `cache.shared_leases` with `lease = true`) when a
-    configured remote asks for it; errors in the
-    configuration surface later, on use, not while opening the cache."""
+    configured remote asks for it; errors in the configuration surface later, on use, not
+    while opening the cache."""
     config = preferred_read_through(repo)
     if config is None:
         return

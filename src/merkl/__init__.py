@@ -94,7 +94,8 @@ __all__ = [
 
 
 def _install_read_through(repo: Repo, cache: Cache) -> None:
-    """Remote read-through on a local cache miss, when a remote says `read_through = true`."""
+    """Remote read-through on a local cache miss, when a remote says `read_through = true`
+    (and its shared leases with `lease = true`)."""
     from merkl.remotes.read_through import install_read_through
 
     install_read_through(repo, cache)

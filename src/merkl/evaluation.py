@@ -12,7 +12,7 @@ from merkl.executors import get_executor
 from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
 from merkl.observers import planned, should_watch, watch_evaluation
-from merkl.placeholder import Lazy, Placeholder
+from merkl.placeholder import Lazy, Placeholder, cached_values
 from merkl.session import Session, current_session
 from merkl.tasks import iter_lazy, substitute
 
@@ -92,20 +92,10 @@ def evaluate_value(value: Any, **options: Any) -> Any:
 def _all_cached(targets: list[Lazy], session: Session) -> list[Any] | None:
     """The targets' values when every one is a cached task output (the common hit path,
     which needs no plan); None as soon as one is not."""
-    cache = session.require_repo().cache
-    found = []
     for target in targets:
-        out_hash = target.hash if type(target) is Placeholder else None
-        if out_hash is None:
+        if type(target) is not Placeholder or target.hash is None:
             return None
-        entry = target.find_cached(cache)  # type: ignore[attr-defined]
-        if entry is None:
-            return None
-        found.append((out_hash, entry))
-    try:
-        return [cache.load(out_hash, entry) for out_hash, entry in found]
-    except (CacheMissError, CorruptObjectError):
-        return None  # vanished or corrupt since `find`: the full path recomputes it
+    return cached_values(targets, session.require_repo().cache)  # type: ignore[arg-type]
 
 
 def _load(node: Lazy, plan: Plan, session: Session) -> Any:

@@ -7,9 +7,10 @@ indexing) raises an error telling the user to call `.get()`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from merkl.errors import EvaluationError, UsageError
+from merkl.errors import CacheMissError, CorruptObjectError, EvaluationError, UsageError
 from merkl.hashing import register_hashed_type
 
 if TYPE_CHECKING:
@@ -136,13 +137,15 @@ class Placeholder(Lazy):
     def task(self) -> Task:
         return self.call.task
 
-    def find_cached(self, cache: Cache) -> OutputEntry | None:
-        """This output's cache entry, if cached under the policy and serializer of its task."""
+    def find_cached(self, cache: Cache, *, remote: bool = True) -> OutputEntry | None:
+        """This output's cache entry, if cached under the policy and serializer of its task
+        (`remote` False: without asking a read-through remote)."""
         out_hash = self.hash
         if out_hash is None:
             return None
         task = self.call.task
-        return cache.find(out_hash, task.policy(self.index), task.serializer(self.index).name)
+        serializer = task.serializer(self.index).name
+        return cache.find(out_hash, task.policy(self.index), serializer, remote=remote)
 
     def __repr__(self) -> str:
         digest = self.hash
@@ -152,6 +155,23 @@ class Placeholder(Lazy):
 
 
 register_hashed_type(Placeholder)
+
+
+def cached_values(
+    outputs: Iterable[Placeholder], cache: Cache, *, remote: bool = True
+) -> list[Any] | None:
+    """The values of `outputs` when every one is cached; None as soon as one is not, or when
+    one vanished or was corrupt since it was found (the caller then computes it)."""
+    found = []
+    for output in outputs:
+        entry = output.find_cached(cache, remote=remote)
+        if entry is None:
+            return None
+        found.append((output.hash or "", entry))
+    try:
+        return [cache.load(out_hash, entry) for out_hash, entry in found]
+    except (CacheMissError, CorruptObjectError):
+        return None
 
 
 class MissingArgument(Lazy):

@@ -1,7 +1,8 @@
 """4 processes x 8 threads evaluate overlapping DAGs in one repository at the same time.
 
-All results are right, every output is stored once (one row per hash, one object per oid, no
-leftovers), and no "database is locked" reaches anyone.
+All results are right, every output is computed once (the lease of issue 17) and stored once
+(one row per hash, one object per oid, no leftovers), and no "database is locked" reaches
+anyone.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def test_processes_and_threads_share_one_cache(repo, tmp_path):
     report = verify(repo)
     assert report.findings == [], report.findings  # not even an orphan or a temp file
     duplicated = sum(count - 1 for _, count in runs)
+    assert duplicated == 0  # the lease on each output hash: computed once (issue 17)
     print(
         f"\nconcurrency: {PROCESSES} processes x {worker.THREADS} threads, {len(hashes)} "
         f"outputs, {len(oids)} objects, {duplicated} duplicate computations, "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from merkl.cache.index import Index, OutputEntry, RunRecord
+from merkl.cache.lease import SharedLeases
 from merkl.cache.store import ObjectStore
 from merkl.errors import CacheMissError, CorruptObjectError, SerializationError
 from merkl.hashing import hash_bytes
@@ -71,15 +72,23 @@ class Cache:
         # Set for `--worker-remote` runs: indexed outputs whose objects only a remote holds
         # count as cached (and are fetched when a value is needed here).
         self.elsewhere: ObjectsElsewhere | None = None
+        # Set by a remote with `lease = true`: compute once across the clones sharing it.
+        self.shared_leases: SharedLeases | None = None
 
     def batched(self) -> AbstractContextManager[None]:
         """A run: its index and run-log rows are written in batches (`Index.batched`)."""
         return self.index.batched(self.store.sync_objects)
 
     def find(
-        self, out_hash: str, policy: CachePolicy, serializer: str | None = None
+        self,
+        out_hash: str,
+        policy: CachePolicy,
+        serializer: str | None = None,
+        *,
+        remote: bool = True,
     ) -> OutputEntry | None:
-        """The entry for `out_hash` if some cache that `policy` allows holds it.
+        """The entry for `out_hash` if some cache that `policy` allows holds it (with `remote`
+        False, only this process and the local store are asked, not `read_through`).
 
         With `serializer` (the task's own), an entry written by another serializer is refused
         and forgotten: a record from a remote must not change the type a task returns (a JSON
@@ -104,7 +113,7 @@ class Cache:
                 self._entries.clear()
             self._entries[out_hash] = entry
             return entry
-        if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
+        if remote and self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             entry = self.read_through(out_hash)
             if entry is not None and not _agrees(entry, serializer):
                 self._forget(out_hash)

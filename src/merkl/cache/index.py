@@ -157,16 +157,33 @@ class Index:
     def flush(self) -> None:
         """Write this thread's pending rows now, in one transaction."""
         pending: _Pending | None = getattr(self._local, "pending", None)
-        if not pending:
+        if pending is None:
             return
         if pending.pid != os.getpid():
             pending.clear()  # inherited through fork: the parent writes them
+            pending.after_write.clear()
             return
-        objects, sync_objects = pending.objects, pending.sync_objects
-        rows = pending.take()
-        if objects and sync_objects is not None:
-            sync_objects(objects)
-        self._insert(*rows)
+        try:
+            if pending:
+                objects, sync_objects = pending.objects, pending.sync_objects
+                rows = pending.take()
+                if objects and sync_objects is not None:
+                    sync_objects(objects)
+                self._insert(*rows)
+        finally:
+            callbacks, pending.after_write = pending.after_write, []
+            for callback in callbacks:
+                callback()
+
+    def after_flush(self, callback: Callable[[], None]) -> bool:
+        """Run `callback` once this thread's pending rows are written (True), or tell the
+        caller to run it now (False) when nothing is pending: a lease on an output is released
+        only when another process can see the output (`merkl.cache.lease`)."""
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if not pending or pending.pid != os.getpid():
+            return False
+        pending.after_write.append(callback)
+        return True
 
     def hold_object(self, oid: str) -> bool:
         """True when this thread's open batch takes object `oid`, stored without its fsync:
@@ -460,11 +477,23 @@ class Index:
 class _Pending:
     """Rows of a batch not yet written; outputs by hash (first writer wins, as in SQL)."""
 
-    __slots__ = ("objects", "outputs", "parts", "pid", "runs", "since", "sync_objects", "values")
+    __slots__ = (
+        "after_write",
+        "objects",
+        "outputs",
+        "parts",
+        "pid",
+        "runs",
+        "since",
+        "sync_objects",
+        "values",
+    )
 
     def __init__(self, sync_objects: Callable[[list[str]], None] | None = None) -> None:
         self.sync_objects = sync_objects
         self.pid = os.getpid()  # a forked child never writes its parent's rows
+        # Run once the rows pending now are written (leases released only then).
+        self.after_write: list[Callable[[], None]] = []
         self.clear()
 
     def clear(self) -> None:

@@ -8,10 +8,11 @@ from typing import Any
 
 from merkl.cache import CachePolicy
 from merkl.cache.index import RunRecord
+from merkl.cache.lease import output_lease
 from merkl.errors import EvaluationError, SerializationError
 from merkl.graph import Plan
 from merkl.observers import call_finished
-from merkl.placeholder import Lazy
+from merkl.placeholder import Lazy, cached_values
 from merkl.session import Session
 from merkl.tasks import Call, Task, substitute
 
@@ -78,6 +79,53 @@ class ValueMap(dict[Lazy, Any]):
         """Record the value of `node` if a call still to start reads it or the caller wants it."""
         if self._uses is None or node in self._uses or node in self._keep:
             self[node] = value
+
+
+def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
+    """Run `call` and store its outputs; return their values as a cache hit would.
+
+    With a cache, under the lease on the call's first output (`merkl.cache.lease`): when
+    another process or thread of this repository computes the same call meanwhile, this waits
+    for it and loads its outputs instead of running the body again. With a remote's shared
+    lease as well, the same holds for the clones sharing that remote.
+    """
+    if not (session.use_cache and _shared_by(call, _LOCAL_POLICIES)):
+        return _run_and_store(call, values, session)
+    repo = session.require_repo()
+    cache = repo.cache
+    first = call.outputs[0].hash or ""
+    with output_lease(
+        repo.dot_dir, first, before_wait=cache.index.flush, defer=cache.index.after_flush
+    ):
+        # Stored since the plan was made, by the holder this waited for?
+        stored = cached_values(call.outputs, cache, remote=False)
+        shared = cache.shared_leases
+        if stored is None and shared is not None and _shared_by(call, (CachePolicy.EVERYWHERE,)):
+            with shared.hold(first):
+                stored = cached_values(call.outputs, cache)  # by another clone?
+                if stored is None:
+                    stored = _run_and_store(call, values, session)
+                    shared.publish([p.hash or "" for p in call.outputs])
+                    return stored
+        if stored is not None:
+            values.started(call)  # as `call_body` would
+            return stored
+        return _run_and_store(call, values, session)
+
+
+_LOCAL_POLICIES = (CachePolicy.EVERYWHERE, CachePolicy.LOCAL)
+
+
+def _run_and_store(call: Call, values: ValueMap, session: Session) -> list[Any]:
+    outputs, duration = call_body(call, values)
+    return store_outputs(call, outputs, duration, session)
+
+
+def _shared_by(call: Call, policies: tuple[CachePolicy, ...]) -> bool:
+    """Whether every output of `call` is cached where `policies` say (so another process, or
+    with EVERYWHERE another clone, can load it)."""
+    task = call.task
+    return all(task.policy(p.index) in policies for p in call.outputs)
 
 
 def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], float]:

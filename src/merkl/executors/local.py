@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from merkl.executors.base import Executor, ValueMap, call_body, store_outputs
+from merkl.executors.base import Executor, ValueMap, run_call
 from merkl.executors.dependencies import CallDependencies
 from merkl.graph import Plan
 from merkl.progress import Progress
@@ -34,8 +34,7 @@ class LocalExecutor(Executor):
         ):
             for call in calls:
                 progress.running(f"{call.task.module}.{call.task.name}")
-                outputs, duration = call_body(call, values)
-                stored = store_outputs(call, outputs, duration, session)
+                stored = run_call(call, values, session)
                 dependencies.set_values(values, call, stored)
                 progress.advance()
 

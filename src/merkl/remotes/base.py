@@ -109,6 +109,22 @@ class Remote:
         """Every key that starts with `prefix`, in no particular order."""
         raise NotImplementedError
 
+    def try_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Take lease `name` for `ttl_ms` unless another token holds it (`lease = true`; see
+        `merkl.remotes.leases`). A kind without an atomic create-if-absent has no leases."""
+        raise self.error(
+            "has no leases (Redis and SQL remotes have them); remove lease = true from its "
+            "settings"
+        )
+
+    def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Extend the lease `token` holds; False when it expired and another took it."""
+        raise NotImplementedError
+
+    def release_lease(self, name: str, token: str) -> None:
+        """Drop the lease if `token` still holds it."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections (the remote may be used again afterwards)."""
 

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 REMOTE_CACHE = "remote-cache"  # folder under .merkl/ (see Remote.local_cache)
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 #: Options every kind accepts.
-COMMON_OPTIONS = frozenset({"read_through", "trust_pickle", "jobs"})
-_BOOL_OPTIONS = frozenset({"read_through", "trust_pickle"})
+COMMON_OPTIONS = frozenset({"read_through", "trust_pickle", "jobs", "lease", "lease_ttl"})
+_BOOL_OPTIONS = frozenset({"read_through", "trust_pickle", "lease"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,13 @@ def _parse(name: str, body: Any, file: Path) -> RemoteConfig:
             f"{file}: {key}.jobs must be a positive integer, got {jobs!r}",
             path=file,
             key=f"{key}.jobs",
+        )
+    ttl = options.get("lease_ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+        raise ConfigError(
+            f"{file}: {key}.lease_ttl must be a positive number of seconds, got {ttl!r}",
+            path=file,
+            key=f"{key}.lease_ttl",
         )
     return RemoteConfig(name, url, options, file)
 

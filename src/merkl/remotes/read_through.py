@@ -22,25 +22,40 @@ from merkl.remotes.records import Record, is_safe_serializer, object_key
 if TYPE_CHECKING:
     from merkl.cache import Cache
     from merkl.remotes.base import Remote
+    from merkl.remotes.config import RemoteConfig
     from merkl.remotes.trust import RecordPolicy
     from merkl.repo import Repo
 
 
 def install_read_through(repo: Repo, cache: Cache) -> None:
-    """Set `cache.read_through` when a configured remote asks for it; errors in the
-    configuration surface later, on use, not while opening the cache."""
+    """Set `cache.read_through` (and `cache.shared_leases` with `lease = true`) when a
+    configured remote asks for it; errors in the configuration surface later, on use, not
+    while opening the cache."""
+    config = preferred_read_through(repo)
+    if config is None:
+        return
+    cache.read_through = ReadThrough(repo, config.name)
+    if config.flag("lease"):
+        from merkl.remotes.leases import RemoteLeases
+
+        ttl = float(config.options.get("lease_ttl", RemoteLeases.DEFAULT_TTL))
+        cache.shared_leases = RemoteLeases(repo, config.name, ttl)
+
+
+def preferred_read_through(repo: Repo) -> RemoteConfig | None:
+    """The remote read-through uses: the default one if it says `read_through = true`, else
+    the first that does; None when none does or the configuration is invalid."""
     from merkl.remotes.config import default_remote_name, remote_configs
 
     try:
         configs = remote_configs(repo)
         default = default_remote_name(repo) if configs else None
     except MerklError:
-        return
+        return None
     chosen = [name for name, config in configs.items() if config.flag("read_through")]
     if not chosen:
-        return
-    name = default if default in chosen else chosen[0]
-    cache.read_through = ReadThrough(repo, name)
+        return None
+    return configs[default if default in chosen else chosen[0]]
 
 
 class ReadThrough:

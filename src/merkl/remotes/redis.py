@@ -24,6 +24,10 @@ _INLINE = b"\0"
 _CHUNKED = b"\1"
 _CHUNK = 4 << 20
 _CHUNKS_PER_TRIP = 4
+# Compare-and-act on a lease key: only the token that holds it may extend or drop it.
+_IF_HELD = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
+_RENEW = _IF_HELD + "('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = _IF_HELD + "('del', KEYS[1]) end return 0"
 
 
 class RedisRemote(Remote):
@@ -149,6 +153,18 @@ class RedisRemote(Remote):
                     break
         header = orjson.dumps({"parts": parts, "size": size})
         self._call(lambda: self.client.set(self.prefix + key, _CHUNKED + header))
+
+    def try_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        key = self.prefix + name
+        return bool(self._call(lambda: self.client.set(key, token, nx=True, px=ttl_ms)))
+
+    def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        key = self.prefix + name
+        return bool(self._call(lambda: self.client.eval(_RENEW, 1, key, token, ttl_ms)))
+
+    def release_lease(self, name: str, token: str) -> None:
+        key = self.prefix + name
+        self._call(lambda: self.client.eval(_RELEASE, 1, key, token))
 
     def list(self, prefix: str) -> Iterator[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"

@@ -6,11 +6,17 @@ marker row `part = -1` holding `{"parts": n, "size": s}` is inserted last; a key
 exactly when its marker exists, so an interrupted push is invisible and simply redone. Big
 blobs are written a few chunks per transaction and read back a few chunks per query, so memory
 stays bounded.
+
+Leases (`lease = true`) are rows `(leases/<hash>, -2, token:expiry)` of the same table: taking
+one is an insert the primary key makes atomic; an expired one is replaced, and a lease is
+renewed or dropped, only by a statement that names its exact row (compare-and-swap). Expiry uses
+the clones' clocks, which must agree to well within `lease_ttl`.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -25,6 +31,7 @@ _T = TypeVar("_T")
 _CHUNK = 1 << 20
 _CHUNKS_PER_TRANSACTION = 8
 _IN_BATCH = 500
+_LEASE_PART = -2  # beside the blob parts (0…n-1) and the marker (-1): `has` and `list` skip it
 
 
 class SqlRemote(Remote):
@@ -248,6 +255,57 @@ class SqlRemote(Remote):
                 self._write_rows([], rows)
         self._write_rows([], [self._marker(key, parts, size)])
 
+    def try_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        import sqlalchemy as sa
+
+        self.prepare(write=True)
+        table = self.table
+        row = (table.c.key == name) & (table.c.part == _LEASE_PART)
+
+        def run() -> bool:
+            with self.engine.begin() as conn:
+                held = conn.execute(table.select().with_only_columns(table.c.data).where(row))
+                current = held.scalar()
+                if current is not None:
+                    if _lease_expiry(current) > time.time():
+                        return False
+                    gone = conn.execute(table.delete().where(row, table.c.data == current))
+                    if gone.rowcount != 1:
+                        return False  # another clone replaced it first
+                conn.execute(table.insert(), [_lease_row(name, token, ttl_ms)])
+                return True
+
+        try:
+            return self._call(run)
+        except sa.exc.IntegrityError:
+            return False  # inserted by another clone meanwhile
+
+    def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        return self._swap_lease(name, token, _lease_row(name, token, ttl_ms)["data"])
+
+    def release_lease(self, name: str, token: str) -> None:
+        self._swap_lease(name, token, None)
+
+    def _swap_lease(self, name: str, token: str, data: bytes | None) -> bool:
+        """Replace (or with None delete) the lease row if `token` holds it."""
+        table = self.table
+        row = (table.c.key == name) & (table.c.part == _LEASE_PART)
+
+        def run() -> bool:
+            with self.engine.begin() as conn:
+                held = conn.execute(table.select().with_only_columns(table.c.data).where(row))
+                current = held.scalar()
+                if current is None or bytes(current).split(b":")[0] != token.encode():
+                    return False
+                mine = row & (table.c.data == current)
+                if data is None:
+                    done = conn.execute(table.delete().where(mine))
+                else:
+                    done = conn.execute(table.update().where(mine).values(data=data))
+                return bool(done.rowcount == 1)
+
+        return self._call(run)
+
     def list(self, prefix: str) -> Iterator[str]:
         table = self.table
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -262,6 +320,18 @@ class SqlRemote(Remote):
         engine = self.__dict__.pop("engine", None)
         if engine is not None:
             engine.dispose()
+
+
+def _lease_row(name: str, token: str, ttl_ms: int) -> dict[str, Any]:
+    expiry = time.time() + ttl_ms / 1000
+    return {"key": name, "part": _LEASE_PART, "data": f"{token}:{expiry!r}".encode()}
+
+
+def _lease_expiry(data: bytes) -> float:
+    try:
+        return float(bytes(data).split(b":")[1])
+    except (IndexError, ValueError):
+        return 0.0  # unreadable: treat as expired
 
 
 def _relative_sqlite_file(url: str) -> Path | None:

@@ -1,0 +1,95 @@
+"""A pipeline whose bodies log each run, and processes that evaluate it (compute-once tests).
+
+Every body appends `name pid` to the file `$LEASE_TEST_LOG`; when `slow-once` exists beside
+that file, the first body to see it deletes it and hangs (a lease holder to kill).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import REPO_ROOT, write_module
+
+MODULE = "leasepipe"
+PIPELINE = """
+import os, time
+from pathlib import Path
+
+LOG = Path(os.environ["LEASE_TEST_LOG"])
+SLOW_ONCE = LOG.with_name("slow-once")
+
+def ran(name):
+    with open(LOG, "a") as log:
+        log.write(f"{name} {os.getpid()}\\n")
+    if SLOW_ONCE.exists():
+        SLOW_ONCE.unlink()
+        time.sleep(120)
+
+from merkl import task
+
+@task
+def leaf(i):
+    ran(f"leaf{i}")
+    time.sleep(0.05)
+    return i * i
+
+@task
+def total(parts):
+    ran("total")
+    return sum(parts)
+
+def root(width):
+    return total([leaf(i) for i in range(width)])
+"""
+
+CHILD = """
+import sys, time
+from pathlib import Path
+root, go = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path.insert(0, str(root))
+import leasepipe
+from merkl.evaluation import evaluate
+from merkl.repo import Repo
+from merkl.session import Session, use_session
+while not go.exists():
+    time.sleep(0.01)
+with use_session(Session(Repo(root))):
+    print(evaluate([leasepipe.root(int(sys.argv[3]))])[0])
+"""
+
+
+def write_pipeline(root: Path) -> None:
+    write_module(root, MODULE, PIPELINE)
+
+
+def expected(width: int) -> int:
+    return sum(i * i for i in range(width))
+
+
+def all_bodies(width: int) -> list[str]:
+    """Each body of `root(width)` once, as `runs` lists them."""
+    return sorted(["total"] + [f"leaf{i}" for i in range(width)])
+
+
+def start(root: Path, go: Path, log: Path, width: int) -> subprocess.Popen[str]:
+    """A process that evaluates `root(width)` in the repository at `root` once `go` exists."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(root)]),
+        LEASE_TEST_LOG=str(log),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), str(go), str(width)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def runs(log: Path) -> list[str]:
+    """The bodies that ran, one name per run, sorted."""
+    return sorted(line.split()[0] for line in log.read_text().splitlines()) if log.exists() else []

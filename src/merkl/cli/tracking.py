@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from merkl.errors import TrackingError, UsageError
 from merkl.progress import byte_progress
 from merkl.repo import Repo
-from merkl.units import human_size
+from merkl.units import human_size, parse_duration
 
 _LIST_LIMIT = 10
 
@@ -140,6 +140,8 @@ def gc(
     all_commits: bool = False,
     keep_days: float = math.inf,
     yes: bool = False,
+    remote: str = "",
+    grace: str = "24h",
 ) -> str:
     """Delete stored objects that nothing references, and report the space freed.
 
@@ -155,8 +157,15 @@ def gc(
     :param keep_days: drop cached task outputs last computed more than this many days ago
         (inf keeps them all)
     :param yes: delete without asking, even on a terminal
+    :param remote: collect on this remote instead: delete what no live root of any
+        repository pushing to it needs (see docs/remotes.md)
+    :param grace: with --remote: keep superseded roots, and keys nothing needs, this long
+        (30m, 24h, 7d; 0 keeps only the newest root of each repository and branch)
     """
     from merkl.ops.gc import gc as collect
+
+    if remote:
+        return _gc_remote(remote, parse_duration(grace, "--grace"), dry_run=dry_run, yes=yes)
 
     if not keep_days >= 0:
         raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}", exit_code=2)
@@ -206,6 +215,32 @@ def gc(
             f"file(s) in git history"
         )
     return "\n".join(lines)
+
+
+def _gc_remote(name: str, grace: float, *, dry_run: bool, yes: bool) -> str:
+    from merkl.ops.roots import gc_remote
+
+    repo = Repo.find()
+    if not (dry_run or yes) and sys.stdin.isatty() and sys.stdout.isatty():
+        preview = gc_remote(repo, name, grace=grace, dry_run=True)
+        if not preview.deleted and not preview.dead_roots:
+            return f"nothing to delete on remote {name!r}; kept {preview.kept} key(s)"
+        question = (
+            f"delete {len(preview.deleted)} key(s) and {len(preview.dead_roots)} superseded "
+            f"root(s) from remote {name!r}? [y/N] "
+        )
+        if input(question).strip().lower() not in ("y", "yes"):
+            return "nothing deleted"
+    result = gc_remote(repo, name, grace=grace, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    if dry_run:
+        for key in result.deleted:
+            print(f"{verb} {key}")
+    return (
+        f"{verb.capitalize()} {len(result.deleted)} key(s) and {len(result.dead_roots)} "
+        f"superseded root(s) on remote {name!r}; kept {result.kept} key(s) named by "
+        f"{result.live_roots} live root(s), {result.waiting} more inside the grace window"
+    )
 
 
 def _total_size(paths: Sequence[str]) -> int:

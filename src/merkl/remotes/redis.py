@@ -33,6 +33,7 @@ class RedisRemote(Remote):
     batch_items = 64
     batch_bytes = 16 << 20
     known_options = frozenset({"prefix", "chunk_size"})
+    supports_gc = True
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -149,6 +150,23 @@ class RedisRemote(Remote):
                     break
         header = orjson.dumps({"parts": parts, "size": size})
         self._call(lambda: self.client.set(self.prefix + key, _CHUNKED + header))
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """The main keys go first (a half-deleted blob is then invisible), then the chunks."""
+        if not keys:
+            return
+        names = [self.prefix + key for key in keys]
+        heads = self._call(lambda: self.client.mget(names))
+        self._call(lambda: self.client.delete(*names))
+        chunks = [
+            f"{name}#{part}"
+            for name, head in zip(names, heads, strict=True)
+            if head is not None and head[:1] == _CHUNKED
+            for part in range(int(orjson.loads(head[1:])["parts"]))
+        ]
+        for start in range(0, len(chunks), 1000):
+            batch = chunks[start : start + 1000]
+            self._call(lambda batch=batch: self.client.delete(*batch))
 
     def list(self, prefix: str) -> Iterator[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"

@@ -31,7 +31,7 @@ class LocalRemote(Remote):
     """Objects as files under a directory, laid out like the local store."""
 
     default_jobs = 8
-    known_options = frozenset({"hardlink"})  # ignored: objects are always copied
+    known_options = frozenset({"hardlink", "lock_timeout"})  # hardlink: ignored, always copied
     supports_gc = True
 
     def __init__(

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -141,7 +141,7 @@ def live_locks(remote: Remote, timeout: float) -> Iterator[tuple[str, str]]:
         yield key, f"{body.get('kind')} by pid {body.get('pid')} on {body.get('host')}"
 
 
-def _read(remote: Remote, key: str) -> dict[str, object] | None:
+def _read(remote: Remote, key: str) -> dict[str, Any] | None:
     data = remote.read_small(key)
     if data is None:
         return None
@@ -150,4 +150,3 @@ def _read(remote: Remote, key: str) -> dict[str, object] | None:
     except orjson.JSONDecodeError:
         return {"kind": "unreadable", "time": 0}
     return body if isinstance(body, dict) else {"kind": "unreadable", "time": 0}
-

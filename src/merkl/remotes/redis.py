@@ -32,7 +32,7 @@ class RedisRemote(Remote):
     default_jobs = 8
     batch_items = 64
     batch_bytes = 16 << 20
-    known_options = frozenset({"prefix", "chunk_size"})
+    known_options = frozenset({"prefix", "chunk_size", "lock_timeout"})
     supports_gc = True
 
     def __init__(
@@ -165,8 +165,7 @@ class RedisRemote(Remote):
             for part in range(int(orjson.loads(head[1:])["parts"]))
         ]
         for start in range(0, len(chunks), 1000):
-            batch = chunks[start : start + 1000]
-            self._call(lambda batch=batch: self.client.delete(*batch))
+            self._call(functools.partial(self.client.delete, *chunks[start : start + 1000]))
 
     def list(self, prefix: str) -> Iterator[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"

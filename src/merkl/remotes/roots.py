@@ -10,6 +10,7 @@ window (`merkl.remotes.collect`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -100,6 +101,6 @@ def live_roots(roots: Iterable[Root], now: float, grace: float) -> tuple[list[Ro
     for chain in chains.values():
         chain.sort(key=lambda r: (r.created, r.key))
         live.append(chain[-1])
-        for older, newer in zip(chain, chain[1:], strict=False):
+        for older, newer in itertools.pairwise(chain):
             (live if now - newer.created < grace else dead).append(older)
     return live, dead

@@ -33,7 +33,7 @@ class SqlRemote(Remote):
     default_jobs = 4
     batch_items = 64
     batch_bytes = 8 << 20
-    known_options = frozenset({"table", "schema", "chunk_size"})
+    known_options = frozenset({"table", "schema", "chunk_size", "lock_timeout"})
     supports_gc = True
 
     def __init__(

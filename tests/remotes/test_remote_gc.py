@@ -18,11 +18,11 @@ from merkl.cache.index import OutputEntry
 from merkl.errors import RemoteError
 from merkl.ops.push import push
 from merkl.ops.roots import gc_remote
+from merkl.pointer import read_pointer
 from merkl.remotes.config import get_remote
 from merkl.remotes.locks import PUSH, RemoteLock
 from merkl.remotes.records import OBJECTS, OUTPUTS, object_key, record_key
 from merkl.remotes.roots import ROOTS
-from merkl.pointer import read_pointer
 from merkl.repo import Repo
 from merkl.tracking.track import track
 from tests.remotes.conftest import REDIS_URL
@@ -98,19 +98,22 @@ def test_gc_keeps_every_repositorys_data_and_reclaims_superseded_versions(tmp_pa
     pushed(a)
 
     kept = gc_remote(a, "shared", grace=3600)  # A's old root is inside the grace window
-    assert not kept.deleted and not kept.dead_roots
+    assert not kept.deleted
+    assert not kept.dead_roots
     objects = remote_keys(a, OBJECTS)
     assert {object_key(o) for o in (a_old, a_value, a_new, b_data, b_value)} <= objects
 
     result = gc_remote(a, "shared", grace=0)
     objects = remote_keys(a, OBJECTS)
-    assert object_key(a_old) not in objects and object_key(a_value) not in objects
+    assert object_key(a_old) not in objects
+    assert object_key(a_value) not in objects
     assert {object_key(o) for o in (a_new, b_data, b_value)} <= objects
     assert remote_keys(a, OUTPUTS) == {record_key(b_out)}
     assert sorted(result.deleted) == sorted(
         [object_key(a_old), object_key(a_value), record_key(a_out)]
     )
-    assert len(result.dead_roots) == 1 and result.live_roots == 2
+    assert len(result.dead_roots) == 1
+    assert result.live_roots == 2
     assert len(remote_keys(a, ROOTS)) == 2
     assert not remote_keys(a, "locks")  # gc and pushes released their locks
 
@@ -123,7 +126,8 @@ def test_dry_run_deletes_nothing(tmp_path):
     pushed(repo)
     before = remote_keys(repo, "")
     result = gc_remote(repo, "shared", grace=0, dry_run=True)
-    assert result.deleted == [object_key(old)] and len(result.dead_roots) == 1
+    assert result.deleted == [object_key(old)]
+    assert len(result.dead_roots) == 1
     assert remote_keys(repo, "") == before
 
 
@@ -137,7 +141,8 @@ def test_keys_no_root_names_wait_out_the_grace_window(tmp_path):
     stray = repo.store.put_bytes(b"written through by a run")
     remote.push(repo.store, [stray])
     first = gc_remote(repo, "shared", grace=1.0)
-    assert first.deleted == [] and first.waiting == 1
+    assert first.deleted == []
+    assert first.waiting == 1
     assert object_key(stray) in remote_keys(repo, OBJECTS)
     time.sleep(1.1)
     second = gc_remote(repo, "shared", grace=1.0)
@@ -231,7 +236,7 @@ def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
     repos = [make_repo(tmp_path / f"r{i}", spec) for i in range(3)]
     script = tmp_path / "pusher.py"
     script.write_text(PUSHER)
-    procs = [_python(str(script), str(r.root), "4", cwd=r.root) for r in repos]  # 12 pushes
+    procs = [_python(str(script), str(r.root), "8", cwd=r.root) for r in repos]  # 24 pushes
     collections = 0
     while any(p.poll() is None for p in procs):
         try:
@@ -240,7 +245,7 @@ def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
         except RemoteError:
             pass  # pushes held the lock all the while: retried
     for proc in procs:
-        out, err = proc.communicate()
+        _, err = proc.communicate()
         assert proc.returncode == 0, err.decode()
     gc_remote(repos[0], "shared", grace=0)
     objects = remote_keys(repos[0], OBJECTS)
@@ -272,8 +277,8 @@ def test_kill_9_of_gc_leaves_the_remote_readable(tmp_path):
     folder = tmp_path / "remote"
     repo = make_repo(tmp_path / "a", (str(folder), {}), lock_timeout=1.0)
     rng = random.Random(17)
-    for round in range(3):
-        for _ in range(400):  # outputs the next round drops: gc deletes record, then object
+    for _ in range(3):
+        for _dropped in range(400):  # outputs the next round drops: gc deletes record, then object
             add_output(repo, orjson.dumps(os.urandom(8).hex()))
         live = add_output(repo, b'"kept"')
         pushed(repo)

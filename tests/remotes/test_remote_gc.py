@@ -30,9 +30,12 @@ from tests.remotes.conftest import REDIS_URL
 Spec = tuple[str, dict[str, object]]
 
 
-@pytest.fixture(params=["dir", "redis", "postgres", "sqlite"])
+@pytest.fixture(params=["dir", "redis", "postgres", "sqlite", "s3", "s3-loose"])
 def remote_spec(request, tmp_path: Path) -> Spec:
     kind = request.param
+    if kind.startswith("s3"):
+        bucket = request.getfixturevalue("s3_bucket")
+        return f"s3://{bucket}/team", {"pack": kind == "s3"}
     if kind == "dir":
         return str(tmp_path / "remote"), {}
     if kind == "redis":
@@ -297,3 +300,28 @@ def test_kill_9_of_gc_leaves_the_remote_readable(tmp_path):
     gc_remote(repo, "shared", grace=0)
     _readable(folder)
     assert remote_keys(repo, OUTPUTS) == {record_key(live[0])}
+
+
+def test_s3_drops_dead_keys_from_indexes_and_deletes_dead_packs(tmp_path, s3_bucket):
+    """Packs are not repacked: a pack goes when none of its keys is live any more."""
+    import boto3
+
+    repo = make_repo(tmp_path / "a", (f"s3://{s3_bucket}/team", {}))
+    old = track_file(repo, "x.bin", b"one" * 1000)
+    pushed(repo)
+    track_file(repo, "x.bin", b"two" * 1000)
+    pushed(repo)
+
+    def bucket_keys(top: str) -> set[str]:
+        listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix=f"team/{top}")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+    packs = bucket_keys("packs/")
+    assert len(packs) == 2
+    assert not bucket_keys("locks/")
+    assert len(bucket_keys("roots/")) == 2  # loose, never packed
+    gc_remote(repo, "shared", grace=0)
+    assert len(bucket_keys("packs/")) == 1
+    assert bucket_keys("packs/") < packs
+    assert object_key(old) not in remote_keys(repo, OBJECTS)
+    assert len(remote_keys(repo, OBJECTS)) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,6 +50,8 @@ class Cache:
         self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
+        # Outputs hit since the last `flush_use`: last use is written in one batch, not per hit.
+        self.used: set[str] = set()
 
     def find(
         self, out_hash: str, policy: CachePolicy, serializer: str | None = None
@@ -65,6 +68,7 @@ class Cache:
             return _MEMORY_ENTRY if out_hash in _memory else None
         entry = self._entries.get(out_hash)
         if entry is not None and _agrees(entry, serializer):
+            self.used.add(out_hash)
             return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
         if entry is not None and not _agrees(entry, serializer):
@@ -74,6 +78,7 @@ class Cache:
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
                 self._entries.clear()
             self._entries[out_hash] = entry
+            self.used.add(out_hash)
             return entry
         if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             entry = self.read_through(out_hash)
@@ -82,6 +87,12 @@ class Cache:
                 return None
             return entry
         return None
+
+    def flush_use(self) -> None:
+        """Write the last use of the outputs hit since the previous flush (LRU eviction)."""
+        if self.used:
+            used, self.used = self.used, set()
+            self.index.mark_used(used, time.time())
 
     def _forget(self, out_hash: str) -> None:
         self._entries.pop(out_hash, None)

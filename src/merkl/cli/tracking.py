@@ -26,6 +26,7 @@ def track(*paths: str) -> str:
 
     :param paths: files or folders inside the repository
     """
+    from merkl.ops.evict import evict_if_configured
     from merkl.tracking.track import track as track_paths
 
     if not paths:
@@ -33,6 +34,7 @@ def track(*paths: str) -> str:
     repo = Repo.find()
     with byte_progress("hashing", _total_size(paths)):
         items = track_paths(repo, paths)
+    evict_if_configured(repo)
     lines = []
     for item in items:
         pointer = item.pointer

@@ -325,3 +325,25 @@ def test_s3_drops_dead_keys_from_indexes_and_deletes_dead_packs(tmp_path, s3_buc
     assert bucket_keys("packs/") < packs
     assert object_key(old) not in remote_keys(repo, OBJECTS)
     assert len(remote_keys(repo, OBJECTS)) == 1
+
+
+def test_status_remote_says_what_each_side_lacks(tmp_path, monkeypatch):
+    from tests.helpers import run_cli
+
+    spec: Spec = (str(tmp_path / "remote"), {})
+    a = make_repo(tmp_path / "a", spec)
+    track_file(a, "pushed.bin", b"pushed")
+    add_output(a, b'"pushed output"')
+    pushed(a)
+    track_file(a, "local.bin", b"only here")
+    add_output(a, b'"only here"')
+    monkeypatch.chdir(a.root)
+    result = run_cli("status", "--remote", "shared")
+    assert result.code == 0, result.err
+    assert "not pushed  local.bin" in result.out
+    assert "lacks 1 tracked file(s) and 1 cached output(s)" in result.out
+    a.store.remove(read_pointer(a.root / "pushed.bin.merkl").oid)
+    a.index.remove_outputs([e.out_hash for e in a.index.iter_outputs()])
+    result = run_cli("status", "--remote", "shared")
+    assert "not pulled  pushed.bin" in result.out
+    assert "has 1 tracked file(s) and 1 cached output(s) not here" in result.out

@@ -39,6 +39,10 @@ def clear_memory_cache() -> None:
         _memory.clear()
 
 
+#: Hits remembered before their last use is written (one transaction per this many).
+_MAX_PENDING_USE = 10_000
+
+
 class Cache:
     """Task outputs by Merkle hash, over an object store and an index."""
 
@@ -79,6 +83,8 @@ class Cache:
                 self._entries.clear()
             self._entries[out_hash] = entry
             self.used.add(out_hash)
+            if len(self.used) >= _MAX_PENDING_USE:  # a long-lived process: flush now and then
+                self.flush_use()
             return entry
         if self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             entry = self.read_through(out_hash)

@@ -81,7 +81,7 @@ def unprotect(*paths: str) -> str:
     return "\n".join(f"unprotected {rel}" for rel in unprotect_paths(Repo.find(), paths))
 
 
-def status(*paths: str, json: bool = False) -> str:
+def status(*paths: str, json: bool = False, remote: str = "") -> str:
     """Show whether tracked files match their pointers.
 
     States: clean; modified (the file differs from its pointer); missing (not in the work
@@ -90,8 +90,13 @@ def status(*paths: str, json: bool = False) -> str:
 
     :param paths: limit to these tracked files or folders (default: all)
     :param json: print a JSON list instead of a table
+    :param remote: compare with this remote instead (`-` for the default remote): which
+        tracked files and cached outputs it lacks, and which it has that are not here
     """
     from merkl.ops.status import detail, hint, status_json, summary
+
+    if remote:
+        return _remote_status(None if remote == "-" else remote)
     from merkl.ops.status import status as get_status
 
     repo = Repo.find()
@@ -216,6 +221,24 @@ def gc(
             f"ignored {result.unreadable_history_pointers} unreadable pointer "
             f"file(s) in git history"
         )
+    return "\n".join(lines)
+
+
+def _remote_status(name: str | None) -> str:
+    from merkl.ops.remote_status import remote_status
+
+    report = remote_status(Repo.find(), name)
+    lines = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
+    lines += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
+    more = len(report.not_pushed) + len(report.not_pulled) - len(lines)
+    if more > 0:
+        lines.append(f"… and {more} more")
+    lines.append(
+        f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
+        f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
+        f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
+        f"output(s) not here (`merkl pull`)"
+    )
     return "\n".join(lines)
 
 

@@ -93,7 +93,7 @@ def _drop(repo: Repo, doomed: list[OutputEntry], keep: set[str], result: EvictRe
     gone = {entry.out_hash for entry in doomed}
     repo.index.remove_outputs(gone)
     still = {entry.oid for entry in repo.index.iter_outputs()}
-    for oid in {entry.oid for entry in doomed} - still - keep:
-        result.freed += repo.store.size(oid) if repo.store.has(oid) else 0
-        repo.store.remove(oid)
+    freed = {entry.oid: entry.size for entry in doomed if entry.oid not in still | keep}
+    repo.store.remove_many(freed)
+    result.freed = sum(freed.values())
     result.dropped = sorted(gone)

@@ -102,8 +102,8 @@ def _collect(
         size = st.st_size
         result.removed.append((oid, size))
         result.freed += size
-        if not dry_run:
-            repo.store.remove(oid)
+    if not dry_run:
+        repo.store.remove_many(oid for oid, _ in result.removed)
     if not dry_run and result.dropped_outputs:
         repo.index.remove_outputs(result.dropped_outputs)
     result.freed += _clean_tmp(repo, dry_run, result)

@@ -116,7 +116,8 @@ def bench_remote(count: int) -> None:
         result = collect_remote(remote, grace=0)
         elapsed = time.perf_counter() - start
         print(
-            f"gc --remote (directory): deleted {len(result.deleted)} of {2 * count}: {elapsed:.2f} s"
+            f"gc --remote (directory): deleted {len(result.deleted)} of {2 * count}: "
+            f"{elapsed:.2f} s"
         )
 
 

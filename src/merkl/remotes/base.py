@@ -61,6 +61,8 @@ class Remote:
     batch_bytes: ClassVar[int] = 16 << 20
     #: Option names this kind accepts in `[remotes.NAME]` besides `url`.
     known_options: ClassVar[frozenset[str]] = frozenset()
+    #: Keys per `delete` call of `gc --remote` (it checks its lock between calls).
+    delete_batch: ClassVar[int] = 1000
     #: Whether `delete` works, so pushes take locks and publish roots and `gc --remote` runs.
     supports_gc: ClassVar[bool] = False
     #: A local folder where a backend may keep copies of immutable, self-verifying metadata

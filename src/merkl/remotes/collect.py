@@ -29,7 +29,6 @@ from merkl.remotes.records import OBJECTS, OUTPUTS, object_key, record_key
 from merkl.remotes.roots import Root, live_roots, read_roots
 
 PENDING = "gc/pending"
-_DELETE_BATCH = 1000
 
 
 @dataclass
@@ -83,9 +82,13 @@ def collect_remote(
         gone = set(doomed)
         state = {key: seen for key, seen in first_seen.items() if key not in gone}
         remote.put([(PENDING, orjson.dumps(state))])
-        for start in range(0, len(result.deleted), _DELETE_BATCH):
-            lock.check()  # never delete on a lock another process took for stale
-            remote.delete(result.deleted[start : start + _DELETE_BATCH])
+        step = remote.delete_batch
+        records = [key for key in result.deleted if key.startswith(OUTPUTS)]
+        objects = [key for key in result.deleted if not key.startswith(OUTPUTS)]
+        for keys in (records, objects):  # every record gone before any object
+            for start in range(0, len(keys), step):
+                lock.check()  # never delete on a lock another process took for stale
+                remote.delete(keys[start : start + step])
         remote.delete(result.dead_roots)
         return result
     finally:

@@ -156,12 +156,17 @@ class RedisRemote(Remote):
         if not keys:
             return
         names = [self.prefix + key for key in keys]
-        heads = self._call(lambda: self.client.mget(names))
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:  # the first byte only: inline blobs may be megabytes each
+            pipe.getrange(name, 0, 0)
+        kinds = self._call(pipe.execute)
+        chunked = [n for n, kind in zip(names, kinds, strict=True) if kind == _CHUNKED]
+        headers = self._call(lambda: self.client.mget(chunked)) if chunked else []
         self._call(lambda: self.client.delete(*names))
         chunks = [
             f"{name}#{part}"
-            for name, head in zip(names, heads, strict=True)
-            if head is not None and head[:1] == _CHUNKED
+            for name, head in zip(chunked, headers, strict=True)
+            if head is not None
             for part in range(int(orjson.loads(head[1:])["parts"]))
         ]
         for start in range(0, len(chunks), 1000):

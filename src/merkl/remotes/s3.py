@@ -97,6 +97,7 @@ class S3Remote(Remote):
         }
     )
     supports_gc = True
+    delete_batch: ClassVar[int] = 1 << 40  # one pass: each call rewrites the indexes it touches
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None

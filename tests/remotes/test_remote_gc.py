@@ -347,3 +347,19 @@ def test_status_remote_says_what_each_side_lacks(tmp_path, monkeypatch):
     result = run_cli("status", "--remote", "shared")
     assert "not pulled  pushed.bin" in result.out
     assert "has 1 tracked file(s) and 1 cached output(s) not here" in result.out
+
+
+def test_redis_gc_deletes_the_chunks_of_large_blobs(tmp_path, redis_prefix):
+    import redis
+
+    repo = make_repo(tmp_path / "a", (REDIS_URL, {"prefix": redis_prefix, "chunk_size": 1000}))
+    track_file(repo, "big.bin", os.urandom(5500))
+    pushed(repo)
+    client = redis.Redis.from_url(REDIS_URL)
+    assert len(list(client.scan_iter(match=redis_prefix + "objects/*#*"))) == 6
+    track_file(repo, "big.bin", b"small now")
+    pushed(repo)
+    gc_remote(repo, "shared", grace=0)
+    assert not list(client.scan_iter(match=redis_prefix + "objects/*#*"))
+    assert len(remote_keys(repo, OBJECTS)) == 1
+    client.close()

@@ -363,3 +363,19 @@ def test_redis_gc_deletes_the_chunks_of_large_blobs(tmp_path, redis_prefix):
     assert not list(client.scan_iter(match=redis_prefix + "objects/*#*"))
     assert len(remote_keys(repo, OBJECTS)) == 1
     client.close()
+
+
+def test_a_lock_taken_for_a_dead_ones_is_lost_for_good(tmp_path):
+    """A holder paused past lock_timeout finds its lock gone and must not recreate it: a push
+    then publishes no root, a gc deletes nothing more."""
+    repo = make_repo(tmp_path / "a", (str(tmp_path / "remote"), {}), lock_timeout=0.4)
+    remote = get_remote(repo, "shared")
+    remote.prepare(write=True)
+    lock = RemoteLock(remote, PUSH)
+    lock.acquire()
+    remote.delete([lock.key])  # what a gc does to a lock it finds stale
+    time.sleep(0.3)  # the refresher runs every lock_timeout / 4
+    with pytest.raises(RemoteError, match="lost its lock"):
+        lock.check()
+    assert not remote_keys(repo, "locks")
+    lock.release()

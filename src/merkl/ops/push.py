@@ -89,6 +89,7 @@ def push(
             (e for e in entries if e.oid not in failed), signer=signer
         )
         if remote.supports_gc:
+            lock.check()  # lost (this process paused too long): a gc may have run; no root
             report.root = publish(repo, remote)
     finally:
         lock.release()

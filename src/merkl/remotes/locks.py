@@ -52,6 +52,7 @@ class RemoteLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.held = False
+        self.lost = False
 
     def _write(self) -> None:
         body = {"kind": self.kind, "time": time.time(), "host": socket.gethostname()}
@@ -98,11 +99,14 @@ class RemoteLock:
     def _keep_fresh(self) -> None:
         while not self._stop.wait(self.timeout / 4):
             with contextlib.suppress(RemoteError):
+                if not self.remote.has([self.key]):  # removed as a dead process's: stays lost
+                    self.lost = True
+                    return
                 self._write()
 
     def check(self) -> None:
         """Fail unless our lock is still on the remote (nobody took it for a dead one)."""
-        if not self.remote.has([self.key]):
+        if self.lost or not self.remote.has([self.key]):
             raise self.remote.error(
                 f"lost its lock {self.key} (it was taken for a dead process's)",
                 hint="raise lock_timeout if this process was paused that long",

@@ -88,7 +88,9 @@ def push(
         report.outputs = remote.push_outputs(
             (e for e in entries if e.oid not in failed), signer=signer
         )
-        if remote.supports_gc:
+        # A root says "all this branch needs is here": only after a push without failures
+        # (what a failed push sent waits out the grace window like any unneeded key).
+        if remote.supports_gc and not (report.objects.failed or report.outputs.failed):
             lock.check()  # lost (this process paused too long): a gc may have run; no root
             report.root = publish(repo, remote)
     finally:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 DOT_DIR = ".merkl"
 PROJECT_CONFIG = "merkl.toml"
 LOCAL_CONFIG = "config.toml"
-_TABLES = ("core", "remotes", "run", "lineage")  # sections every reader expects to be tables
+# Sections every reader expects to be tables.
+_TABLES = ("core", "remotes", "run", "lineage", "cache")
 
 _PROJECT_TEMPLATE = """\
 # merkl project settings (committed). Local overrides go in .merkl/config.toml.

@@ -137,6 +137,19 @@ class RemoteContract:
         remote.get([(key, tmp_path / "empty")])
         assert (tmp_path / "empty").read_bytes() == b""
 
+    def test_delete_small_and_large_keys(self, remote: Remote, tmp_path: Path) -> None:
+        if not remote.supports_gc:  # documented: no gc --remote for this kind
+            with pytest.raises(RemoteError, match="cannot delete"):
+                remote.delete([object_key("c" * 64)])
+            return
+        big = tmp_path / "big"
+        big.write_bytes(os.urandom(self.big_size))
+        keys = [object_key(hash_bytes(b"a")), object_key(hash_bytes(b"b")), object_key("c" * 64)]
+        remote.put([(keys[0], b"a"), (keys[1], b"b"), (keys[2], big)])
+        remote.delete([keys[0], keys[2], object_key("d" * 64)])  # a missing key is no error
+        assert remote.has(keys) == {keys[1]}
+        assert set(remote.list("objects/")) == {keys[1]}
+
     def test_list_by_prefix(self, remote: Remote) -> None:
         objects = [object_key(hash_bytes(bytes([i]))) for i in range(3)]
         remote.put([(k, b"x") for k in objects] + [(record_key("ab" * 32), b"{}")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ def clear_memory_cache() -> None:
         _memory.clear()
 
 
+#: Hits remembered before their last use is written (one transaction per this many).
+_MAX_PENDING_USE = 10_000
+
+
 class Cache:
     """Task outputs by Merkle hash, over an object store and an index."""
 
@@ -74,6 +79,8 @@ class Cache:
         self.elsewhere: ObjectsElsewhere | None = None
         # Set by a remote with `lease = true`: compute once across the clones sharing it.
         self.shared_leases: SharedLeases | None = None
+        # Outputs hit since the last `flush_use`: last use is written in one batch, not per hit.
+        self.used: set[str] = set()
 
     def batched(self) -> AbstractContextManager[None]:
         """A run: its index and run-log rows are written in batches (`Index.batched`)."""
@@ -100,6 +107,7 @@ class Cache:
             return _MEMORY_ENTRY if out_hash in _memory else None
         entry = self._entries.get(out_hash)
         if entry is not None and _agrees(entry, serializer):
+            self.used.add(out_hash)
             return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
         if entry is not None and not _agrees(entry, serializer):
@@ -112,6 +120,9 @@ class Cache:
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
                 self._entries.clear()
             self._entries[out_hash] = entry
+            self.used.add(out_hash)
+            if len(self.used) >= _MAX_PENDING_USE:  # a long-lived process: flush now and then
+                self.flush_use()
             return entry
         if remote and self.read_through is not None and policy is CachePolicy.EVERYWHERE:
             entry = self.read_through(out_hash)
@@ -152,7 +163,16 @@ class Cache:
                 entry = self.find(out_hash, policy, serializer)
                 if entry is not None:
                     found[out_hash] = entry
+        self.used.update(h for h, entry in found.items() if entry is not _MEMORY_ENTRY)
+        if len(self.used) >= _MAX_PENDING_USE:
+            self.flush_use()
         return found
+
+    def flush_use(self) -> None:
+        """Write the last use of the outputs hit since the previous flush (LRU eviction)."""
+        if self.used:
+            used, self.used = self.used, set()
+            self.index.mark_used(used, time.time())
 
     def _forget(self, out_hash: str) -> None:
         self._entries.pop(out_hash, None)

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_out_hash ON runs (out_hash);
 -- The repr of small scalar argument values, by their argument hash (the run log stores hashes),
 -- so `merkl why` can say `epochs: 10 → 20`. A table of its own: older indexes gain it as is.
+CREATE TABLE IF NOT EXISTS output_use (out_hash TEXT PRIMARY KEY, used REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS arg_values (arg_hash TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_task ON runs (module, task);
 CREATE TABLE IF NOT EXISTS code_parts (
@@ -374,6 +375,37 @@ class Index:
     def remove_outputs(self, out_hashes: Iterable[str]) -> None:
         rows = [(h,) for h in out_hashes]
         self._write(lambda conn: conn.executemany("DELETE FROM outputs WHERE out_hash = ?", rows))
+
+    def mark_used(self, out_hashes: Iterable[str], when: float) -> None:
+        """Record that these outputs were read at `when` (one transaction for the batch)."""
+        rows = [(h, when) for h in out_hashes]
+        if rows:
+            self._write(
+                lambda conn: conn.executemany(
+                    "INSERT INTO output_use (out_hash, used) VALUES (?, ?) "
+                    "ON CONFLICT(out_hash) DO UPDATE SET used = MAX(used, excluded.used)",
+                    rows,
+                )
+            )
+
+    def iter_output_use(self) -> Iterator[tuple[OutputEntry, float]]:
+        """Every output with its last use (its creation if never read since)."""
+        for row in self._read(
+            "SELECT o.out_hash, o.oid, o.serializer, o.size, o.pushable, "
+            "MAX(o.created, COALESCE(u.used, 0)) FROM outputs o "
+            "LEFT JOIN output_use u ON u.out_hash = o.out_hash"
+        ):
+            yield OutputEntry(row[0], row[1], row[2], row[3], bool(row[4])), float(row[5])
+
+    def task_outputs(self) -> dict[str, set[str]]:
+        """`module.task` → the out_hashes of its cached outputs (from the run log)."""
+        found: dict[str, set[str]] = {}
+        for module, task, out_hash in self._read(
+            "SELECT DISTINCT r.module, r.task, r.out_hash FROM runs r "
+            "JOIN outputs o ON o.out_hash = r.out_hash"
+        ):
+            found.setdefault(f"{module}.{task}", set()).add(out_hash)
+        return found
 
     def iter_outputs(self) -> Iterator[OutputEntry]:
         for row in self._read("SELECT out_hash, oid, serializer, size, pushable FROM outputs"):

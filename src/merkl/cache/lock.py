@@ -61,6 +61,36 @@ def exclusive_lock(
 
 
 @contextlib.contextmanager
+def try_exclusive_lock(repo: Repo, command: str) -> Iterator[bool]:
+    """Hold the repository lock alone if nobody holds it (yields True), else yield False at
+    once: for housekeeping that may simply skip a turn (cache eviction)."""
+    path = str(repo.dot_dir / LOCK_FILE)
+    with _guard:
+        busy = path in _held  # this process holds it already (shared or not)
+    if busy:
+        yield False
+        return
+    os.makedirs(repo.dot_dir, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield False
+        return
+    hold = _Hold(os.getpid(), fd, fcntl.LOCK_EX)
+    with _guard:
+        _held[path] = hold  # nested shared locks of this process reuse it
+    try:
+        yield True
+    finally:
+        with _guard:
+            if _held.get(path) is hold:
+                del _held[path]
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def _lock(
     repo: Repo, command: str, mode: int, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:

@@ -68,6 +68,10 @@ _COMMANDS: dict[str, str | dict[str, str]] = {
         "list": "merkl.cli.trust:trust_list",
         "remove": "merkl.cli.trust:trust_remove",
     },
+    "cache": {
+        "size": "merkl.cli.cache:cache_size",
+        "clear": "merkl.cli.cache:cache_clear",
+    },
     "catalog": "merkl.cli.catalog:COMMANDS",
     "dag": "merkl.cli.provenance:dag",
     "log": "merkl.cli.provenance:log",
@@ -80,6 +84,7 @@ _GROUP_DESCRIPTIONS = {
     "remote": "Manage remotes: add, list, remove (where push and pull send and fetch data).",
     "key": "Your signing key: generate, show (push signs the output records it writes).",
     "trust": "Keys whose signed output records pulls accept: add, list, remove (in merkl.toml).",
+    "cache": "The local cache of task outputs: size (per task), clear --task MODULE.FUNCTION.",
     "catalog": "Metadata catalog recipes: run, lint, list, info, gen (Meteor-compatible).",
 }
 # Commands spelled as another command with an option, as DVC and the seed's docs write them.

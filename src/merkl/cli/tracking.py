@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from merkl.errors import TrackingError, UsageError
 from merkl.progress import byte_progress
 from merkl.repo import Repo
-from merkl.units import human_size
+from merkl.units import human_size, parse_duration
 
 _LIST_LIMIT = 10
 
@@ -26,6 +26,7 @@ def track(*paths: str) -> str:
 
     :param paths: files or folders inside the repository
     """
+    from merkl.ops.evict import evict_if_configured
     from merkl.tracking.track import track as track_paths
 
     if not paths:
@@ -33,6 +34,7 @@ def track(*paths: str) -> str:
     repo = Repo.find()
     with byte_progress("hashing", _total_size(paths)):
         items = track_paths(repo, paths)
+    evict_if_configured(repo)
     lines = []
     for item in items:
         pointer = item.pointer
@@ -79,7 +81,7 @@ def unprotect(*paths: str) -> str:
     return "\n".join(f"unprotected {rel}" for rel in unprotect_paths(Repo.find(), paths))
 
 
-def status(*paths: str, json: bool = False) -> str:
+def status(*paths: str, json: bool = False, remote: str = "") -> str:
     """Show whether tracked files match their pointers.
 
     States: clean; modified (the file differs from its pointer); missing (not in the work
@@ -88,8 +90,13 @@ def status(*paths: str, json: bool = False) -> str:
 
     :param paths: limit to these tracked files or folders (default: all)
     :param json: print a JSON list instead of a table
+    :param remote: compare with this remote instead (`-` for the default remote): which
+        tracked files and cached outputs it lacks, and which it has that are not here
     """
     from merkl.ops.status import detail, hint, status_json, summary
+
+    if remote:
+        return _remote_status(None if remote == "-" else remote)
     from merkl.ops.status import status as get_status
 
     repo = Repo.find()
@@ -140,6 +147,8 @@ def gc(
     all_commits: bool = False,
     keep_days: float = math.inf,
     yes: bool = False,
+    remote: str = "",
+    grace: str = "24h",
 ) -> str:
     """Delete stored objects that nothing references, and report the space freed.
 
@@ -155,8 +164,15 @@ def gc(
     :param keep_days: drop cached task outputs last computed more than this many days ago
         (inf keeps them all)
     :param yes: delete without asking, even on a terminal
+    :param remote: collect on this remote instead: delete what no live root of any
+        repository pushing to it needs (see docs/remotes.md)
+    :param grace: with --remote: keep superseded roots, and keys nothing needs, this long
+        (30m, 24h, 7d; 0 keeps only the newest root of each repository and branch)
     """
     from merkl.ops.gc import gc as collect
+
+    if remote:
+        return _gc_remote(remote, parse_duration(grace, "--grace"), dry_run=dry_run, yes=yes)
 
     if not keep_days >= 0:
         raise UsageError(f"--keep-days must be 0 or more, got {keep_days!r}", exit_code=2)
@@ -206,6 +222,50 @@ def gc(
             f"file(s) in git history"
         )
     return "\n".join(lines)
+
+
+def _remote_status(name: str | None) -> str:
+    from merkl.ops.remote_status import remote_status
+
+    report = remote_status(Repo.find(), name)
+    lines = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
+    lines += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
+    more = len(report.not_pushed) + len(report.not_pulled) - len(lines)
+    if more > 0:
+        lines.append(f"… and {more} more")
+    lines.append(
+        f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
+        f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
+        f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
+        f"output(s) not here (`merkl pull`)"
+    )
+    return "\n".join(lines)
+
+
+def _gc_remote(name: str, grace: float, *, dry_run: bool, yes: bool) -> str:
+    from merkl.ops.roots import gc_remote
+
+    repo = Repo.find()
+    if not (dry_run or yes) and sys.stdin.isatty() and sys.stdout.isatty():
+        preview = gc_remote(repo, name, grace=grace, dry_run=True)
+        if not preview.deleted and not preview.dead_roots:
+            return f"nothing to delete on remote {name!r}; kept {preview.kept} key(s)"
+        question = (
+            f"delete {len(preview.deleted)} key(s) and {len(preview.dead_roots)} superseded "
+            f"root(s) from remote {name!r}? [y/N] "
+        )
+        if input(question).strip().lower() not in ("y", "yes"):
+            return "nothing deleted"
+    result = gc_remote(repo, name, grace=grace, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    if dry_run:
+        for key in result.deleted:
+            print(f"{verb} {key}")
+    return (
+        f"{verb.capitalize()} {len(result.deleted)} key(s) and {len(result.dead_roots)} "
+        f"superseded root(s) on remote {name!r}; kept {result.kept} key(s) named by "
+        f"{result.live_roots} live root(s), {result.waiting} more inside the grace window"
+    )
 
 
 def _total_size(paths: Sequence[str]) -> int:

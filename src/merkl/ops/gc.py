@@ -80,20 +80,13 @@ def _collect(
     repo: Repo, all_commits: bool, keep_days: float | None, dry_run: bool, only: set[str] | None
 ) -> GcResult:
     result = GcResult(dry_run=dry_run)
-    pointers: list[Pointer] = [t.pointer for t in iter_tracked(repo)]
-    pointers.extend(head_and_index_pointers(repo.root))
+    pointers: list[Pointer] = tracked_pointers(repo)
     if all_commits:
         from merkl.tracking.history import iter_history_pointers
 
         history, result.unreadable_history_pointers = iter_history_pointers(repo.root)
         pointers.extend(history)
-    keep: set[str] = set()
-    for pointer in pointers:
-        keep.update(iter_pointer_oids(repo, pointer))
-    for record in read_intents(repo):
-        keep.update(record.oids)
-    keep.update(work_tree_links(repo))
-    keep.update(rehomed_oids(repo))
+    keep = protected_oids(repo, pointers)
     keep.update(_kept_outputs(repo, keep_days, result))
     for oid in repo.store.iter_oids():
         if oid in keep or (only is not None and oid not in only):
@@ -109,12 +102,30 @@ def _collect(
         size = st.st_size
         result.removed.append((oid, size))
         result.freed += size
-        if not dry_run:
-            repo.store.remove(oid)
+    if not dry_run:
+        repo.store.remove_many(oid for oid, _ in result.removed)
     if not dry_run and result.dropped_outputs:
         repo.index.remove_outputs(result.dropped_outputs)
     result.freed += _clean_tmp(repo, dry_run, result)
     return result
+
+
+def tracked_pointers(repo: Repo) -> list[Pointer]:
+    """The pointers of the work tree, HEAD and the git index."""
+    return [t.pointer for t in iter_tracked(repo)] + list(head_and_index_pointers(repo.root))
+
+
+def protected_oids(repo: Repo, pointers: list[Pointer]) -> set[str]:
+    """Objects that must stay whatever the cache policy: those `pointers` need, those of an
+    unfinished track or checkout, work-tree links and re-homed edits."""
+    keep: set[str] = set()
+    for pointer in pointers:
+        keep.update(iter_pointer_oids(repo, pointer))
+    for record in read_intents(repo):
+        keep.update(record.oids)
+    keep.update(work_tree_links(repo))
+    keep.update(rehomed_oids(repo))
+    return keep
 
 
 def _kept_outputs(repo: Repo, keep_days: float | None, result: GcResult) -> set[str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from merkl.cache.index import OutputEntry
 from merkl.cache.lock import shared_lock
 from merkl.ops.checkout import CheckoutResult, checkout
+from merkl.ops.evict import evict_if_configured
 from merkl.progress import Progress
 from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
@@ -97,7 +98,9 @@ def pull(
     report = PullReport(remote.label)
     jobs = jobs or configured_jobs(remote)
     with shared_lock(repo, "merkl pull"):
-        return _pull(repo, remote, items, report, jobs, outputs, trust_pickle, force, paths)
+        done = _pull(repo, remote, items, report, jobs, outputs, trust_pickle, force, paths)
+    evict_if_configured(repo)
+    return done
 
 
 def _pull(

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.cache.index import OutputEntry
+from merkl.ops.roots import publish
 from merkl.progress import Progress
 from merkl.remotes.config import configured_jobs, get_remote
+from merkl.remotes.locks import PUSH, RemoteLock
 from merkl.remotes.records import digest_of, object_key
 from merkl.remotes.signing import Signer, load_signer
 from merkl.remotes.transfer import TransferResult
@@ -31,6 +33,7 @@ class PushReport:
     objects: TransferResult = field(default_factory=TransferResult)
     outputs: TransferResult = field(default_factory=TransferResult)
     signing: str = ""  # a note when records went out unsigned or signed by an untrusted key
+    root: str = ""  # the key of the root published (`merkl.remotes.roots`)
 
     def summary(self) -> str:
         line = self.objects.summary("pushed", f"to {self.remote}")
@@ -63,7 +66,11 @@ def push(
     signer = load_signer() if entries else None
     remote = get_remote(repo, remote_name)
     report = PushReport(remote.label, signing=_signing_note(repo, signer) if entries else "")
+    lock = RemoteLock(remote, PUSH)
     try:
+        if remote.supports_gc:
+            remote.prepare(write=True)
+            lock.acquire()  # shared: gc --remote (exclusive) never runs while this is half-done
         tracked = [oid for item in items for oid in iter_pointer_oids(repo, item.pointer)]
         changed = _changed_objects(repo, tracked)
         oids = [oid for oid in tracked if oid not in changed]
@@ -81,7 +88,13 @@ def push(
         report.outputs = remote.push_outputs(
             (e for e in entries if e.oid not in failed), signer=signer
         )
+        # A root says "all this branch needs is here": only after a push without failures
+        # (what a failed push sent waits out the grace window like any unneeded key).
+        if remote.supports_gc and not (report.objects.failed or report.outputs.failed):
+            lock.check()  # lost (this process paused too long): a gc may have run; no root
+            report.root = publish(repo, remote)
     finally:
+        lock.release()
         remote.close()
     return report
 

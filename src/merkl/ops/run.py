@@ -18,6 +18,7 @@ from merkl.executors.options import executor_for_run
 from merkl.files import FileOutput, FileRef
 from merkl.fs import write_atomic
 from merkl.graph import find_cached_many, iter_nodes
+from merkl.ops.evict import evict_if_configured
 from merkl.placeholder import Lazy, MissingArgument, Placeholder
 from merkl.pointer import pointer_path
 from merkl.repo import Repo
@@ -115,6 +116,8 @@ def run_pipeline(
             values = evaluate_value(
                 (result, writes), executor=executor, stats=stats, pipeline=target
             )
+        repo.cache.flush_use()
+        evict_if_configured(repo)
         value = values[0]
         for index, file in output_files.items():
             if not isinstance(outputs[index], Placeholder):

@@ -41,6 +41,8 @@ from merkl.remotes.urls import mask_url, scrub, url_secrets
 if TYPE_CHECKING:
     from merkl.remotes.signing import Signer
 Source = Path | bytes
+#: Locks, roots and gc state are read whole into memory; anything larger was planted.
+MAX_SMALL_BYTES = 512 << 20
 
 
 class Remote:
@@ -59,6 +61,10 @@ class Remote:
     batch_bytes: ClassVar[int] = 16 << 20
     #: Option names this kind accepts in `[remotes.NAME]` besides `url`.
     known_options: ClassVar[frozenset[str]] = frozenset()
+    #: Keys per `delete` call of `gc --remote` (it checks its lock between calls).
+    delete_batch: ClassVar[int] = 1000
+    #: Whether `delete` works, so pushes take locks and publish roots and `gc --remote` runs.
+    supports_gc: ClassVar[bool] = False
     #: A local folder where a backend may keep copies of immutable, self-verifying metadata
     #: (S3 pack indexes); `get_remote` sets it to one under `.merkl/`. None: keep nothing.
     local_cache: Path | None = None
@@ -124,6 +130,14 @@ class Remote:
     def release_lease(self, name: str, token: str) -> None:
         """Drop the lease if `token` still holds it."""
         raise NotImplementedError
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove each key (a missing key is no error); used by locks and `gc --remote`.
+
+        A backend must remove a key so that it is gone for `has` before any of its parts
+        are (the reverse of `put`), so a killed delete leaves nothing half there.
+        """
+        raise self.error("cannot delete keys", hint="this kind of remote does not support gc")
 
     def close(self) -> None:
         """Release connections (the remote may be used again afterwards)."""
@@ -374,6 +388,18 @@ class Remote:
         _, failed = run_batches(batches, fetch, lambda key: key, self.default_jobs)
         invalid.update(failed)
         return entries, invalid
+
+    def read_small(self, key: str) -> bytes | None:
+        """The bytes of one small key (a lock, a root, gc state), or None if it is missing."""
+        with tempfile.TemporaryDirectory(prefix="merkl-") as folder:
+            temp = Path(folder) / "blob"
+            try:
+                self.get([(key, temp)])
+            except CacheMissError:
+                return None
+            if os.stat(temp).st_size > MAX_SMALL_BYTES:
+                raise self.error(f"{key} is larger than {MAX_SMALL_BYTES} bytes; refused")
+            return temp.read_bytes()
 
     def iter_output_hashes(self) -> Iterator[str]:
         """The Merkle hash of every output record on the remote."""

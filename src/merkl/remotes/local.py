@@ -12,6 +12,7 @@ refused like any other corrupt object.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -30,7 +31,8 @@ class LocalRemote(Remote):
     """Objects as files under a directory, laid out like the local store."""
 
     default_jobs = 8
-    known_options = frozenset({"hardlink"})  # ignored: objects are always copied
+    known_options = frozenset({"hardlink", "lock_timeout"})  # hardlink: ignored, always copied
+    supports_gc = True
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -79,6 +81,11 @@ class LocalRemote(Remote):
             else:
                 build = functools.partial(shutil.copyfile, source)
                 replace_with(target, build, tmp_dir=tmp_dir, mode=0o444)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / key)
 
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():

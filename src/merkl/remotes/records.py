@@ -28,6 +28,8 @@ RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 64 * 1024
 OBJECTS = "objects"
 OUTPUTS = "outputs"
+#: Small keys that are rewritten and deleted (locks, roots, gc state): never packed on S3.
+LOOSE_TOPS = ("locks/", "roots/", "gc/")
 
 
 def object_key(oid: str) -> str:

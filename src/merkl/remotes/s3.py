@@ -29,6 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from merkl.errors import CacheMissError, MerklWarning, RemoteError
 from merkl.hashing import hash_bytes
 from merkl.remotes.base import Remote, Source
@@ -47,7 +49,9 @@ from merkl.remotes.packs import (
     plan_reads,
     read_cached_index,
     read_pack,
+    without_keys,
 )
+from merkl.remotes.records import LOOSE_TOPS
 
 _T = TypeVar("_T")
 _LIST_THRESHOLD = 100  # above this many keys, one listing beats parallel HEADs
@@ -82,8 +86,18 @@ class S3Remote(Remote):
     batch_items: ClassVar[int] = 1000
     batch_bytes: ClassVar[int] = 128 << 20
     known_options = frozenset(
-        {"endpoint_url", "region", "multipart_threshold", "checksums", "pack", "pack_size"}
+        {
+            "endpoint_url",
+            "region",
+            "multipart_threshold",
+            "checksums",
+            "pack",
+            "pack_size",
+            "lock_timeout",
+        }
     )
+    supports_gc = True
+    delete_batch: ClassVar[int] = 1 << 40  # one pass: each call rewrites the indexes it touches
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -426,6 +440,12 @@ class S3Remote(Remote):
         if not self.pack:
             self._put_loose(items)
             return
+        loose = [(key, source) for key, source in items if key.startswith(LOOSE_TOPS)]
+        if loose:  # locks, roots, gc state: rewritten and deleted, so never packed
+            self._put_loose(loose)
+            items = [item for item in items if not item[0].startswith(LOOSE_TOPS)]
+            if not items:
+                return
         latest = dict(items)  # a key given twice: its last bytes win, as for loose keys
         sized = [
             (key, source, len(source) if isinstance(source, bytes) else source.stat().st_size)
@@ -475,6 +495,65 @@ class S3Remote(Remote):
         self._call(
             partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
         )
+
+    # -- delete -------------------------------------------------------------------------------
+    def delete(self, keys: Sequence[str]) -> None:
+        """Packed keys leave their indexes first (each index naming one is replaced by one
+        without it, then deleted), so they are gone for `has` at once; a pack none of the
+        remaining indexes needs is then deleted whole. Packs still partly live are not
+        repacked: their dead bytes stay. Loose keys are deleted 1,000 per request."""
+        doomed = set(keys)
+        if any(not key.startswith(LOOSE_TOPS) for key in doomed):
+            self._drop_packed(doomed)
+        names = sorted(doomed)
+        for start in range(0, len(names), 1000):
+            self._delete_loose(names[start : start + 1000])
+
+    def _delete_loose(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        objects = [{"Key": self.prefix + key} for key in keys]
+        self._call(
+            partial(
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": objects, "Quiet": True},
+            )
+        )
+
+    def _drop_packed(self, doomed: set[str]) -> None:
+        named: set[str] = set()
+        kept: set[str] = set()
+        for name in [k for k in self._list_loose(INDEX) if k.endswith(".json")]:
+            data = self._index_bytes(name)
+            try:
+                load_index(data, name, self.label)
+            except RemoteError:
+                continue  # unusable: its keys are absent anyway; left alone
+            listed = orjson.loads(data)
+            named.update(listed["packs"])
+            if not doomed.intersection(listed["keys"]):
+                kept.update(listed["packs"])
+                continue
+            replacement, needs = without_keys(data, doomed)
+            kept |= needs
+            if replacement is not None:
+                self._put_bytes(*replacement)  # first: a kill leaves both, never neither
+                cache_index(self.local_cache, *replacement)
+            self._delete_loose([name])
+        self._delete_loose([pack_key(pack) for pack in sorted(named - kept)])
+        self._catalog = PackCatalog()  # read the indexes again
+        self._listed = False
+
+    def _index_bytes(self, name: str) -> bytes:
+        data = read_cached_index(self.local_cache, name)
+        if data is not None:
+            return data
+        response = self._call(
+            partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name), name
+        )
+        with response["Body"] as body:
+            return bytes(body.read())
 
     # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:

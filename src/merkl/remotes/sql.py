@@ -40,7 +40,8 @@ class SqlRemote(Remote):
     default_jobs = 4
     batch_items = 64
     batch_bytes = 8 << 20
-    known_options = frozenset({"table", "schema", "chunk_size"})
+    known_options = frozenset({"table", "schema", "chunk_size", "lock_timeout"})
+    supports_gc = True
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -305,6 +306,18 @@ class SqlRemote(Remote):
                 return bool(done.rowcount == 1)
 
         return self._call(run)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Every row of each key (marker included) in one transaction per batch."""
+        table = self.table
+        for start in range(0, len(keys), _IN_BATCH):
+            batch = list(keys[start : start + _IN_BATCH])
+
+            def run(batch: list[str] = batch) -> None:
+                with self.engine.begin() as conn:
+                    conn.execute(table.delete().where(table.c.key.in_(batch)))
+
+            self._call(run)
 
     def list(self, prefix: str) -> Iterator[str]:
         table = self.table

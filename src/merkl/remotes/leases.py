@@ -19,11 +19,11 @@ import contextlib
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from merkl.errors import MerklError, MerklWarning
+from merkl.errors import MerklError
+from merkl.remotes.lazy import LazyRemote
 
 if TYPE_CHECKING:
     from merkl.remotes.base import Remote
@@ -42,34 +42,16 @@ class RemoteLeases:
         self.repo = repo
         self.remote_name = remote_name
         self.ttl = ttl
-        self._remote: Remote | None = None
-        self._broken = False
-        self._lock = threading.Lock()
-
-    def _open(self) -> Remote | None:
-        from merkl.remotes.config import get_remote
-
-        with self._lock:
-            if self._remote is None and not self._broken:
-                try:
-                    self._remote = get_remote(self.repo, self.remote_name)
-                except MerklError as exc:
-                    self._give_up(exc)
-            return self._remote
-
-    def _give_up(self, exc: MerklError) -> None:
-        self._broken = True
-        self._remote = None
-        warnings.warn(
-            f"leases on remote {self.remote_name!r} disabled for this process: {exc}; "
-            f"missing outputs are computed here without asking other clones",
-            MerklWarning,
-            stacklevel=5,
+        self._remote = LazyRemote(
+            repo,
+            remote_name,
+            "leases on",
+            "missing outputs are computed here without asking other clones",
         )
 
     @contextlib.contextmanager
     def hold(self, out_hash: str) -> Iterator[None]:
-        remote = self._open()
+        remote = self._remote.open()
         name = LEASES + out_hash
         token = secrets.token_hex(16)
         ttl_ms = max(1, int(self.ttl * 1000))
@@ -77,8 +59,7 @@ class RemoteLeases:
             while remote is not None and not remote.try_lease(name, token, ttl_ms):
                 time.sleep(min(0.2, self.ttl / 10))  # another clone computes it
         except MerklError as exc:
-            with self._lock:
-                self._give_up(exc)
+            self._remote.give_up(exc)
             remote = None
         if remote is None:
             yield
@@ -109,7 +90,7 @@ class RemoteLeases:
     def publish(self, out_hashes: list[str]) -> None:
         from merkl.remotes.signing import load_signer
 
-        remote = self._open()
+        remote = self._remote.open()
         if remote is None:
             return
         index = self.repo.index
@@ -121,5 +102,4 @@ class RemoteLeases:
             if not pushed.failed:
                 remote.push_outputs(entries, signer=load_signer())
         except MerklError as exc:
-            with self._lock:
-                self._give_up(exc)
+            self._remote.give_up(exc)

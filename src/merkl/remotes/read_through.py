@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from merkl.cache.index import OutputEntry
 from merkl.errors import MerklError, MerklWarning
+from merkl.remotes.lazy import LazyRemote
 from merkl.remotes.records import Record, is_safe_serializer, object_key
 
 if TYPE_CHECKING:
@@ -64,37 +65,25 @@ class ReadThrough:
     def __init__(self, repo: Repo, remote_name: str) -> None:
         self.repo = repo
         self.remote_name = remote_name
-        self._remote: Remote | None = None
         self._policy: RecordPolicy | None = None
-        self._broken = False
         self._untrusted = 0  # records skipped for want of a trusted signature
         self._lock = threading.Lock()
-
-    def _open(self) -> Remote | None:
-        from merkl.remotes.config import get_remote
-        from merkl.remotes.trust import RecordPolicy, trusted_keys
-
-        with self._lock:
-            if self._remote is None and not self._broken:
-                try:
-                    # invalid trust: fail closed
-                    self._policy = RecordPolicy(trusted_keys(self.repo), trust_pickle=False)
-                    self._remote = get_remote(self.repo, self.remote_name)
-                except MerklError as exc:
-                    self._give_up(exc)
-            return self._remote
-
-    def _give_up(self, exc: MerklError) -> None:
-        self._broken = True
-        warnings.warn(
-            f"read-through from remote {self.remote_name!r} disabled for this process: {exc}; "
-            f"tasks are computed locally",
-            MerklWarning,
-            stacklevel=4,
+        self._remote = LazyRemote(
+            repo,
+            remote_name,
+            "read-through from",
+            "tasks are computed locally",
+            prepare=self._load_policy,
         )
 
+    def _load_policy(self) -> None:
+        from merkl.remotes.trust import RecordPolicy, trusted_keys
+
+        # invalid trust: fail closed
+        self._policy = RecordPolicy(trusted_keys(self.repo), trust_pickle=False)
+
     def __call__(self, out_hash: str) -> OutputEntry | None:
-        remote = self._open()
+        remote = self._remote.open()
         if remote is None:
             return None
         repo = self.repo
@@ -123,15 +112,14 @@ class ReadThrough:
                     )
                     return None
         except MerklError as exc:
-            with self._lock:
-                self._give_up(exc)
+            self._remote.give_up(exc)
             return None
         repo.index.add_outputs([entry])
         return entry
 
     def _signed(self, remote: Remote, record: Record) -> bool:
         """Signed by a trusted key; the first refusal in a process is reported (once)."""
-        assert self._policy is not None  # set by _open
+        assert self._policy is not None  # set by _load_policy when the remote was opened
         if self._policy.signed([record], remote, self.repo.tmp_dir):
             return True
         with self._lock:

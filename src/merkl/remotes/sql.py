@@ -261,12 +261,11 @@ class SqlRemote(Remote):
 
         self.prepare(write=True)
         table = self.table
-        row = (table.c.key == name) & (table.c.part == _LEASE_PART)
+        row = self._lease_row_filter(name)
 
         def run() -> bool:
             with self.engine.begin() as conn:
-                held = conn.execute(table.select().with_only_columns(table.c.data).where(row))
-                current = held.scalar()
+                current = self._lease_held(conn, row)
                 if current is not None:
                     if _lease_expiry(current) > time.time():
                         return False
@@ -287,15 +286,24 @@ class SqlRemote(Remote):
     def release_lease(self, name: str, token: str) -> None:
         self._swap_lease(name, token, None)
 
+    def _lease_row_filter(self, name: str) -> Any:
+        """The WHERE clause of lease `name`'s row."""
+        return (self.table.c.key == name) & (self.table.c.part == _LEASE_PART)
+
+    def _lease_held(self, conn: Any, row: Any) -> Any:
+        """The data of the lease row `row` selects (token and expiry), or None."""
+        return conn.execute(
+            self.table.select().with_only_columns(self.table.c.data).where(row)
+        ).scalar()
+
     def _swap_lease(self, name: str, token: str, data: bytes | None) -> bool:
         """Replace (or with None delete) the lease row if `token` holds it."""
         table = self.table
-        row = (table.c.key == name) & (table.c.part == _LEASE_PART)
+        row = self._lease_row_filter(name)
 
         def run() -> bool:
             with self.engine.begin() as conn:
-                held = conn.execute(table.select().with_only_columns(table.c.data).where(row))
-                current = held.scalar()
+                current = self._lease_held(conn, row)
                 if current is None or bytes(current).split(b":")[0] != token.encode():
                     return False
                 mine = row & (table.c.data == current)

@@ -294,14 +294,13 @@ _PIPELINE_COMMANDS = ("run", "dag", "why")
 
 def _value_options(command: str) -> set[str]:
     """The options of `command` that take a value (`--jobs N`), as clize reads its signature."""
-    from clize.parser import FlagParameter
+    from merkl.cli.trailing import own_options
 
-    signature = Clize.get_cli(_load(_COMMANDS[command])).signature
     return {
-        alias
-        for parameter in signature.named
-        if not isinstance(parameter, FlagParameter)
-        for alias in parameter.aliases
+        name
+        for option in own_options(_load(_COMMANDS[command]))
+        if option.takes_value
+        for name in option.names
     }
 
 

@@ -8,23 +8,10 @@ from typing import Annotated
 
 from clize import Clize, parameters
 
-from merkl.cli.trailing import OwnOption, take_own_options
+from merkl.cli.trailing import own_options, take_own_options
 from merkl.errors import UsageError
 from merkl.ops.run import RunOptions, parse_output_files, run_pipeline
 from merkl.repo import DOT_DIR, Repo, find_root
-
-# `merkl run`'s options, also accepted after TARGET (see merkl.cli.trailing).
-RUN_OPTIONS = (
-    OwnOption("dry", ("--dry",)),
-    OwnOption("fill_missing", ("--fill-missing",)),
-    OwnOption("no_cache", ("--no-cache",)),
-    OwnOption("jobs", ("--jobs", "-j"), takes_value=True),
-    OwnOption("executor", ("--executor",), takes_value=True),
-    OwnOption("scheduler", ("--scheduler",), takes_value=True),
-    OwnOption("worker_remote", ("--worker-remote",), takes_value=True),
-    OwnOption("pull", ("--pull",)),
-    OwnOption("remote", ("--remote", "-r"), takes_value=True),
-)
 
 
 def init(path: str = ".", *, subdir: bool = False, sign: bool = False) -> str:
@@ -114,7 +101,7 @@ def run(
         in the arguments, and cached outputs (top down: upstream ones only where needed)
     :param remote: the remote for --pull (default: the default remote)
     """
-    rest, own = take_own_options(target, pipeline_args, RUN_OPTIONS)
+    rest, own = take_own_options(target, pipeline_args, own_options(run))
     args, output_files = parse_output_files(rest)
     options = RunOptions(
         dry=bool(own.get("dry", dry)),

@@ -10,7 +10,7 @@ from typing import Annotated
 import orjson
 from clize import Clize, parameters
 
-from merkl.cli.trailing import OwnOption, take_own_options
+from merkl.cli.trailing import own_options, take_own_options
 from merkl.ops.dag import dag as dag_op
 from merkl.ops.log import log as log_op
 from merkl.ops.log import render_log
@@ -20,13 +20,6 @@ from merkl.ops.why import render_why
 from merkl.ops.why import why as why_op
 from merkl.provenance.pipeline import pipeline_help, wants_help
 from merkl.repo import Repo
-
-_DAG_OPTIONS = (
-    OwnOption("format", ("--format", "-f"), takes_value=True),
-    OwnOption("output", ("--output", "-o"), takes_value=True),
-    OwnOption("fill_missing", ("--fill-missing",)),
-)
-_WHY_OPTIONS = (OwnOption("fill_missing", ("--fill-missing",)), OwnOption("json", ("--json",)))
 
 
 def dag(
@@ -56,7 +49,7 @@ def dag(
     :param fill_missing: stand in for missing pipeline arguments with placeholders, so the
         DAG shows everything that does not depend on them
     """
-    args, own = take_own_options(target, pipeline_args, _DAG_OPTIONS)
+    args, own = take_own_options(target, pipeline_args, own_options(dag))
     format = str(own.get("format", format))  # noqa: A001
     output = str(own["output"]) if "output" in own else output
     text = dag_op(
@@ -136,7 +129,7 @@ def why(
     :param fill_missing: stand in for missing pipeline arguments with placeholders
     :param json: print JSON instead of text
     """
-    args, own = take_own_options(target, pipeline_args, _WHY_OPTIONS)
+    args, own = take_own_options(target, pipeline_args, own_options(why))
     if wants_help(args):
         sys.stdout.write(pipeline_help(target, prog))
         return

@@ -9,10 +9,12 @@ everything is the pipeline's.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from merkl.errors import UsageError
 from merkl.targets import import_target
@@ -26,6 +28,22 @@ class OwnOption:
     param: str  # the command function's parameter
     names: tuple[str, ...]  # how it is written: ("--format", "-f")
     takes_value: bool = False
+
+
+@functools.cache
+def own_options(command: Callable[..., Any]) -> tuple[OwnOption, ...]:
+    """The options of a command function, as clize reads them from its signature."""
+    from clize import Clize
+    from clize.parser import FlagParameter
+
+    return tuple(
+        OwnOption(
+            parameter.argument_name,
+            tuple(parameter.aliases),
+            takes_value=not isinstance(parameter, FlagParameter),
+        )
+        for parameter in Clize.get_cli(command).signature.named
+    )
 
 
 def take_own_options(

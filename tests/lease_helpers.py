@@ -7,8 +7,10 @@ that file, the first body to see it deletes it and hangs (a lease holder to kill
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.helpers import REPO_ROOT, write_module
@@ -93,3 +95,24 @@ def start(root: Path, go: Path, log: Path, width: int) -> subprocess.Popen[str]:
 def runs(log: Path) -> list[str]:
     """The bodies that ran, one name per run, sorted."""
     return sorted(line.split()[0] for line in log.read_text().splitlines()) if log.exists() else []
+
+
+def wait_until_hanging(slow_once: Path, holder: subprocess.Popen[str]) -> None:
+    """Wait (at most 60 s) until `holder` took the `slow-once` flag: it hangs inside a body."""
+    deadline = time.monotonic() + 60
+    while slow_once.exists():
+        assert time.monotonic() < deadline
+        assert holder.poll() is None
+        time.sleep(0.02)
+
+
+def kill_and_time_takeover(
+    holder: subprocess.Popen[str], waiter: subprocess.Popen[str]
+) -> tuple[str, str, float]:
+    """SIGKILL the lease holder; the waiter's stdout, stderr and seconds until it finished."""
+    holder.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = waiter.communicate(timeout=60)
+    took_over = time.monotonic() - killed
+    holder.communicate()
+    return out, err, took_over

@@ -5,7 +5,6 @@ Real processes on one repository; every body logs its runs (`tests.lease_helpers
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,16 @@ from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.helpers import import_fresh
-from tests.lease_helpers import MODULE, all_bodies, expected, runs, start, write_pipeline
+from tests.lease_helpers import (
+    MODULE,
+    all_bodies,
+    expected,
+    kill_and_time_takeover,
+    runs,
+    start,
+    wait_until_hanging,
+    write_pipeline,
+)
 
 WIDTH = 8
 
@@ -67,20 +75,12 @@ def test_a_killed_lease_holder_is_taken_over_at_once(
     go = tmp_path / "go"
     go.touch()
     holder = start(repo.root, go, log, WIDTH)
-    deadline = time.monotonic() + 60
-    while slow_once.exists():  # the holder is inside leaf(0), hanging
-        assert time.monotonic() < deadline
-        assert holder.poll() is None
-        time.sleep(0.02)
+    wait_until_hanging(slow_once, holder)  # the holder is inside leaf(0), hanging
     waiter = start(repo.root, go, log, WIDTH)
     time.sleep(3)  # time to start and reach the lease on leaf(0)
     assert waiter.poll() is None, waiter.communicate()  # it waits, it does not compute
     assert runs(log) == ["leaf0"]
-    holder.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = waiter.communicate(timeout=60)
-    took_over = time.monotonic() - killed
-    holder.communicate()
+    out, err, took_over = kill_and_time_takeover(holder, waiter)
     assert waiter.returncode == 0, err
     assert out.split() == [str(expected(WIDTH))]
     # No heartbeat to wait out: the kernel drops a dead holder's flock at once.

@@ -6,7 +6,6 @@ runs to one file (`tests.lease_helpers`), so the log counts how often each body 
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
@@ -18,7 +17,16 @@ from merkl.remotes.config import get_remote, remote_configs
 from merkl.repo import Repo
 from merkl.session import Session, use_session
 from tests.helpers import import_fresh
-from tests.lease_helpers import MODULE, all_bodies, expected, runs, start, write_pipeline
+from tests.lease_helpers import (
+    MODULE,
+    all_bodies,
+    expected,
+    kill_and_time_takeover,
+    runs,
+    start,
+    wait_until_hanging,
+    write_pipeline,
+)
 from tests.remotes.conftest import REDIS_URL
 
 KINDS = ["redis", "postgres", "mysql"]
@@ -75,20 +83,12 @@ def test_a_killed_holder_in_another_clone_expires_and_is_taken_over(
     (tmp_path / "slow-once").touch()
     go.touch()
     holder = start(first.root, go, log, WIDTH)
-    deadline = time.monotonic() + 60
-    while (tmp_path / "slow-once").exists():  # the holder hangs inside leaf(0), renewing
-        assert time.monotonic() < deadline
-        assert holder.poll() is None
-        time.sleep(0.02)
+    wait_until_hanging(tmp_path / "slow-once", holder)  # inside leaf(0), renewing its lease
     waiter = start(second.root, go, log, WIDTH)
     time.sleep(3 * ttl + 2)  # longer than the ttl: renewal keeps the lease
     assert waiter.poll() is None, waiter.communicate()
     assert runs(log) == ["leaf0"]
-    holder.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = waiter.communicate(timeout=60)
-    took_over = time.monotonic() - killed
-    holder.communicate()
+    out, err, took_over = kill_and_time_takeover(holder, waiter)
     assert waiter.returncode == 0, err
     assert out.split() == [str(EXPECTED)]
     assert took_over < 2 * ttl + 1.0, took_over  # expiry, one poll, then six short bodies

@@ -10,7 +10,8 @@ under `if TYPE_CHECKING:`) modules of its own layer or of a lower one, never of 
    manifests, state). Below the pipeline because `write_file(track=True)` tracks its file.
 5. pipeline: tasks, placeholders, graph, evaluation, deps and code_refs (code hashing), session,
    files (file inputs and outputs of a DAG), targets (naming and calling a pipeline), cells (a
-   notebook's code cells run as a module), the executor interface (`merkl.executors`,
+   notebook's code cells run as a module), request_memo (repeated requests without rebuilding
+   their DAG), the executor interface (`merkl.executors`,
    `executors.base`), and the evaluation hooks (observers).
 6. services: executor implementations (pools, Dask), remotes, provenance (what ran, why),
    lineage (OpenLineage events, through the evaluation hooks of `merkl.observers`).
@@ -47,6 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
         "merkl.targets",
         "merkl.cells",
         "merkl.observers",
+        "merkl.request_memo",
         "merkl.executors.base",
     ),
     ("merkl.executors", "merkl.remotes", "merkl.provenance", "merkl.lineage"),

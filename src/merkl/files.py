@@ -24,6 +24,7 @@ from merkl.hashing import hash_bytes
 from merkl.placeholder import Lazy, Placeholder
 from merkl.pointer import Pointer, pointer_path, read_pointer
 from merkl.repo import Repo
+from merkl.request_memo import note_read, note_unmemoizable
 from merkl.serializers import get_serializer
 from merkl.session import Session, current_session
 from merkl.tracking.state import State, dir_state
@@ -93,14 +94,17 @@ class FileRef(Lazy):
         self.path = Path(path)
         self.as_bytes = as_bytes
         _check_confined(self.path, "read_file" if as_bytes else "path")
+        note_read(self.path)  # a request memo's snapshot (merkl.request_memo), before reading
         self.pointer_file: Path | None = None
         if not self.path.exists():
             self.pointer_file = pointer_path(self.path)
+            note_read(self.pointer_file)
             pointer = _absent_tracked_item(self.path, self.pointer_file)
             self._oid, self.is_dir = pointer.oid, pointer.type == "dir"
             return
         self.is_dir = self.path.is_dir()
         if self.is_dir:
+            note_unmemoizable(f"folder input {str(self.path)!r}")
             self._oid = folder_oid(self.path, _folder_repo(self.path))
         else:
             self._oid = file_oid(self.path, _session_repo())
@@ -303,4 +307,5 @@ class StoredOutput(Lazy):
 def load(file: Path | str) -> StoredOutput:
     """The placeholder recorded in `file` (a `.merkl` pointer, or the data file beside one)."""
     pointer_file = pointer_path(file) if not str(file).endswith(".merkl") else Path(file)
+    note_read(pointer_file)
     return StoredOutput(pointer_file, read_pointer(pointer_file))

@@ -26,6 +26,7 @@ def serve(
     write_files: bool = False,
     debug: bool = False,
     access_log: bool = False,
+    no_memo: bool = False,
 ) -> None:
     """Serve pipelines over HTTP with warm caches (Starlette on uvicorn).
 
@@ -63,6 +64,8 @@ def serve(
         time); without it outputs are computed and cached but no file is written
     :param debug: put the exception's text into 500 answers
     :param access_log: log every request
+    :param no_memo: build every request's DAG again, even when its code, arguments and input
+        files are unchanged (as with MERKL_REQUEST_MEMO=0; for debugging and comparison)
     """
     from merkl.serve.runner import check_options, serve_forever
 
@@ -84,5 +87,6 @@ def serve(
         allow_outside_paths=allow_outside_paths,
         write_files=write_files,
         debug=debug,
+        memo=not no_memo,
     )
     serve_forever(config, host=host, port=port, workers=workers, access_log=access_log)

@@ -43,13 +43,24 @@ class Pipeline:
             )
         return cls(target, import_target(target))
 
-    def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """The pipeline's return value (placeholders, usually) for JSON arguments.
+    def bind(self, args: list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        """JSON arguments bound to the signature (type-checked, widened).
 
         Raises:
             RequestError: 422 when the arguments do not fit the signature.
         """
-        bound = bind_arguments(self.name, self.signature, self.hints, args, kwargs)
+        return bind_arguments(self.name, self.signature, self.hints, args, kwargs)
+
+    def call(
+        self, args: list[Any], kwargs: dict[str, Any], bound: inspect.BoundArguments | None = None
+    ) -> Any:
+        """The pipeline's return value (placeholders, usually) for JSON arguments (or for
+        `bound`, what `bind` made of them).
+
+        Raises:
+            RequestError: 422 when the arguments do not fit the signature.
+        """
+        bound = bound or self.bind(args, kwargs)
         return self.function(*bound.args, **bound.kwargs)
 
 

@@ -9,11 +9,16 @@ A run is two steps so the app can answer cached requests while every task slot i
 output is cached, answers at once; otherwise `finish` evaluates it in a task slot. The files a
 pipeline names must be inside the repository (unless `allow_outside_paths`), and `write_file`
 writes nothing unless `write_files` is set.
+
+A repeated request is answered from `merkl.request_memo` without calling the pipeline: its root
+output hashes are kept per target and arguments while the code and the files read to build it
+are unchanged, and are looked up in the cache (`memo=False` or `MERKL_REQUEST_MEMO=0`: off).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +28,10 @@ import orjson
 
 from merkl.errors import PathOutsideRepoError
 from merkl.evaluation import EvalStats, evaluate_value
+from merkl.observers import should_watch
 from merkl.placeholder import Placeholder
 from merkl.repo import Repo
+from merkl.request_memo import MISSING, CachedRoots, RequestMemo, arguments_key, recording
 from merkl.serve.client_values import store_client_values
 from merkl.serve.payload import RequestError, RunRequest, parse_request
 from merkl.serve.pipeline import Pipeline, dry_run_outputs, root_hashes, root_nodes
@@ -55,6 +62,7 @@ class ServeConfig:
     allow_outside_paths: bool = False  # files a pipeline names may be outside the repo
     write_files: bool = False  # `write_file` writes into the work tree
     debug: bool = False  # a 500 carries the exception's text
+    memo: bool = True  # repeated requests skip building the DAG (merkl.request_memo)
 
     def to_json(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
@@ -101,6 +109,7 @@ class PipelineService:
         self.config = config
         self.secret = read_secret(config.secret_env)
         self._root = Path(os.path.realpath(repo.root))
+        self.memo = RequestMemo(enabled=None if config.memo else False)  # None: as the env says
         repo.cache  # noqa: B018 - open store and index now, not in racing request threads
 
     @classmethod
@@ -139,9 +148,15 @@ class PipelineService:
         request = parse_request(body)
         if request.cache:
             self._check_signature(body, signature)
+        bound = pipeline.bind(request.args, request.kwargs)
+        memo_key = self._memo_key(target, request, bound)
+        if memo_key is not None:
+            prepared = self._from_memo(target, pipeline, memo_key)
+            if prepared is not None:
+                return prepared
         session = self._session()
-        with use_session(session):
-            result = self._call(pipeline, request)
+        with use_session(session), recording() as reads:
+            result = self._call(pipeline, request, bound)
             writes = list(session.pending_writes or [])
             hashes = root_hashes(target, root_nodes(result))
             roots = root_nodes(result, (w.source for w in writes))
@@ -155,12 +170,43 @@ class PipelineService:
                     self.repo,
                     allow_unsafe=self.config.allow_unsafe_values,
                 )
+        if memo_key is not None and not (writes and self.config.write_files):
+            cached_roots = CachedRoots.of(result, (w.source for w in writes))
+            if cached_roots is not None:
+                self.memo.put(memo_key, pipeline.function, reads, roots, (cached_roots, hashes))
         pending = [r for r in roots if isinstance(r, Placeholder)]
         prepared = Prepared(target, session, result, writes, hashes, accepted)
         if all(node.find_cached(self.repo.cache) is not None for node in pending):
             prepared.answer = self.finish(prepared)
         else:
             prepared.key = (target, *(node.hash or "" for node in pending))
+        return prepared
+
+    def _memo_key(
+        self, target: str, request: RunRequest, bound: inspect.BoundArguments
+    ) -> tuple[str, str] | None:
+        """The memo key of a request the memo may answer: not one carrying client values
+        (they are stored while building), nor while lineage hooks watch evaluations."""
+        if not self.memo.enabled or request.cache or should_watch():
+            return None
+        key = arguments_key(bound.args, bound.kwargs)
+        return None if key is None else (target, key)
+
+    def _from_memo(
+        self, target: str, pipeline: Pipeline, key: tuple[str, str]
+    ) -> Prepared | None:
+        """The answer from the memo and the cache, without calling the pipeline; None when the
+        memo holds nothing valid or a root output left the cache (then the graph is built)."""
+        found = self.memo.get(key, pipeline.function)
+        if found is None:
+            return None
+        cached_roots, hashes = found
+        value = cached_roots.load(self.repo.cache)
+        if value is MISSING:
+            return None
+        stats = {"ran": 0, "loaded": len(cached_roots.outputs), "client_values": 0}
+        prepared = Prepared(target, self._session(), None, [], hashes, 0)
+        prepared.answer = {"result": value, "hashes": hashes, "stats": stats}
         return prepared
 
     def finish(self, prepared: Prepared) -> dict[str, Any]:
@@ -180,10 +226,12 @@ class PipelineService:
         confine = None if self.config.allow_outside_paths else self._root
         return Session(self.repo, pending_writes=[], confine_paths=confine)
 
-    def _call(self, pipeline: Pipeline, request: RunRequest) -> Any:
+    def _call(
+        self, pipeline: Pipeline, request: RunRequest, bound: inspect.BoundArguments | None = None
+    ) -> Any:
         """The pipeline's result; a path outside the repository is a 403 naming the argument."""
         try:
-            return pipeline.call(request.args, request.kwargs)
+            return pipeline.call(request.args, request.kwargs, bound)
         except PathOutsideRepoError as exc:
             name = _argument_holding(pipeline, request, str(getattr(exc, "path", "")))
             raise RequestError(

@@ -207,10 +207,9 @@ class _Builder:
         if task_id is not None:
             return task_id
         task = call.task
+        arguments = call.arguments  # built on each use: once per call, not three times
         plain = {
-            name: short_repr(value)
-            for name, value in call.bound.arguments.items()
-            if not iter_lazy(value)
+            name: short_repr(value) for name, value in arguments.items() if not iter_lazy(value)
         }
         task_id = self._new(
             "task",
@@ -218,12 +217,12 @@ class _Builder:
             None,
             "task",
             code_hash=task.code_hash,
-            parameters=list(call.bound.arguments),
+            parameters=list(arguments),
             arguments=plain,
             outputs=call.n_outs,
         )
         self._calls[call] = task_id
-        for name, value in call.bound.arguments.items():
+        for name, value in arguments.items():
             for lazy in dict.fromkeys(iter_lazy(value)):
                 self.edges.append(DagEdge(self.ids[lazy], task_id, name))
         return task_id

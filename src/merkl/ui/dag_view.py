@@ -1,6 +1,8 @@
 """The data behind `/dag/<module.function>`: `merkl dag`'s model, with run times and `why`.
 
-The pipeline is called as `merkl dag --fill-missing` calls it (nothing runs); each output node
+The pipeline is called as `merkl dag --fill-missing` calls it (nothing runs), or taken from a
+request memo (`merkl.request_memo`) while its code, arguments and input files are unchanged, so
+a page loaded again neither calls the pipeline nor hashes its DAG again; each output node
 gets its newest run from the run log (when, how long, size) and, when it is not cached, `merkl
 why`'s reasons. A DAG larger than `FULL_LIMIT` nodes is drawn collapsed: one box per task
 function (its calls and outputs counted by state), one per kind of file when there are many.
@@ -22,7 +24,8 @@ from merkl.errors import UsageError
 from merkl.ops.why import explain_pipeline
 from merkl.provenance.history import RunLog
 from merkl.provenance.model import CACHED, MISSING, UNKNOWN, Dag, build_dag
-from merkl.provenance.pipeline import call_pipeline
+from merkl.provenance.pipeline import Pipeline, call_pipeline
+from merkl.request_memo import RequestMemo, recording
 from merkl.targets import import_target
 from merkl.tasks import Task
 from merkl.ui.discover import find_targets
@@ -33,6 +36,7 @@ _GROUP_KINDS_ABOVE = 20  # more files (or writes…) than this are drawn as one 
 _MEMBERS_SHOWN = 50
 _HASH_CHARS = 8
 _TRUE = ("1", "true", "yes", "on")
+_MEMO_ENTRIES = 16  # built pipelines kept (a 10,000-task DAG holds a few MB)
 VIEW_PARAMETER = "_view"  # ?_view=full or ?_view=collapsed (leading _: not a pipeline argument)
 
 
@@ -54,6 +58,7 @@ class DagBuilder:
         self.root = root
         self._lock = threading.Lock()
         self._mtimes: dict[str, int] = {}
+        self._memo = RequestMemo(max_entries=_MEMO_ENTRIES)
 
     def page(self, target: str, query: list[tuple[str, str]], *, details: bool = True) -> DagPage:
         """The DAG of `target` called with the arguments in `query` (`name=value` pairs);
@@ -76,7 +81,7 @@ class DagBuilder:
         with self._lock:
             self._forget_edited_modules()
             args = cli_args(target, [(k, v) for k, v in query if k != VIEW_PARAMETER], self.root)
-            pipeline = call_pipeline(target, args, fill_missing=True, command="merkl ui")
+            pipeline = self._pipeline(target, args)
             dag = build_dag(pipeline)
             why = {}
             for entry in explain_pipeline(pipeline) if details else ():
@@ -102,6 +107,19 @@ class DagBuilder:
         data["counts"] = counts
         graph = _collapsed_graph(dag, data) if collapsed else _full_graph(dag)
         return DagPage(target, args, dag, graph, collapsed, data)
+
+    def _pipeline(self, target: str, args: list[str]) -> Pipeline:
+        """`target` called with `args`: from the memo while the pipeline's and its tasks' code
+        and the files read to build it are unchanged, else built (and remembered)."""
+        key = (target, tuple(args))
+        function = import_target(target)
+        pipeline: Pipeline | None = self._memo.get(key, function)
+        if pipeline is None:
+            with recording() as reads:
+                pipeline = call_pipeline(target, args, fill_missing=True, command="merkl ui")
+            roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
+            self._memo.put(key, function, reads, roots, pipeline)
+        return pipeline
 
     def _forget_edited_modules(self) -> None:
         """Drop modules of this repository whose file changed since they were imported, so

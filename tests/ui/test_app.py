@@ -268,3 +268,36 @@ def test_pull_brings_a_forgotten_output_back_from_the_remote(
     missing = writer.post(f"/api/outputs/{unknown}/pull", json={"confirm": unknown})
     assert missing.status_code == 400
     assert "the remote does not hold it" in missing.json()["error"]
+
+
+def test_a_dag_page_loaded_again_reuses_the_built_pipeline_until_an_input_changes(
+    client: TestClient, ui_repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merkl.ui import dag_view
+
+    built: list[str] = []
+    call_pipeline = dag_view.call_pipeline
+    monkeypatch.setattr(
+        dag_view,
+        "call_pipeline",
+        lambda target, *a, **kw: built.append(target) or call_pipeline(target, *a, **kw),
+    )
+    first = outputs(client, "/api/dag/pipeline2.pipeline")
+    again = outputs(client, "/api/dag/pipeline2.pipeline")
+    assert again == first and len(built) == 1  # from the request memo
+    assert outputs(client, "/api/dag/pipeline2.pipeline?epochs=7") != first
+    assert len(built) == 2  # other arguments: built
+    # The cache changed (an output forgotten): the states follow, from the memoized DAG.
+    forgotten = str(first["pipeline2.evaluate"]["hash"])
+    ui_repo.index.remove_outputs([forgotten])
+    assert outputs(client, "/api/dag/pipeline2.pipeline")["pipeline2.evaluate"]["state"] == (
+        "missing"
+    )
+    assert len(built) == 2
+    # The input file changed: built again, with the file's new hash.
+    with (ui_repo.root / "data" / "train.csv").open("a") as handle:
+        handle.write("9.0,19.0\n")
+    changed = outputs(client, "/api/dag/pipeline2.pipeline")
+    assert len(built) == 3
+    assert changed["pipeline2.load_data[0]"]["hash"] != first["pipeline2.load_data[0]"]["hash"]
+    assert changed["pipeline2.load_data[0]"]["state"] == "missing"

@@ -10,6 +10,7 @@ function (its calls and outputs counted by state), one per kind of file when the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
@@ -25,6 +26,7 @@ from merkl.ops.why import explain_pipeline
 from merkl.provenance.history import RunLog
 from merkl.provenance.model import CACHED, MISSING, UNKNOWN, Dag, build_dag
 from merkl.provenance.pipeline import Pipeline, call_pipeline
+from merkl.repo import Repo
 from merkl.request_memo import RequestMemo, recording
 from merkl.targets import import_target
 from merkl.tasks import Task
@@ -114,11 +116,12 @@ class DagBuilder:
         key = (target, tuple(args))
         function = import_target(target)
         pipeline: Pipeline | None = self._memo.get(key, function)
-        if pipeline is None:
-            with recording() as reads:
-                pipeline = call_pipeline(target, args, fill_missing=True, command="merkl ui")
-            roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
-            self._memo.put(key, function, reads, roots, pipeline)
+        if pipeline is not None:  # its DAG, seen by the repository as it is now
+            return dataclasses.replace(pipeline, repo=Repo.find())
+        with recording() as reads:
+            pipeline = call_pipeline(target, args, fill_missing=True, command="merkl ui")
+        roots = [*pipeline.roots, *(w.source for w in pipeline.writes)]
+        self._memo.put(key, function, reads, roots, pipeline)
         return pipeline
 
     def _forget_edited_modules(self) -> None:

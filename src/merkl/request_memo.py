@@ -162,7 +162,8 @@ class RequestMemo:
             if isinstance(node, Placeholder) and node.call.task not in tasks:
                 tasks[node.call.task] = node.call.task.code_hash
         files = dict(reads.files)
-        for code in (function, *tasks):
+        codes: list[Callable[..., Any]] = [function, *tasks]
+        for code in codes:
             module_file = _module_file(code)
             if module_file is not None and module_file not in files:
                 files[module_file] = fingerprint(module_file)

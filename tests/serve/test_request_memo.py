@@ -21,7 +21,7 @@ from merkl.session import Session, use_session
 from tests.helpers import import_fresh, write_module
 from tests.serve.conftest import live_server, read_calls, server_process
 
-SOURCE = '''
+SOURCE = """
 import os
 
 from merkl import load, path, read_file, task
@@ -64,7 +64,7 @@ def from_pointer(factor: int = 1):
 def from_folder(name: str):
     _log("pipeline")
     return make(path(name))
-'''
+"""
 TARGETS = ("memopipe.from_file", "memopipe.from_pointer", "memopipe.from_folder")
 
 
@@ -120,7 +120,8 @@ def test_an_input_file_changed_in_place_gives_the_new_value(memo_repo, url):
     assert run(url, "from_file", "data.txt", 1)["result"]["scaled"] == 2
     data.unlink()
     response = httpx.post(f"{url}/v1/run/memopipe.from_file", json={"args": ["data.txt"]})
-    assert response.status_code == 500 and "FileNotFoundError" in response.text
+    assert response.status_code == 500
+    assert "FileNotFoundError" in response.text
 
 
 def test_a_changed_argument_gives_its_own_value(memo_repo, url):
@@ -209,4 +210,3 @@ def test_the_memo_can_be_turned_off(memo_repo, monkeypatch):
         for _ in range(4):
             assert run(url, "from_file", "data.txt", 2)["result"]["scaled"] == 8
     assert pipeline_calls(memo_repo) == 4
-

@@ -192,9 +192,7 @@ class PipelineService:
         key = arguments_key(bound.args, bound.kwargs)
         return None if key is None else (target, key)
 
-    def _from_memo(
-        self, target: str, pipeline: Pipeline, key: tuple[str, str]
-    ) -> Prepared | None:
+    def _from_memo(self, target: str, pipeline: Pipeline, key: tuple[str, str]) -> Prepared | None:
         """The answer from the memo and the cache, without calling the pipeline; None when the
         memo holds nothing valid or a root output left the cache (then the graph is built)."""
         found = self.memo.get(key, pipeline.function)

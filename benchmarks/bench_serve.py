@@ -140,31 +140,28 @@ def server(work: Path, workers: int, *options: str, target: str = TARGET) -> Ite
 
 
 def bench_request_latency(port: int, requests: int = 2000) -> float:
-    """p50 seconds of one cached run request, sent one at a time over one connection."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    times = []
-    for i in range(requests + 100):
-        start = time.perf_counter()
-        connection.request("POST", f"/v1/run/{TARGET}", body=BODY)
-        response = connection.getresponse()
-        payload = json.loads(response.read())
-        elapsed = time.perf_counter() - start
-        assert response.status == 200, payload
-        if i == 0:
-            assert payload["stats"]["ran"] == 0, payload  # `merkl run` filled the cache
-        if i >= 100:  # the first ones warm up the connection and the server
-            times.append(elapsed)
-    connection.close()
-    return statistics.median(times)
+    """p50 seconds of one cached run request, sent one at a time over one connection (the
+    first 100 warm up the connection and the server)."""
+    return statistics.median(timed_requests(port, TARGET, BODY, requests, warm_up=100))
 
 
-async def _client(port: int, count: int, failures: list[str]) -> None:
+async def _client(
+    port: int,
+    count: int,
+    failures: list[str],
+    times: list[float] | None = None,
+    target: str = TARGET,
+    body: bytes = BODY,
+) -> None:
+    """`count` requests, one after another on one keep-alive connection (with `times`: the
+    seconds of each)."""
     request = (
-        f"POST /v1/run/{TARGET} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-        f"\r\nContent-Length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
+        f"POST /v1/run/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     for _ in range(count):
+        start = time.perf_counter()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = head.split(b" ", 2)[1]
@@ -174,6 +171,8 @@ async def _client(port: int, count: int, failures: list[str]) -> None:
             if line.lower().startswith(b"content-length:")
         )
         await reader.readexactly(length)
+        if times is not None:
+            times.append(time.perf_counter() - start)
         if status != b"200":
             failures.append(status.decode())
     writer.close()
@@ -220,33 +219,16 @@ def concurrent_requests(
 ) -> list[float]:
     """Seconds of each request from `clients` concurrent keep-alive connections sending `each`
     requests one after another."""
-    request = (
-        f"POST /v1/run/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-        f"\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
     times: list[float] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(each):
-            start = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-            times.append(time.perf_counter() - start)
-            assert head.split(b" ", 2)[1] == b"200", head
-        writer.close()
-        await writer.wait_closed()
+    failures: list[str] = []
 
     async def run_all() -> None:
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(
+            *(_client(port, each, failures, times, target, body) for _ in range(clients))
+        )
 
     asyncio.run(run_all())
+    assert not failures, failures[:5]
     return times
 
 

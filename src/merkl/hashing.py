@@ -21,6 +21,7 @@ import pathlib
 import struct
 import sys
 import types
+from binascii import hexlify as _hexlify
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,11 @@ def hash_file(path: Path | str) -> str:
 
 def output_hash_prefix(code_hash: str) -> bytes:
     """Encoded head of `["merkl.output", HASH_SCHEMA, code_hash, args_hash, index]`, up to
-    `code_hash`: computed once per task, completed by `output_hash` once per output."""
+    the header of `args_hash`: computed once per task, completed by `output_digest` once per
+    output."""
     head = encode_value(["merkl.output", HASH_SCHEMA, code_hash])
     # A list of 5 items instead of 3: patch the count in the header.
-    return head[:1] + (5).to_bytes(8, "big") + head[9:]
+    return head[:1] + (5).to_bytes(8, "big") + head[9:] + _HEX_STR_HEAD
 
 
 def output_hash(prefix: bytes, args_hash: str, index: int) -> str:
@@ -105,7 +107,7 @@ def output_digest(prefix: bytes, args_digest: bytes, index: int) -> bytes:
     """`output_hash` as its 32-byte digest, from the arguments' digest: this runs once per
     node of a 1e6-task dry run and once per cache hit."""
     index_bytes = _INDEXES[index] if index < len(_INDEXES) else encode_value(index)
-    return _blake3(prefix + _HEX_STR_HEAD + args_digest.hex().encode() + index_bytes).digest()
+    return _blake3(prefix + _hexlify(args_digest) + index_bytes).digest()
 
 
 def encode_value(value: Any, path: str = "value") -> bytes:

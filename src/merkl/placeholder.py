@@ -193,11 +193,15 @@ NOT_CACHED: Any = object()  # what `cached_value` returns for an output it canno
 
 def cached_value(output: Placeholder, cache: Cache) -> Any:
     """`cached_values([output], cache)[0]`, or NOT_CACHED (the hit path of `.get()`)."""
-    entry = output.find_cached(cache, stat=False)
+    out_hash = output.hash
+    if out_hash is None:
+        return NOT_CACHED
+    task, index = output.call.task, output.index
+    entry = cache.find(out_hash, task.policy(index), task.serializer(index).name, stat=False)
     if entry is None:
         return NOT_CACHED
     try:
-        return cache.load(entry.out_hash, entry)
+        return cache.load(out_hash, entry)
     except (CacheMissError, CorruptObjectError):
         return NOT_CACHED
 

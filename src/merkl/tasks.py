@@ -242,14 +242,21 @@ class Call:
         return None if digest is None else digest.hex()
 
     def out_digest(self, index: int) -> bytes | None:
+        # Once per cache hit: `_hash_arguments` and `out_prefix` are spelled out here.
         digest = self._args_digest
         if type(digest) is not bytes:
             if digest is None:  # depends on a missing argument
                 return None
-            digest = self._hash_arguments()
+            if self.deps:
+                _hash_upstream(self)
+            digest = self._digest_arguments()
             if digest is None:
                 return None
-        return output_digest(self.task.out_prefix, digest, index)
+        task = self.task
+        prefix = task._out_prefix
+        if prefix is None or task._code_generation is not None:
+            prefix = task.out_prefix  # made, or checked against the cells run since
+        return output_digest(prefix, digest, index)
 
     def arg_hashes(self) -> dict[str, str]:
         """Per-argument hashes, for the run log and `merkl why`."""

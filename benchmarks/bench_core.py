@@ -92,17 +92,17 @@ def add_one(x):
 """
 
 
-def best_of(repeats: int, fn) -> float:
-    return min(_timed(fn) for _ in range(repeats))
+def best_of(repeats: int, fn, clock=time.perf_counter) -> float:
+    return min(_timed(fn, clock) for _ in range(repeats))
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn, clock=time.perf_counter) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
+def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float, float, float]:
     import bench_tasks
     import jl_tasks
     import joblib
@@ -122,7 +122,9 @@ def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
 
     merkl_s = best_of(3, merkl_hits) / calls
     joblib_s = best_of(3, joblib_hits) / calls
-    return merkl_s, joblib_s
+    merkl_cpu = best_of(3, merkl_hits, time.process_time) / calls
+    joblib_cpu = best_of(3, joblib_hits, time.process_time) / calls
+    return merkl_s, joblib_s, merkl_cpu, joblib_cpu
 
 
 RANDOM_KEYS = 10_000
@@ -140,10 +142,10 @@ if sys.argv[1] == "fill":
     sys.exit()
 keys = [random.Random(int(sys.argv[2])).randrange({keys}) for _ in range({hits})]
 add_one(-1).get()  # opens the repository: not part of the per-hit cost
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for key in keys:
     value = add_one(key).get()
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 assert [add_one(key).get() for key in keys[:100]] == [key + 1 for key in keys[:100]]
 """
 
@@ -158,45 +160,50 @@ if sys.argv[1] == "fill":
     sys.exit()
 keys = [random.Random(int(sys.argv[2])).randrange({keys}) for _ in range({hits})]
 add_one(-1)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for key in keys:
     value = add_one(key)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
-def bench_random_hits(work: Path, rounds: int = 3) -> tuple[list[float], list[float]]:
-    """Seconds per hit of merkl and joblib.Memory in `rounds` interleaved fresh processes each
-    (new random draws each round), over caches of RANDOM_KEYS outputs filled first."""
-    scripts = {}
-    for name, body in (("merkl_random.py", MERKL_RANDOM), ("jl_random.py", JOBLIB_RANDOM)):
-        (work / name).write_text(body.format(keys=RANDOM_KEYS, hits=RANDOM_HITS))
-        scripts[name] = [sys.executable, name]
+def bench_random_hits(work: Path, rounds: int = 3) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds per hit of merkl and joblib.Memory in `rounds` interleaved fresh
+    processes each (new random draws each round), over caches of RANDOM_KEYS outputs."""
+    scripts = {"merkl": MERKL_RANDOM, "joblib": JOBLIB_RANDOM}
+    for name, body in scripts.items():
+        (work / f"{name}_random.py").write_text(body.format(keys=RANDOM_KEYS, hits=RANDOM_HITS))
     env = {**os.environ, "MERKL_FSYNC": "0"}  # filling is not what is measured
-    for script in scripts.values():
-        subprocess.run([*script, "fill"], cwd=work, env=env, check=True)
-    merkl_s, joblib_s = [], []
+    for name in scripts:
+        subprocess.run(
+            [sys.executable, f"{name}_random.py", "fill"], cwd=work, env=env, check=True
+        )
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in scripts}
     for seed in range(rounds):
-        for script, times in (
-            (scripts["merkl_random.py"], merkl_s),
-            (scripts["jl_random.py"], joblib_s),
-        ):
+        for name in scripts:
             out = subprocess.run(
-                [*script, "hit", str(seed)], cwd=work, check=True, capture_output=True, text=True
+                [sys.executable, f"{name}_random.py", "hit", str(seed)],
+                cwd=work,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout.split()
-            times.append(float(out[-1]) / RANDOM_HITS)
-    return merkl_s, joblib_s
+            times[name].append((float(out[-2]) / RANDOM_HITS, float(out[-1]) / RANDOM_HITS))
+    return times
 
 
 def print_random_hits(work: Path) -> None:
-    merkl_s, joblib_s = bench_random_hits(work)
-    ratios = [j / m for m, j in zip(merkl_s, joblib_s, strict=True)]
-    print(
-        f"random hits in a {RANDOM_KEYS:,}-output cache ({RANDOM_HITS:,} per fresh process, "
-        f"{len(ratios)} rounds): merkl {_span(merkl_s, 1e6)} us, joblib.Memory "
-        f"{_span(joblib_s, 1e6)} us per hit -> joblib/merkl {min(ratios):.1f}-{max(ratios):.1f}x "
-        f"(target >= 10x; load average {os.getloadavg()[0]:.1f})"
-    )
+    times = bench_random_hits(work)
+    for what, i in (("wall", 0), ("CPU", 1)):
+        merkl_s = [t[i] for t in times["merkl"]]
+        joblib_s = [t[i] for t in times["joblib"]]
+        ratios = [j / m for m, j in zip(merkl_s, joblib_s, strict=True)]
+        print(
+            f"random hits in a {RANDOM_KEYS:,}-output cache ({RANDOM_HITS:,} per fresh process, "
+            f"{len(ratios)} rounds), {what} time: merkl {_span(merkl_s, 1e6)} us, joblib.Memory "
+            f"{_span(joblib_s, 1e6)} us per hit -> joblib/merkl {min(ratios):.1f}-"
+            f"{max(ratios):.1f}x (target >= 10x; load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 def _span(values: list[float], scale: float) -> str:
@@ -302,11 +309,11 @@ def main() -> None:
             return
         subprocess.run([sys.executable, "-m", "merkl", "init"], check=True, capture_output=True)
 
-        merkl_hit, joblib_hit = bench_cache_hit(work)
+        merkl_hit, joblib_hit, merkl_cpu, joblib_cpu = bench_cache_hit(work)
         print(
-            f"cache hit per call: merkl {merkl_hit * 1e6:.1f} us, joblib.Memory "
-            f"{joblib_hit * 1e6:.1f} us -> merkl {joblib_hit / merkl_hit:.1f}x lower "
-            f"(target >= 3x, <= 10 us)"
+            f"cache hit per call: merkl {merkl_hit * 1e6:.1f} us ({merkl_cpu * 1e6:.1f} us CPU), "
+            f"joblib.Memory {joblib_hit * 1e6:.1f} us ({joblib_cpu * 1e6:.1f} us CPU) -> merkl "
+            f"{joblib_hit / merkl_hit:.1f}x lower (target >= 3x, <= 10 us)"
         )
         print_random_hits(work)
         if hits_only:

@@ -25,6 +25,9 @@ _READ_ONLY = 0o444
 _CHUNK = 1 << 20
 QUARANTINE_DIR = "quarantine"
 _blake3 = blake3.blake3
+# Reads leave the access time alone: under `relatime` the first read of an object written
+# since its last read would otherwise write its inode (merkl records last use itself).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
 
 
 class ObjectStore:
@@ -227,7 +230,10 @@ def _read(path: str, size: int = -1) -> bytes:
     `size` bytes means the end was reached, without the usual second read that returns none
     (any other count reads on to the end; the caller verifies the bytes anyway)."""
     # os.open/os.read: a buffered `open()` costs several µs more on the cache-hit path.
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except PermissionError:  # O_NOATIME is refused to whoever does not own the file
+        fd = os.open(path, os.O_RDONLY)
     try:
         chunks = []
         if 0 <= size < _CHUNK:

@@ -157,9 +157,8 @@ class Placeholder(Lazy):
         out_hash = self.hash
         if out_hash is None:
             return None
-        task = self.call.task
-        serializer = task.serializer(self.index).name
-        return cache.find(out_hash, task.policy(self.index), serializer, remote=remote, stat=stat)
+        policy, serializer = self.call.task.lookup(self.index)
+        return cache.find(out_hash, policy, serializer, remote=remote, stat=stat)
 
     def __repr__(self) -> str:
         digest = self.hash
@@ -196,8 +195,8 @@ def cached_value(output: Placeholder, cache: Cache) -> Any:
     out_hash = output.hash
     if out_hash is None:
         return NOT_CACHED
-    task, index = output.call.task, output.index
-    entry = cache.find(out_hash, task.policy(index), task.serializer(index).name, stat=False)
+    policy, serializer = output.call.task.lookup(output.index)
+    entry = cache.find(out_hash, policy, serializer, stat=False)
     if entry is None:
         return NOT_CACHED
     try:

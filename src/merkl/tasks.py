@@ -88,6 +88,7 @@ class Task:
         self._simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
         self._defaults = tuple(p.default for p in params)
         self._n_outs = self.outs if isinstance(self.outs, int) else 0  # 0: ask `outs`
+        self._lookups: dict[int, tuple[CachePolicy, str]] = {}
         self._single = self.outs == 1
         functools.update_wrapper(self, fn)
 
@@ -122,6 +123,14 @@ class Task:
 
     def policy(self, index: int) -> CachePolicy:
         return self.cache_policy.get(index, self.cache_policy.get(-1, CachePolicy.EVERYWHERE))
+
+    def lookup(self, index: int) -> tuple[CachePolicy, str]:
+        """(policy, serializer name) of output `index`, as a cache lookup asks them (once per
+        hit; both are fixed when the task is defined)."""
+        found = self._lookups.get(index)
+        if found is None:
+            found = self._lookups[index] = (self.policy(index), self.serializer(index).name)
+        return found
 
     def __repr__(self) -> str:
         return f"<task {self.module}.{self.name}>"

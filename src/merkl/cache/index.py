@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS folder_state (
 """
 
 
-_FIND_OUTPUT = "SELECT out_hash, oid, serializer, size, pushable FROM outputs WHERE out_hash = ?"
+_FIND_OUTPUT = "SELECT oid, serializer, size, pushable FROM outputs WHERE out_hash = ?"
 
 # This process's id, renewed in a forked child: a connection is never used across a fork,
 # and `os.getpid()` is a system call on every lookup.
@@ -294,7 +294,9 @@ class Index:
         except sqlite3.Error:  # busy, locked or damaged: retried or reported as usual
             rows = self._read_written(_FIND_OUTPUT, (out_hash,))
             row = rows[0] if rows else None
-        return None if row is None else _entry(row)
+        if row is None:
+            return None
+        return OutputEntry(out_hash, row[0], row[1], row[2], bool(row[3]))
 
     def find_outputs(self, out_hashes: Iterable[str]) -> dict[str, OutputEntry]:
         """`find_output` of many hashes: one query per 500 of them (a DAG's thousands of nodes

@@ -106,7 +106,8 @@ def _forked() -> None:
     _pid = os.getpid()
 
 
-os.register_at_fork(after_in_child=_forked)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_forked)
 
 
 @dataclass(frozen=True, slots=True)

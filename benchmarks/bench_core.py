@@ -1,7 +1,10 @@
 """Core engine benchmarks (issue 3), merkl and its peers on the same work in one run.
 
 1. Cache-hit overhead: a new call + `.get()` of a trivial cached task vs a cached call through
-   `joblib.Memory` (target: merkl >= 3x lower overhead per call).
+   `joblib.Memory` (target: merkl >= 3x lower overhead per call; issue 22: <= 10 us).
+   Random hits (issue 22): 10,000 outputs cached, then 5,000 random keys hit through fresh
+   calls and `.get()` in a fresh process, vs `joblib.Memory` on the same 10,000 keys and the
+   same draws (target: merkl <= 1/10 of joblib's time per hit).
 2. Re-evaluating a fully cached 1,000-task DAG vs redun's warm `Scheduler.run` of the same DAG
    (target: >= 10x faster).
 3. Hashing a 100,000-task DAG (a dry run: building it and hashing every node) in a fresh
@@ -10,8 +13,8 @@
    100,101 tasks) in a fresh process: wall time, CPU time and peak RSS (target for 1e6:
    <= 8 s and <= 500 MiB).
 
-Run: `.venv-bench/bin/python benchmarks/bench_core.py [--big-only]` (`make bench` runs every
-benchmark).
+Run: `.venv-bench/bin/python benchmarks/bench_core.py [--big-only|--hits-only]` (`make bench`
+runs every benchmark).
 """
 
 from __future__ import annotations
@@ -89,17 +92,17 @@ def add_one(x):
 """
 
 
-def best_of(repeats: int, fn) -> float:
-    return min(_timed(fn) for _ in range(repeats))
+def best_of(repeats: int, fn, clock=time.perf_counter) -> float:
+    return min(_timed(fn, clock) for _ in range(repeats))
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn, clock=time.perf_counter) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
+def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float, float, float]:
     import bench_tasks
     import jl_tasks
     import joblib
@@ -119,7 +122,92 @@ def bench_cache_hit(work: Path, calls: int = 3000) -> tuple[float, float]:
 
     merkl_s = best_of(3, merkl_hits) / calls
     joblib_s = best_of(3, joblib_hits) / calls
-    return merkl_s, joblib_s
+    merkl_cpu = best_of(3, merkl_hits, time.process_time) / calls
+    joblib_cpu = best_of(3, joblib_hits, time.process_time) / calls
+    return merkl_s, joblib_s, merkl_cpu, joblib_cpu
+
+
+RANDOM_KEYS = 10_000
+RANDOM_HITS = 5_000
+
+# Fills the cache (first argument "fill") or times RANDOM_HITS random hits in a fresh process,
+# so each hit is the first of its key in that process for most keys (no memo of earlier hits).
+MERKL_RANDOM = """
+import random, sys, time
+sys.path.insert(0, ".")
+import merkl, bench_tasks
+add_one = bench_tasks.add_one
+if sys.argv[1] == "fill":
+    merkl.evaluate([add_one(i) for i in range({keys})])
+    sys.exit()
+keys = [random.Random(int(sys.argv[2])).randrange({keys}) for _ in range({hits})]
+add_one(-1).get()  # opens the repository: not part of the per-hit cost
+start, cpu = time.perf_counter(), time.process_time()
+for key in keys:
+    value = add_one(key).get()
+print(time.perf_counter() - start, time.process_time() - cpu)
+assert [add_one(key).get() for key in keys[:100]] == [key + 1 for key in keys[:100]]
+"""
+
+JOBLIB_RANDOM = """
+import random, sys, time
+sys.path.insert(0, ".")
+import joblib, jl_tasks
+add_one = joblib.Memory("joblib-random", verbose=0).cache(jl_tasks.add_one)
+if sys.argv[1] == "fill":
+    for i in range({keys}):
+        add_one(i)
+    sys.exit()
+keys = [random.Random(int(sys.argv[2])).randrange({keys}) for _ in range({hits})]
+add_one(-1)
+start, cpu = time.perf_counter(), time.process_time()
+for key in keys:
+    value = add_one(key)
+print(time.perf_counter() - start, time.process_time() - cpu)
+"""
+
+
+def bench_random_hits(work: Path, rounds: int = 3) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds per hit of merkl and joblib.Memory in `rounds` interleaved fresh
+    processes each (new random draws each round), over caches of RANDOM_KEYS outputs."""
+    scripts = {"merkl": MERKL_RANDOM, "joblib": JOBLIB_RANDOM}
+    for name, body in scripts.items():
+        (work / f"{name}_random.py").write_text(body.format(keys=RANDOM_KEYS, hits=RANDOM_HITS))
+    env = {**os.environ, "MERKL_FSYNC": "0"}  # filling is not what is measured
+    for name in scripts:
+        subprocess.run(
+            [sys.executable, f"{name}_random.py", "fill"], cwd=work, env=env, check=True
+        )
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in scripts}
+    for seed in range(rounds):
+        for name in scripts:
+            out = subprocess.run(
+                [sys.executable, f"{name}_random.py", "hit", str(seed)],
+                cwd=work,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            times[name].append((float(out[-2]) / RANDOM_HITS, float(out[-1]) / RANDOM_HITS))
+    return times
+
+
+def print_random_hits(work: Path) -> None:
+    times = bench_random_hits(work)
+    for what, i in (("wall", 0), ("CPU", 1)):
+        merkl_s = [t[i] for t in times["merkl"]]
+        joblib_s = [t[i] for t in times["joblib"]]
+        ratios = [j / m for m, j in zip(merkl_s, joblib_s, strict=True)]
+        print(
+            f"random hits in a {RANDOM_KEYS:,}-output cache ({RANDOM_HITS:,} per fresh process, "
+            f"{len(ratios)} rounds), {what} time: merkl {_span(merkl_s, 1e6)} us, joblib.Memory "
+            f"{_span(joblib_s, 1e6)} us per hit -> joblib/merkl {min(ratios):.1f}-"
+            f"{max(ratios):.1f}x (target >= 10x; load average {os.getloadavg()[0]:.1f})"
+        )
+
+
+def _span(values: list[float], scale: float) -> str:
+    return f"{min(values) * scale:.1f}-{max(values) * scale:.1f}"
 
 
 def bench_cached_dag(n_leaves: int = 500) -> tuple[float, float]:
@@ -207,6 +295,7 @@ def print_big_dags(work: Path) -> None:
 
 def main() -> None:
     big_only = "--big-only" in sys.argv[1:]
+    hits_only = "--hits-only" in sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="merkl-bench-core-") as tmp:
         work = Path(tmp)
         (work / "bench_tasks.py").write_text(TASKS_MODULE)
@@ -220,12 +309,15 @@ def main() -> None:
             return
         subprocess.run([sys.executable, "-m", "merkl", "init"], check=True, capture_output=True)
 
-        merkl_hit, joblib_hit = bench_cache_hit(work)
+        merkl_hit, joblib_hit, merkl_cpu, joblib_cpu = bench_cache_hit(work)
         print(
-            f"cache hit per call: merkl {merkl_hit * 1e6:.1f} us, joblib.Memory "
-            f"{joblib_hit * 1e6:.1f} us -> merkl {joblib_hit / merkl_hit:.1f}x lower "
-            f"(target >= 3x)"
+            f"cache hit per call: merkl {merkl_hit * 1e6:.1f} us ({merkl_cpu * 1e6:.1f} us CPU), "
+            f"joblib.Memory {joblib_hit * 1e6:.1f} us ({joblib_cpu * 1e6:.1f} us CPU) -> merkl "
+            f"{joblib_hit / merkl_hit:.1f}x lower (target >= 3x, <= 10 us)"
         )
+        print_random_hits(work)
+        if hits_only:
+            return
         merkl_dag, redun_dag = bench_cached_dag()
         print(
             f"fully cached 1,000-task DAG: merkl {merkl_dag * 1e3:.1f} ms, redun warm "

@@ -12,7 +12,7 @@ from merkl.executors import get_executor
 from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
 from merkl.observers import planned, should_watch, watch_evaluation
-from merkl.placeholder import Lazy, Placeholder, cached_values
+from merkl.placeholder import NOT_CACHED, Lazy, Placeholder, cached_value, cached_values
 from merkl.session import Session, current_session
 from merkl.tasks import iter_lazy, substitute
 
@@ -51,6 +51,19 @@ def evaluate(
         return _evaluate(targets, executor, session, stats)
 
 
+def evaluate_one(target: Lazy, executor: Executor | str | None = None) -> Any:
+    """`evaluate([target], executor=executor)[0]` (`Lazy.get`): a cached task output is
+    loaded without the lists of an evaluation."""
+    if executor is None and type(target) is Placeholder and not should_watch():
+        session = current_session()
+        if session.use_cache:
+            value = cached_value(target, session.require_repo().cache)
+            if value is not NOT_CACHED:
+                return value
+        return _compute([target], None, session, None)[0]
+    return evaluate([target], executor=executor)[0]
+
+
 def _evaluate(
     targets: list[Lazy],
     executor: Executor | str | None,
@@ -63,6 +76,16 @@ def _evaluate(
             if stats is not None:
                 stats.loaded += len(hits)
             return hits
+    return _compute(targets, executor, session, stats)
+
+
+def _compute(
+    targets: list[Lazy],
+    executor: Executor | str | None,
+    session: Session,
+    stats: EvalStats | None,
+) -> list[Any]:
+    """Plan `targets` against the cache and run what it lacks (some may be cached)."""
     from merkl.files import FileOutput
 
     writes = [t for t in targets if isinstance(t, FileOutput)]

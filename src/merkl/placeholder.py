@@ -7,7 +7,7 @@ indexing) raises an error telling the user to call `.get()`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from merkl.errors import CacheMissError, CorruptObjectError, EvaluationError, UsageError
@@ -35,9 +35,7 @@ class Lazy:
 
     def get(self, *, executor: Any = None) -> Any:
         """Compute or fetch the value, running only what no cache holds."""
-        from merkl.evaluation import evaluate
-
-        return evaluate([self], executor=executor)[0]
+        return (_evaluate_one or _evaluator())(self, executor)
 
     def resolve(self, session: Session) -> Any:
         """The value of a leaf (a file, a stored output); task outputs are evaluated instead."""
@@ -72,6 +70,19 @@ class Lazy:
 
     def __index__(self) -> int:
         self._misuse("using as an index")
+
+
+# `merkl.evaluation.evaluate_one`, imported at the first `.get()` (it imports this module); an
+# import statement in `get` would cost 1 µs of every cache hit.
+_evaluate_one: Callable[[Lazy, Any], Any] | None = None
+
+
+def _evaluator() -> Callable[[Lazy, Any], Any]:
+    global _evaluate_one
+    from merkl.evaluation import evaluate_one
+
+    _evaluate_one = evaluate_one
+    return evaluate_one
 
 
 def _make_misuse(op: str) -> Any:
@@ -137,15 +148,17 @@ class Placeholder(Lazy):
     def task(self) -> Task:
         return self.call.task
 
-    def find_cached(self, cache: Cache, *, remote: bool = True) -> OutputEntry | None:
+    def find_cached(
+        self, cache: Cache, *, remote: bool = True, stat: bool = True
+    ) -> OutputEntry | None:
         """This output's cache entry, if cached under the policy and serializer of its task
-        (`remote` False: without asking a read-through remote)."""
+        (`remote` False: without asking a read-through remote; `stat` False: see
+        `Cache.find`)."""
         out_hash = self.hash
         if out_hash is None:
             return None
-        task = self.call.task
-        serializer = task.serializer(self.index).name
-        return cache.find(out_hash, task.policy(self.index), serializer, remote=remote)
+        policy, serializer = self.call.task.lookup(self.index)
+        return cache.find(out_hash, policy, serializer, remote=remote, stat=stat)
 
     def __repr__(self) -> str:
         digest = self.hash
@@ -164,7 +177,7 @@ def cached_values(
     one vanished or was corrupt since it was found (the caller then computes it)."""
     found = []
     for output in outputs:
-        entry = output.find_cached(cache, remote=remote)
+        entry = output.find_cached(cache, remote=remote, stat=False)  # `load` reads it anyway
         if entry is None:
             return None
         found.append((output.hash or "", entry))
@@ -172,6 +185,24 @@ def cached_values(
         return [cache.load(out_hash, entry) for out_hash, entry in found]
     except (CacheMissError, CorruptObjectError):
         return None
+
+
+NOT_CACHED: Any = object()  # what `cached_value` returns for an output it cannot load
+
+
+def cached_value(output: Placeholder, cache: Cache) -> Any:
+    """`cached_values([output], cache)[0]`, or NOT_CACHED (the hit path of `.get()`)."""
+    out_hash = output.hash
+    if out_hash is None:
+        return NOT_CACHED
+    policy, serializer = output.call.task.lookup(output.index)
+    entry = cache.find(out_hash, policy, serializer, stat=False)
+    if entry is None:
+        return NOT_CACHED
+    try:
+        return cache.load(out_hash, entry)
+    except (CacheMissError, CorruptObjectError):
+        return NOT_CACHED
 
 
 class MissingArgument(Lazy):

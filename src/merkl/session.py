@@ -10,7 +10,7 @@ import contextlib
 import contextvars
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +45,15 @@ class Session:
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "merkl_session", default=None
 )
-_defaults: dict[tuple[str, str | None], Session] = {}
+_defaults: dict[tuple[str, object], Session] = {}
 _defaults_lock = threading.Lock()
+# `os.environ.get` costs ~1 µs (its key is encoded in Python) on every `.get()`; the dict
+# behind it, which every write through `os.environ` updates, is read in 20 ns.
+_environ: Mapping[Any, Any] = os.environ
+_REPO_VARIABLE: object = "MERKL_REPO"
+if isinstance(getattr(os.environ, "_data", None), dict):
+    _environ = os.environ._data  # type: ignore[attr-defined]
+    _REPO_VARIABLE = os.environ.encodekey("MERKL_REPO")
 
 
 def current_session() -> Session:
@@ -55,7 +62,7 @@ def current_session() -> Session:
     if session is not None:
         return session
     # Keyed by where Repo.find() would start, so a cache hit does not walk the file system.
-    key = (os.getcwd(), os.environ.get("MERKL_REPO"))
+    key = (os.getcwd(), _environ.get(_REPO_VARIABLE))
     session = _defaults.get(key)
     if session is None:
         repo = Repo.find()

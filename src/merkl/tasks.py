@@ -83,8 +83,12 @@ class Task:
         params = self.signature.parameters.values()
         self._param_names = tuple(p.name for p in params)
         self._sorted_params = sorted_keys(self._param_names)
-        # Calls with exactly the positional parameters skip inspect's (slow) general binding.
+        # Calls of a function whose parameters are all positional-or-keyword skip inspect's
+        # (slow, ~5 µs) general binding: `_bind_simple` places keywords and defaults itself.
         self._simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self._defaults = tuple(p.default for p in params)
+        self._n_outs = self.outs if isinstance(self.outs, int) else 0  # 0: ask `outs`
+        self._lookups: dict[int, tuple[CachePolicy, str]] = {}
         self._single = self.outs == 1
         functools.update_wrapper(self, fn)
 
@@ -120,24 +124,57 @@ class Task:
     def policy(self, index: int) -> CachePolicy:
         return self.cache_policy.get(index, self.cache_policy.get(-1, CachePolicy.EVERYWHERE))
 
+    def lookup(self, index: int) -> tuple[CachePolicy, str]:
+        """(policy, serializer name) of output `index`, as a cache lookup asks them (once per
+        hit; both are fixed when the task is defined)."""
+        found = self._lookups.get(index)
+        if found is None:
+            found = self._lookups[index] = (self.policy(index), self.serializer(index).name)
+        return found
+
     def __repr__(self) -> str:
         return f"<task {self.module}.{self.name}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._simple and not kwargs and len(args) == len(self._param_names):
-            values = args
+        if not self._simple:
+            values = self._bind(args, kwargs)
+        elif kwargs or len(args) != len(self._param_names):
+            values = self._bind_simple(args, kwargs)
         else:
-            try:
-                bound = self.signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"{self.name}(): {exc}") from None
-            bound.apply_defaults()  # every parameter, in the signature's order
-            values = tuple(bound.arguments.values())
-        n_outs = self.outs if isinstance(self.outs, int) else _count_outs(self, values)
-        call = Call(self, values, n_outs)
+            values = args
+        call = Call(self, values, self._n_outs or _count_outs(self, values))
         if self._single:
             return call._outputs
         return call.outputs
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """Every parameter's value, in the signature's order (defaults applied)."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        bound.apply_defaults()
+        return tuple(bound.arguments.values())
+
+    def _bind_simple(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """`_bind` for positional-or-keyword parameters only; a call it cannot place (an
+        unknown or repeated keyword, a missing or extra argument) goes to `_bind`, which
+        raises inspect's error."""
+        names = self._param_names
+        values = list(args)
+        placed = 0
+        for position in range(len(args), len(names)):
+            name = names[position]
+            if name in kwargs:
+                values.append(kwargs[name])
+                placed += 1
+            elif self._defaults[position] is not inspect.Parameter.empty:
+                values.append(self._defaults[position])
+            else:
+                return self._bind(args, kwargs)
+        if placed != len(kwargs) or len(args) > len(names):
+            return self._bind(args, kwargs)
+        return tuple(values)
 
 
 class Call:
@@ -214,10 +251,21 @@ class Call:
         return None if digest is None else digest.hex()
 
     def out_digest(self, index: int) -> bytes | None:
-        args_hash = self.args_hash
-        if args_hash is None:
-            return None
-        return output_digest(self.task.out_prefix, args_hash, index)
+        # Once per cache hit: `_hash_arguments` and `out_prefix` are spelled out here.
+        digest = self._args_digest
+        if type(digest) is not bytes:
+            if digest is None:  # depends on a missing argument
+                return None
+            if self.deps:
+                _hash_upstream(self)
+            digest = self._digest_arguments()
+            if digest is None:
+                return None
+        task = self.task
+        prefix = task._out_prefix
+        if prefix is None or task._code_generation is not None:
+            prefix = task.out_prefix  # made, or checked against the cells run since
+        return output_digest(prefix, digest, index)
 
     def arg_hashes(self) -> dict[str, str]:
         """Per-argument hashes, for the run log and `merkl why`."""

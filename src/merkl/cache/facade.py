@@ -31,6 +31,7 @@ class CachePolicy(enum.Enum):
     NEVER = "never"  # recomputed every time
 
 
+_NEVER, _MEMORY = CachePolicy.NEVER, CachePolicy.MEMORY  # read on every hit: no enum lookups
 _MAX_MEMO_ENTRIES = 100_000
 _MEMORY_ENTRY = OutputEntry("", "", "memory", 0, False)
 _memory: dict[str, Any] = {}
@@ -93,6 +94,7 @@ class Cache:
         serializer: str | None = None,
         *,
         remote: bool = True,
+        stat: bool = True,
     ) -> OutputEntry | None:
         """The entry for `out_hash` if some cache that `policy` allows holds it (with `remote`
         False, only this process and the local store are asked, not `read_through`).
@@ -100,13 +102,17 @@ class Cache:
         With `serializer` (the task's own), an entry written by another serializer is refused
         and forgotten: a record from a remote must not change the type a task returns (a JSON
         task made to return bytes), and the output is computed again.
+
+        With `stat` False, an indexed output counts as held without checking its object: for
+        a caller that `load`s it next, whose CacheMissError (the object has gone) sends it to
+        the planner, which asks again with `stat` (and then the remotes).
         """
-        if policy is CachePolicy.NEVER:
+        if policy is _NEVER:
             return None
-        if policy is CachePolicy.MEMORY:
+        if policy is _MEMORY:
             return _MEMORY_ENTRY if out_hash in _memory else None
         entry = self._entries.get(out_hash)
-        if entry is not None and _agrees(entry, serializer):
+        if entry is not None and (serializer is None or entry.serializer == serializer):
             self.used.add(out_hash)
             return entry  # `load` drops it if the object has gone since
         entry = self.index.find_output(out_hash)
@@ -114,7 +120,8 @@ class Cache:
             self._forget(out_hash)
             entry = None
         if entry is not None and (
-            self.store.has(entry.oid)
+            not stat
+            or self.store.has(entry.oid)
             or (self.elsewhere is not None and self.elsewhere.has(entry.oid))
         ):
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
@@ -188,7 +195,7 @@ class Cache:
         if self.elsewhere is not None and not self.store.has(entry.oid):
             self.elsewhere.fetch(entry.oid, self.store)
         try:
-            data = self.store.get_bytes(entry.oid)
+            data = self.store.get_bytes(entry.oid, size=entry.size)
         except FileNotFoundError:
             self._entries.pop(out_hash, None)
             raise CacheMissError(

@@ -94,6 +94,22 @@ CREATE TABLE IF NOT EXISTS folder_state (
 """
 
 
+_FIND_OUTPUT = "SELECT oid, serializer, size, pushable FROM outputs WHERE out_hash = ?"
+
+# This process's id, renewed in a forked child: a connection is never used across a fork,
+# and `os.getpid()` is a system call on every lookup.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_forked)
+
+
 @dataclass(frozen=True, slots=True)
 class OutputEntry:
     """Where a cached output lives."""
@@ -198,10 +214,10 @@ class Index:
     # -- connection management ------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+        if conn is None or getattr(self._local, "pid", None) != _pid:
             conn = self._connect()
             self._local.conn = conn
-            self._local.pid = os.getpid()
+            self._local.pid = _pid
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -265,14 +281,23 @@ class Index:
 
     # -- outputs --------------------------------------------------------------------------
     def find_output(self, out_hash: str) -> OutputEntry | None:
-        pending: _Pending | None = getattr(self._local, "pending", None)
+        # The first lookup of every cache hit: one statement straight on the connection
+        # (sqlite3 keeps it prepared); only a failing one goes through `_read`'s retries.
+        local = self._local
+        pending: _Pending | None = getattr(local, "pending", None)
         if pending is not None and out_hash in pending.outputs:
             return _entry(pending.outputs[out_hash])
-        rows = self._read_written(
-            "SELECT out_hash, oid, serializer, size, pushable FROM outputs WHERE out_hash = ?",
-            (out_hash,),
-        )
-        return _entry(rows[0]) if rows else None
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != _pid:
+            conn = self._connection()
+        try:
+            row = conn.execute(_FIND_OUTPUT, (out_hash,)).fetchone()
+        except sqlite3.Error:  # busy, locked or damaged: retried or reported as usual
+            rows = self._read_written(_FIND_OUTPUT, (out_hash,))
+            row = rows[0] if rows else None
+        if row is None:
+            return None
+        return OutputEntry(out_hash, row[0], row[1], row[2], bool(row[3]))
 
     def find_outputs(self, out_hashes: Iterable[str]) -> dict[str, OutputEntry]:
         """`find_output` of many hashes: one query per 500 of them (a DAG's thousands of nodes

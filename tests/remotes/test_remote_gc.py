@@ -134,6 +134,34 @@ def test_dry_run_deletes_nothing(tmp_path):
     assert remote_keys(repo, "") == before
 
 
+def test_dry_run_prints_each_key_and_the_space_it_returns(tmp_path, remote_spec, monkeypatch):
+    from tests.helpers import run_cli
+
+    repo = make_repo(tmp_path / "a", remote_spec)
+    old = track_file(repo, "x.bin", b"1" * 3000)
+    old_out, old_value = add_output(repo, b'"' + b"2" * 2046 + b'"')
+    pushed(repo)
+    repo.index.remove_outputs([old_out])
+    track_file(repo, "x.bin", b"new")
+    pushed(repo)
+    monkeypatch.chdir(repo.root)
+    before = remote_keys(repo, "")
+    result = run_cli("gc", "--remote", "shared", "--grace", "0", "--dry-run")
+    assert result.code == 0, result.err
+    assert f"would delete {object_key(old)}  2.9 KiB" in result.out
+    assert f"would delete {object_key(old_value)}  2.0 KiB" in result.out
+    assert f"would delete {record_key(old_out)}  " in result.out
+    assert "(superseded root)" in result.out
+    summary = result.out.strip().splitlines()[-1]
+    assert summary.startswith("Would delete 3 key(s) (5.1 KiB) and 1 superseded root(s)"), summary
+    assert "; would free " in summary
+    assert remote_keys(repo, "") == before
+    done = run_cli("gc", "--remote", "shared", "--grace", "0", "--yes")
+    assert done.out.startswith("Deleted 3 key(s) (5.1 KiB)"), done.out
+    if remote_spec[1].get("pack") is not True:  # one key per blob: its bytes are the space
+        assert "; freed 5.1 KiB" in done.out, done.out
+
+
 def test_keys_no_root_names_wait_out_the_grace_window(tmp_path):
     """A key written outside a push (a write-through output) is deleted only once it has been
     unneeded for the grace window."""

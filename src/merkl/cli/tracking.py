@@ -7,11 +7,15 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from merkl.errors import TrackingError, UsageError
 from merkl.progress import byte_progress
 from merkl.repo import Repo
 from merkl.units import human_size, parse_duration
+
+if TYPE_CHECKING:
+    from merkl.remotes.collect import RemoteGcResult
 
 _LIST_LIMIT = 10
 
@@ -248,24 +252,42 @@ def _gc_remote(name: str, grace: float, *, dry_run: bool, yes: bool) -> str:
     repo = Repo.find()
     if not (dry_run or yes) and sys.stdin.isatty() and sys.stdout.isatty():
         preview = gc_remote(repo, name, grace=grace, dry_run=True)
-        if not preview.deleted and not preview.dead_roots:
+        if not (preview.deleted or preview.dead_roots or preview.space.packs_deleted):
             return f"nothing to delete on remote {name!r}; kept {preview.kept} key(s)"
-        question = (
-            f"delete {len(preview.deleted)} key(s) and {len(preview.dead_roots)} superseded "
-            f"root(s) from remote {name!r}? [y/N] "
-        )
+        question = f"{_remote_gc_what(preview, name, 'delete')}? [y/N] "
         if input(question).strip().lower() not in ("y", "yes"):
             return "nothing deleted"
     result = gc_remote(repo, name, grace=grace, dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
     if dry_run:
+        sizes = result.space.sizes
         for key in result.deleted:
-            print(f"{verb} {key}")
+            print(f"would delete {key}  {human_size(sizes.get(key, 0))}")
+        for key in result.dead_roots:
+            print(f"would delete {key}  (superseded root)")
+    what = _remote_gc_what(result, name, "would delete" if dry_run else "deleted")
     return (
-        f"{verb.capitalize()} {len(result.deleted)} key(s) and {len(result.dead_roots)} "
-        f"superseded root(s) on remote {name!r}; kept {result.kept} key(s) named by "
-        f"{result.live_roots} live root(s), {result.waiting} more inside the grace window"
+        f"{what[0].upper()}{what[1:]}; kept {result.kept} key(s) named by {result.live_roots} "
+        f"live root(s), {result.waiting} more inside the grace window"
     )
+
+
+def _remote_gc_what(result: RemoteGcResult, name: str, verb: str) -> str:
+    """`deleted 1204 key(s) (35.2 MB) and 3 superseded root(s) on remote 'origin'; repacked
+    2 pack(s), copying 1.1 MB; freed 30.0 MB` (on S3 packs go whole, so the space freed is
+    not the keys' bytes)."""
+    space = result.space
+    text = (
+        f"{verb} {len(result.deleted)} key(s) ({human_size(sum(space.sizes.values()))}) and "
+        f"{len(result.dead_roots)} superseded root(s) on remote {name!r}"
+    )
+    repack, free = {
+        "delete": ("repack", "frees"),
+        "would delete": ("would repack", "would free"),
+        "deleted": ("repacked", "freed"),
+    }[verb]
+    if space.repacked:
+        text += f"; {repack} {space.repacked} pack(s), copying {human_size(space.copied)}"
+    return text + f"; {free} {human_size(max(space.freed, 0))}"
 
 
 def _total_size(paths: Sequence[str]) -> int:

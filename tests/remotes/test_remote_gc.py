@@ -377,6 +377,43 @@ def test_status_remote_says_what_each_side_lacks(tmp_path, monkeypatch):
     assert "has 1 tracked file(s) and 1 cached output(s) not here" in result.out
 
 
+def test_status_remote_without_a_name_uses_the_default_remote(tmp_path, monkeypatch):
+    from tests.helpers import run_cli
+
+    a = make_repo(tmp_path / "a", (str(tmp_path / "remote"), {}))
+    track_file(a, "pushed.bin", b"pushed")
+    pushed(a)
+    track_file(a, "local.bin", b"only here")
+    monkeypatch.chdir(a.root)
+    for argv in (["--remote"], ["--remote", "-"], ["--remote", "shared"]):
+        result = run_cli("status", *argv)
+        assert result.code == 0, result.err
+        assert "not pushed  local.bin" in result.out
+        assert result.out.count("lacks 1 tracked file(s)") == 1
+
+    config = a.root / "merkl.toml"
+    config.write_text(
+        config.read_text()
+        + f'[remotes.other]\nurl = "{tmp_path / "other"}"\n'
+        + "[core]\n"  # several remotes and none the default: each is compared
+    )
+    (tmp_path / "other").mkdir()
+    result = run_cli("status", "--remote")
+    assert result.code == 0, result.err
+    assert "remote 'shared'" in result.out
+    assert "remote 'other'" in result.out
+    assert "lacks 2 tracked file(s)" in result.out  # nothing was pushed to 'other'
+
+    usage = run_cli("status", "--remote", "shared", "other")
+    assert usage.code == 2
+    assert "one remote NAME at most" in usage.err
+
+    config.write_text("")
+    missing = run_cli("status", "--remote")
+    assert missing.code == 1
+    assert "no remote configured; add one with `merkl remote add" in missing.err
+
+
 def test_redis_gc_deletes_the_chunks_of_large_blobs(tmp_path, redis_prefix):
     import redis
 

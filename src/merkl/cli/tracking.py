@@ -85,22 +85,23 @@ def unprotect(*paths: str) -> str:
     return "\n".join(f"unprotected {rel}" for rel in unprotect_paths(Repo.find(), paths))
 
 
-def status(*paths: str, json: bool = False, remote: str = "") -> str:
+def status(*paths: str, json: bool = False, remote: bool = False) -> str:
     """Show whether tracked files match their pointers.
 
     States: clean; modified (the file differs from its pointer); missing (not in the work
     tree, but in the store: `merkl checkout`); not in cache (the file matches but the store
     lacks it); pointer without data (`merkl pull`). Exits 0 whatever the states.
 
-    :param paths: limit to these tracked files or folders (default: all)
+    :param paths: limit to these tracked files or folders (default: all); with --remote,
+        the remote's name (default: the default remote, else every configured remote)
     :param json: print a JSON list instead of a table
-    :param remote: compare with this remote instead (`-` for the default remote): which
+    :param remote: compare with a remote instead, `merkl status --remote [NAME]`: which
         tracked files and cached outputs it lacks, and which it has that are not here
     """
     from merkl.ops.status import detail, hint, status_json, summary
 
     if remote:
-        return _remote_status(None if remote == "-" else remote)
+        return _remote_status(paths)
     from merkl.ops.status import status as get_status
 
     repo = Repo.find()
@@ -228,21 +229,41 @@ def gc(
     return "\n".join(lines)
 
 
-def _remote_status(name: str | None) -> str:
+def _remote_status(names: Sequence[str]) -> str:
     from merkl.ops.remote_status import remote_status
+    from merkl.remotes.config import default_remote_name, remote_configs
 
-    report = remote_status(Repo.find(), name)
-    lines = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
-    lines += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
-    more = len(report.not_pushed) + len(report.not_pulled) - len(lines)
-    if more > 0:
-        lines.append(f"… and {more} more")
-    lines.append(
-        f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
-        f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
-        f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
-        f"output(s) not here (`merkl pull`)"
-    )
+    if len(names) > 1:
+        raise UsageError(
+            f"merkl status --remote takes one remote NAME at most, got {len(names)}: "
+            f"{' '.join(names)}",
+            exit_code=2,
+        )
+    repo = Repo.find()
+    chosen = [name for name in names if name != "-"]  # `-`: the default, as before
+    if not chosen:
+        default = default_remote_name(repo)
+        chosen = [default] if default else sorted(remote_configs(repo))
+    if not chosen:
+        raise UsageError(
+            "merkl status --remote: no remote configured; add one with "
+            "`merkl remote add NAME URL --default`"
+        )
+    lines = []
+    for name in chosen:
+        report = remote_status(repo, name)
+        shown = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
+        shown += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
+        more = len(report.not_pushed) + len(report.not_pulled) - len(shown)
+        if more > 0:
+            shown.append(f"… and {more} more")
+        shown.append(
+            f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
+            f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
+            f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
+            f"output(s) not here (`merkl pull`)"
+        )
+        lines += shown
     return "\n".join(lines)
 
 

@@ -162,6 +162,52 @@ def test_dry_run_prints_each_key_and_the_space_it_returns(tmp_path, remote_spec,
         assert "; freed 5.1 KiB" in done.out, done.out
 
 
+def _commit(repo: Repo, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo.root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", message], cwd=repo.root, check=True)
+
+
+def test_push_all_commits_keeps_history_through_gc_and_later_pushes(tmp_path, monkeypatch):
+    """Two repositories share a remote: A pushes with --all-commits once, then plainly; B
+    only plainly. gc keeps every version A committed, and only B's newest."""
+    from tests.helpers import run_cli
+
+    spec: Spec = (str(tmp_path / "remote"), {})
+    a = make_repo(tmp_path / "a", spec)
+    b = make_repo(tmp_path / "b", spec)
+    subprocess.run(["git", "init", "-q"], cwd=a.root, check=True)
+    lost = track_file(a, "data.bin", b"a v0, gone from the cache before any push")
+    _commit(a, "v0")
+    a.store.remove(lost)
+    versions = []
+    for n in (1, 2):
+        versions.append(track_file(a, "data.bin", b"a v%d" % n))
+        _commit(a, f"v{n}")
+    monkeypatch.chdir(a.root)
+    result = run_cli("push", "--all-commits")
+    assert result.code == 0, result.err
+    assert "1 object(s) of older commits are neither in the local cache" in result.out
+    b_old = track_file(b, "b.bin", b"b v1")
+    pushed(b)
+    b_new = track_file(b, "b.bin", b"b v2")
+    pushed(b)
+    versions.append(track_file(a, "data.bin", b"a v3"))
+    _commit(a, "v3")
+    pushed(a)  # a plain push supersedes A's branch root, not its history root
+
+    gc_remote(a, "shared", grace=0)
+    objects = remote_keys(a, OBJECTS)
+    assert {object_key(o) for o in versions} <= objects
+    assert object_key(b_new) in objects
+    assert object_key(b_old) not in objects
+    assert len(remote_keys(a, ROOTS)) == 3  # A's branch and history, B's branch
+
+    usage = run_cli("push", "--all-commits", "data.bin")
+    assert usage.code == 1
+    assert "give no PATH" in usage.err
+
+
 def test_keys_no_root_names_wait_out_the_grace_window(tmp_path):
     """A key written outside a push (a write-through output) is deleted only once it has been
     unneeded for the grace window."""

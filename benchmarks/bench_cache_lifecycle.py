@@ -126,19 +126,6 @@ def bench_remote(count: int) -> None:
         )
 
 
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "CI": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "b",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "b",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
-
-
 class Moto:
     """A moto S3 server in this process, counting the requests it serves."""
 
@@ -146,7 +133,7 @@ class Moto:
         import logging
 
         import boto3
-        from bench_remotes import MotoMeter
+        from bench_remotes import ENV, MotoMeter
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -155,7 +142,7 @@ class Moto:
         host, port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.meter = MotoMeter()
-        os.environ.update(S3_ENV)
+        os.environ.update(ENV)  # credentials, CI=1, no DVC analytics, git identity
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         self.client = boto3.client("s3", endpoint_url=self.endpoint)
 

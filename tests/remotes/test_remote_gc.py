@@ -337,6 +337,18 @@ def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
     assert collections >= 1
 
 
+def kill_gc_after(repo: Repo, seconds: float) -> bool:
+    """Start `merkl gc --remote shared --grace 0 --yes` as a process, SIGKILL it after
+    `seconds`; whether it was still running then."""
+    proc = _python(
+        "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
+    )
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return proc.returncode == -signal.SIGKILL
+
+
 def _readable(folder: Path) -> None:
     """Every record has its object, and every newest root's objects are there."""
     records = {
@@ -362,12 +374,7 @@ def test_kill_9_of_gc_leaves_the_remote_readable(tmp_path):
         repo.index.remove_outputs([e.out_hash for e in repo.index.iter_outputs()])
         repo.index.add_outputs([OutputEntry(live[0], live[1], "json", 6, True)])
         pushed(repo)
-        proc = _python(
-            "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
-        )
-        time.sleep(rng.uniform(0.3, 1.2))
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        kill_gc_after(repo, rng.uniform(0.3, 1.2))
         _readable(folder)
         assert record_key(live[0]) in remote_keys(repo, OUTPUTS)
     time.sleep(1.1)  # the killed gc's lock expires

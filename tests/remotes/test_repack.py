@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import time
 
 import boto3
@@ -20,7 +19,7 @@ from merkl.remotes.records import object_key, record_key
 from merkl.remotes.repack import PackInfo, parse_max_unused, plan_compaction
 from merkl.remotes.roots import live_roots, read_roots
 from merkl.repo import Repo
-from tests.remotes.test_remote_gc import _python, add_output, make_repo, pushed
+from tests.remotes.test_remote_gc import add_output, kill_gc_after, make_repo, pushed
 
 
 def _index(keys: dict[str, tuple[str, int, int]]) -> tuple[str, bytes]:
@@ -213,14 +212,8 @@ def test_kill_9_of_gc_while_it_repacks_leaves_every_live_object_readable(tmp_pat
         keep = keep + made[:: 3 + round_]
         _keep_only(repo, keep)
         pushed(repo)
-        proc = _python(
-            "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
-        )
         # An unkilled gc of this size takes 0.7-1.5 s, start-up (~0.5 s) included.
-        time.sleep(rng.uniform(0.5, 1.3))
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        killed += proc.returncode == -signal.SIGKILL
+        killed += kill_gc_after(repo, rng.uniform(0.5, 1.3))
         _assert_readable(repo, s3_bucket)
         time.sleep(1.1)  # the killed gc's lock expires
     assert killed >= 3

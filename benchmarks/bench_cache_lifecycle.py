@@ -180,7 +180,10 @@ def bench_remote_s3(moto: Moto, count: int, rounds: int = 3) -> None:
             (repo.root / "merkl.toml").write_text(
                 f'[remotes.r]\nurl = "s3://{bucket}/p"\n', encoding="utf-8"
             )
-            oids = [repo.store.put_bytes(b"%09d" % i + os.urandom(991)) for i in range(count)]
+            oids = [
+                repo.store.put_bytes(b"%09d" % i + os.urandom(991), sync=False)
+                for i in range(count)
+            ]
             remote = open_remote(f"s3://{bucket}/p", name="r")
             start = time.perf_counter()
             remote.push(repo.store, oids)

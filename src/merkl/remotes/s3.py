@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from merkl.errors import CacheMissError, MerklWarning, RemoteError
-from merkl.hashing import hash_bytes, hash_file
+from merkl.hashing import hash_bytes
 from merkl.remotes.base import Reclaimed, Remote, Source
 from merkl.remotes.locks import lock_timeout
 from merkl.remotes.packs import (
@@ -63,6 +63,7 @@ _PACK_SIZE = 16 << 20  # restic's default too; on moto it pushed a little faster
 _PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 _PACK_MEMORY = 256 << 20  # pack buffers held at once by one remote (their number is capped)
 _COPY = 1 << 20
+_REPACK_BATCH = 64 << 20  # live bytes gc copies per round (held twice in memory)
 _FATAL_CODES = {
     "AccessDenied": "access denied",
     "InvalidAccessKeyId": "the access key is not valid",
@@ -627,29 +628,47 @@ class S3Remote(Remote):
 
     def _copy_live(self, moved: Mapping[str, Location]) -> None:
         """Copy live keys out of the packs being repacked into new packs, each batch (at most
-        `_PACK_MEMORY` bytes on disk at once) under an index of its own. Objects are re-hashed
-        on the way: a damaged pack stops gc before it deletes anything more."""
+        `_REPACK_BATCH` bytes, read into one scratch file) under an index of its own. Objects
+        are re-hashed on the way: a damaged pack stops gc before it deletes anything more."""
         batches: list[list[tuple[str, Location]]] = [[]]
         used = 0
         for key, location in sorted(moved.items()):
-            if batches[-1] and used + location.size > _PACK_MEMORY:
+            if batches[-1] and used + location.size > _REPACK_BATCH:
                 batches.append([])
                 used = 0
             batches[-1].append((key, location))
             used += location.size
         with tempfile.TemporaryDirectory(prefix="merkl-repack-") as folder:
+            scratch = Path(folder) / "batch"
             for batch in batches:
-                placed = [(key, Path(folder) / str(n), loc) for n, (key, loc) in enumerate(batch)]
-                self._read_located(placed)
-                for key, dest, _ in placed:
-                    if key.startswith(OBJECTS + "/") and hash_file(dest) != digest_of(key):
+                base: dict[str, int] = {}
+                at = 0
+                for key, location in batch:  # the batch's keys back to back in one file
+                    base[key] = at
+                    at += location.size
+                self._read_into(scratch, batch, base)
+                data = memoryview(scratch.read_bytes())
+                blobs: list[tuple[str, Source]] = []
+                for key, location in batch:
+                    blob = bytes(data[base[key] : base[key] + location.size])
+                    if key.startswith(OBJECTS + "/") and hash_bytes(blob) != digest_of(key):
                         raise self.error(
                             f"{key} does not match its hash in its pack; gc stopped",
                             hint="the pack is damaged; push the object again",
                         )
-                self._put_packed([(key, dest) for key, dest, _ in placed])
-                for _, dest, _ in placed:
-                    dest.unlink()
+                    blobs.append((key, blob))
+                self._put_packed(blobs)
+
+    def _read_into(
+        self, scratch: Path, batch: Sequence[tuple[str, Location]], base: Mapping[str, int]
+    ) -> None:
+        """Ranged GETs writing each key of `batch` at its `base` offset of `scratch`."""
+        with open(scratch, "wb") as handle:
+            handle.truncate(sum(location.size for _, location in batch))
+        reads = plan_reads([(key, scratch, location) for key, location in batch])
+        for read in reads:
+            read.writes = [w._replace(at=base[w.key] + w.at) for w in read.writes]
+        _run_all([partial(self._read_range, r) for r in reads], self.default_jobs)
 
     def _index_bytes(self, name: str) -> bytes:
         data = read_cached_index(self.local_cache, name)

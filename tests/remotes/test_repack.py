@@ -22,7 +22,7 @@ from merkl.repo import Repo
 from tests.remotes.test_remote_gc import add_output, kill_gc_after, make_repo, pushed
 
 
-def _index(keys: dict[str, tuple[str, int, int]]) -> tuple[str, bytes]:
+def _index(keys: dict[str, tuple[str, int, int]]) -> tuple[str, dict[str, Location]]:
     """An index with one segment per key: {key: (pack, offset, length)}."""
     packs = sorted({pack for pack, _, _ in keys.values()})
     data = orjson.dumps(
@@ -33,7 +33,8 @@ def _index(keys: dict[str, tuple[str, int, int]]) -> tuple[str, bytes]:
         }
     )
     name, _ = dump_index([], [])
-    return name.rsplit("-", 1)[0] + "-" + _hash(data) + ".json", data
+    name = name.rsplit("-", 1)[0] + "-" + _hash(data) + ".json"
+    return name, load_index(data, name, "test")
 
 
 def _hash(data: bytes) -> str:
@@ -55,7 +56,6 @@ def test_plan_repacks_only_packs_dead_beyond_the_threshold():
         {"objects/b", "objects/d"},
         max_unused=0.2,
         orphan_before=1.0,
-        where="test",
     )
     # P1 is 90 % dead (a is moved), P2 50 % (c is moved), P3 all live (kept as is).
     assert plan.repack == [P1, P2]
@@ -74,7 +74,6 @@ def test_plan_repacks_only_packs_dead_beyond_the_threshold():
         {"objects/b", "objects/d"},
         max_unused=0.95,
         orphan_before=0.0,  # the orphan is too young
-        where="test",
     )
     assert lenient.repack == []
     assert not lenient.moved
@@ -85,9 +84,7 @@ def test_a_key_pushed_twice_keeps_the_newest_copy_and_drops_the_other():
     older = _index({"objects/a": (P1, 0, 10)})
     newer = _index({"objects/a": (P2, 0, 10), "objects/b": (P2, 10, 10)})
     packs = {P1: PackInfo(10, 0.0), P2: PackInfo(20, 0.0)}
-    plan = plan_compaction(
-        dict([older, newer]), packs, set(), max_unused=0.2, orphan_before=0, where="t"
-    )
+    plan = plan_compaction(dict([older, newer]), packs, set(), max_unused=0.2, orphan_before=0)
     assert plan.rewrite == {older[0]: None}
     assert plan.delete_packs == [P1]
     assert not plan.moved

@@ -179,19 +179,25 @@ def load_index(data: bytes, name: str, where: str) -> dict[str, Location]:
     if not isinstance(keys, dict):
         raise bad("'keys' must be an object")
     found: dict[str, Location] = {}
+    count = len(pack_ids)
     for key, entries in keys.items():
-        if not isinstance(entries, list) or key.startswith((PACKS, INDEX)):
+        if type(entries) is not list or key.startswith((PACKS, INDEX)):
             raise bad(f"entry for {key!r}")
         segments = []
-        for entry in entries:
-            if not (
-                isinstance(entry, list)
-                and len(entry) == 3
-                and all(type(n) is int and n >= 0 for n in entry)
-                and entry[0] < len(pack_ids)
+        for entry in entries:  # spelled out: this loop runs once per key of every index
+            if type(entry) is not list or len(entry) != 3:
+                raise bad(f"segment {entry!r} of {key!r}")
+            pack, offset, length = entry
+            if (
+                type(pack) is not int
+                or type(offset) is not int
+                or type(length) is not int
+                or not 0 <= pack < count
+                or offset < 0
+                or length < 0
             ):
                 raise bad(f"segment {entry!r} of {key!r}")
-            segments.append(Segment(pack_ids[entry[0]], entry[1], entry[2]))
+            segments.append(Segment(pack_ids[pack], offset, length))
         found[key] = Location(name, tuple(segments))
     return found
 

@@ -7,7 +7,8 @@ keys to delete, the plan says
 - how each old index is rewritten: it keeps only the keys it is the newest index for that are
   neither deleted nor moved (older, shadowed entries of a key pushed twice go too),
 - which packs no index names afterwards (deleted whole), and which packs no index ever named
-  (left by a killed push or gc) are old enough to delete.
+  (left by a killed push or gc) are old enough to delete. A pack is named by the segments of
+  the keys an index lists.
 
 The executor writes in this order, so a process killed at any step leaves every live key
 readable: new packs, then their index (a key is then listed twice, the new index wins), then
@@ -25,7 +26,7 @@ import orjson
 
 from merkl.errors import RemoteError
 from merkl.hashing import hash_bytes
-from merkl.remotes.packs import INDEX, INDEX_FORMAT, Location, load_index, new_stamp
+from merkl.remotes.packs import INDEX, INDEX_FORMAT, Location, new_stamp
 
 #: Default share of a pack's bytes that may be dead before gc repacks it (restic: 5 %).
 DEFAULT_MAX_UNUSED = 0.2
@@ -79,25 +80,20 @@ def parse_max_unused(value: object, where: str) -> float:
 
 
 def plan_compaction(
-    indexes: Mapping[str, bytes],
+    indexes: Mapping[str, Mapping[str, Location] | None],
     packs: Mapping[str, PackInfo],
     doomed: AbstractSet[str],
     *,
     max_unused: float | None,
     orphan_before: float,
-    where: str,
 ) -> Compaction:
-    """The plan for deleting `doomed` packed keys, given every index's bytes ({name: bytes})
-    and the listed packs ({id: info}). `max_unused` None: repack nothing. Packs no index names
-    are deleted when modified before `orphan_before` (a push holding its lock may be writing
-    newer ones)."""
-    parsed: dict[str, dict[str, Location]] = {}
-    unreadable_packs: set[str] = set()
-    for name, data in indexes.items():
-        try:
-            parsed[name] = load_index(data, name, where)
-        except RemoteError:  # its keys count as absent; its packs are left alone
-            unreadable_packs.update(_loose_pack_list(data))
+    """The plan for deleting `doomed` packed keys, given every index's locations ({name:
+    locations}, None for an unreadable one) and the listed packs ({id: info}). `max_unused`
+    None: repack nothing. Packs no index names are deleted when modified before
+    `orphan_before` (a push holding its lock may be writing newer ones), and only when every
+    index could be read."""
+    parsed = {name: found for name, found in indexes.items() if found is not None}
+    complete = len(parsed) == len(indexes)
     newest: dict[str, str] = {}  # key -> name of the newest index listing it
     for name in sorted(parsed):
         for key in parsed[name]:
@@ -124,24 +120,24 @@ def plan_compaction(
         if any(segment.pack in repacked for segment in location.segments)
     }
     named_before: set[str] = set()
-    named_after: set[str] = set(unreadable_packs)
+    named_after: set[str] = set()
     for name, locations in parsed.items():
         kept = {
             key: location
             for key, location in locations.items()
             if newest[key] == name and key in live and key not in plan.moved
         }
-        named_before.update(s.pack for loc in locations.values() for s in loc.segments)
-        named_before.update(_pack_list(indexes[name]))
+        before = {s.pack for location in locations.values() for s in location.segments}
+        named_before |= before
         if len(kept) == len(locations):
-            named_after.update(_pack_list(indexes[name]))
+            named_after |= before
             continue
-        named_after.update(s.pack for loc in kept.values() for s in loc.segments)
+        named_after.update(s.pack for location in kept.values() for s in location.segments)
         plan.rewrite[name] = dump_locations(kept) if kept else None
     orphans = {
         pack
         for pack, info in packs.items()
-        if pack not in named_before and not unreadable_packs and info.modified < orphan_before
+        if complete and pack not in named_before and info.modified < orphan_before
     }
     plan.orphans = len(orphans)
     plan.delete_packs = sorted((named_before - named_after) | orphans)
@@ -168,16 +164,3 @@ def _bytes_per_pack(locations: Iterable[Location]) -> dict[str, int]:
         for segment in location.segments:
             used[segment.pack] = used.get(segment.pack, 0) + segment.length
     return used
-
-
-def _pack_list(data: bytes) -> list[str]:
-    return [str(p) for p in orjson.loads(data)["packs"]]
-
-
-def _loose_pack_list(data: bytes) -> set[str]:
-    """The pack ids an invalid index seems to name (so gc never deletes them)."""
-    try:
-        raw = orjson.loads(data)
-        return {p for p in raw.get("packs", []) if isinstance(p, str)}
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return {"?"}  # unknown: `unreadable_packs` non-empty keeps every orphan

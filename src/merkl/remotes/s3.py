@@ -132,6 +132,9 @@ class S3Remote(Remote):
         self._prepared = False
         self._catalog = PackCatalog()
         self._listed = False  # indexes listed at least once
+        # Every index read, parsed ({name: locations}, None if invalid): an index never
+        # changes, so gc plans from these rather than parsing them again.
+        self._parsed: dict[str, dict[str, Location] | None] = {}
         self._refresh_lock = threading.Lock()
         self._pack_slots = threading.BoundedSemaphore(
             max(2, min(self.default_jobs, _PACK_MEMORY // self.pack_size))
@@ -313,14 +316,19 @@ class S3Remote(Remote):
             locations = load_index(data, name, self.label)
         except RemoteError as exc:
             self._catalog.add(name, {})
+            self._parsed[name] = None
             return f"{exc}; the keys it lists are treated as absent (a push sends them again)"
         self._catalog.add(name, locations)
+        self._parsed[name] = locations
         if fetched:
             cache_index(self.local_cache, name, data)
         return ""
 
     # -- get ----------------------------------------------------------------------------------
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        if all(key.startswith(LOOSE_TOPS) for key, _ in items):  # locks, roots: never packed
+            _run_all([partial(self._download, key, dest) for key, dest in items], 1)
+            return
         if not self._listed:
             self._refresh()
         packed: list[tuple[str, Path, Location]] = []
@@ -496,7 +504,9 @@ class S3Remote(Remote):
         # Written last: until it exists, the packs above are invisible, so a killed push
         # leaves no key half there.
         self._put_bytes(name, data)
-        self._catalog.add(name, load_index(data, name, self.label))
+        locations = load_index(data, name, self.label)
+        self._parsed[name] = locations
+        self._catalog.add(name, locations)
         cache_index(self.local_cache, name, data)
 
     def _put_pack(self, pieces: Sequence[Piece]) -> str:
@@ -563,7 +573,6 @@ class S3Remote(Remote):
             doomed,
             max_unused=self.max_unused if repack else None,
             orphan_before=time.time() - lock_timeout(self),
-            where=self.label,
         )
         copied = plan.copied
         result = Reclaimed(
@@ -619,12 +628,14 @@ class S3Remote(Remote):
             if key.endswith(".pack")
         }
 
-    def _all_indexes(self) -> dict[str, bytes]:
+    def _all_indexes(self) -> dict[str, dict[str, Location] | None]:
+        """Every index on the remote, parsed (None: invalid)."""
         names = [k for k in self._list_loose(INDEX) if k.endswith(".json")]
-        if not names:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
-            return dict(zip(names, pool.map(self._index_bytes, names), strict=True))
+        unread = [name for name in names if name not in self._parsed]
+        if unread:
+            with ThreadPoolExecutor(max_workers=min(16, len(unread))) as pool:
+                list(pool.map(self._read_index, unread))  # invalid ones: None, no warning
+        return {name: self._parsed[name] for name in names if name in self._parsed}
 
     def _copy_live(self, moved: Mapping[str, Location]) -> None:
         """Copy live keys out of the packs being repacked into new packs, each batch (at most
@@ -669,16 +680,6 @@ class S3Remote(Remote):
         for read in reads:
             read.writes = [w._replace(at=base[w.key] + w.at) for w in read.writes]
         _run_all([partial(self._read_range, r) for r in reads], self.default_jobs)
-
-    def _index_bytes(self, name: str) -> bytes:
-        data = read_cached_index(self.local_cache, name)
-        if data is not None:
-            return data
-        response = self._call(
-            partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name), name
-        )
-        with response["Body"] as body:
-            return bytes(body.read())
 
     # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:

@@ -196,6 +196,26 @@ def test_a_pack_under_the_threshold_keeps_its_dead_bytes(tmp_path, s3_bucket):
     _assert_readable(repo, s3_bucket)
 
 
+def test_a_damaged_pack_stops_gc_before_it_deletes_an_object(tmp_path, s3_bucket):
+    repo = make_repo(tmp_path / "a", (f"s3://{s3_bucket}/team", {}), pack_size=65536)
+    made = _outputs(repo, 12, 4000)
+    pushed(repo)
+    _keep_only(repo, made[:2])
+    pushed(repo)
+    client = boto3.client("s3")
+    remote = get_remote(repo, "shared")
+    objects_before = set(remote.list("objects/"))
+    remote.close()
+    for key, size in _bucket_keys(s3_bucket, "packs/").items():
+        if size > 40_000:  # the object pack (records are small): same length, other bytes
+            client.put_object(Bucket=s3_bucket, Key=f"team/{key}", Body=b"\0" * size)
+    with pytest.raises(RemoteError, match="does not match its hash in its pack; gc stopped"):
+        gc_remote(repo, "shared", grace=0)
+    remote = get_remote(repo, "shared")
+    assert set(remote.list("objects/")) == objects_before
+    remote.close()
+
+
 def test_kill_9_of_gc_while_it_repacks_leaves_every_live_object_readable(tmp_path, s3_bucket):
     repo = make_repo(
         tmp_path / "a", (f"s3://{s3_bucket}/team", {}), pack_size=65536, lock_timeout=1.0

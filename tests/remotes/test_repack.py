@@ -196,6 +196,20 @@ def test_a_pack_under_the_threshold_keeps_its_dead_bytes(tmp_path, s3_bucket):
     _assert_readable(repo, s3_bucket)
 
 
+def test_a_reader_that_read_the_indexes_before_a_repack_reads_them_again(tmp_path, s3_bucket):
+    repo = make_repo(tmp_path / "a", (f"s3://{s3_bucket}/team", {}), pack_size=65536)
+    made = _outputs(repo, 20, 4000)
+    pushed(repo)
+    keep = {oid for _, oid in made[:3]}
+    _keep_only(repo, made[:3])
+    pushed(repo)
+    reader = get_remote(repo, "shared")
+    assert reader.has([object_key(oid) for oid in keep])  # it knows the old packs
+    assert gc_remote(repo, "shared", grace=0).space.repacked
+    assert reader.confirm(keep, tmp_path / "check") == keep  # old pack gone: re-read, retried
+    reader.close()
+
+
 def test_a_damaged_pack_stops_gc_before_it_deletes_an_object(tmp_path, s3_bucket):
     repo = make_repo(tmp_path / "a", (f"s3://{s3_bucket}/team", {}), pack_size=65536)
     made = _outputs(repo, 12, 4000)

@@ -164,13 +164,14 @@ def gc(
     terminal, gc lists what it will delete and asks first. It waits for running merkl
     commands that add data (track, checkout, pull, run) to finish.
 
-    :param dry_run: only list what would be deleted
+    :param dry_run: only list what would be deleted, with sizes and the space it frees
     :param all_commits: also keep data referenced by pointer files in any git commit
     :param keep_days: drop cached task outputs last computed more than this many days ago
         (inf keeps them all)
     :param yes: delete without asking, even on a terminal
     :param remote: collect on this remote instead: delete what no live root of any
-        repository pushing to it needs (see docs/remotes.md)
+        repository pushing to it needs; on S3 also repack packs more than max_unused
+        (default 20%) dead (see docs/remotes.md)
     :param grace: with --remote: keep superseded roots, and keys nothing needs, this long
         (30m, 24h, 7d; 0 keeps only the newest root of each repository and branch)
     """

@@ -6,8 +6,13 @@
 2. Last-use bookkeeping per cache hit: `Cache.find` of a hit with the `used` set against the
    same lookups with the bookkeeping taken out (target: within 10 %), and the batched flush.
 3. `gc --remote` of a directory remote holding N dead and N live objects.
+4. `merkl gc --remote` (a real process) of an S3 remote on moto holding N objects, half of them
+   dead (every pack repacked): time and the requests moto served, dry run and real.
+5. `merkl gc --remote` against `dvc gc --workspace --cloud --force` on the same folder of N/10
+   files (`BENCH_DVC_N`), half of them deleted, on one moto server: time and requests.
 
-Run: `.venv/bin/python benchmarks/bench_cache_lifecycle.py [N]` (default 100000).
+Run: `.venv-bench/bin/python benchmarks/bench_cache_lifecycle.py [N] [--s3-only] [--no-dvc]`
+(default N = 100000; parts 4-5 need moto, and DVC from `.venv-bench`).
 """
 
 from __future__ import annotations
@@ -121,8 +126,150 @@ def bench_remote(count: int) -> None:
         )
 
 
+class Moto:
+    """A moto S3 server in this process, counting the requests it serves."""
+
+    def __init__(self) -> None:
+        import logging
+
+        import boto3
+        from bench_remotes import ENV, MotoMeter
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.meter = MotoMeter()
+        os.environ.update(ENV)  # credentials, CI=1, no DVC analytics, git identity
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        self.client = boto3.client("s3", endpoint_url=self.endpoint)
+
+    def bucket(self, name: str) -> str:
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def run(self, args: list[str], cwd: Path) -> tuple[float, int, str]:
+        """(seconds, requests served, stdout) of a command, which must succeed."""
+        import subprocess
+
+        before = self.meter.requests
+        start = time.perf_counter()
+        done = subprocess.run(args, cwd=cwd, env=os.environ, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed: {done.stderr[-2000:]}")
+        return elapsed, self.meter.requests - before, done.stdout
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def bench_remote_s3(moto: Moto, count: int, rounds: int = 3) -> None:
+    """`merkl gc --remote` (a real process) of an S3 remote holding `count` objects of 1 KB,
+    half of them dead and spread over every pack, so every pack is repacked (the worst case)."""
+    from merkl.remotes import open_remote
+    from merkl.remotes.roots import publish_root
+
+    for round_ in range(rounds):
+        with tempfile.TemporaryDirectory() as folder:
+            repo = Repo.init(Path(folder) / "r")
+            bucket = moto.bucket(f"gc{round_}")
+            (repo.root / "merkl.toml").write_text(
+                f'[remotes.r]\nurl = "s3://{bucket}/p"\n', encoding="utf-8"
+            )
+            oids = [
+                repo.store.put_bytes(b"%09d" % i + os.urandom(991), sync=False)
+                for i in range(count)
+            ]
+            remote = open_remote(f"s3://{bucket}/p", name="r")
+            start = time.perf_counter()
+            remote.push(repo.store, oids)
+            pushed = time.perf_counter() - start
+            publish_root(remote, "bench", "main", oids[::2], [])
+            remote.close()
+            dry = moto.run(
+                [_bin("merkl"), "gc", "--remote", "r", "--grace", "0", "--dry-run"], repo.root
+            )
+            real = moto.run(
+                [_bin("merkl"), "gc", "--remote", "r", "--grace", "0", "--yes"], repo.root
+            )
+            print(
+                f"S3 (moto) {count} objects (pushed in {pushed:.1f} s), {count // 2} dead: "
+                f"gc --remote --dry-run {dry[0]:.2f} s, {dry[1]} requests; "
+                f"gc --remote {real[0]:.2f} s, {real[1]} requests",
+                flush=True,
+            )
+            print("   ", real[2].strip().splitlines()[-1][:200], flush=True)
+
+
+def bench_gc_vs_dvc(moto: Moto, count: int) -> None:
+    """The same data through both CLIs: a folder of `count` files of 1 KB tracked and pushed,
+    half of them deleted, tracked and pushed again; then `merkl gc --remote` against
+    `dvc gc --workspace --cloud --force`, each on its own prefix of one moto server."""
+    import shutil
+    import subprocess
+
+    bucket = moto.bucket("versus")
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "source"
+        source.mkdir()
+        for i in range(count):
+            (source / f"f{i:06d}.bin").write_bytes(b"%09d" % i + os.urandom(991))
+        tools = {
+            "merkl": [
+                [_bin("merkl"), "init"],
+                [_bin("merkl"), "remote", "add", "r", f"s3://{bucket}/merkl", "--default"],
+            ],
+            "dvc": [
+                [_bin("dvc"), "init", "-q"],
+                [_bin("dvc"), "config", "core.autostage", "false"],
+                [_bin("dvc"), "remote", "add", "-d", "r", f"s3://{bucket}/dvc"],
+                [_bin("dvc"), "remote", "modify", "r", "endpointurl", moto.endpoint],
+            ],
+        }
+        track = {
+            "merkl": [_bin("merkl"), "track", "data"],
+            "dvc": [_bin("dvc"), "add", "-q", "data"],
+        }
+        gc = {
+            "merkl": [_bin("merkl"), "gc", "--remote", "r", "--grace", "0", "--yes"],
+            "dvc": [_bin("dvc"), "gc", "--workspace", "--cloud", "--force"],
+        }
+        results = {}
+        for tool, setup in tools.items():
+            project = Path(folder) / tool
+            project.mkdir()
+            subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+            for args in setup:
+                moto.run(args, project)
+            shutil.copytree(source, project / "data")
+            moto.run(track[tool], project)
+            moto.run([_bin(tool), "push"], project)
+            for path in sorted((project / "data").iterdir())[::2]:
+                path.unlink()
+            moto.run(track[tool], project)
+            moto.run([_bin(tool), "push"], project)
+            results[tool] = moto.run(gc[tool], project)
+        m, d = results["merkl"], results["dvc"]
+        print(
+            f"gc of an S3 (moto) remote, {count} files then {count // 2} deleted: "
+            f"merkl {m[0]:.2f} s / {m[1]} requests, dvc {d[0]:.2f} s / {d[1]} requests; "
+            f"ratio dvc/merkl = {d[0] / m[0]:.1f}x time, {d[1] / max(m[1], 1):.1f}x requests",
+            flush=True,
+        )
+
+
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    bench_hits()
-    bench_local(n)
-    bench_remote(n // 5)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 100_000
+    if "--s3-only" not in sys.argv:
+        bench_hits()
+        bench_local(n)
+        bench_remote(n // 5)
+    moto = Moto()
+    bench_remote_s3(moto, n)
+    if "--no-dvc" not in sys.argv:
+        bench_gc_vs_dvc(moto, int(os.environ.get("BENCH_DVC_N", str(n // 10))))

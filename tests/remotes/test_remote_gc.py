@@ -134,6 +134,80 @@ def test_dry_run_deletes_nothing(tmp_path):
     assert remote_keys(repo, "") == before
 
 
+def test_dry_run_prints_each_key_and_the_space_it_returns(tmp_path, remote_spec, monkeypatch):
+    from tests.helpers import run_cli
+
+    repo = make_repo(tmp_path / "a", remote_spec)
+    old = track_file(repo, "x.bin", b"1" * 3000)
+    old_out, old_value = add_output(repo, b'"' + b"2" * 2046 + b'"')
+    pushed(repo)
+    repo.index.remove_outputs([old_out])
+    track_file(repo, "x.bin", b"new")
+    pushed(repo)
+    monkeypatch.chdir(repo.root)
+    before = remote_keys(repo, "")
+    result = run_cli("gc", "--remote", "shared", "--grace", "0", "--dry-run")
+    assert result.code == 0, result.err
+    assert f"would delete {object_key(old)}  2.9 KiB" in result.out
+    assert f"would delete {object_key(old_value)}  2.0 KiB" in result.out
+    assert f"would delete {record_key(old_out)}  " in result.out
+    assert "(superseded root)" in result.out
+    summary = result.out.strip().splitlines()[-1]
+    assert summary.startswith("Would delete 3 key(s) (5.1 KiB) and 1 superseded root(s)"), summary
+    assert "; would free " in summary
+    assert remote_keys(repo, "") == before
+    done = run_cli("gc", "--remote", "shared", "--grace", "0", "--yes")
+    assert done.out.startswith("Deleted 3 key(s) (5.1 KiB)"), done.out
+    if remote_spec[1].get("pack") is not True:  # one key per blob: its bytes are the space
+        assert "; freed 5.1 KiB" in done.out, done.out
+
+
+def _commit(repo: Repo, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo.root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", message], cwd=repo.root, check=True)
+
+
+def test_push_all_commits_keeps_history_through_gc_and_later_pushes(tmp_path, monkeypatch):
+    """Two repositories share a remote: A pushes with --all-commits once, then plainly; B
+    only plainly. gc keeps every version A committed, and only B's newest."""
+    from tests.helpers import run_cli
+
+    spec: Spec = (str(tmp_path / "remote"), {})
+    a = make_repo(tmp_path / "a", spec)
+    b = make_repo(tmp_path / "b", spec)
+    subprocess.run(["git", "init", "-q"], cwd=a.root, check=True)
+    lost = track_file(a, "data.bin", b"a v0, gone from the cache before any push")
+    _commit(a, "v0")
+    a.store.remove(lost)
+    versions = []
+    for n in (1, 2):
+        versions.append(track_file(a, "data.bin", b"a v%d" % n))
+        _commit(a, f"v{n}")
+    monkeypatch.chdir(a.root)
+    result = run_cli("push", "--all-commits")
+    assert result.code == 0, result.err
+    assert "1 object(s) of older commits are neither in the local cache" in result.out
+    b_old = track_file(b, "b.bin", b"b v1")
+    pushed(b)
+    b_new = track_file(b, "b.bin", b"b v2")
+    pushed(b)
+    versions.append(track_file(a, "data.bin", b"a v3"))
+    _commit(a, "v3")
+    pushed(a)  # a plain push supersedes A's branch root, not its history root
+
+    gc_remote(a, "shared", grace=0)
+    objects = remote_keys(a, OBJECTS)
+    assert {object_key(o) for o in versions} <= objects
+    assert object_key(b_new) in objects
+    assert object_key(b_old) not in objects
+    assert len(remote_keys(a, ROOTS)) == 3  # A's branch and history, B's branch
+
+    usage = run_cli("push", "--all-commits", "data.bin")
+    assert usage.code == 1
+    assert "give no PATH" in usage.err
+
+
 def test_keys_no_root_names_wait_out_the_grace_window(tmp_path):
     """A key written outside a push (a write-through output) is deleted only once it has been
     unneeded for the grace window."""
@@ -229,13 +303,13 @@ def _newest_roots(repos: list[Repo]) -> dict[str, set[str]]:
     return {root.repo: set(root.objects) for root in live}
 
 
-@pytest.mark.parametrize("kind", ["dir", "redis"])
+@pytest.mark.parametrize("kind", ["dir", "redis", "s3"])
 def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
-    spec: Spec = (
-        (str(tmp_path / "remote"), {})
-        if kind == "dir"
-        else (REDIS_URL, {"prefix": request.getfixturevalue("redis_prefix")})
-    )
+    spec: Spec = (str(tmp_path / "remote"), {})
+    if kind == "redis":
+        spec = (REDIS_URL, {"prefix": request.getfixturevalue("redis_prefix")})
+    elif kind == "s3":  # tiny packs: most gcs repack some
+        spec = (f"s3://{request.getfixturevalue('s3_bucket')}/team", {"pack_size": 65536})
     repos = [make_repo(tmp_path / f"r{i}", spec) for i in range(3)]
     script = tmp_path / "pusher.py"
     script.write_text(PUSHER)
@@ -263,6 +337,18 @@ def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
     assert collections >= 1
 
 
+def kill_gc_after(repo: Repo, seconds: float) -> bool:
+    """Start `merkl gc --remote shared --grace 0 --yes` as a process, SIGKILL it after
+    `seconds`; whether it was still running then."""
+    proc = _python(
+        "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
+    )
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return proc.returncode == -signal.SIGKILL
+
+
 def _readable(folder: Path) -> None:
     """Every record has its object, and every newest root's objects are there."""
     records = {
@@ -288,12 +374,7 @@ def test_kill_9_of_gc_leaves_the_remote_readable(tmp_path):
         repo.index.remove_outputs([e.out_hash for e in repo.index.iter_outputs()])
         repo.index.add_outputs([OutputEntry(live[0], live[1], "json", 6, True)])
         pushed(repo)
-        proc = _python(
-            "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
-        )
-        time.sleep(rng.uniform(0.3, 1.2))
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        kill_gc_after(repo, rng.uniform(0.3, 1.2))
         _readable(folder)
         assert record_key(live[0]) in remote_keys(repo, OUTPUTS)
     time.sleep(1.1)  # the killed gc's lock expires
@@ -347,6 +428,43 @@ def test_status_remote_says_what_each_side_lacks(tmp_path, monkeypatch):
     result = run_cli("status", "--remote", "shared")
     assert "not pulled  pushed.bin" in result.out
     assert "has 1 tracked file(s) and 1 cached output(s) not here" in result.out
+
+
+def test_status_remote_without_a_name_uses_the_default_remote(tmp_path, monkeypatch):
+    from tests.helpers import run_cli
+
+    a = make_repo(tmp_path / "a", (str(tmp_path / "remote"), {}))
+    track_file(a, "pushed.bin", b"pushed")
+    pushed(a)
+    track_file(a, "local.bin", b"only here")
+    monkeypatch.chdir(a.root)
+    for argv in (["--remote"], ["--remote", "-"], ["--remote", "shared"]):
+        result = run_cli("status", *argv)
+        assert result.code == 0, result.err
+        assert "not pushed  local.bin" in result.out
+        assert result.out.count("lacks 1 tracked file(s)") == 1
+
+    config = a.root / "merkl.toml"
+    config.write_text(
+        config.read_text()
+        + f'[remotes.other]\nurl = "{tmp_path / "other"}"\n'
+        + "[core]\n"  # several remotes and none the default: each is compared
+    )
+    (tmp_path / "other").mkdir()
+    result = run_cli("status", "--remote")
+    assert result.code == 0, result.err
+    assert "remote 'shared'" in result.out
+    assert "remote 'other'" in result.out
+    assert "lacks 2 tracked file(s)" in result.out  # nothing was pushed to 'other'
+
+    usage = run_cli("status", "--remote", "shared", "other")
+    assert usage.code == 2
+    assert "one remote NAME at most" in usage.err
+
+    config.write_text("")
+    missing = run_cli("status", "--remote")
+    assert missing.code == 1
+    assert "no remote configured; add one with `merkl remote add" in missing.err
 
 
 def test_redis_gc_deletes_the_chunks_of_large_blobs(tmp_path, redis_prefix):

@@ -66,6 +66,7 @@ def push(
     *paths: str,
     remote: Annotated[str | None, Clize[str, "r"]] = None,
     jobs: Annotated[int | None, Clize[int, "j"]] = None,
+    all_commits: bool = False,
 ) -> str:
     """Send tracked files and cached task outputs to a remote.
 
@@ -76,10 +77,12 @@ def push(
     :param paths: tracked files or folders (default: everything)
     :param remote: the remote's name (default: the default remote)
     :param jobs: parallel transfers (default: depends on the kind of remote)
+    :param all_commits: also push the tracked files of every git commit that the local cache
+        holds, and publish a root naming them, so `merkl gc --remote` keeps history
     """
     from merkl.ops.push import push as run_push
 
-    report = run_push(Repo.find(), remote, list(paths) or None, jobs=jobs)
+    report = run_push(Repo.find(), remote, list(paths) or None, jobs=jobs, all_commits=all_commits)
     if report.signing and report.outputs.transferred:
         print(f"merkl: note: {report.signing}", file=sys.stderr)
     report.raise_for_failures()

@@ -7,11 +7,15 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from merkl.errors import TrackingError, UsageError
 from merkl.progress import byte_progress
 from merkl.repo import Repo
 from merkl.units import human_size, parse_duration
+
+if TYPE_CHECKING:
+    from merkl.remotes.collect import RemoteGcResult
 
 _LIST_LIMIT = 10
 
@@ -81,22 +85,23 @@ def unprotect(*paths: str) -> str:
     return "\n".join(f"unprotected {rel}" for rel in unprotect_paths(Repo.find(), paths))
 
 
-def status(*paths: str, json: bool = False, remote: str = "") -> str:
+def status(*paths: str, json: bool = False, remote: bool = False) -> str:
     """Show whether tracked files match their pointers.
 
     States: clean; modified (the file differs from its pointer); missing (not in the work
     tree, but in the store: `merkl checkout`); not in cache (the file matches but the store
     lacks it); pointer without data (`merkl pull`). Exits 0 whatever the states.
 
-    :param paths: limit to these tracked files or folders (default: all)
+    :param paths: limit to these tracked files or folders (default: all); with --remote,
+        the remote's name (default: the default remote, else every configured remote)
     :param json: print a JSON list instead of a table
-    :param remote: compare with this remote instead (`-` for the default remote): which
+    :param remote: compare with a remote instead, `merkl status --remote [NAME]`: which
         tracked files and cached outputs it lacks, and which it has that are not here
     """
     from merkl.ops.status import detail, hint, status_json, summary
 
     if remote:
-        return _remote_status(None if remote == "-" else remote)
+        return _remote_status(paths)
     from merkl.ops.status import status as get_status
 
     repo = Repo.find()
@@ -159,13 +164,14 @@ def gc(
     terminal, gc lists what it will delete and asks first. It waits for running merkl
     commands that add data (track, checkout, pull, run) to finish.
 
-    :param dry_run: only list what would be deleted
+    :param dry_run: only list what would be deleted, with sizes and the space it frees
     :param all_commits: also keep data referenced by pointer files in any git commit
     :param keep_days: drop cached task outputs last computed more than this many days ago
         (inf keeps them all)
     :param yes: delete without asking, even on a terminal
     :param remote: collect on this remote instead: delete what no live root of any
-        repository pushing to it needs (see docs/remotes.md)
+        repository pushing to it needs; on S3 also repack packs more than max_unused
+        (default 20%) dead (see docs/remotes.md)
     :param grace: with --remote: keep superseded roots, and keys nothing needs, this long
         (30m, 24h, 7d; 0 keeps only the newest root of each repository and branch)
     """
@@ -224,21 +230,41 @@ def gc(
     return "\n".join(lines)
 
 
-def _remote_status(name: str | None) -> str:
+def _remote_status(names: Sequence[str]) -> str:
     from merkl.ops.remote_status import remote_status
+    from merkl.remotes.config import default_remote_name, remote_configs
 
-    report = remote_status(Repo.find(), name)
-    lines = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
-    lines += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
-    more = len(report.not_pushed) + len(report.not_pulled) - len(lines)
-    if more > 0:
-        lines.append(f"… and {more} more")
-    lines.append(
-        f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
-        f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
-        f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
-        f"output(s) not here (`merkl pull`)"
-    )
+    if len(names) > 1:
+        raise UsageError(
+            f"merkl status --remote takes one remote NAME at most, got {len(names)}: "
+            f"{' '.join(names)}",
+            exit_code=2,
+        )
+    repo = Repo.find()
+    chosen = [name for name in names if name != "-"]  # `-`: the default, as before
+    if not chosen:
+        default = default_remote_name(repo)
+        chosen = [default] if default else sorted(remote_configs(repo))
+    if not chosen:
+        raise UsageError(
+            "merkl status --remote: no remote configured; add one with "
+            "`merkl remote add NAME URL --default`"
+        )
+    lines = []
+    for name in chosen:
+        report = remote_status(repo, name)
+        shown = [f"not pushed  {rel}" for rel in report.not_pushed[:_LIST_LIMIT]]
+        shown += [f"not pulled  {rel}" for rel in report.not_pulled[:_LIST_LIMIT]]
+        more = len(report.not_pushed) + len(report.not_pulled) - len(shown)
+        if more > 0:
+            shown.append(f"… and {more} more")
+        shown.append(
+            f"{report.remote}: lacks {len(report.not_pushed)} tracked file(s) and "
+            f"{report.outputs_not_pushed} cached output(s) (`merkl push`); has "
+            f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
+            f"output(s) not here (`merkl pull`)"
+        )
+        lines += shown
     return "\n".join(lines)
 
 
@@ -248,24 +274,42 @@ def _gc_remote(name: str, grace: float, *, dry_run: bool, yes: bool) -> str:
     repo = Repo.find()
     if not (dry_run or yes) and sys.stdin.isatty() and sys.stdout.isatty():
         preview = gc_remote(repo, name, grace=grace, dry_run=True)
-        if not preview.deleted and not preview.dead_roots:
+        if not (preview.deleted or preview.dead_roots or preview.space.packs_deleted):
             return f"nothing to delete on remote {name!r}; kept {preview.kept} key(s)"
-        question = (
-            f"delete {len(preview.deleted)} key(s) and {len(preview.dead_roots)} superseded "
-            f"root(s) from remote {name!r}? [y/N] "
-        )
+        question = f"{_remote_gc_what(preview, name, 'delete')}? [y/N] "
         if input(question).strip().lower() not in ("y", "yes"):
             return "nothing deleted"
     result = gc_remote(repo, name, grace=grace, dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
     if dry_run:
+        sizes = result.space.sizes
         for key in result.deleted:
-            print(f"{verb} {key}")
+            print(f"would delete {key}  {human_size(sizes.get(key, 0))}")
+        for key in result.dead_roots:
+            print(f"would delete {key}  (superseded root)")
+    what = _remote_gc_what(result, name, "would delete" if dry_run else "deleted")
     return (
-        f"{verb.capitalize()} {len(result.deleted)} key(s) and {len(result.dead_roots)} "
-        f"superseded root(s) on remote {name!r}; kept {result.kept} key(s) named by "
-        f"{result.live_roots} live root(s), {result.waiting} more inside the grace window"
+        f"{what[0].upper()}{what[1:]}; kept {result.kept} key(s) named by {result.live_roots} "
+        f"live root(s), {result.waiting} more inside the grace window"
     )
+
+
+def _remote_gc_what(result: RemoteGcResult, name: str, verb: str) -> str:
+    """`deleted 1204 key(s) (35.2 MB) and 3 superseded root(s) on remote 'origin'; repacked
+    2 pack(s), copying 1.1 MB; freed 30.0 MB` (on S3 packs go whole, so the space freed is
+    not the keys' bytes)."""
+    space = result.space
+    text = (
+        f"{verb} {len(result.deleted)} key(s) ({human_size(sum(space.sizes.values()))}) and "
+        f"{len(result.dead_roots)} superseded root(s) on remote {name!r}"
+    )
+    repack, free = {
+        "delete": ("repack", "frees"),
+        "would delete": ("would repack", "would free"),
+        "deleted": ("repacked", "freed"),
+    }[verb]
+    if space.repacked:
+        text += f"; {repack} {space.repacked} pack(s), copying {human_size(space.copied)}"
+    return text + f"; {free} {human_size(max(space.freed, 0))}"
 
 
 def _total_size(paths: Sequence[str]) -> int:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.cache.index import OutputEntry
-from merkl.ops.roots import publish
+from merkl.errors import UsageError
+from merkl.ops.roots import history_objects, publish, publish_history
 from merkl.progress import Progress
+from merkl.remotes.base import Remote
 from merkl.remotes.config import configured_jobs, get_remote
 from merkl.remotes.locks import PUSH, RemoteLock
 from merkl.remotes.records import digest_of, object_key
@@ -34,11 +36,19 @@ class PushReport:
     outputs: TransferResult = field(default_factory=TransferResult)
     signing: str = ""  # a note when records went out unsigned or signed by an untrusted key
     root: str = ""  # the key of the root published (`merkl.remotes.roots`)
+    history_root: str = ""  # with all_commits: the root naming every commit's objects
+    history_missing: int = 0  # objects of older commits neither here nor on the remote
 
     def summary(self) -> str:
         line = self.objects.summary("pushed", f"to {self.remote}")
         records = len(self.outputs.transferred)
-        return line + (f"; {records} output record(s)" if records else "")
+        line += f"; {records} output record(s)" if records else ""
+        if self.history_missing:
+            line += (
+                f"; {self.history_missing} object(s) of older commits are neither in the local "
+                f"cache nor on the remote (not pushed)"
+            )
+        return line
 
     def raise_for_failures(self) -> None:
         merged = TransferResult(failed={**self.objects.failed, **self.outputs.failed})
@@ -52,15 +62,22 @@ def push(
     paths: Sequence[str | Path] | None = None,
     *,
     jobs: int | None = None,
+    all_commits: bool = False,
 ) -> PushReport:
     """Push the objects of tracked files (all, or those `paths` name) and, when no paths are
     given, every pushable cached output; returns a report (raise its failures with
     `report.raise_for_failures()`).
 
+    `all_commits`: also the objects of every tracked file in any git commit that the local
+    cache holds, and publish a second root naming them all, so `gc --remote` keeps history.
+
     Raises:
         RemoteError: the remote cannot be reached or used; nothing was sent.
-        TrackingError: a path is not tracked.
+        TrackingError: a path is not tracked, PATHs with `all_commits`, or not a git work tree.
     """
+    if all_commits and paths:
+        raise UsageError("merkl push --all-commits pushes every tracked file; give no PATH")
+    history = history_objects(repo) if all_commits else []
     items = list(iter_tracked(repo, paths or None))  # a bad path fails before any transfer
     entries = outputs_to_push(repo, items, every_output=not paths)
     signer = load_signer() if entries else None
@@ -75,6 +92,8 @@ def push(
         changed = _changed_objects(repo, tracked)
         oids = [oid for oid in tracked if oid not in changed]
         oids += [entry.oid for entry in entries]
+        if history:
+            oids += _history_to_push(repo, remote, history, set(tracked), report)
         with Progress(f"push to {remote.name}", "objects") as progress:
             report.objects = remote.push(
                 repo.store, oids, jobs=jobs or configured_jobs(remote), progress=progress
@@ -93,10 +112,27 @@ def push(
         if remote.supports_gc and not (report.objects.failed or report.outputs.failed):
             lock.check()  # lost (this process paused too long): a gc may have run; no root
             report.root = publish(repo, remote)
+            if all_commits:
+                report.history_root = publish_history(repo, remote, history)
     finally:
         lock.release()
         remote.close()
     return report
+
+
+def _history_to_push(
+    repo: Repo, remote: Remote, history: list[str], tracked: set[str], report: PushReport
+) -> list[str]:
+    """The objects of older commits to send: those in the local cache (and intact). Those it
+    lacks are no failure when the remote has them; the others are counted in the report."""
+    older = [oid for oid in history if oid not in tracked]
+    here = repo.store.find_present(older)
+    absent = [oid for oid in older if oid not in here]
+    if absent:
+        held, _lacks = remote.status(absent)
+        report.history_missing = len(absent) - len(held)
+    intact = intact_objects(repo, here)
+    return [oid for oid in older if oid in intact]
 
 
 def _changed_objects(repo: Repo, oids: list[str]) -> set[str]:

@@ -62,6 +62,24 @@ def publish(repo: Repo, remote: Remote) -> str:
     return publish_root(remote, repo_id(repo), current_branch(repo), objects, outputs)
 
 
+#: The chain of `push --all-commits` roots: its own, so a plain push never supersedes it.
+HISTORY = "(all commits)"
+
+
+def history_objects(repo: Repo) -> list[str]:
+    """The objects of every pointer in any commit of any ref, or staged (a directory's members
+    only when its manifest is in the local store)."""
+    from merkl.tracking.history import iter_history_pointers
+
+    pointers, _unreadable = iter_history_pointers(repo.root)
+    return list(dict.fromkeys(oid for p in pointers for oid in iter_pointer_oids(repo, p)))
+
+
+def publish_history(repo: Repo, remote: Remote, objects: list[str]) -> str:
+    """Publish the root naming the objects of every commit (`merkl push --all-commits`)."""
+    return publish_root(remote, repo_id(repo), HISTORY, objects, [])
+
+
 def gc_remote(
     repo: Repo, remote_name: str | None, *, grace: float, dry_run: bool = False
 ) -> RemoteGcResult:

@@ -14,7 +14,8 @@ import builtins
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +44,17 @@ if TYPE_CHECKING:
 Source = Path | bytes
 #: Locks, roots and gc state are read whole into memory; anything larger was planted.
 MAX_SMALL_BYTES = 512 << 20
+
+
+@dataclass
+class Reclaimed:
+    """What deleting keys did (or, in a dry run, would do) to a remote's storage."""
+
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each deleted key
+    freed: int = 0  # bytes of storage returned (packs repacked: less what was copied)
+    repacked: int = 0  # packs whose live keys were copied into new ones
+    copied: int = 0  # bytes copied doing that
+    packs_deleted: int = 0
 
 
 class Remote:
@@ -138,6 +150,33 @@ class Remote:
         are (the reverse of `put`), so a killed delete leaves nothing half there.
         """
         raise self.error("cannot delete keys", hint="this kind of remote does not support gc")
+
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """The bytes each key holds (missing keys are left out); for `gc --remote` reports."""
+        raise NotImplementedError
+
+    def reclaim(
+        self,
+        keys: Sequence[str],
+        *,
+        repack: bool = True,
+        dry_run: bool = False,
+        check: Callable[[], None] | None = None,
+    ) -> Reclaimed:
+        """Delete `keys` (`gc --remote`), `delete_batch` at a time, calling `check` before
+        each batch; with `dry_run`, only say what that would do. `repack`: a kind that packs
+        blobs may also rewrite partly dead packs (S3)."""
+        sizes = self.sizes(keys)
+        if not dry_run:
+            for start in range(0, len(keys), self.delete_batch):
+                if check is not None:
+                    check()
+                self.delete(keys[start : start + self.delete_batch])
+        return Reclaimed(sizes=sizes, freed=sum(sizes.values()))
+
+    def forget(self) -> None:
+        """Drop what this instance remembers of the remote's contents (called once a lock is
+        taken: what others did before must be seen)."""
 
     def close(self) -> None:
         """Release connections (the remote may be used again afterwards)."""

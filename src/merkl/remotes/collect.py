@@ -12,6 +12,8 @@ half-way while gc looks), gc
    without needing write times the backends do not keep,
 4. deletes records first, then objects, then superseded roots: a killed gc leaves at worst
    objects no record names, never a record without its object, so the remote stays readable.
+   On S3 the second step also repacks packs whose dead share exceeds the remote's
+   `max_unused` (`merkl.remotes.repack`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from merkl.remotes.base import Remote
+from merkl.remotes.base import Reclaimed, Remote
 from merkl.remotes.locks import GC, RemoteLock
 from merkl.remotes.records import OBJECTS, OUTPUTS, object_key, record_key
 from merkl.remotes.roots import Root, live_roots, read_roots
@@ -38,6 +40,7 @@ class RemoteGcResult:
     waiting: int = 0  # unneeded, but inside the grace window
     live_roots: int = 0
     dead_roots: list[str] = field(default_factory=list)
+    space: Reclaimed = field(default_factory=Reclaimed)  # bytes, and packs repacked (S3)
 
 
 def collect_remote(
@@ -52,7 +55,7 @@ def collect_remote(
     if not remote.supports_gc:
         raise remote.error(
             "gc --remote is not supported for this kind of remote yet",
-            hint="it works on directory, Redis and SQL remotes",
+            hint="it works on directory, S3, Redis and SQL remotes",
         )
     remote.prepare(write=True)
     lock = RemoteLock(remote, GC)
@@ -78,17 +81,21 @@ def collect_remote(
             dead_roots=[root.key for root in dead],
         )
         if dry_run:
+            result.space = remote.reclaim(result.deleted, dry_run=True)
             return result
         gone = set(doomed)
         state = {key: seen for key, seen in first_seen.items() if key not in gone}
         remote.put([(PENDING, orjson.dumps(state))])
-        step = remote.delete_batch
         records = [key for key in result.deleted if key.startswith(OUTPUTS)]
         objects = [key for key in result.deleted if not key.startswith(OUTPUTS)]
-        for keys in (records, objects):  # every record gone before any object
-            for start in range(0, len(keys), step):
-                lock.check()  # never delete on a lock another process took for stale
-                remote.delete(keys[start : start + step])
+        # Every record gone before any object; packs are repacked with the objects (a pack's
+        # dead share is known once both are gone). `lock.check` before each batch: never
+        # delete on a lock another process took for stale.
+        first = remote.reclaim(records, repack=False, check=lock.check)
+        result.space = remote.reclaim(objects, check=lock.check)
+        result.space.sizes.update(first.sizes)
+        result.space.freed += first.freed
+        result.space.packs_deleted += first.packs_deleted
         remote.delete(result.dead_roots)
         return result
     finally:

@@ -87,6 +87,13 @@ class LocalRemote(Remote):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / key)
 
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        found = {}
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                found[key] = os.stat(self.root / key).st_size
+        return found
+
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():
             return

@@ -93,6 +93,7 @@ class RemoteLock:
             time.sleep(random.uniform(0, pause))
             pause = min(pause * 2, 2.0)
         self.held = True
+        self.remote.forget()  # what was read before the lock may have changed since
         self._thread = threading.Thread(target=self._keep_fresh, daemon=True)
         self._thread.start()
 

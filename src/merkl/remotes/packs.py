@@ -25,7 +25,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -133,7 +132,7 @@ _clock_lock = threading.Lock()
 _last_stamp = 0
 
 
-def _stamp() -> int:
+def new_stamp() -> int:
     """The wall clock in ns, strictly increasing within this process."""
     global _last_stamp
     with _clock_lock:
@@ -153,23 +152,7 @@ def dump_index(
             keys.setdefault(piece.key, []).append([number, offset, piece.length])
             offset += piece.length
     data = orjson.dumps({"format": INDEX_FORMAT, "packs": list(pack_ids), "keys": keys})
-    return f"{INDEX}{_stamp():016x}-{hash_bytes(data)}.json", data
-
-
-def without_keys(data: bytes, drop: AbstractSet[str]) -> tuple[tuple[str, bytes] | None, set[str]]:
-    """An index's replacement that no longer lists `drop` ((name, bytes), or None when no key
-    is left), and the packs the replacement still needs. Packs are not rewritten: their dead
-    bytes stay until every key in them is gone, then the pack is deleted whole."""
-    raw = orjson.loads(data)
-    keys = {key: entries for key, entries in raw["keys"].items() if key not in drop}
-    used = sorted({entry[0] for entries in keys.values() for entry in entries})
-    packs = [raw["packs"][number] for number in used]
-    if not keys:
-        return None, set()
-    number = {old: new for new, old in enumerate(used)}
-    keys = {key: [[number[e[0]], e[1], e[2]] for e in entries] for key, entries in keys.items()}
-    new = orjson.dumps({"format": INDEX_FORMAT, "packs": packs, "keys": keys})
-    return (f"{INDEX}{_stamp():016x}-{hash_bytes(new)}.json", new), set(packs)
+    return f"{INDEX}{new_stamp():016x}-{hash_bytes(data)}.json", data
 
 
 def load_index(data: bytes, name: str, where: str) -> dict[str, Location]:
@@ -196,19 +179,25 @@ def load_index(data: bytes, name: str, where: str) -> dict[str, Location]:
     if not isinstance(keys, dict):
         raise bad("'keys' must be an object")
     found: dict[str, Location] = {}
+    count = len(pack_ids)
     for key, entries in keys.items():
-        if not isinstance(entries, list) or key.startswith((PACKS, INDEX)):
+        if type(entries) is not list or key.startswith((PACKS, INDEX)):
             raise bad(f"entry for {key!r}")
         segments = []
-        for entry in entries:
-            if not (
-                isinstance(entry, list)
-                and len(entry) == 3
-                and all(type(n) is int and n >= 0 for n in entry)
-                and entry[0] < len(pack_ids)
+        for entry in entries:  # spelled out: this loop runs once per key of every index
+            if type(entry) is not list or len(entry) != 3:
+                raise bad(f"segment {entry!r} of {key!r}")
+            pack, offset, length = entry
+            if (
+                type(pack) is not int
+                or type(offset) is not int
+                or type(length) is not int
+                or not 0 <= pack < count
+                or offset < 0
+                or length < 0
             ):
                 raise bad(f"segment {entry!r} of {key!r}")
-            segments.append(Segment(pack_ids[entry[0]], entry[1], entry[2]))
+            segments.append(Segment(pack_ids[pack], offset, length))
         found[key] = Location(name, tuple(segments))
     return found
 

@@ -188,6 +188,29 @@ class RedisRemote(Remote):
         for start in range(0, len(chunks), 1000):
             self._call(functools.partial(self.client.delete, *chunks[start : start + 1000]))
 
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 1000):
+            part = keys[start : start + 1000]
+            pipe = self.client.pipeline(transaction=False)
+            for key in part:
+                pipe.getrange(self.prefix + key, 0, 0)
+                pipe.strlen(self.prefix + key)
+            flat = self._call(pipe.execute)
+            chunked = []
+            for key, kind, length in zip(part, flat[::2], flat[1::2], strict=True):
+                if kind == _INLINE:
+                    found[key] = int(length) - 1
+                elif kind == _CHUNKED:
+                    chunked.append(key)
+            if chunked:
+                names = [self.prefix + k for k in chunked]
+                heads = self._call(functools.partial(self.client.mget, names))
+                for key, head in zip(chunked, heads, strict=True):
+                    if head is not None:
+                        found[key] = int(orjson.loads(head[1:])["size"])
+        return found
+
     def list(self, prefix: str) -> Iterator[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"
         for raw in self._call(lambda: list(self.client.scan_iter(match=pattern, count=1000))):

@@ -21,7 +21,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +31,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-import orjson
-
 from merkl.errors import CacheMissError, MerklWarning, RemoteError
 from merkl.hashing import hash_bytes
-from merkl.remotes.base import Remote, Source
+from merkl.remotes.base import Reclaimed, Remote, Source
+from merkl.remotes.locks import lock_timeout
 from merkl.remotes.packs import (
     INDEX,
     PACKS,
@@ -49,9 +50,9 @@ from merkl.remotes.packs import (
     plan_reads,
     read_cached_index,
     read_pack,
-    without_keys,
 )
-from merkl.remotes.records import LOOSE_TOPS
+from merkl.remotes.records import LOOSE_TOPS, OBJECTS, digest_of
+from merkl.remotes.repack import DEFAULT_MAX_UNUSED, PackInfo, parse_max_unused, plan_compaction
 
 _T = TypeVar("_T")
 _LIST_THRESHOLD = 100  # above this many keys, one listing beats parallel HEADs
@@ -62,6 +63,7 @@ _PACK_SIZE = 16 << 20  # restic's default too; on moto it pushed a little faster
 _PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 _PACK_MEMORY = 256 << 20  # pack buffers held at once by one remote (their number is capped)
 _COPY = 1 << 20
+_REPACK_BATCH = 64 << 20  # live bytes gc copies per round (held twice in memory)
 _FATAL_CODES = {
     "AccessDenied": "access denied",
     "InvalidAccessKeyId": "the access key is not valid",
@@ -94,10 +96,10 @@ class S3Remote(Remote):
             "pack",
             "pack_size",
             "lock_timeout",
+            "max_unused",
         }
     )
     supports_gc = True
-    delete_batch: ClassVar[int] = 1 << 40  # one pass: each call rewrites the indexes it touches
 
     def __init__(
         self, url: str, *, name: str | None = None, options: Mapping[str, Any] | None = None
@@ -124,9 +126,15 @@ class S3Remote(Remote):
                 f"{self.pack_size!r}",
                 hint=f"the default is {_PACK_SIZE} (16 MiB)",
             )
+        self.max_unused = parse_max_unused(
+            self.options.get("max_unused", DEFAULT_MAX_UNUSED), self.label
+        )
         self._prepared = False
         self._catalog = PackCatalog()
         self._listed = False  # indexes listed at least once
+        # Every index read, parsed ({name: locations}, None if invalid): an index never
+        # changes, so gc plans from these rather than parsing them again.
+        self._parsed: dict[str, dict[str, Location] | None] = {}
         self._refresh_lock = threading.Lock()
         self._pack_slots = threading.BoundedSemaphore(
             max(2, min(self.default_jobs, _PACK_MEMORY // self.pack_size))
@@ -216,6 +224,8 @@ class S3Remote(Remote):
     def has(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
+        if all(key.startswith(LOOSE_TOPS) for key in keys):  # locks, roots: never packed
+            return self._has_loose(keys)
         found = self._packed(keys)
         rest = [key for key in keys if key not in found]
         return found | self._has_loose(rest) if rest else found
@@ -306,14 +316,19 @@ class S3Remote(Remote):
             locations = load_index(data, name, self.label)
         except RemoteError as exc:
             self._catalog.add(name, {})
+            self._parsed[name] = None
             return f"{exc}; the keys it lists are treated as absent (a push sends them again)"
         self._catalog.add(name, locations)
+        self._parsed[name] = locations
         if fetched:
             cache_index(self.local_cache, name, data)
         return ""
 
     # -- get ----------------------------------------------------------------------------------
     def get(self, items: Sequence[tuple[str, Path]]) -> None:
+        if all(key.startswith(LOOSE_TOPS) for key, _ in items):  # locks, roots: never packed
+            _run_all([partial(self._download, key, dest) for key, dest in items], 1)
+            return
         if not self._listed:
             self._refresh()
         packed: list[tuple[str, Path, Location]] = []
@@ -324,12 +339,35 @@ class S3Remote(Remote):
                 loose.append((key, dest))
             else:
                 packed.append((key, dest, location))
+        jobs: list[Callable[[], None]] = [partial(self._get_packed, packed)] if packed else []
+        jobs += [partial(self._get_loose, key, dest) for key, dest in loose]
+        _run_all(jobs, self.default_jobs)
+
+    def _get_packed(self, packed: Sequence[tuple[str, Path, Location]]) -> None:
+        """Ranged GETs of the packs; a missing pack (a gc repacked it since this instance read
+        the indexes) makes it read every index again and retry once."""
+        try:
+            self._read_located(packed)
+        except CacheMissError:
+            self.forget()
+            self._refresh()
+            again = [(key, dest, self._catalog.find(key)) for key, dest, _ in packed]
+            missing = [key for key, _, location in again if location is None]
+            if missing:
+                raise CacheMissError(
+                    f"{missing[0]} is not on {self.label}", key=missing[0], remote=self.name
+                ) from None
+            self._read_located([(k, d, loc) for k, d, loc in again if loc is not None])
+
+    def _read_located(self, packed: Sequence[tuple[str, Path, Location]]) -> None:
         for _, dest, location in packed:
             with open(dest, "wb") as handle:  # the size first: pieces land at their offsets
                 handle.truncate(location.size)
-        jobs: list[Callable[[], None]] = [partial(self._read_range, r) for r in plan_reads(packed)]
-        jobs += [partial(self._get_loose, key, dest) for key, dest in loose]
-        _run_all(jobs, self.default_jobs)
+        _run_all([partial(self._read_range, r) for r in plan_reads(packed)], self.default_jobs)
+
+    def forget(self) -> None:
+        self._catalog = PackCatalog()  # read the indexes again (local copies make it cheap)
+        self._listed = False
 
     def _read_range(self, read: RangeRead) -> None:
         """One ranged GET of a pack, its pieces written into their destinations. A pack that
@@ -446,6 +484,10 @@ class S3Remote(Remote):
             items = [item for item in items if not item[0].startswith(LOOSE_TOPS)]
             if not items:
                 return
+        self._put_packed(items)
+
+    def _put_packed(self, items: Sequence[tuple[str, Source]]) -> None:
+        """Blobs into packs, uploaded in parallel, then one index naming them."""
         latest = dict(items)  # a key given twice: its last bytes win, as for loose keys
         sized = [
             (key, source, len(source) if isinstance(source, bytes) else source.stat().st_size)
@@ -462,7 +504,9 @@ class S3Remote(Remote):
         # Written last: until it exists, the packs above are invisible, so a killed push
         # leaves no key half there.
         self._put_bytes(name, data)
-        self._catalog.add(name, load_index(data, name, self.label))
+        locations = load_index(data, name, self.label)
+        self._parsed[name] = locations
+        self._catalog.add(name, locations)
         cache_index(self.local_cache, name, data)
 
     def _put_pack(self, pieces: Sequence[Piece]) -> str:
@@ -496,64 +540,146 @@ class S3Remote(Remote):
             partial(self.client.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
         )
 
-    # -- delete -------------------------------------------------------------------------------
+    # -- delete and gc ------------------------------------------------------------------------
     def delete(self, keys: Sequence[str]) -> None:
-        """Packed keys leave their indexes first (each index naming one is replaced by one
-        without it, then deleted), so they are gone for `has` at once; a pack none of the
-        remaining indexes needs is then deleted whole. Packs still partly live are not
-        repacked: their dead bytes stay. Loose keys are deleted 1,000 per request."""
+        """Loose keys go 1,000 per request; packed ones leave their indexes (`reclaim`)."""
+        if all(key.startswith(LOOSE_TOPS) for key in keys):
+            self._delete_keys(sorted(set(keys)))
+        else:
+            self.reclaim(keys, repack=False)
+
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        return self.reclaim(keys, repack=False, dry_run=True).sizes
+
+    def reclaim(
+        self,
+        keys: Sequence[str],
+        *,
+        repack: bool = True,
+        dry_run: bool = False,
+        check: Callable[[], None] | None = None,
+    ) -> Reclaimed:
+        """Delete `keys`: loose ones 1,000 per request; packed ones leave their indexes, and
+        with `repack` the live keys of packs more than `max_unused` dead are copied into new
+        packs; packs no index names any more are deleted whole (`merkl.remotes.repack` has
+        the plan and the order that keeps every live key readable if this is killed)."""
+        check = check or (lambda: None)
         doomed = set(keys)
-        if any(not key.startswith(LOOSE_TOPS) for key in doomed):
-            self._drop_packed(doomed)
-        names = sorted(doomed)
-        for start in range(0, len(names), 1000):
-            self._delete_loose(names[start : start + 1000])
-
-    def _delete_loose(self, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        objects = [{"Key": self.prefix + key} for key in keys]
-        self._call(
-            partial(
-                self.client.delete_objects,
-                Bucket=self.bucket,
-                Delete={"Objects": objects, "Quiet": True},
-            )
+        loose = self._loose_sizes(doomed)
+        packs = self._list_packs()
+        plan = plan_compaction(
+            self._all_indexes(),
+            packs,
+            doomed,
+            max_unused=self.max_unused if repack else None,
+            orphan_before=time.time() - lock_timeout(self),
         )
-
-    def _drop_packed(self, doomed: set[str]) -> None:
-        named: set[str] = set()
-        kept: set[str] = set()
-        for name in [k for k in self._list_loose(INDEX) if k.endswith(".json")]:
-            data = self._index_bytes(name)
-            try:
-                load_index(data, name, self.label)
-            except RemoteError:
-                continue  # unusable: its keys are absent anyway; left alone
-            listed = orjson.loads(data)
-            named.update(listed["packs"])
-            if not doomed.intersection(listed["keys"]):
-                kept.update(listed["packs"])
-                continue
-            replacement, needs = without_keys(data, doomed)
-            kept |= needs
-            if replacement is not None:
-                self._put_bytes(*replacement)  # first: a kill leaves both, never neither
+        copied = plan.copied
+        result = Reclaimed(
+            sizes={**loose, **plan.sizes},
+            freed=plan.freed + sum(loose.values()) - copied,
+            repacked=len(plan.repack),
+            copied=copied,
+            packs_deleted=len(plan.delete_packs),
+        )
+        if dry_run:
+            return result
+        if plan.moved:
+            check()
+            self._copy_live(plan.moved)  # new packs and their index first
+        for replacement in plan.rewrite.values():
+            if replacement is not None:  # before the old index goes: a kill leaves both
+                self._put_bytes(*replacement)
                 cache_index(self.local_cache, *replacement)
-            self._delete_loose([name])
-        self._delete_loose([pack_key(pack) for pack in sorted(named - kept)])
-        self._catalog = PackCatalog()  # read the indexes again
-        self._listed = False
+        self._delete_keys(sorted(plan.rewrite), check)
+        self._delete_keys(sorted(loose), check)
+        self._delete_keys([pack_key(pack) for pack in plan.delete_packs], check)
+        self.forget()
+        return result
 
-    def _index_bytes(self, name: str) -> bytes:
-        data = read_cached_index(self.local_cache, name)
-        if data is not None:
-            return data
-        response = self._call(
-            partial(self.client.get_object, Bucket=self.bucket, Key=self.prefix + name), name
-        )
-        with response["Body"] as body:
-            return bytes(body.read())
+    def _delete_keys(self, keys: Sequence[str], check: Callable[[], None] | None = None) -> None:
+        """DeleteObjects, 1,000 keys per request (S3's limit)."""
+        for start in range(0, len(keys), 1000):
+            if check is not None:
+                check()
+            objects = [{"Key": self.prefix + key} for key in keys[start : start + 1000]]
+            self._call(
+                partial(
+                    self.client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": objects, "Quiet": True},
+                )
+            )
+
+    def _loose_sizes(self, keys: set[str]) -> dict[str, int]:
+        """{key: bytes} of the loose keys among `keys` (one listing per top folder)."""
+        tops = {key.split("/", 1)[0] + "/" for key in keys}
+        return {
+            key: size
+            for top in sorted(tops)
+            for key, size, _ in self._list_items(top)
+            if key in keys
+        }
+
+    def _list_packs(self) -> dict[str, PackInfo]:
+        return {
+            key[len(PACKS) :].removesuffix(".pack"): PackInfo(size, modified)
+            for key, size, modified in self._list_items(PACKS)
+            if key.endswith(".pack")
+        }
+
+    def _all_indexes(self) -> dict[str, dict[str, Location] | None]:
+        """Every index on the remote, parsed (None: invalid)."""
+        names = [k for k in self._list_loose(INDEX) if k.endswith(".json")]
+        unread = [name for name in names if name not in self._parsed]
+        if unread:
+            with ThreadPoolExecutor(max_workers=min(16, len(unread))) as pool:
+                list(pool.map(self._read_index, unread))  # invalid ones: None, no warning
+        return {name: self._parsed[name] for name in names if name in self._parsed}
+
+    def _copy_live(self, moved: Mapping[str, Location]) -> None:
+        """Copy live keys out of the packs being repacked into new packs, each batch (at most
+        `_REPACK_BATCH` bytes, read into one scratch file) under an index of its own. Objects
+        are re-hashed on the way: a damaged pack stops gc before it deletes anything more."""
+        batches: list[list[tuple[str, Location]]] = [[]]
+        used = 0
+        for key, location in sorted(moved.items()):
+            if batches[-1] and used + location.size > _REPACK_BATCH:
+                batches.append([])
+                used = 0
+            batches[-1].append((key, location))
+            used += location.size
+        with tempfile.TemporaryDirectory(prefix="merkl-repack-") as folder:
+            scratch = Path(folder) / "batch"
+            for batch in batches:
+                base: dict[str, int] = {}
+                at = 0
+                for key, location in batch:  # the batch's keys back to back in one file
+                    base[key] = at
+                    at += location.size
+                self._read_into(scratch, batch, base)
+                data = memoryview(scratch.read_bytes())
+                blobs: list[tuple[str, Source]] = []
+                for key, location in batch:
+                    blob = bytes(data[base[key] : base[key] + location.size])
+                    if key.startswith(OBJECTS + "/") and hash_bytes(blob) != digest_of(key):
+                        raise self.error(
+                            f"{key} does not match its hash in its pack; gc stopped",
+                            hint="the pack is damaged; push the object again",
+                        )
+                    blobs.append((key, blob))
+                self._put_packed(blobs)
+
+    def _read_into(
+        self, scratch: Path, batch: Sequence[tuple[str, Location]], base: Mapping[str, int]
+    ) -> None:
+        """Ranged GETs writing each key of `batch` at its `base` offset of `scratch`."""
+        with open(scratch, "wb") as handle:
+            handle.truncate(sum(location.size for _, location in batch))
+        reads = plan_reads([(key, scratch, location) for key, location in batch])
+        for read in reads:
+            read.writes = [w._replace(at=base[w.key] + w.at) for w in read.writes]
+        _run_all([partial(self._read_range, r) for r in reads], self.default_jobs)
 
     # -- list ---------------------------------------------------------------------------------
     def list(self, prefix: str) -> Iterator[str]:
@@ -562,12 +688,19 @@ class S3Remote(Remote):
             if not key.startswith((PACKS, INDEX)):
                 seen.add(key)
                 yield key
+        if prefix.startswith(LOOSE_TOPS):
+            return  # locks, roots, gc state: never packed
         self._refresh()
         for key in self._catalog.keys(prefix):
             if key not in seen:
                 yield key
 
     def _list_loose(self, prefix: str) -> Iterator[str]:
+        for key, _, _ in self._list_items(prefix):
+            yield key
+
+    def _list_items(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """(key, size, modified) of every S3 object under `prefix`."""
         paginator = self.client.get_paginator("list_objects_v2")
         pages = self._call(
             lambda: iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
@@ -577,7 +710,12 @@ class S3Remote(Remote):
             if page is None:
                 return
             for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix) :]
+                modified = item.get("LastModified")
+                yield (
+                    item["Key"][len(self.prefix) :],
+                    int(item.get("Size", 0)),
+                    modified.timestamp() if modified is not None else 0.0,
+                )
 
     def close(self) -> None:
         client = self.__dict__.pop("client", None)

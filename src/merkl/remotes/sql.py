@@ -327,6 +327,26 @@ class SqlRemote(Remote):
 
             self._call(run)
 
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        table = self.table
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), _IN_BATCH):
+            query = (
+                table.select()
+                .with_only_columns(table.c.key, table.c.data)
+                .where(table.c.part == -1, table.c.key.in_(list(keys[start : start + _IN_BATCH])))
+            )
+
+            def markers(query: Any = query) -> dict[str, int]:
+                with self.engine.connect() as conn:
+                    return {
+                        row[0]: int(orjson.loads(bytes(row[1]))["size"])
+                        for row in conn.execute(query)
+                    }
+
+            found.update(self._call(markers))
+        return found
+
     def list(self, prefix: str) -> Iterator[str]:
         table = self.table
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

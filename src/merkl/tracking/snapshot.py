@@ -227,39 +227,50 @@ def record_tracked(
     files: Mapping[str, str],
     oids: Sequence[str],
     hashed: Sequence[os.stat_result],
+    relinked: Sequence[int],
     *,
     symlinked: bool,
 ) -> bool:
     """Record the snapshot of a folder `merkl track` just linked (pointer `oid`): `files` are
-    its members, `oids` their content hashes and `hashed` the stats those were computed for.
+    its members, `oids` their content hashes, `hashed` the stats those were computed for, and
+    `relinked` the members track (re)linked.
 
-    Each member is stat'ed again through its link: the stat must be one `oids` was computed for
-    (a member's own, or its store object's as the stat cache knows it), or the member changed
-    while tracking ran and the folder is left to the next status, member by member. With
-    `symlinked`, each member is a symlink naming its object (track just checked or made it);
-    otherwise the member must be its object's inode.
+    A member left alone is recorded with the stat its oid was computed for: if it changed
+    since, the next status sees another fingerprint. A relinked one is stat'ed again through
+    its new link; the stat must still be one its oid was computed for (its own, or its store
+    object's as the stat cache knows it), or the member changed while tracking ran and the
+    folder is left to the next status, member by member. With `symlinked`, each member is a
+    symlink naming its object (track just checked or made it); otherwise the member must be
+    its object's inode.
     """
+    stats: list[os.stat_result | None] = list(hashed)
     paths = list(files.values())
-    stats = stat_files(paths)
-    known: dict[tuple[str, tuple[int, int, int]], bool] = {}
-    for member_oid, seen in zip(oids, hashed, strict=True):
-        known[member_oid, _key(seen)] = True
+    for i, st in zip(relinked, stat_files([paths[i] for i in relinked]), strict=True):
+        stats[i] = st
+    known = {(member_oid, _key(seen)) for member_oid, seen in zip(oids, hashed, strict=True)}
     path_of = repo.store.oid_to_str
-    objects = stats if symlinked else stat_files([path_of(o) for o in oids])
-    for member_oid, st, obj in zip(oids, stats, objects, strict=True):
-        if st is None or obj is None or (obj.st_dev, obj.st_ino) != (st.st_dev, st.st_ino):
+    checked = range(len(paths)) if not symlinked else relinked
+    objects = [] if symlinked else stat_files([path_of(o) for o in oids])
+    for i in checked:
+        st, member_oid = stats[i], oids[i]
+        if st is None:
+            return False
+        if not symlinked and (objects[i] is None or _inode(objects[i]) != _inode(st)):
             return False
         key = (member_oid, _key(st))
         if key not in known:  # linked to an object stored before: its stat-cache row
-            obj_oid = repo.index.find_file_oid(path_of(member_oid), *key[1])
-            known[key] = obj_oid == member_oid
-        if not known[key]:
-            return False
+            if repo.index.find_file_oid(path_of(member_oid), *key[1]) != member_oid:
+                return False
+            known.add(key)
     digest = fingerprint(files, stats)
     if digest is None:
         return False
     _record_new(repo, folder, oid, digest, files, oids, stats)
     return True
+
+
+def _inode(st: os.stat_result | None) -> tuple[int, int] | None:
+    return (st.st_dev, st.st_ino) if st is not None else None
 
 
 def _remember(repo: Repo, folder: str, known: Snapshot, members: list[int], stats: Stats) -> None:

@@ -266,6 +266,7 @@ def _track_dir(
                 scan.files,
                 hashed.oids,
                 hashed.stats,
+                todo,
                 symlinked=symlinked,
             )
     return TrackedItem(repo.relpath(path), pointer, changed, scan.skipped_symlinks)

@@ -100,7 +100,7 @@ def fingerprint(files: Mapping[str, str], stats: Stats) -> str | None:
     """
     if None in stats:
         return None
-    numbers = [(st[:7], st.st_mtime_ns, st.st_ctime_ns) for st in stats if st is not None]
+    numbers = [(*st[:7], st.st_mtime_ns, st.st_ctime_ns) for st in stats if st is not None]
     names = "\0".join(files).encode("utf-8", "surrogateescape")
     # marshal format 2 writes tuples of ints the same way every time (no shared references,
     # unlike 3+); a fingerprint is only ever compared on this machine.
@@ -139,8 +139,7 @@ class Snapshot:
         very entry recorded: the symlink (links never change in place) or hard link to that
         object, so stat'ing the object sees what a stat through the member would (the same
         inode), without resolving 10,000 links."""
-        path_of = repo.store.oid_to_str
-        return {rel: path_of(oid) for rel, oid in zip(self.members, self.oids, strict=True)}
+        return dict(zip(self.members, repo.store.oids_to_strs(self.oids), strict=True))
 
 
 def load(repo: Repo, folder: str) -> Snapshot | None:
@@ -211,8 +210,7 @@ def record(
     if is_unchanged(known, oid, digest) and known is not None and known.is_listed(folder):
         return True  # nothing new to record
     oids = [expected[rel] for rel in files]
-    path_of = repo.store.oid_to_str
-    objects = stat_files([path_of(o) for o in oids])
+    objects = stat_files(repo.store.oids_to_strs(oids))
     for st, obj in zip(stats, objects, strict=True):
         if st is None or obj is None or (obj.st_dev, obj.st_ino) != (st.st_dev, st.st_ino):
             return False
@@ -250,7 +248,7 @@ def record_tracked(
     known = {(member_oid, _key(seen)) for member_oid, seen in zip(oids, hashed, strict=True)}
     path_of = repo.store.oid_to_str
     checked = range(len(paths)) if not symlinked else relinked
-    objects = [] if symlinked else stat_files([path_of(o) for o in oids])
+    objects = [] if symlinked else stat_files(repo.store.oids_to_strs(oids))
     for i in checked:
         st, member_oid = stats[i], oids[i]
         if st is None:

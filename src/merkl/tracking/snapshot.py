@@ -212,7 +212,7 @@ def record(
     oids = [expected[rel] for rel in files]
     objects = stat_files(repo.store.oids_to_strs(oids))
     for st, obj in zip(stats, objects, strict=True):
-        if st is None or obj is None or (obj.st_dev, obj.st_ino) != (st.st_dev, st.st_ino):
+        if st is None or _inode(obj) != _inode(st):
             return False
     _record_new(repo, folder, oid, digest, files, oids, stats)
     return True
@@ -253,7 +253,7 @@ def record_tracked(
         st, member_oid = stats[i], oids[i]
         if st is None:
             return False
-        if not symlinked and (objects[i] is None or _inode(objects[i]) != _inode(st)):
+        if not symlinked and _inode(objects[i]) != _inode(st):
             return False
         key = (member_oid, _key(st))
         if key not in known:  # linked to an object stored before: its stat-cache row

@@ -248,11 +248,15 @@ def bench_status_after_track(work: Path, runs: int) -> dict[str, list[float]]:
         time.sleep(2.5)
         sh([*MERKL, "status"], repo)
         times["later"].append(statistics.median(sh([*MERKL, "status"], repo) for _ in range(3)))
-        member = repo / "data" / "part0420" / "f42042.txt"
+        member = repo / "data" / f"part{420 % (count // 100):03d}" / f"f{42042 % count:05d}.txt"
         member.unlink()
         member.write_bytes(b"edited\n")
         times["again"].append(sh([*MERKL, "track", "data"], repo))
         shutil.rmtree(repo)
+        print(
+            f"  run {i + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+            flush=True,
+        )
     times["count"] = [count]
     return times
 

@@ -3,10 +3,11 @@
 Rows live in the local index (`path, inode, size, mtime_ns -> oid`), so an unchanged file is
 never hashed twice, in this process or the next.
 
-A file modified within `RACY_SECONDS` before it was read is not recorded (git calls such index
-entries "racy"): it could be written again in the same clock tick right after the read, leaving
-its inode, size and mtime as they were, and the row would then name content the file no longer
-holds. It is read again until its last change is old enough.
+A file modified within `RACY_SECONDS` before it was read is recorded *smudged* (git calls such
+index entries "racy" and smudges their size too): it could be written again in the same clock
+tick right after the read, leaving its inode, size and mtime as they were, so its row keeps the
+oid (which content the path last had, for provenance) with the size `SMUDGED`, which no stat
+matches. It is read again until its last change is old enough.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from merkl.hashing import hash_file
 
 RACY_SECONDS = 2.0
+SMUDGED = -1  # the size of a racy row: never matches a file's
 
 Row = tuple[str, int, int, int, str]  # path, inode, size, mtime_ns, oid
 
@@ -135,11 +137,11 @@ def racy_since() -> float:
 
 
 def record_settled(repo: Repo, rows: Sequence[Row]) -> None:
-    """Record the rows (stats taken before their files were read) whose file is not racy."""
+    """Record the rows (stats taken before their files were read), racy ones smudged."""
     newest = racy_since()
-    settled = [row for row in rows if row[3] < newest]
-    if settled:
-        repo.index.set_file_oids(settled)
+    checked = [r if r[3] < newest else (r[0], r[1], SMUDGED, r[3], r[4]) for r in rows]
+    if checked:
+        repo.index.set_file_oids(checked)
 
 
 def record_file_oids(pairs: Iterable[tuple[Path | str, str]], repo: Repo) -> None:

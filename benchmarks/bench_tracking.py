@@ -5,6 +5,11 @@
 2. `status` of 10,000 unchanged tracked small files (one tracked directory): `merkl status`
    vs `dvc status` (target: >= 5x faster).
 3. Tracking a directory of 10,000 small files: `merkl track` vs `dvc add` (target: faster).
+4. Re-tracking that directory after one file changed: `merkl track` vs `dvc add` again, and
+   against merkl's first track of it (target: the cost of what changed, not of every file).
+5. `merkl status` right after `merkl track` of 100,000 small files, against a later status
+   (target: <= 1.5x); merkl only (`--after-track-only` runs just this; `BENCH_BIG_TREE` sets the
+   number of files).
 
 Every figure is a whole command in a fresh process (start-up included), the median of several
 runs. DVC runs twice: with its default cache type (copies on this ext4 volume, since it cannot
@@ -121,8 +126,8 @@ def interleaved(runs: int, measures: dict[str, Callable[[int], float]]) -> dict[
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def write_small_tree(root: Path) -> None:
-    for i in range(SMALL_FILES):
+def write_small_tree(root: Path, count: int = SMALL_FILES) -> None:
+    for i in range(count):
         folder = root / f"part{i // 100:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{i:05d}.txt").write_bytes(f"row {i}\n".encode() * 8)
@@ -199,6 +204,19 @@ def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str
 
     add_times = interleaved(max(2, runs // 2), {name: add(name) for name in makers})
 
+    def readd(name: str) -> Callable[[int], float]:
+        def measure(i: int) -> float:
+            member = repos[name] / "data" / "part042" / "f04242.txt"
+            member.unlink()  # a link (or DVC's copy) is replaced, as an editor would save it
+            member.write_bytes(f"edit {i}\n".encode())
+            tool = MERKL if name == "merkl" else DVC
+            return sh([*tool, "track" if name == "merkl" else "add", "data"], repos[name])
+
+        return measure
+
+    for name, times in interleaved(runs, {name: readd(name) for name in makers}).items():
+        add_times[f"{name}-again"] = times
+
     def status(name: str) -> Callable[[int], float]:
         command = [*MERKL, "status"] if name == "merkl" else [*DVC, "status", "-q"]
         sh(command, repos[name])  # a first run may fill caches: measure the steady state
@@ -215,18 +233,50 @@ def bench_small_files(work: Path, runs: int) -> tuple[dict[str, float], dict[str
     return add_times, interleaved(runs, measures)
 
 
+def bench_status_after_track(work: Path, runs: int) -> dict[str, list[float]]:
+    """`merkl status` as the first command after `merkl track` of a big tree, and later (past
+    the two-second racy window, once the first later status has updated the snapshot)."""
+    count = int(os.environ.get("BENCH_BIG_TREE", "100000"))
+    template = work / "big-template"
+    write_small_tree(template, count)
+    times: dict[str, list[float]] = {"track": [], "first": [], "later": [], "again": []}
+    for i in range(runs):
+        repo = merkl_repo(work / f"merkl-big-tree-{i}")
+        shutil.copytree(template, repo / "data")
+        times["track"].append(sh([*MERKL, "track", "data"], repo))
+        times["first"].append(sh([*MERKL, "status"], repo))
+        time.sleep(2.5)
+        sh([*MERKL, "status"], repo)
+        times["later"].append(statistics.median(sh([*MERKL, "status"], repo) for _ in range(3)))
+        member = repo / "data" / f"part{420 % (count // 100):03d}" / f"f{42042 % count:05d}.txt"
+        member.unlink()
+        member.write_bytes(b"edited\n")
+        times["again"].append(sh([*MERKL, "track", "data"], repo))
+        shutil.rmtree(repo)
+        print(
+            f"  run {i + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+            flush=True,
+        )
+    times["count"] = [count]
+    return times
+
+
 def main() -> None:
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     for warm_up in ([*MERKL, "--help"], [*DVC, "--version"]):
         sh(warm_up, Path.cwd())
+    only = {arg for arg in sys.argv[1:] if arg.endswith("-only")}
     with tempfile.TemporaryDirectory(prefix="merkl-bench-tracking-") as tmp:
         work = Path(tmp)
-        big = bench_big_file(work, runs) if "--small-only" not in sys.argv else None
-        small = bench_small_files(work, runs) if "--big-only" not in sys.argv else None
+        big = bench_big_file(work, runs) if only <= {"--big-only"} else None
+        small = bench_small_files(work, runs) if only <= {"--small-only"} else None
+        tree = bench_status_after_track(work, 3) if only <= {"--after-track-only"} else None
     if big is not None:
         report_big(big)
     if small is not None:
         report_small(*small)
+    if tree is not None:
+        report_after_track(tree)
 
 
 def report_big(big: dict[str, float]) -> None:
@@ -266,6 +316,34 @@ def report_small(add: dict[str, float], status: dict[str, float]) -> None:
         f"{add['dvc']:.3f}s (symlink cache {add['dvc-symlink']:.3f}s)"
     )
     print(f"  merkl vs dvc add: {dvc_add / add['merkl']:.1f}x faster (target > 1x)")
+    dvc_again = min(add["dvc-again"], add["dvc-symlink-again"])
+    print(
+        f"track it again after one file changed: merkl {add['merkl-again']:.3f}s "
+        f"({add['merkl-again'] / add['merkl']:.2f}x its first track), dvc add "
+        f"{add['dvc-again']:.3f}s (symlink cache {add['dvc-symlink-again']:.3f}s)"
+    )
+    print(f"  merkl vs dvc add: {dvc_again / add['merkl-again']:.1f}x faster")
+
+
+def report_after_track(times: dict[str, list[float]]) -> None:
+    def span(name: str) -> str:
+        low, high = min(times[name]), max(times[name])
+        return f"{low:.2f}s" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}s"
+
+    ratios = [first / later for first, later in zip(times["first"], times["later"], strict=True)]
+    print(
+        f"{times['count'][0]:,} files: track {span('track')}, then status {span('first')}; "
+        f"a later status {span('later')}"
+    )
+    print(
+        f"  first status after track vs a later one: {min(ratios):.2f}-{max(ratios):.2f}x "
+        f"(target <= 1.5x)"
+    )
+    again = [a / t for a, t in zip(times["again"], times["track"], strict=True)]
+    print(
+        f"  track again after one file changed: {span('again')} = "
+        f"{min(again):.2f}-{max(again):.2f}x the first track"
+    )
 
 
 if __name__ == "__main__":

@@ -37,3 +37,25 @@ def test_import_merkl_does_not_import_optional_dependencies():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_status_starts_without_clize(tmp_path):
+    """`merkl status` with plain arguments skips clize (most of start-up); anything else,
+    such as `--help` or a bad option, is still clize's to read."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    code = (
+        "import sys; from merkl.cli import main; code = main(sys.argv[1:]); "
+        "print(code, 'clize' in sys.modules, file=sys.stderr)"
+    )
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True
+        )
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert run("init") == "0 True"
+    assert run("status") == "0 False"
+    assert run("status", "--json") == "0 False"
+    assert run("status", "--bogus") == "2 True"
+    assert run("status", "--help") == "0 True"

@@ -4,6 +4,8 @@ by content through the stat cache."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 from tests.helpers import import_fresh, run_cli, write_module
@@ -61,6 +63,7 @@ def test_write_file_track_links_and_status_sees_it(repo):
 def test_file_input_hash_follows_content_and_is_stat_cached(repo, monkeypatch):
     data = repo.root / "input.csv"
     data.write_text("a\nb\n")
+    os.utime(data, (time.time() - 3600,) * 2)  # a file written just now is read every time
     module = import_fresh(repo.root, write_module(repo.root, "pipe2", PIPELINE).stem)
     with use_session(Session(repo)):
         first = module.count_lines(merkl.read_file("input.csv"))

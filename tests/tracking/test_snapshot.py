@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import run_cli
 from tests.tracking.conftest import set_link_type
 
+import merkl.cache.stat_cache
 import merkl.tracking.manifest
 import merkl.tracking.state
 from merkl.ops.status import status
@@ -65,11 +66,126 @@ def _fail(repo, oid):
     raise AssertionError("the manifest was read")
 
 
-def test_a_just_written_folder_is_not_recorded(tree):
-    root = tree({"data": {"a": "1"}})
-    run_cli("track", "data")  # members modified a moment ago: inside the racy window
+def _no_racy_window(monkeypatch):
+    """Pretend every change is older than the racy window (as if the clock had moved on)."""
+    from merkl.tracking import snapshot
+
+    monkeypatch.setattr(snapshot, "racy_since", lambda: float("inf"))
+    monkeypatch.setattr(merkl.cache.stat_cache, "racy_since", lambda: float("inf"))
+
+
+def _count_reads(monkeypatch):
+    from merkl.tracking import snapshot
+
+    read = []
+    real = snapshot.hash_file
+    monkeypatch.setattr(snapshot, "hash_file", lambda path: read.append(path) or real(path))
+    return read
+
+
+def test_track_records_the_snapshot_and_its_racy_members(tree, monkeypatch):
+    from merkl.tracking import snapshot
+
+    root = tree({"data": {"a": "1", "sub": {"b": "2"}}})
+    run_cli("track", "data")  # members written a moment ago: inside the racy window
+    known = snapshot.load(Repo(root), str(root / "data"))
+    assert known.members == ("a", "sub/b")
+    assert known.racy == (0, 1)
+    assert not known.folders  # just relinked: too recent to rely on their mtimes
+    # The first status needs no manifest: it re-reads just the racy members.
+    monkeypatch.setattr(merkl.tracking.manifest, "find_manifest", _fail)
+    read = _count_reads(monkeypatch)
     assert _state(root).state is State.CLEAN
+    assert len(read) == 2
+    # Once they are old enough, a status sheds the marks and records the listing.
+    _no_racy_window(monkeypatch)
+    assert _state(root).state is State.CLEAN
+    known = snapshot.load(Repo(root), str(root / "data"))
+    assert known.racy == ()
+    assert known.folders
+    read.clear()
+    assert _state(root).state is State.CLEAN
+    assert read == []
+    rows = {row[0] for row in Repo(root).index.iter_file_states()}
+    assert str(root / "data" / "a") in rows  # re-read and settled: stat-cached again
+
+
+def _same_tick_fingerprint(files, stats):
+    """A fingerprint blind to ctime: an edit whose mtime is put back then looks exactly like
+    one made in the same clock tick as the recording (every field the same)."""
+    from merkl.hashing import hash_bytes
+
+    if None in stats:
+        return None
+    numbers = [(tuple(st[:7]), st.st_mtime_ns) for st in stats]
+    return hash_bytes(repr((list(files), numbers)).encode())
+
+
+def _edit_in_the_same_tick(member, text):
+    st = os.stat(member)
+    with open(member, "r+") as handle:  # through the link: root ignores the read-only mode
+        handle.write(text)
+    os.utime(member, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write through a read-only link")
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_an_edit_in_the_same_tick_right_after_track_is_found(tree, monkeypatch, link):
+    from merkl.tracking import snapshot
+
+    root = tree({"data": {"a": "1", "b": "2"}})
+    set_link_type(root, link)
+    monkeypatch.setattr(snapshot, "fingerprint", _same_tick_fingerprint)
+    run_cli("track", "data")
+    _edit_in_the_same_tick(root / "data" / "a", "X")  # same size, same mtime
+    item = _state(root)
+    assert item.state is State.MODIFIED
+    assert item.changes.modified == ["a"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write through a read-only link")
+def test_an_edit_in_the_same_tick_is_not_stat_cached(tree):
+    root = tree({"big": "1234"})
+    run_cli("track", "big")
+    _edit_in_the_same_tick(root / "big", "5678")  # the stat cache key is the same
+    assert _state(root).state is State.MODIFIED
+
+
+def test_an_edit_right_after_track_is_found(tree):
+    root = tree({"data": {"a": "1", "b": "2"}})
+    run_cli("track", "data")
+    (root / "data" / "a").unlink()
+    (root / "data" / "a").write_text("1")  # even the same content: another file now
+    (root / "data" / "b").unlink()
+    (root / "data" / "b").write_text("22")
+    item = _state(root)
+    assert item.state is State.MODIFIED
+    assert item.changes.modified == ["b"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write through a read-only link")
+def test_an_edit_while_track_links_is_not_recorded_clean(tree, monkeypatch):
+    """A member edited after it was hashed (with an mtime old enough to look settled) is not
+    what its oid says: track records neither its stat nor the folder's snapshot."""
+    import merkl.tracking.track as track_module
+
+    root = tree({"data": {"a": "1", "b": "2"}})
+    _age(root)
+    real = track_module._commit
+
+    def commit_then_edit(*args):
+        changed = real(*args)
+        with open(root / "data" / "a", "a") as handle:
+            handle.write("edited")
+        os.utime(root / "data" / "a", (_OLD - 60, _OLD - 60))
+        return changed
+
+    monkeypatch.setattr(track_module, "_commit", commit_then_edit)
+    run_cli("track", "data")
     assert not _recorded(root)
+    item = _state(root)
+    assert item.state is State.MODIFIED
+    assert item.changes.modified == ["a"]
 
 
 def test_a_folder_of_copies_is_never_recorded(tree):

@@ -500,9 +500,17 @@ class Index:
             )
         )
 
-    def iter_file_states(self) -> Iterator[tuple[str, int, int, int, str]]:
-        """Every (path, inode, size, mtime_ns, oid) row of the stat cache (for `merkl verify`)."""
-        yield from self._read("SELECT path, inode, size, mtime_ns, oid FROM file_state")
+    def iter_file_states(
+        self, under: str | None = None
+    ) -> Iterator[tuple[str, int, int, int, str]]:
+        """Every (path, inode, size, mtime_ns, oid) row of the stat cache (for `merkl verify`),
+        or only those of files under the folder `under` (a range of the primary key)."""
+        sql = "SELECT path, inode, size, mtime_ns, oid FROM file_state"
+        if under is None:
+            yield from self._read(sql)
+            return
+        low = os.path.join(under, "")  # "/" + 1 is "0": every path below `under`, no other
+        yield from self._read(f"{sql} WHERE path >= ? AND path < ?", (low, low[:-1] + "0"))
 
     def remove_file_states(self, paths: Iterable[str]) -> None:
         rows = [(p,) for p in paths]

@@ -9,14 +9,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import inspect
 import os
 import sys
+import types
 from collections.abc import Callable, Sequence
 from typing import IO, Any
-
-from clize import Clize
-from clize import errors as clize_errors
 
 from merkl.errors import MerklError, UsageError
 from merkl.progress import set_quiet
@@ -119,7 +116,7 @@ def _load_attribute(spec: str) -> Any:
 
 def _load_command(spec: str) -> Any:
     command = _load_attribute(spec)
-    if inspect.isfunction(command):
+    if isinstance(command, types.FunctionType):
         # sigtools (under clize) reads and parses the source of every function taking *args to
         # see whether it forwards them (~15 ms per command); these take them as they are.
         command._sigtools__forger = _own_signature  # type: ignore[attr-defined]
@@ -195,25 +192,12 @@ def _quiet_broken_pipe(out: IO[str]) -> int:
 
 def _dispatch(args: list[str], typed: str, debug: bool, err: IO[str]) -> int:
     try:
-        if args[:1] in (["--version"], ["-V"]):
-            args = ["version"]
-        command = args[0] if args and not args[0].startswith("-") else None
-        spec = _COMMANDS.get(command or "")
-        if isinstance(spec, str) and not spec.endswith(":COMMANDS"):
-            # One plain command: parse it without the dispatcher, whose help imports docutils.
-            cli: Callable[..., Any] = Clize.get_cli(_load(spec), helper_class=_LazyHelp)
-            result = cli(f"merkl {typed}", *_prepare(args)[1:])
-        else:
-            cli = Clize.get_cli(_commands(command), description=_DESCRIPTION)
-            result = cli("merkl", *_prepare(args))
+        result = _run(args, typed)
         if isinstance(result, str) and result:
             print(result)
         return 0
     except BrokenPipeError:
         raise
-    except clize_errors.ArgumentError as exc:
-        print(f"merkl: error: {_strip_prog(str(exc))}", file=err)
-        return 2
     except UsageError as exc:
         _report(exc, debug, err)
         return 2 if getattr(exc, "exit_code", 1) == 2 else 1
@@ -224,8 +208,61 @@ def _dispatch(args: list[str], typed: str, debug: bool, err: IO[str]) -> int:
         print("merkl: interrupted", file=err)
         return 130
     except Exception as exc:  # a user task's exception, or an unexpected one
+        if _is_argument_error(exc):
+            print(f"merkl: error: {_strip_prog(str(exc))}", file=err)
+            return 2
         _report(exc, debug, err, foreign=True)
         return 1
+
+
+def _run(args: list[str], typed: str) -> Any:
+    if args[:1] in (["--version"], ["-V"]):
+        args = ["version"]
+    plain = _plain_call(args)
+    if plain is not None:
+        return plain()
+    from clize import Clize
+
+    command = args[0] if args and not args[0].startswith("-") else None
+    spec = _COMMANDS.get(command or "")
+    if isinstance(spec, str) and not spec.endswith(":COMMANDS"):
+        # One plain command: parse it without the dispatcher, whose help imports docutils.
+        cli: Callable[..., Any] = Clize.get_cli(_load(spec), helper_class=_LazyHelp)
+        return cli(f"merkl {typed}", *_prepare(args)[1:])
+    cli = Clize.get_cli(_commands(command), description=_DESCRIPTION)
+    return cli("merkl", *_prepare(args))
+
+
+# Commands called directly when their arguments are plain: PATHs and these flags, nothing
+# that needs parsing (`--help`, an option with a value, `--`). Importing clize (with attrs,
+# inspect and sigtools) is ~40 ms, more than `merkl status` of 10,000 files takes itself.
+_PLAIN: dict[str, tuple[str, dict[str, str]]] = {
+    "status": ("merkl.cli.tracking:status", {"--json": "json"}),
+}
+
+
+def _plain_call(args: list[str]) -> Callable[[], Any] | None:
+    plain = _PLAIN.get(args[0]) if args else None
+    if plain is None:
+        return None
+    spec, flags = plain
+    paths: list[str] = []
+    options: dict[str, bool] = {}
+    for arg in args[1:]:
+        if arg in flags:
+            options[flags[arg]] = True
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(arg)
+    command = _load_attribute(spec)
+    return lambda: command(*paths, **options)
+
+
+def _is_argument_error(exc: Exception) -> bool:
+    """A command line clize could not read (clize is imported only when it parsed one)."""
+    errors = sys.modules.get("clize.errors")
+    return errors is not None and isinstance(exc, errors.ArgumentError)
 
 
 class _LazyHelp:

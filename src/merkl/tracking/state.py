@@ -110,16 +110,19 @@ def dir_state(repo: Repo, tracked: Tracked, *, members: bool = True) -> ItemStat
         return ItemState(tracked, State.MISSING if complete else State.NO_DATA, manifest=manifest)
     folder = str(path)
     known = snapshot.load(repo, folder)
-    if not members and known is not None and known.oid == oid and known.is_listed(folder):
-        listed = known.objects(repo)
-        stats = snapshot.stat_files(list(listed.values()))
-        if snapshot.is_unchanged(known, oid, snapshot.fingerprint(listed, stats)):
+    scan = None
+    if not members and known is not None and known.oid == oid and repo.store.has(oid):
+        if known.is_listed(folder):
+            files = known.objects(repo)
+        else:
+            scan = scan_dir(repo, path, check_links=False)
+            files = scan.files
+        if snapshot.still_clean(repo, folder, known, files):
             return ItemState(tracked, State.CLEAN, DirChanges())
-    scan = scan_dir(repo, path, check_links=False)
+    if scan is None:
+        scan = scan_dir(repo, path, check_links=False)
     stats = snapshot.stat_files(list(scan.files.values()))
     digest = snapshot.fingerprint(scan.files, stats)
-    if not members and snapshot.is_unchanged(known, oid, digest):
-        return ItemState(tracked, State.CLEAN, DirChanges())
     from merkl.tracking.manifest import Manifest, ManifestEntry, find_manifest
 
     manifest = find_manifest(repo, oid)
@@ -166,7 +169,7 @@ def _current_members(
 
     rels = list(scan.files)
     paths = list(scan.files.values())
-    cached, missing = find_cached_file_oids(paths, repo, stats)
+    cached, missing = find_cached_file_oids(paths, repo, stats, scan.root)
     current: dict[str, tuple[str, str]] = {}
     checker = LinkChecker(repo, root)
     unknown: list[tuple[str, str]] = []

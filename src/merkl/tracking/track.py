@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from merkl.cache.lock import shared_lock
-from merkl.cache.stat_cache import file_oid
+from merkl.cache.stat_cache import Row, file_oid_and_stat, record_settled
 from merkl.errors import CacheError, MerklError, PointerFileError, TrackingError
 from merkl.fs import replace_with
 from merkl.pointer import (
@@ -30,6 +30,7 @@ from merkl.pointer import (
     read_pointer,
 )
 from merkl.repo import Repo
+from merkl.tracking import snapshot
 from merkl.tracking.gitignore import GITIGNORE, gitignore_entry, read_gitignore, with_entry
 from merkl.tracking.gitindex import start_git_tracked
 from merkl.tracking.integrity import (
@@ -41,7 +42,7 @@ from merkl.tracking.integrity import (
 from merkl.tracking.journal import intent
 from merkl.tracking.links import get_link_type, is_linked, link_object
 from merkl.tracking.manifest import is_safe_relpath
-from merkl.tracking.tree import hash_dir, scan_dir
+from merkl.tracking.tree import hash_members, scan_dir
 from merkl.tracking.txn import StagedFile, UndoLog
 from merkl.tracking.worktree import find_enclosing_dir_pointer, repo_path
 
@@ -173,7 +174,10 @@ def _track_file(
     serializer: str | None = None,
     git_check: Callable[[], None] | None = None,
 ) -> TrackedItem:
-    oid = known_oid or file_oid(path, repo)
+    hashed: os.stat_result | None = None
+    if known_oid is None:
+        known_oid, hashed = file_oid_and_stat(path, repo)
+    oid = known_oid
     pointer = _new_pointer(
         path,
         Pointer(
@@ -186,7 +190,7 @@ def _track_file(
         changed = _commit(
             repo, path, pointer, lambda undo: _link_in(repo, path, oid, link_type, undo)
         )
-    _record(repo, [(path, oid)])
+    _record(repo, [(path, oid, hashed)])
     return TrackedItem(repo.relpath(path), pointer, changed)
 
 
@@ -219,7 +223,8 @@ def _track_dir(
                 f"stored portably (a backslash or a NUL); rename it",
                 path=path,
             )
-    manifest = hash_dir(repo, scan)
+    hashed = hash_members(repo, scan)
+    manifest = hashed.manifest
     pointer = _new_pointer(
         path,
         Pointer(
@@ -230,20 +235,40 @@ def _track_dir(
             files=len(manifest.entries),
         ),
     )
-    members: list[tuple[Path | str, str]] = [(scan.files[e.path], e.oid) for e in manifest.entries]
+    paths = list(scan.files.values())
+    symlinked = link_type == "symlink"
+    # Members that already are symlinks naming their object need nothing: a re-track after
+    # one edit links, and records in the stat cache, only what changed.
+    todo = [
+        i
+        for i, (rel, oid) in enumerate(zip(scan.files, hashed.oids, strict=True))
+        if not (symlinked and scan.link_oids.get(rel) == oid)
+    ]
 
     def link_members(undo: UndoLog) -> bool:
         repo.store.put_bytes(manifest.dump(), manifest.oid)
         changed = False
-        for member, oid in members:
-            changed = _link_in(repo, member, oid, link_type, undo) or changed
+        for i in todo:
+            changed = _link_in(repo, paths[i], hashed.oids[i], link_type, undo) or changed
         return changed
 
     oids = [manifest.oid, *(e.oid for e in manifest.entries)]
     git_check()
     with intent(repo, f"merkl track {repo.relpath(path)}", oids):
         changed = _commit(repo, path, pointer, link_members)
-    _record(repo, members)
+    _record(repo, [(paths[i], hashed.oids[i], hashed.stats[i]) for i in todo])
+    if link_type != "copy" and not scan.skipped_symlinks:
+        with contextlib.suppress(OSError, MerklError):  # only a shortcut for the next status
+            snapshot.record_tracked(
+                repo,
+                str(path),
+                manifest.oid,
+                scan.files,
+                hashed.oids,
+                hashed.stats,
+                todo,
+                symlinked=symlinked,
+            )
     return TrackedItem(repo.relpath(path), pointer, changed, scan.skipped_symlinks)
 
 
@@ -382,24 +407,38 @@ def _link_symlink(repo: Repo, path: str, oid: str, link_type: str, undo: UndoLog
     return True
 
 
-def _record(repo: Repo, pairs: list[tuple[Path | str, str]]) -> None:
+def _record(repo: Repo, rows: list[tuple[Path | str, str, os.stat_result | None]]) -> None:
     """Tell the stat cache each tracked file's oid and each object's fingerprint (to check it
-    cheaply before it is used again), in one transaction. A link's stat is its object's."""
-    rows: list[tuple[str, int, int, int, str]] = []
+    cheaply before it is used again), in one transaction.
+
+    `rows` are (file, oid, the stat the oid was computed for, or None when it came from the
+    caller). A file still that inode but with another size or mtime was edited after it was
+    read, while tracking ran: it is left out, so the next command reads it again.
+    """
+    states: list[Row] = []
     objects: dict[str, None] = {}
     path_of = repo.store.oid_to_str
     with contextlib.suppress(OSError):
-        for file, oid in pairs:
-            st = os.stat(file)
-            rows.append((os.path.abspath(file), st.st_ino, st.st_size, st.st_mtime_ns, oid))
-            if oid in objects:
-                continue
+        for file, oid, hashed in rows:
+            paths = [file] if oid in objects else [file, path_of(oid)]
             objects[oid] = None
-            obj = path_of(oid)
-            if not os.path.islink(file):
-                st = os.stat(obj)  # a copy, or a hard link (the same inode: one more stat)
-            rows.append((obj, st.st_ino, st.st_size, st.st_mtime_ns, oid))
-    # The stat cache only saves re-hashing later; tracking itself has succeeded.
+            for one in paths:
+                st = os.stat(one)  # a link's stat is its object's
+                if hashed is not None and _edited_since(st, hashed):
+                    continue
+                states.append((os.path.abspath(one), st.st_ino, st.st_size, st.st_mtime_ns, oid))
+    # The stat cache only saves re-hashing later; tracking itself has succeeded. Content the
+    # caller gave (a file merkl just wrote) is recorded even when new: no one else wrote it.
     with contextlib.suppress(MerklError):
-        repo.index.set_file_oids(rows)
+        if rows and rows[0][2] is None:
+            repo.index.set_file_oids(states)
+        else:
+            record_settled(repo, states)
     forget_rehomed(repo, objects)  # a pointer records these edits now
+
+
+def _edited_since(st: os.stat_result, hashed: os.stat_result) -> bool:
+    """True for the inode that was read, with another size or mtime now (a copy or another
+    object stored for the content is a new inode, and fine)."""
+    same = (st.st_size, st.st_mtime_ns) == (hashed.st_size, hashed.st_mtime_ns)
+    return st.st_ino == hashed.st_ino and not same

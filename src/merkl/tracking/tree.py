@@ -8,6 +8,7 @@ outside the directory, such as `~/.ssh`.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -27,10 +28,13 @@ TEMP_MARKER = ".merkl-tmp-"
 class DirScan:
     """The files of a directory: relative POSIX path → absolute path."""
 
+    root: str = ""
     files: dict[str, str] = field(default_factory=dict)
     skipped_symlinks: list[str] = field(default_factory=list)
     # With check_links=False: symlinks listed in `files` but not yet checked.
     unchecked_links: set[str] = field(default_factory=set)
+    # Symlinks into the store: relative path → the oid their text names (its object's path).
+    link_oids: dict[str, str] = field(default_factory=dict)
 
 
 def scan_dir(repo: Repo, root: Path, *, check_links: bool = True) -> DirScan:
@@ -40,7 +44,7 @@ def scan_dir(repo: Repo, root: Path, *, check_links: bool = True) -> DirScan:
     `merkl status` first asks the stat cache, which knows a link it made, and checks only the
     others with `check_link` (reading 10,000 long symlinks costs more than the rest of it).
     """
-    scan = DirScan()
+    scan = DirScan(os.path.abspath(root))
     checker = LinkChecker(repo, root)
     stack = [(str(root), "")]
     while stack:
@@ -55,9 +59,12 @@ def scan_dir(repo: Repo, root: Path, *, check_links: bool = True) -> DirScan:
                         scan.files[rel] = entry.path
                         scan.unchecked_links.add(rel)
                         continue
-                    if checker.check(entry.path, folder) is None:
+                    oid = checker.check(entry.path, folder)
+                    if oid is None:
                         scan.skipped_symlinks.append(rel)
                         continue
+                    if oid:
+                        scan.link_oids[rel] = oid
                     scan.files[rel] = entry.path
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
@@ -112,15 +119,48 @@ def _is_inside(link: str, root_prefix: str) -> bool:
         return False
 
 
+@dataclass
+class HashedDir:
+    """A scanned directory's manifest, and how its members (in `scan.files` order) were read."""
+
+    manifest: Manifest
+    oids: list[str]
+    stats: list[os.stat_result]  # the stat each oid belongs to, taken before reading the file
+    fresh: list[int]  # members hashed now: the stat cache did not know them as they are
+
+
 def hash_dir(repo: Repo, scan: DirScan) -> Manifest:
     """The manifest of the scanned files (content hashes through the stat cache)."""
-    from merkl.cache.stat_cache import file_oids
+    return hash_members(repo, scan).manifest
+
+
+def hash_members(repo: Repo, scan: DirScan) -> HashedDir:
+    """Every member's content hash: stat'ed on two threads, looked up in the stat cache rows
+    of the folder (one range query), and only the members it does not know as they are now
+    are read. Re-tracking a folder after one edit reads one file."""
+    from merkl.cache.stat_cache import find_cached_file_oids, record_settled
+    from merkl.hashing import hash_file
     from merkl.tracking.manifest import Manifest, ManifestEntry
+    from merkl.tracking.snapshot import stat_files
 
     paths = list(scan.files.values())
-    oids = file_oids(paths, repo)
+    found = stat_files(paths)
+    stats: list[os.stat_result] = []
+    for path, st in zip(paths, found, strict=True):
+        if st is None:  # gone since the walk, or a link into the store whose object is gone
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        stats.append(st)
+    cached, _ = find_cached_file_oids(paths, repo, stats, scan.root or None)
+    fresh = [i for i, oid in enumerate(cached) if oid is None]
+    rows = []
+    for i in fresh:
+        st = stats[i]
+        cached[i] = oid = hash_file(paths[i])
+        rows.append((paths[i], st.st_ino, st.st_size, st.st_mtime_ns, oid))
+    record_settled(repo, rows)
+    oids = [oid for oid in cached if oid is not None]
     entries = [
-        ManifestEntry(rel, oid, os.stat(path).st_size)
-        for (rel, path), oid in zip(scan.files.items(), oids, strict=True)
+        ManifestEntry(rel, oid, st.st_size)
+        for rel, oid, st in zip(scan.files, oids, stats, strict=True)
     ]
-    return Manifest.from_entries(entries)
+    return HashedDir(Manifest.from_entries(entries), oids, stats, fresh)

@@ -4,6 +4,11 @@ Every write goes to a temporary file in `.merkl/tmp`, is fsynced, made read-only
 place, so a crash at any moment leaves either no object or a complete one. Reads re-hash the bytes
 (BLAKE3 runs at GB/s), and an object that does not match its oid is moved to `.merkl/quarantine/`
 and reported, never served.
+
+Task outputs smaller than `inline_max` are kept *inline*: as rows of the index's `blobs` table
+(`inline`), written with the output's row, instead of one file each. `has`, `get_bytes`, `size`,
+`find_present`, `remove` and `quarantine` see both kinds; code that needs a file (a link, a
+memory map) asks `materialize`, which writes an inline object out as a file on demand.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import blake3
 
@@ -24,18 +30,52 @@ from merkl.hashing import hash_bytes, is_hex_hash
 _READ_ONLY = 0o444
 _CHUNK = 1 << 20
 QUARANTINE_DIR = "quarantine"
+#: Outputs whose serialized bytes are fewer than this are stored inline (`[cache] inline_max`).
+INLINE_MAX = 4096
+
+
+class InlineObjects(Protocol):
+    """Where inline objects live: the index's `blobs` table (`merkl.cache.index.Index`)."""
+
+    def find_blob(self, oid: str) -> bytes | None: ...
+
+    def has_blob(self, oid: str) -> bool: ...
+
+    def find_blobs(self, oids: Iterable[str]) -> set[str]: ...
+
+    def blob_size(self, oid: str) -> int | None: ...
+
+    def put_blobs(self, items: Iterable[tuple[str, bytes]]) -> None: ...
+
+    def remove_blobs(self, oids: Iterable[str]) -> None: ...
+
+    def iter_blob_sizes(self) -> Iterator[tuple[str, int]]: ...
 
 
 class ObjectStore:
     """Blobs addressed by the BLAKE3 hash (`oid`) of their bytes."""
 
-    def __init__(self, root: Path, tmp_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tmp_dir: Path,
+        *,
+        fsync: bool = True,
+        inline: InlineObjects | None = None,
+        inline_max: int = INLINE_MAX,
+    ) -> None:
         self.root = root
         self.tmp_dir = tmp_dir
         # fsync costs ~3 ms per object on this disk. Without it a power loss can leave an
         # object empty or partial, which reads detect (they verify the oid) and recompute.
         self.fsync = fsync
         self._prefix = str(root) + os.sep  # string paths: pathlib costs µs on the hit path
+        self.inline = inline
+        self.inline_max = inline_max if inline is not None else 0
+
+    def inlines(self, size: int) -> bool:
+        """Whether a task output of `size` bytes is stored inline rather than as a file."""
+        return size < self.inline_max
 
     def oid_to_path(self, oid: str) -> Path:
         return Path(self._path(oid))
@@ -48,10 +88,46 @@ class ObjectStore:
         return f"{self._prefix}{oid[:2]}{os.sep}{oid[2:]}"
 
     def has(self, oid: str) -> bool:
+        return os.path.exists(self._path(oid)) or (
+            self.inline is not None and self.inline.has_blob(oid)
+        )
+
+    def has_file(self, oid: str) -> bool:
+        """Whether the object exists as a file (not only inline)."""
         return os.path.exists(self._path(oid))
 
     def size(self, oid: str) -> int:
-        return os.stat(self._path(oid)).st_size
+        try:
+            return os.stat(self._path(oid)).st_size
+        except FileNotFoundError:
+            size = self.inline.blob_size(oid) if self.inline is not None else None
+            if size is None:
+                raise
+            return size
+
+    def put_inline(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store small objects inline now (verified bytes from a remote)."""
+        if self.inline is None:
+            raise RuntimeError("this store keeps no inline objects")
+        self.inline.put_blobs(items)
+
+    def materialize(self, oid: str) -> Path:
+        """The object's file, written from its inline bytes when it has none yet (a link
+        to a tracked output, a memory map); raises FileNotFoundError or CorruptObjectError."""
+        path = self.oid_to_path(oid)
+        if os.path.exists(path) or self.inline is None:
+            return path
+        data = self._inline_bytes(oid, verify=True)
+        write_atomic(path, data, fsync=self.fsync, mode=_READ_ONLY, tmp_dir=self.tmp_dir)
+        return path
+
+    def source(self, oid: str) -> Path | bytes:
+        """The object as a file path, or its inline bytes (unverified): what a push sends."""
+        path = self.oid_to_path(oid)
+        if self.inline is None or os.path.exists(path):
+            return path
+        data = self.inline.find_blob(oid)
+        return path if data is None else data
 
     def put_bytes(self, data: bytes, oid: str | None = None, *, sync: bool = True) -> str:
         """Store `data` (if not already there) and return its oid.
@@ -60,7 +136,7 @@ class ObjectStore:
         batch: nothing may refer to the object durably before that.
         """
         oid = oid or hash_bytes(data)
-        if not self.has(oid):
+        if not self.has_file(oid):
             write_atomic(
                 self.oid_to_path(oid),
                 data,
@@ -77,7 +153,7 @@ class ObjectStore:
 
     def put_file(self, source: Path, oid: str) -> None:
         """Copy a file whose content hashes to `oid` into the store."""
-        if self.has(oid):
+        if self.has_file(oid):
             return
         target = self.oid_to_path(oid)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +179,7 @@ class ObjectStore:
         at `source`. It takes microseconds for gigabytes; the bytes are not re-read or fsynced,
         since reads verify objects against their oid anyway.
         """
-        if self.has(oid):
+        if self.has_file(oid):
             return False
         target = self.oid_to_path(oid)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,21 +204,41 @@ class ObjectStore:
     def get_bytes(self, oid: str, *, verify: bool = True) -> bytes:
         """The object's bytes; raises FileNotFoundError or CorruptObjectError."""
         path = self._path(oid)
-        data = _read(path)
+        try:
+            data = _read(path)
+        except FileNotFoundError:
+            if self.inline is None:
+                raise
+            return self._inline_bytes(oid, verify=verify)
         if verify and hash_bytes(data) != oid:
-            with contextlib.suppress(FileNotFoundError):
-                path = str(self.quarantine(oid))  # maybe an edit made through a link: kept
-            raise CorruptObjectError(
-                f"object {oid[:12]} does not match its hash; it was moved to {path} and will "
-                f"be recomputed or pulled again",
-                oid=oid,
-                path=path,
-            )
+            self._corrupt(oid, path)
         return data
 
+    def _inline_bytes(self, oid: str, *, verify: bool) -> bytes:
+        data = self.inline.find_blob(oid) if self.inline is not None else None
+        if data is None:
+            raise FileNotFoundError(2, "no such object", self._path(oid))
+        if verify and hash_bytes(data) != oid:
+            self._corrupt(oid, "the index")
+        return data
+
+    def _corrupt(self, oid: str, where: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            where = str(self.quarantine(oid))  # maybe an edit made through a link: kept
+        raise CorruptObjectError(
+            f"object {oid[:12]} does not match its hash; it was moved to {where} and will "
+            f"be recomputed or pulled again",
+            oid=oid,
+            path=where,
+        )
+
     def verify(self, oid: str) -> bool:
-        """True when the object on disk hashes to `oid` (large files hashed in parallel)."""
+        """True when the object hashes to `oid` (large files hashed in parallel)."""
         path = self.oid_to_path(oid)
+        if self.inline is not None and not os.path.exists(path):
+            data = self.inline.find_blob(oid)
+            if data is not None:
+                return hash_bytes(data) == oid
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
         return hasher.hexdigest() == oid
@@ -160,29 +256,45 @@ class ObjectStore:
 
     def quarantine(self, oid: str) -> Path:
         """Move a corrupt object aside to `.merkl/quarantine/` (never delete what may be the
-        only copy of someone's data); returns where it went."""
+        only copy of someone's data); returns where it went. An object with no file but
+        inline bytes has them written there and its row removed."""
         folder = self.root.parent / QUARANTINE_DIR
         folder.mkdir(exist_ok=True)
         target = folder / f"{oid}.{time.time_ns()}"
-        os.rename(self._path(oid), target)
+        try:
+            os.rename(self._path(oid), target)
+        except FileNotFoundError:
+            data = self.inline.find_blob(oid) if self.inline is not None else None
+            if data is None or self.inline is None:
+                raise
+            write_atomic(target, data, fsync=False, tmp_dir=self.tmp_dir)
+            self.inline.remove_blobs([oid])
         return target
 
     def remove(self, oid: str) -> None:
+        self.remove_many([oid])
+
+    def _unlink(self, oid: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(oid))
 
     def remove_many(self, oids: Iterable[str], jobs: int = 8) -> None:
-        """Remove objects with a few threads: an unlink waits on the file system's journal
-        (about 0.2-0.4 ms each here), and threads overlap those waits (5x faster for 4,000)."""
+        """Remove objects, inline ones in one transaction and files with a few threads: an
+        unlink waits on the file system's journal (about 0.2-0.4 ms each here), and threads
+        overlap those waits (5x faster for 4,000)."""
         from concurrent.futures import ThreadPoolExecutor
 
         todo = list(oids)
+        if self.inline is not None and todo:
+            held = self.inline.find_blobs(todo)
+            self.inline.remove_blobs(held)
+            todo = [oid for oid in todo if oid not in held or self.has_file(oid)]
         if len(todo) < 64:
             for oid in todo:
-                self.remove(oid)
+                self._unlink(oid)
             return
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for _ in pool.map(self.remove, todo, chunksize=64):
+            for _ in pool.map(self._unlink, todo, chunksize=64):
                 pass
 
     def find_present(self, oids: Iterable[str]) -> set[str]:
@@ -197,16 +309,25 @@ class ObjectStore:
         present: set[str] = set()
         for prefix, group in by_prefix.items():
             if len(group) < 8:
-                present.update(oid for oid in group if self.has(oid))
+                present.update(oid for oid in group if self.has_file(oid))
                 continue
             try:
                 names = set(os.listdir(self._prefix + prefix))
             except FileNotFoundError:
                 continue
             present.update(oid for oid in group if oid[2:] in names)
+        if self.inline is not None:
+            rest = [oid for group in by_prefix.values() for oid in group if oid not in present]
+            present |= self.inline.find_blobs(rest) if rest else set()
         return present
 
+    def iter_inline(self) -> Iterator[tuple[str, int]]:
+        """(oid, size) of every inline object (`iter_oids` lists the files)."""
+        if self.inline is not None:
+            yield from self.inline.iter_blob_sizes()
+
     def iter_oids(self) -> Iterator[str]:
+        """The oid of every object file (inline objects: `iter_inline`)."""
         if not self.root.is_dir():
             return
         for prefix in sorted(os.listdir(self.root)):

@@ -255,6 +255,8 @@ def _open_index(repo: Repo, report: VerifyReport) -> Index | None:
     fresh = Index(index.path)
     fresh.find_output("0" * 64)  # creates the schema
     repo.__dict__["index"] = fresh  # later users of this Repo see the fresh index
+    if repo.store.inline is not None:
+        repo.store.inline = fresh  # the inline objects went with the old one
     finding.repaired = True
     finding.detail += f"; moved aside to {index.path.name}.corrupt-{stamp}"
     return fresh

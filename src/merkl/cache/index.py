@@ -26,9 +26,10 @@ thread's memory and writes them in one transaction every `BATCH_ROWS` outputs, e
 `BATCH_SECONDS`, and when the batch ends (also on an error): one commit for hundreds of outputs
 instead of one each. It is crash-safe because a row is only ever written after its object
 (`Cache.save` stores the object first, fsynced under `[core] fsync = true`; an inline blob goes
-in the same transaction as its row): a kill -9 loses at most the pending rows, whose outputs are then computed again, and leaves orphan objects that
-`merkl gc` removes. Until written, pending rows are seen by `find_output` in the same thread only;
-any other method of this thread writes them first.
+in the same transaction as its row): a kill -9 loses at most the pending rows, whose outputs
+are then computed again, and leaves orphan objects that `merkl gc` removes. Until written,
+pending rows are seen by `find_output` in the same thread only; any other method of this thread
+writes them first.
 """
 
 from __future__ import annotations
@@ -361,7 +362,9 @@ class Index:
     ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             if blob_rows:  # in the transaction of the rows naming them
-                conn.executemany("INSERT OR IGNORE INTO blobs (oid, data) VALUES (?, ?)", blob_rows)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO blobs (oid, data) VALUES (?, ?)", blob_rows
+                )
             conn.executemany(
                 "INSERT OR IGNORE INTO outputs (out_hash, oid, serializer, size, pushable, "
                 "created) VALUES (?, ?, ?, ?, ?, ?)",

@@ -264,11 +264,21 @@ class ObjectStore:
         try:
             os.rename(self._path(oid), target)
         except FileNotFoundError:
-            data = self.inline.find_blob(oid) if self.inline is not None else None
-            if data is None or self.inline is None:
+            if self.inline is None or not self.inline.has_blob(oid):
                 raise
-            write_atomic(target, data, fsync=False, tmp_dir=self.tmp_dir)
-            self.inline.remove_blobs([oid])
+            return self.quarantine_inline(oid)
+        return target
+
+    def quarantine_inline(self, oid: str) -> Path:
+        """`quarantine` of an inline object: its bytes go to a file there, its row goes."""
+        data = self.inline.find_blob(oid) if self.inline is not None else None
+        if data is None or self.inline is None:
+            raise FileNotFoundError(2, "no such inline object", oid)
+        folder = self.root.parent / QUARANTINE_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{oid}.{time.time_ns()}"
+        write_atomic(target, data, fsync=False, tmp_dir=self.tmp_dir)
+        self.inline.remove_blobs([oid])
         return target
 
     def remove(self, oid: str) -> None:

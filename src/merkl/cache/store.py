@@ -307,8 +307,9 @@ class ObjectStore:
             for _ in pool.map(self._unlink, todo, chunksize=64):
                 pass
 
-    def find_present(self, oids: Iterable[str]) -> set[str]:
-        """The subset of `oids` the store holds, in one listing per crowded prefix folder.
+    def find_present(self, oids: Iterable[str], *, inline: bool = True) -> set[str]:
+        """The subset of `oids` the store holds (with `inline` False: as files), in one listing
+        per crowded prefix folder.
 
         Checking 10,000 directory members one `stat` at a time costs more than listing the
         (at most 256) folders they fall in.
@@ -326,10 +327,23 @@ class ObjectStore:
             except FileNotFoundError:
                 continue
             present.update(oid for oid in group if oid[2:] in names)
-        if self.inline is not None:
+        if inline and self.inline is not None:
             rest = [oid for group in by_prefix.values() for oid in group if oid not in present]
             present |= self.inline.find_blobs(rest) if rest else set()
         return present
+
+    def materialize_missing(self, oids: Iterable[str]) -> set[str]:
+        """Write out the file of each of `oids` held only inline and intact (what is to be
+        linked into the work tree); returns those."""
+        rest = list(oids)
+        if self.inline is None or not rest:
+            return set()
+        written = set()
+        for oid in self.inline.find_blobs(rest):
+            with contextlib.suppress(CorruptObjectError, FileNotFoundError):
+                self.materialize(oid)
+                written.add(oid)
+        return written
 
     def iter_inline(self) -> Iterator[tuple[str, int]]:
         """(oid, size) of every inline object (`iter_oids` lists the files)."""

@@ -58,7 +58,8 @@ SHAPES = {
 }
 
 
-def merkl_first_run(work: Path, shape: str, fsync: bool) -> float:
+def merkl_first_run(work: Path, statement: str, fsync: bool) -> float:
+    """Seconds `statement` takes in a fresh process on a fresh repository in `work`."""
     subprocess.run(
         [sys.executable, "-m", "merkl", "init"], cwd=work, check=True, capture_output=True
     )
@@ -71,7 +72,7 @@ def merkl_first_run(work: Path, shape: str, fsync: bool) -> float:
         import merkl, merkl_tasks
         merkl_tasks.add_one(-1).get()  # opens the repository: not part of the per-call cost
         start = time.perf_counter()
-        {SHAPES[shape]}
+        {statement}
         print(time.perf_counter() - start)
         """,
     )
@@ -105,7 +106,7 @@ def first_runs(repeats: int = 3) -> tuple[dict[tuple[str, bool], float], float]:
                     work = Path(tmp)
                     (work / "merkl_tasks.py").write_text(TASKS)
                     merkl_s.setdefault((shape, fsync), []).append(
-                        merkl_first_run(work, shape, fsync)
+                        merkl_first_run(work, SHAPES[shape], fsync)
                     )
         with tempfile.TemporaryDirectory(prefix="merkl-bench-small-") as tmp:
             work = Path(tmp)
@@ -216,22 +217,8 @@ def big_first_run(fsync: bool) -> float:
     with tempfile.TemporaryDirectory(prefix="merkl-bench-big-") as tmp:
         work = Path(tmp)
         (work / "merkl_tasks.py").write_text(TASKS)
-        subprocess.run(
-            [sys.executable, "-m", "merkl", "init"], cwd=work, check=True, capture_output=True
-        )
-        os.environ["MERKL_FSYNC"] = "1" if fsync else "0"
-        return _fresh_process(
-            work,
-            f"""
-            import sys, time
-            sys.path.insert(0, ".")
-            import merkl, merkl_tasks
-            merkl_tasks.add_one(-1).get()
-            start = time.perf_counter()
-            merkl.evaluate([merkl_tasks.add_one(i) for i in range({BIG_CALLS})])
-            print(time.perf_counter() - start)
-            """,
-        )
+        statement = f"merkl.evaluate([merkl_tasks.add_one(i) for i in range({BIG_CALLS})])"
+        return merkl_first_run(work, statement, fsync)
 
 
 def report_disk() -> None:

@@ -149,10 +149,13 @@ def test_eviction_and_cache_commands_cover_inline_outputs(repo: Repo, tasks) -> 
     cleared = run_cli("cache", "clear", "--task", "tiny.sized")
     assert cleared.code == 0, cleared.err
     assert blob_rows(repo) == 10
+    oids = {e.out_hash: e.oid for e in repo.index.iter_outputs()}
+    assert all(repo.store.get_bytes(oid) for oid in oids.values())  # remembered by this process
     result = evict(repo, max_size=5)  # "1".."10": 11 bytes; the oldest go first
     assert len(result.dropped) >= 5
     assert result.freed >= 6
     assert blob_rows(repo) == 10 - len(result.dropped)
+    assert not any(repo.store.has(oids[h]) for h in result.dropped)  # and forgotten
     assert verify(repo).findings == []
 
 

@@ -32,6 +32,9 @@ _CHUNK = 1 << 20
 QUARANTINE_DIR = "quarantine"
 #: Outputs whose serialized bytes are fewer than this are stored inline (`[cache] inline_max`).
 INLINE_MAX = 4096
+#: Verified inline objects a process keeps in memory (bytes in all): an index query costs more
+#: than reading a small file, so a repeated hit must not pay it again.
+_REMEMBERED_BYTES = 32 << 20
 
 
 class InlineObjects(Protocol):
@@ -72,6 +75,10 @@ class ObjectStore:
         self._prefix = str(root) + os.sep  # string paths: pathlib costs µs on the hit path
         self.inline = inline
         self.inline_max = inline_max if inline is not None else 0
+        # oid -> bytes of inline objects read and verified by this process (immutable: an
+        # oid names its bytes); forgotten when this process removes them.
+        self._remembered: dict[str, bytes] = {}
+        self._remembered_bytes = 0
 
     def inlines(self, size: int) -> bool:
         """Whether a task output of `size` bytes is stored inline rather than as a file."""
@@ -88,9 +95,24 @@ class ObjectStore:
         return f"{self._prefix}{oid[:2]}{os.sep}{oid[2:]}"
 
     def has(self, oid: str) -> bool:
-        return os.path.exists(self._path(oid)) or (
-            self.inline is not None and self.inline.has_blob(oid)
-        )
+        if oid in self._remembered or os.path.exists(self._path(oid)):
+            return True
+        if self.inline is None:
+            return False
+        data = self.inline.find_blob(oid)  # as cheap as asking: kept for the read that follows
+        if data is not None and hash_bytes(data) == oid:
+            self._remember(oid, data)
+        return data is not None
+
+    def _remember(self, oid: str, data: bytes) -> None:
+        if self._remembered_bytes + len(data) > _REMEMBERED_BYTES:
+            self._remembered, self._remembered_bytes = {}, 0  # a long-lived server: bounded
+        self._remembered[oid] = data
+        self._remembered_bytes += len(data)
+
+    def _forget(self, oids: Iterable[str]) -> None:
+        for oid in oids:
+            self._remembered.pop(oid, None)
 
     def has_file(self, oid: str) -> bool:
         """Whether the object exists as a file (not only inline)."""
@@ -203,6 +225,9 @@ class ObjectStore:
 
     def get_bytes(self, oid: str, *, verify: bool = True) -> bytes:
         """The object's bytes; raises FileNotFoundError or CorruptObjectError."""
+        data = self._remembered.get(oid)
+        if data is not None:
+            return data
         path = self._path(oid)
         try:
             data = _read(path)
@@ -218,8 +243,10 @@ class ObjectStore:
         data = self.inline.find_blob(oid) if self.inline is not None else None
         if data is None:
             raise FileNotFoundError(2, "no such object", self._path(oid))
-        if verify and hash_bytes(data) != oid:
-            self._corrupt(oid, "the index")
+        if verify:
+            if hash_bytes(data) != oid:
+                self._corrupt(oid, "the index")
+            self._remember(oid, data)
         return data
 
     def _corrupt(self, oid: str, where: str) -> None:
@@ -279,6 +306,7 @@ class ObjectStore:
         target = folder / f"{oid}.{time.time_ns()}"
         write_atomic(target, data, fsync=False, tmp_dir=self.tmp_dir)
         self.inline.remove_blobs([oid])
+        self._forget([oid])
         return target
 
     def remove(self, oid: str) -> None:
@@ -295,6 +323,7 @@ class ObjectStore:
         from concurrent.futures import ThreadPoolExecutor
 
         todo = list(oids)
+        self._forget(todo)
         if self.inline is not None and todo:
             held = self.inline.find_blobs(todo)
             self.inline.remove_blobs(held)

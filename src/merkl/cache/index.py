@@ -49,6 +49,8 @@ from merkl.errors import CacheError
 SCHEMA_VERSION = 2  # 2: the `blobs` table
 BATCH_ROWS = 512  # pending outputs written in one transaction
 BATCH_SECONDS = 0.25  # oldest pending row waits at most this long (checked on each add)
+_CACHE_KIB = 32 << 10  # SQLite's page cache per connection, at most (filled as pages are read)
+_CHECKPOINT_PAGES = 10_000  # WAL pages (4 KiB) written before SQLite checkpoints on its own
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -61,7 +63,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     pushable INTEGER NOT NULL DEFAULT 1,
     created REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outputs_oid ON outputs (oid);
+-- (An index on outputs.oid, which no query used, cost a random-order b-tree insert per output.)
+DROP INDEX IF EXISTS outputs_oid;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     out_hash TEXT NOT NULL,
@@ -222,6 +225,12 @@ class Index:
             )
             conn.execute("PRAGMA busy_timeout = 60000")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Output hashes are random keys: each batch of rows dirties pages all over the
+            # b-trees. A larger page cache and a checkpoint every ~40 MB of WAL instead of
+            # every 4 MB (each checkpoint copies those pages and syncs twice) made 100,000
+            # rows in batches of 512 take 12-17 s instead of 55 s on the build machine.
+            conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             if not self._schema_ready:
                 _retry(lambda: self._init_schema(conn))
                 self._schema_ready = True

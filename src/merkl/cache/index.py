@@ -145,6 +145,7 @@ class Index:
         self.path = path
         self._local = threading.local()
         self._schema_ready = False
+        self._parts_written: set[str] = set()  # code hashes whose parts this process wrote
 
     # -- batched writes (see the module docstring) ------------------------------------------
     @contextmanager
@@ -350,6 +351,7 @@ class Index:
         parts_rows = [
             (code_hash, orjson.dumps(parts, option=orjson.OPT_SORT_KEYS).decode())
             for code_hash, parts in (code_parts or {}).items()
+            if code_hash not in self._parts_written  # a run of one task: written once
         ]
 
         blob_rows = list((blobs or {}).items())
@@ -388,11 +390,14 @@ class Index:
                 conn.executemany(
                     "INSERT OR IGNORE INTO arg_values (arg_hash, text) VALUES (?, ?)", value_rows
                 )
-            conn.executemany(
-                "INSERT OR IGNORE INTO code_parts (code_hash, parts) VALUES (?, ?)", parts_rows
-            )
+            if parts_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO code_parts (code_hash, parts) VALUES (?, ?)",
+                    parts_rows,
+                )
 
         self._transaction(insert)
+        self._parts_written.update(code_hash for code_hash, _ in parts_rows)
 
     def find_code_parts(self, code_hash: str) -> dict[str, str] | None:
         """The parts of `code_hash` as recorded when a task with that code last ran."""

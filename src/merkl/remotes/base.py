@@ -180,8 +180,10 @@ class Remote:
         self.prepare(write=True)
         result = TransferResult()
         keys: dict[str, str] = {}
-        for oid in dict.fromkeys(oids):
-            if store.has(oid):
+        wanted = list(dict.fromkeys(oids))
+        held = store.find_present(wanted)  # one listing or query per many, files and inline
+        for oid in wanted:
+            if oid in held:
                 keys[object_key(oid)] = oid
             else:
                 result.failed[object_key(oid)] = (
@@ -231,7 +233,9 @@ class Remote:
         clock = Stopwatch()
         self.prepare(write=False)
         result = TransferResult()
-        wanted = {object_key(o): o for o in dict.fromkeys(oids) if not store.has(o)}
+        unique = list(dict.fromkeys(oids))
+        held = store.find_present(unique)
+        wanted = {object_key(o): o for o in unique if o not in held}
         present = self.has(list(wanted)) if wanted else set()
         for key in wanted:
             if key not in present:

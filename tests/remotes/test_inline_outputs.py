@@ -14,7 +14,7 @@ from merkl.ops.push import push
 from merkl.ops.verify import verify
 from merkl.repo import Repo
 from merkl.session import use_session
-from tests.helpers import import_fresh, run_cli, write_module
+from tests.helpers import damage_object, import_fresh, run_cli, write_module
 from tests.remotes.conftest import REDIS_URL
 from tests.test_inline_outputs import TASKS, blob_rows
 
@@ -70,3 +70,21 @@ def test_push_and_pull_inline_outputs(
         assert evaluate(outs, stats=stats)[:3] == [1, 2, 3]
     assert (stats.ran, tiny.CALLS) == (0, [])
     assert verify(second).findings == []
+
+
+def test_a_corrupt_inline_object_is_not_pushed(tmp_path: Path) -> None:
+    repo = Repo.init(tmp_path / "a")
+    (tmp_path / "remote").mkdir()
+    with open(repo.root / "merkl.toml", "a") as handle:
+        handle.write(f'\n[remotes.origin]\nurl = "{tmp_path / "remote"}"\n')
+    write_module(repo.root, "tiny", TASKS)
+    tiny = import_fresh(repo.root, "tiny")
+    with use_session(repo=repo):
+        evaluate([tiny.add_one(1), tiny.add_one(2)])
+    bad = repo.index.find_output(tiny.add_one(2).hash).oid
+    damage_object(repo, bad)
+    report = push(repo, "origin")
+    assert len(report.objects.transferred) == 1
+    [reason] = report.objects.failed.values()
+    assert "the local copy is corrupt" in reason
+    assert not (tmp_path / "remote" / "objects" / bad[:2] / bad[2:]).exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from merkl.cli import main
+from merkl.repo import Repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +59,23 @@ def run_merkl_process(*argv: str, cwd: Path, env: dict[str, str] | None = None) 
         timeout=300,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def damage_object(repo: Repo, oid: str, data: bytes | None = None) -> None:
+    """Overwrite a store object with `data` (default: one bit flipped), simulating bit rot:
+    its file if it has one, else its inline bytes in the index (small task outputs)."""
+    import os
+    import sqlite3
+
+    path = repo.store.oid_to_path(oid)
+    old = path.read_bytes() if path.exists() else repo.store.get_bytes(oid, verify=False)
+    if data is None:
+        raw = bytearray(old)
+        raw[len(raw) // 2] ^= 0x01
+        data = bytes(raw)
+    if path.exists():
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
+        return
+    with sqlite3.connect(repo.index.path) as conn:
+        conn.execute("UPDATE blobs SET data = ? WHERE oid = ?", (data, oid))

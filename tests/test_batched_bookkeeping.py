@@ -159,6 +159,7 @@ def test_objects_of_a_run_are_synced_once_per_batch_before_its_rows(
     monkeypatch.setattr(ObjectStore, "sync_objects", spied)
     monkeypatch.setattr(index_module, "BATCH_SECONDS", 3600.0)
     assert repo.store.fsync
+    repo.store.inline_max = 0  # every output an object file (tiny ones are inline otherwise)
     with use_session(repo=repo):
         evaluate([small.add_one(i) for i in range(600)])
     assert syncs == [(512, 0), (88, 512)]

@@ -17,7 +17,7 @@ from merkl import (
 )
 from merkl.errors import EvaluationError, HashingError, TaskDefinitionError, UsageError
 from merkl.session import use_session
-from tests.helpers import import_fresh, write_module
+from tests.helpers import damage_object, import_fresh, write_module
 
 CALLS: list[str] = []
 
@@ -271,9 +271,7 @@ def test_corrupt_object_is_recomputed(repo):
     out = double(6)
     out.get()
     entry = repo.index.find_output(out.hash)
-    path = repo.store.oid_to_path(entry.oid)
-    path.chmod(0o644)
-    path.write_bytes(b"999")
+    damage_object(repo, entry.oid, b"999")  # inline (small): in the index
     CALLS.clear()
     assert double(6).get() == 12
     assert CALLS == ["double"]

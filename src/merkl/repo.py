@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merkl.cache.index import Index
-from merkl.cache.store import ObjectStore
+from merkl.cache.store import INLINE_MAX, ObjectStore
 from merkl.errors import ConfigError, NotARepoError
 
 if TYPE_CHECKING:
@@ -109,7 +109,31 @@ class Repo:
                     path=file,
                     key="core.fsync",
                 )
-        return ObjectStore(self.objects_dir, self.tmp_dir, fsync=fsync)
+        return ObjectStore(
+            self.objects_dir,
+            self.tmp_dir,
+            fsync=fsync,
+            inline=self.index,
+            inline_max=self._inline_max(),
+        )
+
+    def _inline_max(self) -> int:
+        """`[cache] inline_max`: outputs smaller than this live in the index (0: never)."""
+        value = self.config.get("cache", {}).get("inline_max")
+        if value is None:
+            return INLINE_MAX
+        from merkl.units import parse_size
+
+        file = self.setting_file("cache", "inline_max")
+        size = parse_size(str(value), f"[cache] inline_max in {file}")
+        if size > 1 << 20:
+            raise ConfigError(
+                f"{file}: [cache] inline_max must be at most 1MiB (inline objects are read "
+                f"whole into memory), got {value!r}",
+                path=file,
+                key="cache.inline_max",
+            )
+        return size
 
     @functools.cached_property
     def index(self) -> Index:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from tests.catalog.test_recipe import VALID
-from tests.helpers import run_cli, write_module
+from tests.helpers import damage_object, run_cli, write_module
 
 
 def test_verify_repair_exits_0_when_everything_was_repaired(project, repo):
     assert run_cli("run", "p.pipe", "3").code == 0
-    obj = next(p for p in repo.objects_dir.rglob("*") if p.is_file())
-    os.chmod(obj, 0o644)
-    obj.write_bytes(b"rot")
+    damage_object(repo, next(repo.index.iter_outputs()).oid, b"rot")
     assert run_cli("verify").code == 1
     repaired = run_cli("verify", "--repair")
     assert repaired.code == 0, repaired.err

@@ -14,6 +14,7 @@ from merkl.cache.index import OutputEntry
 from merkl.hashing import hash_bytes
 from merkl.remotes import open_remote
 from merkl.remotes.records import record_key
+from merkl.repo import Repo
 from merkl.serializers import BytesSerializer, JsonSerializer, Serializer
 from tests.helpers import run_merkl_process, write_module
 from tests.reliability.test_security_remotes import PICKLE_PIPE
@@ -139,7 +140,7 @@ def test_a_planted_record_cannot_make_the_victim_push_a_private_object(tmp_path)
     assert run_merkl_process("run", "gate.pipeline", cwd=victim, env=victim_env).code == 0
     private = orjson.dumps({"api_key": "private-7f3a"})
     oid = hash_bytes(private)
-    assert (victim / ".merkl" / "objects" / oid[:2] / oid[2:]).exists()
+    assert Repo(victim).store.has(oid)  # inline: a small output
 
     planted = OutputEntry("ee" * 32, oid, "json", len(private), True)
     attacker = open_remote(str(remote), name="origin")

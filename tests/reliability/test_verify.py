@@ -13,7 +13,7 @@ from merkl.cache.stat_cache import file_oid
 from merkl.hashing import hash_file
 from merkl.ops.verify import verify
 from merkl.tracking.track import track
-from tests.helpers import run_cli
+from tests.helpers import damage_object, run_cli
 
 
 def _damage(path, data: bytes | None = None) -> None:
@@ -37,7 +37,9 @@ def test_clean_repo_is_ok(repo, pipe):
     assert report.ok
     assert report.findings == []
     assert (report.objects, report.outputs) == (4, 4)  # 9, 16, 25 and the blob
-    assert report.bytes == sum(repo.store.size(o) for o in repo.store.iter_oids())
+    assert len(list(repo.store.iter_inline())) == 3  # the numbers: in the index, no files
+    files = sum(repo.store.size(o) for o in repo.store.iter_oids())
+    assert report.bytes == files + sum(size for _, size in repo.store.iter_inline())
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
@@ -46,20 +48,25 @@ def test_corrupt_object_reported_then_repaired(repo, pipe, damage):
     small = pipe.square(12)
     assert small.get() == 144
     assert len(out.get()) == 8192 * 256
-    for placeholder in (out, small):
-        obj = repo.store.oid_to_path(repo.index.find_output(placeholder.hash).oid)
-        original = obj.read_bytes()
-        _damage(obj, {"flip": None, "truncate": original[:-1], "empty": b""}[damage])
+    for placeholder in (out, small):  # a file, and an inline object (small outputs)
+        oid = repo.index.find_output(placeholder.hash).oid
+        original = repo.store.get_bytes(oid)
+        damage_object(repo, oid, {"flip": None, "truncate": original[:-1], "empty": b""}[damage])
+    assert len(list(repo.store.iter_inline())) == 1
 
     report = verify(repo)
     assert not report.ok
     assert _kinds(report) == ["corrupt-object"] * 2 + ["corrupt-output"] * 2
     assert all(obj.exists() for obj in repo.objects_dir.glob("*/*"))  # report only: no change
+    assert len(list(repo.store.iter_inline())) == 1
 
     repaired = verify(repo, repair=True)
     assert all(f.repaired for f in repaired.findings)
     assert repo.index.find_output(out.hash) is None
+    assert repo.index.find_output(small.hash) is None
     assert list(repo.store.iter_oids()) == []
+    assert list(repo.store.iter_inline()) == []
+    assert len(list((repo.dot_dir / "quarantine").iterdir())) == 2  # kept, not deleted
     assert verify(repo).ok
     assert small.get() == 144
     assert out.get() == bytes(range(256)) * 8192
@@ -179,6 +186,7 @@ def test_invalid_pointer_files_are_errors_and_do_not_hang(repo):
 
 @pytest.mark.parametrize("page", [0, 3, 4])
 def test_damaged_index_is_moved_aside_and_recreated(repo, pipe, page):
+    repo.store.inline_max = 0  # object files, which outlive the index (inline ones go with it)
     for n in range(40):
         assert pipe.square(n).get() == n * n
     repo.index.close()
@@ -242,7 +250,7 @@ def test_cli_exit_codes_and_json(repo, pipe):
     assert "ok: no problems found" in clean.out
 
     entry = repo.index.find_output(pipe.square(2).hash)
-    _damage(repo.store.oid_to_path(entry.oid))
+    damage_object(repo, entry.oid)
     bad = run_cli("verify", "--json")
     assert bad.code == 1
     data = json.loads(bad.out)

@@ -231,6 +231,7 @@ class Cache:
         values: list[Any] = []
         entries: list[OutputEntry] = []
         logged: list[RunRecord] = []
+        blobs: dict[str, bytes] = {}  # small outputs: stored inline, with their rows
         for (out_hash, value, serializer, policy), run in zip(outputs, runs, strict=True):
             size = 0
             if isinstance(value, StoredElsewhere):  # indexed only: its object is on a remote
@@ -251,13 +252,15 @@ class Cache:
                     raise
                 size = len(data)
                 oid = hash_bytes(data)
-                # In a run, the fsync waits for the batch: one `syncfs` before its rows.
-                self.store.put_bytes(data, oid, sync=not self.index.hold_object(oid))
+                if self.store.inlines(size):
+                    blobs[oid] = data
+                else:  # in a run, the fsync waits for the batch: one `syncfs` before its rows
+                    self.store.put_bytes(data, oid, sync=not self.index.hold_object(oid))
                 pushable = policy is CachePolicy.EVERYWHERE
                 entries.append(OutputEntry(out_hash, oid, serializer.name, size, pushable))
                 values.append(serializer.load(data))
             logged.append(_with_size(run, size))
-        self.index.add_outputs(entries, logged, code_parts)
+        self.index.add_outputs(entries, logged, code_parts, blobs)
         return values
 
 

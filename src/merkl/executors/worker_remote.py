@@ -79,7 +79,7 @@ class RemoteObjects:
         return held
 
     def fetch(self, oid: str, store: ObjectStore) -> None:
-        self.remote.pull(store, [oid]).raise_for_failures("pull", self.remote.label)
+        self.remote.pull(store, [oid], inline=True).raise_for_failures("pull", self.remote.label)
 
 
 def attach_worker_remote(cache: Cache, repo: Repo, name: str) -> None:

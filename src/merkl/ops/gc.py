@@ -102,6 +102,12 @@ def _collect(
         size = st.st_size
         result.removed.append((oid, size))
         result.freed += size
+    for oid, size in repo.store.iter_inline():  # small outputs kept in the index
+        if oid in keep or (only is not None and oid not in only):
+            result.kept += 1
+        elif not repo.store.has_file(oid):  # else listed above already
+            result.removed.append((oid, size))
+            result.freed += size
     if not dry_run:
         repo.store.remove_many(oid for oid, _ in result.removed)
     if not dry_run and result.dropped_outputs:

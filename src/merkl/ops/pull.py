@@ -199,7 +199,11 @@ def pull_outputs(
     report.pickled += len(signed) - len(allowed)
     held = {e.oid for e in allowed if repo.store.has(e.oid)}
     pulled = remote.pull(
-        repo.store, [e.oid for e in allowed if e.oid not in held], jobs=jobs, progress=progress
+        repo.store,
+        [e.oid for e in allowed if e.oid not in held],
+        jobs=jobs,
+        progress=progress,
+        inline=True,
     )
     report.objects.merge(pulled)
     verified = {digest_of(key) for key in pulled.transferred}

@@ -168,4 +168,6 @@ def outputs_to_push(repo: Repo, items: Iterable[Tracked], every_output: bool) ->
     else:
         found = (repo.index.find_output(i.pointer.output) for i in items if i.pointer.output)
         candidates = (entry for entry in found if entry is not None)
-    return [e for e in candidates if e.pushable and repo.store.has(e.oid)]
+    pushable = [e for e in candidates if e.pushable]
+    present = repo.store.find_present(e.oid for e in pushable)  # files and inline ones
+    return [e for e in pushable if e.oid in present]

@@ -139,8 +139,11 @@ def _verify(
     corrupt = _check_objects(repo, oids, report, progress)
     index = _open_index(repo, report)
     referenced: set[str] | None = None
+    inline: dict[str, int] = {}
     if index is not None:
-        referenced = _check_outputs(repo, index, corrupt, report)
+        inline = _check_inline(repo, index, corrupt, report, progress)
+        oids += [oid for oid in inline if oid not in corrupt]
+        referenced = _check_outputs(repo, index, corrupt, inline, report)
         _check_file_states(repo, index, corrupt, report)
     pointer_oids = _check_pointers(repo, corrupt, report)
     intents = read_intents(repo)
@@ -215,6 +218,34 @@ def _check_objects(
     return corrupt
 
 
+def _check_inline(
+    repo: Repo,
+    index: Index,
+    corrupt: set[str],
+    report: VerifyReport,
+    progress: Callable[[int], None] | None,
+) -> dict[str, int]:
+    """Re-hash every inline object (small outputs kept in the index); returns the sizes of
+    the sound ones by oid and adds the corrupt ones to `corrupt` (quarantined when repairing)."""
+    sizes: dict[str, int] = {}
+    for oid, data in index.iter_blobs():
+        report.objects += 1
+        report.bytes += len(data)
+        if progress is not None:
+            progress(len(data))
+        if hash_bytes(data) == oid:
+            sizes[oid] = len(data)
+            continue
+        corrupt.add(oid)
+        finding = Finding("corrupt-object", oid, "its inline bytes do not hash to its name")
+        if report.repair:
+            moved = repo.store.quarantine_inline(oid)
+            finding.detail += f"; moved to quarantine: {moved}"
+            finding.repaired = True
+        report.findings.append(finding)
+    return sizes
+
+
 def _object_matches(repo: Repo, oid: str, path: Path, size: int) -> bool:
     if size >= _SMALL:
         return repo.store.verify(oid)  # memory-mapped, multi-threaded BLAKE3
@@ -256,13 +287,18 @@ def _open_index(repo: Repo, report: VerifyReport) -> Index | None:
     fresh = Index(index.path)
     fresh.find_output("0" * 64)  # creates the schema
     repo.__dict__["index"] = fresh  # later users of this Repo see the fresh index
+    if repo.store.inline is not None:
+        repo.store.inline = fresh  # the inline objects went with the old one
     finding.repaired = True
     finding.detail += f"; moved aside to {index.path.name}.corrupt-{stamp}"
     return fresh
 
 
-def _check_outputs(repo: Repo, index: Index, corrupt: set[str], report: VerifyReport) -> set[str]:
-    """Check each output row against the store; return the oids the rows reference."""
+def _check_outputs(
+    repo: Repo, index: Index, corrupt: set[str], inline: dict[str, int], report: VerifyReport
+) -> set[str]:
+    """Check each output row against the store (`inline`: the sizes of the sound inline
+    objects); return the oids the rows reference."""
     referenced: set[str] = set()
     bad: list[str] = []
     for entry in index.iter_outputs():
@@ -270,6 +306,8 @@ def _check_outputs(repo: Repo, index: Index, corrupt: set[str], report: VerifyRe
         referenced.add(entry.oid)
         if entry.oid in corrupt:
             kind, detail = "corrupt-output", f"its object {entry.oid} is corrupt"
+        elif inline.get(entry.oid) == entry.size:
+            continue
         elif not repo.store.has(entry.oid):
             kind, detail = "missing-object", f"its object {entry.oid} is not in the store"
         elif _size(repo, entry.oid) != entry.size:

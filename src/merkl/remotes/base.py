@@ -219,8 +219,10 @@ class Remote:
         self.prepare(write=True)
         result = TransferResult()
         keys: dict[str, str] = {}
-        for oid in dict.fromkeys(oids):
-            if store.has(oid):
+        wanted = list(dict.fromkeys(oids))
+        held = store.find_present(wanted)  # one listing or query per many, files and inline
+        for oid in wanted:
+            if oid in held:
                 keys[object_key(oid)] = oid
             else:
                 result.failed[object_key(oid)] = (
@@ -236,11 +238,12 @@ class Remote:
             errors: dict[str, str] = {}
             ready: list[tuple[str, Source]] = []
             for key in batch:
-                path = store.oid_to_path(keys[key])
-                if hash_file(path) != keys[key]:
+                source = store.source(keys[key])  # a file, or an inline object's bytes
+                digest = hash_file(source) if isinstance(source, Path) else hash_bytes(source)
+                if digest != keys[key]:
                     errors[key] = "the local copy is corrupt (run `merkl verify --repair`)"
                 else:
-                    ready.append((key, path))
+                    ready.append((key, source))
             if ready:
                 self.put(ready)
             return errors
@@ -259,12 +262,19 @@ class Remote:
         *,
         jobs: int | None = None,
         progress: Progress | None = None,
+        inline: bool = False,
     ) -> TransferResult:
-        """Fetch the objects the local store lacks; each is re-hashed before it is stored."""
+        """Fetch the objects the local store lacks; each is re-hashed before it is stored.
+
+        With `inline` (task outputs, never tracked files) those small enough are stored
+        inline in the index rather than as files (`ObjectStore.inlines`).
+        """
         clock = Stopwatch()
         self.prepare(write=False)
         result = TransferResult()
-        wanted = {object_key(o): o for o in dict.fromkeys(oids) if not store.has(o)}
+        unique = list(dict.fromkeys(oids))
+        held = store.find_present(unique)
+        wanted = {object_key(o): o for o in unique if o not in held}
         present = self.has(list(wanted)) if wanted else set()
         for key in wanted:
             if key not in present:
@@ -272,21 +282,33 @@ class Remote:
         todo = [k for k in wanted if k in present]
         store.tmp_dir.mkdir(parents=True, exist_ok=True)
         sizes: dict[str, int] = {}
+        files: list[str] = []  # adopted as files (inline ones need no file-system sync)
 
         def fetch(batch: Sequence[str]) -> dict[str, str]:
             errors: dict[str, str] = {}
+            small: list[tuple[str, bytes]] = []
             temps = {key: _temp_path(store.tmp_dir, "pull-") for key in batch}
             try:
                 self.get([(key, temps[key]) for key in batch])
                 for key in batch:
                     oid = wanted[key]
-                    if hash_file(temps[key]) != oid:
+                    size = os.stat(temps[key]).st_size
+                    data = temps[key].read_bytes() if inline and store.inlines(size) else None
+                    digest = hash_file(temps[key]) if data is None else hash_bytes(data)
+                    if digest != oid:
                         errors[key] = (
                             f"the bytes from {self.label} do not match the object's hash; "
                             f"refused (the remote copy is corrupt or was tampered with)"
                         )
                         continue
-                    sizes[key] = _adopt(store, temps[key], oid)
+                    sizes[key] = size
+                    if data is not None:
+                        small.append((oid, data))
+                    else:
+                        _adopt(store, temps[key], oid)
+                        files.append(key)
+                if small:
+                    store.put_inline(small)  # one transaction per batch
             finally:
                 for temp in temps.values():
                     with contextlib.suppress(FileNotFoundError):
@@ -294,7 +316,7 @@ class Remote:
             return errors
 
         done, failed = self._run(todo, dict.fromkeys(todo, 0), fetch, jobs, progress)
-        if done:
+        if files:
             sync_filesystem(store.root)
         result.transferred += done
         result.failed.update(failed)
@@ -467,18 +489,16 @@ def _temp_path(folder: Path, prefix: str) -> Path:
     return Path(name)
 
 
-def _adopt(store: ObjectStore, temp: Path, oid: str) -> int:
+def _adopt(store: ObjectStore, temp: Path, oid: str) -> None:
     """Move a verified temporary file into the store: read-only, atomic rename.
 
     Not fsynced one by one (a journal commit per object made pulls of many small files
     several times slower); `pull` syncs the store's filesystem once at the end instead.
     """
-    size = os.stat(temp).st_size
     os.chmod(temp, 0o444)
     target = store.oid_to_path(oid)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(temp, target)
-    return size
 
 
 def sync_filesystem(path: Path) -> None:

@@ -101,7 +101,7 @@ class ReadThrough:
                 if not remote.confirm([entry.oid], repo.tmp_dir, jobs=1):
                     return None
             else:
-                result = remote.pull(repo.store, [entry.oid], jobs=1)
+                result = remote.pull(repo.store, [entry.oid], jobs=1, inline=True)
                 if result.failed:
                     reason = result.failed.get(object_key(entry.oid), "failed")
                     warnings.warn(

@@ -114,6 +114,7 @@ class TieredRemote(Remote):
         *,
         jobs: int | None = None,
         progress: Progress | None = None,
+        inline: bool = False,
     ) -> TransferResult:
         clock = Stopwatch()
         remaining = [oid for oid in dict.fromkeys(oids) if not store.has(oid)]
@@ -121,7 +122,7 @@ class TieredRemote(Remote):
         for position, tier in enumerate(self.tiers):
             if not remaining:
                 break
-            got = tier.pull(store, remaining, jobs=jobs, progress=progress)
+            got = tier.pull(store, remaining, jobs=jobs, progress=progress, inline=inline)
             result.transferred += got.transferred
             result.nbytes += got.nbytes
             result.failed = got.failed  # what is still missing after this tier, and why

@@ -120,7 +120,8 @@ def usable_objects(repo: Repo, uses: Iterable[tuple[str, Path]]) -> set[str]:
     paths: dict[str, list[Path]] = {}
     for oid, path in uses:
         paths.setdefault(oid, []).append(path)
-    present = repo.store.find_present(paths)
+    present = repo.store.find_present(paths, inline=False)
+    present |= repo.store.materialize_missing(oid for oid in paths if oid not in present)
     intact = intact_objects(repo, present)
     for oid in present - intact:
         linked = [p for p in paths[oid] if linked_object(repo, str(p)) == oid]

@@ -47,7 +47,7 @@ def link_object(repo: Repo, oid: str, target: Path | str, link_type: str) -> Non
     The link is built under a temporary name and renamed over `target`, so on any failure
     (a full disk during a copy) `target` is left as it was, and at no moment is it missing.
     """
-    obj = repo.store.oid_to_path(oid)
+    obj = repo.store.materialize(oid)  # an inline object (a tracked output) gets its file
     replace_with(target, lambda tmp: _make_link(obj, tmp, link_type, repo))
 
 

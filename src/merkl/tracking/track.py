@@ -347,12 +347,12 @@ def _link_in(repo: Repo, path: Path | str, oid: str, link_type: str, undo: UndoL
     `oid` is checked before `path` is deduplicated onto it."""
     if is_linked(repo, path, oid, link_type):
         # `oid` was just hashed through `path`: the object it links to is intact.
-        if not repo.store.has(oid):
+        if not repo.store.has_file(oid):
             repo.store.put_file(Path(path), oid)
         return False
     if os.path.islink(path):
         return _link_symlink(repo, os.fspath(path), oid, link_type, undo)
-    if repo.store.has(oid) and not object_intact(repo, oid):
+    if repo.store.has_file(oid) and not object_intact(repo, oid):
         rehome_if_changed(repo, oid)  # another edit made in place: kept under its own hash
     mode = os.stat(path).st_mode
     obj = repo.store.oid_to_path(oid)
@@ -388,12 +388,12 @@ def _link_symlink(repo: Repo, path: str, oid: str, link_type: str, undo: UndoLog
     if target is not None:
         if target != oid:
             rehome_if_changed(repo, target)  # the edited object moves to `oid`: edit kept
-        if not repo.store.has(oid):
+        if not repo.store.has_file(oid):
             raise TrackingError(f"{path!r} changed while being tracked; track it again")
         link_object(repo, oid, path, link_type)  # no undo: the old link's object is gone
         return True
-    if not (repo.store.has(oid) and object_intact(repo, oid)):
-        if repo.store.has(oid):
+    if not (repo.store.has_file(oid) and object_intact(repo, oid)):
+        if repo.store.has_file(oid):
             rehome_if_changed(repo, oid)
         # A copy of the alias's target, which stays the user's file until its own turn.
         repo.store.put_file(Path(os.path.realpath(path)), oid)

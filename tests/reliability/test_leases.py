@@ -5,6 +5,8 @@ Real processes on one repository; every body logs its runs (`tests.lease_helpers
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
-from tests.helpers import import_fresh
+from tests.helpers import import_fresh, write_module
 from tests.lease_helpers import (
     MODULE,
     all_bodies,
@@ -87,3 +89,102 @@ def test_a_killed_lease_holder_is_taken_over_at_once(
     assert took_over < 2.0, took_over
     print(f"\nlocal lease: waiter done {took_over:.2f} s after kill -9 of the holder")
     assert runs(log) == sorted(["leaf0", *all_bodies(WIDTH)])
+
+
+@pytest.mark.parametrize(("executor", "jobs"), [("threads", 3), ("processes", 2), ("dask", 2)])
+def test_four_runs_on_an_executor_run_each_body_once(
+    repo: Repo, log: Path, tmp_path: Path, executor: str, jobs: int
+) -> None:
+    go = tmp_path / "go"
+    procs = [start(repo.root, go, log, WIDTH, executor, jobs) for _ in range(4)]
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(expected(WIDTH))]
+    assert runs(log) == all_bodies(WIDTH)
+    assert not any((repo.dot_dir / "leases").iterdir())
+
+
+def test_runs_on_different_executors_share_their_leases(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    procs = [
+        start(repo.root, go, log, WIDTH, executor, 2)
+        for executor in ("threads", "processes", "dask", None)
+    ]
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(expected(WIDTH))]
+    assert runs(log) == all_bodies(WIDTH)
+
+
+def test_a_killed_worker_process_is_taken_over_at_once(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    slow_once = log.with_name("slow-once")
+    slow_once.touch()
+    go = tmp_path / "go"
+    go.touch()
+    holder = start(repo.root, go, log, WIDTH, "processes", 2)
+    wait_until_hanging(slow_once, holder)  # a worker of the holder hangs in a body
+    name, worker = log.read_text().split()[:2]
+    assert int(worker) != holder.pid
+    waiter = start(repo.root, go, log, WIDTH, "threads", 2)
+    time.sleep(3)  # time to start and reach the lease the holder's worker computes
+    assert waiter.poll() is None, waiter.communicate()
+    os.kill(int(worker), signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = waiter.communicate(timeout=60)
+    took_over = time.monotonic() - killed
+    assert waiter.returncode == 0, err
+    assert out.split() == [str(expected(WIDTH))]
+    _, holder_err = holder.communicate(timeout=60)
+    assert holder.returncode == 1, holder_err
+    assert "worker process died" in holder_err
+    assert took_over < 2.0, took_over
+    print(f"\nprocesses executor: waiter done {took_over:.2f} s after kill -9 of a worker")
+    bodies = runs(log)
+    assert bodies.count(name) == 2  # the killed worker's body, then the waiter's
+    assert sorted(set(bodies)) == all_bodies(WIDTH)
+
+
+NESTED = """
+import time
+from merkl import task
+
+RAN = []
+
+@task
+def base(i):
+    RAN.append(i)
+    return i * 10
+
+@task
+def reader(value, i):
+    time.sleep(0.3)  # the coordinator stored base(i) and is idle, waiting for this body
+    return base(i).get() + value  # nested: the lease of base(i) is this process's own
+"""
+
+
+def test_a_body_reading_an_output_its_own_run_just_stored_does_not_deadlock(
+    repo: Repo,
+) -> None:
+    write_module(repo.root, "nestedpipe", NESTED)
+    pipe = import_fresh(repo.root, "nestedpipe")
+    results: list[object] = []
+
+    def run() -> None:
+        with use_session(Session(repo)):
+            targets = [pipe.reader(pipe.base(i), i) for i in range(3)]
+            results.extend(evaluate(targets, executor="threads"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "deadlocked on a lease its own process holds"
+    assert results == [0, 20, 40]
+    assert sorted(pipe.RAN) == [0, 1, 2]  # the nested reads loaded base(i): run once each

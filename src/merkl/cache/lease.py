@@ -38,6 +38,50 @@ class SharedLeases(Protocol):
         """Write the just-stored outputs through to the remote, for the clones waiting."""
 
 
+class Lease:
+    """A held lease; `release()` it, or `settle(defer)` once its output is stored."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        """Let the next waiter in (idempotent)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        # Unlinked while still held: a waiter that opened this file sees it gone and retries
+        # on a fresh one, so two holders can never lock two different files of one hash.
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(fd)
+
+    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
+        """The output is stored: release once its index rows are written (`output_lease`)."""
+        if defer is None or not defer(self.release):
+            self.release()
+
+
+def take_lease(
+    dot_dir: Path, out_hash: str, before_wait: Callable[[], None] | None = None
+) -> Lease:
+    """The lease on `out_hash`, waiting while another holds it (`before_wait()` first)."""
+    path = os.path.join(dot_dir, LEASES_DIR, out_hash)
+    fd = _acquire(path, before_wait, wait=True)
+    assert fd is not None
+    return Lease(path, fd)
+
+
+def try_lease(dot_dir: Path, out_hash: str) -> Lease | None:
+    """The lease on `out_hash` if nobody holds it, else None at once (executors that run many
+    calls at a time take leases without blocking, and retry the busy ones later)."""
+    path = os.path.join(dot_dir, LEASES_DIR, out_hash)
+    fd = _acquire(path, wait=False)
+    return None if fd is None else Lease(path, fd)
+
+
 @contextlib.contextmanager
 def output_lease(
     dot_dir: Path,
@@ -54,26 +98,18 @@ def output_lease(
     another holder, `before_wait()` writes this thread's rows and so releases the leases it
     kept: two runs can never wait for each other's deferred leases.
     """
-    path = os.path.join(dot_dir, LEASES_DIR, out_hash)
-    fd = _acquire(path, before_wait)
-
-    def release() -> None:
-        # Unlinked while still held: a waiter that opened this file sees it gone and retries
-        # on a fresh one, so two holders can never lock two different files of one hash.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
-
+    lease = take_lease(dot_dir, out_hash, before_wait)
     try:
         yield
     except BaseException:
-        release()
+        lease.release()
         raise
-    if defer is None or not defer(release):
-        release()
+    lease.settle(defer)
 
 
-def _acquire(path: str, before_wait: Callable[[], None] | None = None) -> int:
+def _acquire(
+    path: str, before_wait: Callable[[], None] | None = None, *, wait: bool
+) -> int | None:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -84,6 +120,9 @@ def _acquire(path: str, before_wait: Callable[[], None] | None = None) -> int:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                if not wait:
+                    os.close(fd)
+                    return None
                 if before_wait is not None:
                     before_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)

@@ -50,7 +50,10 @@ def test_four_processes_run_each_body_once(repo: Repo, log: Path, tmp_path: Path
     assert not any((repo.dot_dir / "leases").iterdir())  # a lease file lives while held
 
 
-def test_threads_of_one_process_run_each_body_once(repo: Repo, log: Path) -> None:
+@pytest.mark.parametrize("executor", [None, "threads"])
+def test_threads_of_one_process_run_each_body_once(
+    repo: Repo, log: Path, executor: str | None
+) -> None:
     pipe = import_fresh(repo.root, MODULE)
     results: list[int] = []
     barrier = threading.Barrier(6)
@@ -58,7 +61,7 @@ def test_threads_of_one_process_run_each_body_once(repo: Repo, log: Path) -> Non
     def run() -> None:
         with use_session(Session(repo)):
             barrier.wait()
-            results.append(evaluate([pipe.root(WIDTH)])[0])
+            results.append(evaluate([pipe.root(WIDTH)], executor=executor)[0])
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for thread in threads:

@@ -60,6 +60,12 @@ def exclusive_lock(
         yield
 
 
+def held_here(repo: Repo) -> bool:
+    """Whether this process holds the repository lock (a command or an evaluation runs)."""
+    with _guard:
+        return str(repo.dot_dir / LOCK_FILE) in _held
+
+
 @contextlib.contextmanager
 def try_exclusive_lock(repo: Repo, command: str) -> Iterator[bool]:
     """Hold the repository lock alone if nobody holds it (yields True), else yield False at

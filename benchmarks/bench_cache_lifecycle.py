@@ -95,6 +95,59 @@ def bench_hits(count: int = 200_000) -> None:
         timed("flush of 1000 last uses", cache.flush_use)
 
 
+HIT_TASKS = """
+from merkl import task
+
+@task
+def square(i):
+    return i * i
+"""
+
+
+def bench_get_hits(count: int = 20_000) -> None:
+    """A whole `.get()` of a cached output, in a repository with `[cache] max_size` set and in
+    one without (both warm, interleaved rounds, best of 5): what the limits cost a hit."""
+    import importlib
+
+    from merkl.session import Session, use_session
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "bench_hit_tasks.py").write_text(HIT_TASKS)
+        sys.path.insert(0, folder)
+        tasks = importlib.import_module("bench_hit_tasks")
+        repos = {}
+        for name, config in (
+            ("without limits", ""),
+            ("with max_size", '[cache]\nmax_size = "10GB"\n'),
+        ):
+            root = Path(folder) / name.replace(" ", "-")
+            Repo.init(root)
+            (root / "merkl.toml").write_text(config)
+            repos[name] = Repo(root)
+        outputs = [tasks.square(i) for i in range(100)]
+        for repo in repos.values():
+            with use_session(Session(repo)):
+                for out in outputs:
+                    out.get()
+
+        def hits(repo: Repo) -> float:
+            with use_session(Session(repo)):
+                start = time.perf_counter()
+                for i in range(count):
+                    outputs[i % 100].get()
+                return time.perf_counter() - start
+
+        best = {
+            name: min(hits(repo) for _ in range(5)) / count * 1e6 for name, repo in repos.items()
+        }
+        base, limited = best["without limits"], best["with max_size"]
+        print(
+            f".get() of a cached output: {limited:.1f} us with [cache] max_size, {base:.1f} us "
+            f"without ({(limited / base - 1) * 100:+.1f} %)"
+        )
+        sys.path.remove(folder)
+
+
 def _clock(work) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     work()
@@ -124,5 +177,6 @@ def bench_remote(count: int) -> None:
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     bench_hits()
+    bench_get_hits()
     bench_local(n)
     bench_remote(n // 5)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +71,7 @@ def _evaluate(
     repo = session.require_repo() if session.use_cache else None
     cache = repo.cache if repo is not None else None
     # Held shared while the plan's cached outputs are read: eviction and gc skip or wait.
-    with shared_lock(repo, _HOLDER) if repo is not None else contextlib.nullcontext():
+    with shared_lock(repo, None) if repo is not None else contextlib.nullcontext():
         plan = make_plan(needed, cache)
         planned(plan)
         if stats is not None:
@@ -88,9 +86,6 @@ def _evaluate(
         for hook in RUN_HOOKS:
             hook(repo)
     return found
-
-
-_HOLDER = f"merkl.evaluate in {os.path.basename(sys.argv[0]) if sys.argv else 'python'}"
 
 
 def evaluate_value(value: Any, **options: Any) -> Any:

@@ -104,9 +104,9 @@ def square(i):
 """
 
 
-def bench_get_hits(count: int = 20_000) -> None:
+def bench_get_hits(count: int = 2_000, repeat: int = 41) -> None:
     """A whole `.get()` of a cached output, in a repository with `[cache] max_size` set and in
-    one without (both warm, 7 interleaved rounds, best of each): what the limits cost a hit."""
+    one without (both warm, `repeat` interleaved rounds, the best of each): what the limits cost a hit."""
     import importlib
 
     from merkl.session import Session, use_session
@@ -138,7 +138,7 @@ def bench_get_hits(count: int = 20_000) -> None:
                 return time.perf_counter() - start
 
         rounds: dict[str, list[float]] = {name: [] for name in repos}
-        for _ in range(7):  # interleaved, so both see the same load
+        for _ in range(repeat):  # short interleaved rounds: the best of each is least disturbed
             for name, repo in repos.items():
                 rounds[name].append(hits(repo))
         best = {name: min(times) / count * 1e6 for name, times in rounds.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -38,14 +39,39 @@ def log(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo.root / "ran.log"
 
 
-def test_four_processes_run_each_body_once(repo: Repo, log: Path, tmp_path: Path) -> None:
+def run_together(
+    repo: Repo, log: Path, tmp_path: Path, executors: list[tuple[str | None, int]]
+) -> None:
+    """One process per (executor, jobs), started together; each must print the result."""
     go = tmp_path / "go"
-    procs = [start(repo.root, go, log, WIDTH) for _ in range(4)]
+    procs = [start(repo.root, go, log, WIDTH, executor, jobs) for executor, jobs in executors]
     go.touch()
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert out.split() == [str(expected(WIDTH))]
+
+
+def start_hanging_holder(
+    repo: Repo, log: Path, tmp_path: Path, executor: str | None = None
+) -> tuple[subprocess.Popen[str], Path]:
+    """A process (on `executor`, 2 workers) hanging inside leaf(0), and its `go` file."""
+    slow_once = log.with_name("slow-once")
+    slow_once.touch()
+    go = tmp_path / "go"
+    go.touch()
+    holder = start(repo.root, go, log, WIDTH, executor, 2)
+    wait_until_hanging(slow_once, holder)
+    return holder, go
+
+
+@pytest.mark.parametrize(
+    ("executor", "jobs"), [(None, 1), ("threads", 3), ("processes", 2), ("dask", 2)]
+)
+def test_four_processes_run_each_body_once(
+    repo: Repo, log: Path, tmp_path: Path, executor: str | None, jobs: int
+) -> None:
+    run_together(repo, log, tmp_path, [(executor, jobs)] * 4)
     assert runs(log) == all_bodies(WIDTH)
     assert not any((repo.dot_dir / "leases").iterdir())  # a lease file lives while held
 
@@ -75,12 +101,7 @@ def test_threads_of_one_process_run_each_body_once(
 def test_a_killed_lease_holder_is_taken_over_at_once(
     repo: Repo, log: Path, tmp_path: Path
 ) -> None:
-    slow_once = log.with_name("slow-once")
-    slow_once.touch()
-    go = tmp_path / "go"
-    go.touch()
-    holder = start(repo.root, go, log, WIDTH)
-    wait_until_hanging(slow_once, holder)  # the holder is inside leaf(0), hanging
+    holder, go = start_hanging_holder(repo, log, tmp_path)  # inside leaf(0), hanging
     waiter = start(repo.root, go, log, WIDTH)
     time.sleep(3)  # time to start and reach the lease on leaf(0)
     assert waiter.poll() is None, waiter.communicate()  # it waits, it does not compute
@@ -94,46 +115,17 @@ def test_a_killed_lease_holder_is_taken_over_at_once(
     assert runs(log) == sorted(["leaf0", *all_bodies(WIDTH)])
 
 
-@pytest.mark.parametrize(("executor", "jobs"), [("threads", 3), ("processes", 2), ("dask", 2)])
-def test_four_runs_on_an_executor_run_each_body_once(
-    repo: Repo, log: Path, tmp_path: Path, executor: str, jobs: int
-) -> None:
-    go = tmp_path / "go"
-    procs = [start(repo.root, go, log, WIDTH, executor, jobs) for _ in range(4)]
-    go.touch()
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        assert out.split() == [str(expected(WIDTH))]
-    assert runs(log) == all_bodies(WIDTH)
-    assert not any((repo.dot_dir / "leases").iterdir())
-
-
 def test_runs_on_different_executors_share_their_leases(
     repo: Repo, log: Path, tmp_path: Path
 ) -> None:
-    go = tmp_path / "go"
-    procs = [
-        start(repo.root, go, log, WIDTH, executor, 2)
-        for executor in ("threads", "processes", "dask", None)
-    ]
-    go.touch()
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        assert out.split() == [str(expected(WIDTH))]
+    run_together(repo, log, tmp_path, [(e, 2) for e in ("threads", "processes", "dask", None)])
     assert runs(log) == all_bodies(WIDTH)
 
 
 def test_a_killed_worker_process_is_taken_over_at_once(
     repo: Repo, log: Path, tmp_path: Path
 ) -> None:
-    slow_once = log.with_name("slow-once")
-    slow_once.touch()
-    go = tmp_path / "go"
-    go.touch()
-    holder = start(repo.root, go, log, WIDTH, "processes", 2)
-    wait_until_hanging(slow_once, holder)  # a worker of the holder hangs in a body
+    holder, go = start_hanging_holder(repo, log, tmp_path, "processes")  # a worker hangs
     name, worker = log.read_text().split()[:2]
     assert int(worker) != holder.pid
     waiter = start(repo.root, go, log, WIDTH, "threads", 2)

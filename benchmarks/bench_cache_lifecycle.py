@@ -106,7 +106,7 @@ def square(i):
 
 def bench_get_hits(count: int = 2_000, repeat: int = 41) -> None:
     """A whole `.get()` of a cached output, in a repository with `[cache] max_size` set and in
-    one without (both warm, `repeat` interleaved rounds, the best of each): what the limits cost a hit."""
+    one without (both warm; `repeat` interleaved rounds, the best of each): what limits cost."""
     import importlib
 
     from merkl.session import Session, use_session

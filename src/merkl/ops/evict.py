@@ -114,7 +114,9 @@ def _check(repo: Repo, watch: _Watch) -> EvictResult | None:
     ):
         return None
     result = evict(repo, max_size=max_size, max_age=max_age)
-    if not result.skipped:
+    if result.skipped:
+        watch.grown = True  # another process reads the cache now: try again later
+    else:
         watch.floor = repo.index.outputs_size()
     return result
 

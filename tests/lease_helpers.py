@@ -1,7 +1,8 @@
 """A pipeline whose bodies log each run, and processes that evaluate it (compute-once tests).
 
 Every body appends `name pid` to the file `$LEASE_TEST_LOG`; when `slow-once` exists beside
-that file, the first body to see it deletes it and hangs (a lease holder to kill).
+that file, the first body to see it deletes it and hangs (a lease holder to kill). Importing the
+pipeline waits for the file `$LEASE_TEST_GO`, if set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pathlib import Path
 
 LOG = Path(os.environ["LEASE_TEST_LOG"])
 SLOW_ONCE = LOG.with_name("slow-once")
+GO = os.environ.get("LEASE_TEST_GO")  # `merkl run`s start together once this file exists
+while GO and not Path(GO).exists():
+    time.sleep(0.01)
 
 def ran(name):
     with open(LOG, "a") as log:

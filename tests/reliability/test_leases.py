@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
-from tests.helpers import import_fresh, write_module
+from tests.helpers import REPO_ROOT, import_fresh, write_module
 from tests.lease_helpers import (
     MODULE,
     all_bodies,
@@ -119,6 +120,37 @@ def test_runs_on_different_executors_share_their_leases(
     repo: Repo, log: Path, tmp_path: Path
 ) -> None:
     run_together(repo, log, tmp_path, [(e, 2) for e in ("threads", "processes", "dask", None)])
+    assert runs(log) == all_bodies(WIDTH)
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_four_merkl_runs_on_a_pool_run_each_body_once(
+    repo: Repo, log: Path, tmp_path: Path, executor: str
+) -> None:
+    go = tmp_path / "go"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(repo.root)]),
+        LEASE_TEST_LOG=str(log),
+        LEASE_TEST_GO=str(go),
+    )
+    command = [sys.executable, "-m", "merkl", "run", "--executor", executor, "--jobs", "2"]
+    procs = [
+        subprocess.Popen(
+            [*command, f"{MODULE}.root", str(WIDTH)],
+            cwd=repo.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    go.touch()  # each waits for it as it imports the pipeline
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(expected(WIDTH))]
     assert runs(log) == all_bodies(WIDTH)
 
 

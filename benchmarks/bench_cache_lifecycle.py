@@ -100,6 +100,63 @@ def bench_hits(count: int = 200_000) -> None:
         timed("flush of 1000 last uses", cache.flush_use)
 
 
+HIT_TASKS = """
+from merkl import task
+
+@task
+def square(i):
+    return i * i
+"""
+
+
+def bench_get_hits(count: int = 2_000, repeat: int = 41) -> None:
+    """A whole `.get()` of a cached output, in a repository with `[cache] max_size` set and in
+    one without (both warm; `repeat` interleaved rounds, the best of each): what limits cost."""
+    import importlib
+
+    from merkl.session import Session, use_session
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "bench_hit_tasks.py").write_text(HIT_TASKS)
+        sys.path.insert(0, folder)
+        tasks = importlib.import_module("bench_hit_tasks")
+        repos = {}
+        for name, config in (
+            ("without limits", ""),
+            ("with max_size", '[cache]\nmax_size = "10GB"\n'),
+        ):
+            root = Path(folder) / name.replace(" ", "-")
+            Repo.init(root)
+            (root / "merkl.toml").write_text(config)
+            repos[name] = Repo(root)
+        outputs = [tasks.square(i) for i in range(100)]
+        for repo in repos.values():
+            with use_session(Session(repo)):
+                for out in outputs:
+                    out.get()
+
+        def hits(repo: Repo) -> float:
+            with use_session(Session(repo)):
+                start = time.perf_counter()
+                for i in range(count):
+                    outputs[i % 100].get()
+                return time.perf_counter() - start
+
+        rounds: dict[str, list[float]] = {name: [] for name in repos}
+        order = list(repos.items())
+        for _ in range(repeat):  # short interleaved rounds: the best of each is least disturbed
+            order.reverse()  # each goes first half of the time
+            for name, repo in order:
+                rounds[name].append(hits(repo))
+        best = {name: min(times) / count * 1e6 for name, times in rounds.items()}
+        base, limited = best["without limits"], best["with max_size"]
+        print(
+            f".get() of a cached output: {limited:.1f} us with [cache] max_size, {base:.1f} us "
+            f"without ({(limited / base - 1) * 100:+.1f} %)"
+        )
+        sys.path.remove(folder)
+
+
 def _clock(work) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     work()
@@ -267,6 +324,7 @@ if __name__ == "__main__":
     n = int(args[0]) if args else 100_000
     if "--s3-only" not in sys.argv:
         bench_hits()
+        bench_get_hits()
         bench_local(n)
         bench_remote(n // 5)
     moto = Moto()

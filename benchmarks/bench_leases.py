@@ -3,6 +3,8 @@
 1. A cache hit: a new call + `.get()` of a trivial cached task (takes no lease).
 2. A computed trivial task: a new call + `.get()` with new arguments each time (one lease each).
 3. The lease alone: taking and dropping it plus the local re-check of the cache, on a miss.
+4. The same as the pool and Dask executors' coordinator takes it (`RunLeases.claim` without
+   waiting, `stored` after the store), the cost of making the call subtracted.
 
 Run: `.venv/bin/python benchmarks/bench_leases.py` (no peers needed; best and median of 7
 rounds).
@@ -57,11 +59,28 @@ def main() -> None:
             cache.find(out_hash, CachePolicy.EVERYWHERE, "json", remote=False)
 
     leased = per_call_us(7, 2000, lease)
-    for what, (best, median) in (
+    rows = [
         ("cache hit (new call + .get())", hit),
         ("computed trivial task (new call + .get())", computed),
         ("lease + local re-check, per computed call", leased),
-    ):
+    ]
+    try:
+        from merkl.executors.leases import RunLeases
+    except ImportError:  # a checkout from before the pools took leases
+        pass
+    else:
+        leases = RunLeases(Session(repo))
+
+        def claim(r: int, i: int) -> None:
+            call = benchleases.inc(10_000_000 + r * 10_000 + i).call
+            assert leases.claim(call) is True
+            leases.stored(call)
+
+        calls_only = per_call_us(7, 2000, lambda r, i: benchleases.inc(20_000_000 + i).call)
+        claimed = per_call_us(7, 2000, claim)
+        claim_only = (claimed[0] - calls_only[0], claimed[1] - calls_only[1])
+        rows.append(("threads/processes/Dask: claim + settle, per computed call", claim_only))
+    for what, (best, median) in rows:
         print(f"{what}: {best:.1f} µs best, {median:.1f} µs median")
 
 

@@ -1,7 +1,8 @@
 """A pipeline whose bodies log each run, and processes that evaluate it (compute-once tests).
 
 Every body appends `name pid` to the file `$LEASE_TEST_LOG`; when `slow-once` exists beside
-that file, the first body to see it deletes it and hangs (a lease holder to kill).
+that file, the first body to see it deletes it and hangs (a lease holder to kill). Importing the
+pipeline waits for the file `$LEASE_TEST_GO`, if set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pathlib import Path
 
 LOG = Path(os.environ["LEASE_TEST_LOG"])
 SLOW_ONCE = LOG.with_name("slow-once")
+GO = os.environ.get("LEASE_TEST_GO")  # `merkl run`s start together once this file exists
+while GO and not Path(GO).exists():
+    time.sleep(0.01)
 
 def ran(name):
     with open(LOG, "a") as log:
@@ -58,8 +62,12 @@ from merkl.repo import Repo
 from merkl.session import Session, use_session
 while not go.exists():
     time.sleep(0.01)
+executor = None
+if len(sys.argv) > 4:  # an executor and its number of workers
+    from merkl.executors import get_executor
+    executor = get_executor(sys.argv[4], jobs=int(sys.argv[5]))
 with use_session(Session(Repo(root))):
-    print(evaluate([leasepipe.root(int(sys.argv[3]))])[0])
+    print(evaluate([leasepipe.root(int(sys.argv[3]))], executor=executor)[0])
 """
 
 
@@ -76,15 +84,19 @@ def all_bodies(width: int) -> list[str]:
     return sorted(["total"] + [f"leaf{i}" for i in range(width)])
 
 
-def start(root: Path, go: Path, log: Path, width: int) -> subprocess.Popen[str]:
-    """A process that evaluates `root(width)` in the repository at `root` once `go` exists."""
+def start(
+    root: Path, go: Path, log: Path, width: int, executor: str | None = None, jobs: int = 2
+) -> subprocess.Popen[str]:
+    """A process that evaluates `root(width)` in the repository at `root` once `go` exists
+    (on `executor` with `jobs` workers, or in-process)."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(root)]),
         LEASE_TEST_LOG=str(log),
     )
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(go), str(width)],
+        [sys.executable, "-c", CHILD, str(root), str(go), str(width)]
+        + ([executor, str(jobs)] if executor else []),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from merkl.cache import CACHE_OPEN_HOOKS
-from merkl.observers import EVALUATION_HOOKS
+from merkl.observers import EVALUATION_HOOKS, RUN_HOOKS
 
 if TYPE_CHECKING:
     from merkl.cache import Cache, CachePolicy
@@ -101,6 +101,18 @@ def _install_read_through(repo: Repo, cache: Cache) -> None:
     install_read_through(repo, cache)
 
 
+def _bound_cache(repo: Repo, cache: Cache) -> None:
+    """With `[cache] max_size`/`max_age`, evict after library evaluations too (merkl commands
+    evict after themselves); other repositories never import `merkl.ops.evict`."""
+    table = repo.config.get("cache")
+    if isinstance(table, dict) and ("max_size" in table or "max_age" in table):
+        from merkl.ops.evict import evict_after_evaluation, watch_limits
+
+        watch_limits(repo)
+        if evict_after_evaluation not in RUN_HOOKS:
+            RUN_HOOKS.append(evict_after_evaluation)
+
+
 def _watch_lineage(
     targets: list[Lazy], session: Session, pipeline: str | None
 ) -> EvaluationWatcher | None:
@@ -118,6 +130,7 @@ def _watch_lineage(
 # The package ties the layers together: the cache (below) is extended by the remotes (above),
 # evaluations (below) are watched by lineage (above).
 CACHE_OPEN_HOOKS.append(_install_read_through)
+CACHE_OPEN_HOOKS.append(_bound_cache)
 EVALUATION_HOOKS.append(_watch_lineage)
 
 

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from merkl.cache.lock import shared_lock
 from merkl.errors import CacheMissError, CorruptObjectError
 from merkl.executors import get_executor
 from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
-from merkl.observers import planned, should_watch, watch_evaluation
+from merkl.observers import RUN_HOOKS, planned, should_watch, watch_evaluation
 from merkl.placeholder import NOT_CACHED, Lazy, Placeholder, cached_value, cached_values
 from merkl.session import Session, current_session
 from merkl.tasks import iter_lazy, substitute
@@ -90,17 +91,24 @@ def _compute(
 
     writes = [t for t in targets if isinstance(t, FileOutput)]
     needed = [t.source if isinstance(t, FileOutput) else t for t in targets]
-    cache = session.require_repo().cache if session.use_cache else None
-    plan = make_plan(needed, cache)
-    planned(plan)
-    if stats is not None:
-        stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
-        stats.loaded += len(plan.cached)
-    values = ValueMap(lambda node: _load(node, plan, session), keep=needed)
-    with cache.batched() if cache is not None else contextlib.nullcontext():
-        get_executor(executor).run(plan, values, session)
-    results = {w: w.write(values[w.source], session) for w in writes}
-    return [results[t] if t in results else values[t] for t in targets]
+    repo = session.require_repo() if session.use_cache else None
+    cache = repo.cache if repo is not None else None
+    # Held shared while the plan's cached outputs are read: eviction and gc skip or wait.
+    with shared_lock(repo, None) if repo is not None else contextlib.nullcontext():
+        plan = make_plan(needed, cache)
+        planned(plan)
+        if stats is not None:
+            stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once
+            stats.loaded += len(plan.cached)
+        values = ValueMap(lambda node: _load(node, plan, session), keep=needed)
+        with cache.batched() if cache is not None else contextlib.nullcontext():
+            get_executor(executor).run(plan, values, session)
+        results = {w: w.write(values[w.source], session) for w in writes}
+        found = [results[t] if t in results else values[t] for t in targets]
+    if repo is not None and plan.calls:
+        for hook in RUN_HOOKS:
+            hook(repo)
+    return found
 
 
 def evaluate_value(value: Any, **options: Any) -> Any:

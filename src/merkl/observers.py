@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: `import merkl` imports this module, so it stays
 
     from merkl.graph import Plan
     from merkl.placeholder import Lazy
+    from merkl.repo import Repo
     from merkl.session import Session
     from merkl.tasks import Call
 
@@ -36,6 +37,10 @@ if TYPE_CHECKING:  # types only: `import merkl` imports this module, so it stays
     EvaluationHook = Callable[[list[Lazy], Session, str | None], EvaluationWatcher | None]
 
 EVALUATION_HOOKS: list[EvaluationHook] = []
+
+# Called with the repository after an evaluation that ran calls, once it no longer holds the
+# repository lock: the package applies `[cache]` limits there (`merkl.ops.evict`).
+RUN_HOOKS: list[Callable[[Repo], object]] = []
 
 _watchers: contextvars.ContextVar[tuple[EvaluationWatcher, ...] | None] = contextvars.ContextVar(
     "merkl_evaluation_watchers", default=None

@@ -5,6 +5,10 @@ Real processes on one repository; every body logs its runs (`tests.lease_helpers
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +19,7 @@ from merkl.cache.lease import RANGES_FILE
 from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
-from tests.helpers import import_fresh
+from tests.helpers import REPO_ROOT, import_fresh, write_module
 from tests.lease_helpers import (
     MODULE,
     all_bodies,
@@ -37,20 +41,48 @@ def log(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo.root / "ran.log"
 
 
-def test_four_processes_run_each_body_once(repo: Repo, log: Path, tmp_path: Path) -> None:
+def run_together(
+    repo: Repo, log: Path, tmp_path: Path, executors: list[tuple[str | None, int]]
+) -> None:
+    """One process per (executor, jobs), started together; each must print the result."""
     go = tmp_path / "go"
-    procs = [start(repo.root, go, log, WIDTH) for _ in range(4)]
+    procs = [start(repo.root, go, log, WIDTH, executor, jobs) for executor, jobs in executors]
     go.touch()
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert out.split() == [str(expected(WIDTH))]
+
+
+def start_hanging_holder(
+    repo: Repo, log: Path, tmp_path: Path, executor: str | None = None
+) -> tuple[subprocess.Popen[str], Path]:
+    """A process (on `executor`, 2 workers) hanging inside leaf(0), and its `go` file."""
+    slow_once = log.with_name("slow-once")
+    slow_once.touch()
+    go = tmp_path / "go"
+    go.touch()
+    holder = start(repo.root, go, log, WIDTH, executor, 2)
+    wait_until_hanging(slow_once, holder)
+    return holder, go
+
+
+@pytest.mark.parametrize(
+    ("executor", "jobs"), [(None, 1), ("threads", 3), ("processes", 2), ("dask", 2)]
+)
+def test_four_processes_run_each_body_once(
+    repo: Repo, log: Path, tmp_path: Path, executor: str | None, jobs: int
+) -> None:
+    run_together(repo, log, tmp_path, [(executor, jobs)] * 4)
     assert runs(log) == all_bodies(WIDTH)
     # A lease file of its own lives while held; Linux's byte-range leases share one file.
     assert {p.name for p in (repo.dot_dir / "leases").iterdir()} <= {RANGES_FILE}
 
 
-def test_threads_of_one_process_run_each_body_once(repo: Repo, log: Path) -> None:
+@pytest.mark.parametrize("executor", [None, "threads"])
+def test_threads_of_one_process_run_each_body_once(
+    repo: Repo, log: Path, executor: str | None
+) -> None:
     pipe = import_fresh(repo.root, MODULE)
     results: list[int] = []
     barrier = threading.Barrier(6)
@@ -58,7 +90,7 @@ def test_threads_of_one_process_run_each_body_once(repo: Repo, log: Path) -> Non
     def run() -> None:
         with use_session(Session(repo)):
             barrier.wait()
-            results.append(evaluate([pipe.root(WIDTH)])[0])
+            results.append(evaluate([pipe.root(WIDTH)], executor=executor)[0])
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for thread in threads:
@@ -72,12 +104,7 @@ def test_threads_of_one_process_run_each_body_once(repo: Repo, log: Path) -> Non
 def test_a_killed_lease_holder_is_taken_over_at_once(
     repo: Repo, log: Path, tmp_path: Path
 ) -> None:
-    slow_once = log.with_name("slow-once")
-    slow_once.touch()
-    go = tmp_path / "go"
-    go.touch()
-    holder = start(repo.root, go, log, WIDTH)
-    wait_until_hanging(slow_once, holder)  # the holder is inside leaf(0), hanging
+    holder, go = start_hanging_holder(repo, log, tmp_path)  # inside leaf(0), hanging
     waiter = start(repo.root, go, log, WIDTH)
     time.sleep(3)  # time to start and reach the lease on leaf(0)
     assert waiter.poll() is None, waiter.communicate()  # it waits, it does not compute
@@ -89,3 +116,104 @@ def test_a_killed_lease_holder_is_taken_over_at_once(
     assert took_over < 2.0, took_over
     print(f"\nlocal lease: waiter done {took_over:.2f} s after kill -9 of the holder")
     assert runs(log) == sorted(["leaf0", *all_bodies(WIDTH)])
+
+
+def test_runs_on_different_executors_share_their_leases(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    run_together(repo, log, tmp_path, [(e, 2) for e in ("threads", "processes", "dask", None)])
+    assert runs(log) == all_bodies(WIDTH)
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_four_merkl_runs_on_a_pool_run_each_body_once(
+    repo: Repo, log: Path, tmp_path: Path, executor: str
+) -> None:
+    go = tmp_path / "go"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(repo.root)]),
+        LEASE_TEST_LOG=str(log),
+        LEASE_TEST_GO=str(go),
+    )
+    command = [sys.executable, "-m", "merkl", "run", "--executor", executor, "--jobs", "2"]
+    procs = [
+        subprocess.Popen(
+            [*command, f"{MODULE}.root", str(WIDTH)],
+            cwd=repo.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    go.touch()  # each waits for it as it imports the pipeline
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(expected(WIDTH))]
+    assert runs(log) == all_bodies(WIDTH)
+
+
+def test_a_killed_worker_process_is_taken_over_at_once(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    holder, go = start_hanging_holder(repo, log, tmp_path, "processes")  # a worker hangs
+    name, worker = log.read_text().split()[:2]
+    assert int(worker) != holder.pid
+    waiter = start(repo.root, go, log, WIDTH, "threads", 2)
+    time.sleep(3)  # time to start and reach the lease the holder's worker computes
+    assert waiter.poll() is None, waiter.communicate()
+    os.kill(int(worker), signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = waiter.communicate(timeout=60)
+    took_over = time.monotonic() - killed
+    assert waiter.returncode == 0, err
+    assert out.split() == [str(expected(WIDTH))]
+    _, holder_err = holder.communicate(timeout=60)
+    assert holder.returncode == 1, holder_err
+    assert "worker process died" in holder_err
+    assert took_over < 2.0, took_over
+    print(f"\nprocesses executor: waiter done {took_over:.2f} s after kill -9 of a worker")
+    bodies = runs(log)
+    assert bodies.count(name) == 2  # the killed worker's body, then the waiter's
+    assert sorted(set(bodies)) == all_bodies(WIDTH)
+
+
+NESTED = """
+import time
+from merkl import task
+
+RAN = []
+
+@task
+def base(i):
+    RAN.append(i)
+    return i * 10
+
+@task
+def reader(value, i):
+    time.sleep(0.3)  # the coordinator stored base(i) and is idle, waiting for this body
+    return base(i).get() + value  # nested: the lease of base(i) is this process's own
+"""
+
+
+def test_a_body_reading_an_output_its_own_run_just_stored_does_not_deadlock(
+    repo: Repo,
+) -> None:
+    write_module(repo.root, "nestedpipe", NESTED)
+    pipe = import_fresh(repo.root, "nestedpipe")
+    results: list[object] = []
+
+    def run() -> None:
+        with use_session(Session(repo)):
+            targets = [pipe.reader(pipe.base(i), i) for i in range(3)]
+            results.extend(evaluate(targets, executor="threads"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "deadlocked on a lease its own process holds"
+    assert results == [0, 20, 40]
+    assert sorted(pipe.RAN) == [0, 1, 2]  # the nested reads loaded base(i): run once each

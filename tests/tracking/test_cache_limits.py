@@ -6,9 +6,12 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.helpers import run_cli, write_module
+from tests.helpers import import_fresh, run_cli, write_module
 
+from merkl.cache.index import Index
+from merkl.ops import evict
 from merkl.repo import Repo
+from merkl.session import Session, use_session
 
 TASKS = """
     from merkl import task, write_file
@@ -114,3 +117,27 @@ def test_a_bad_limit_is_one_clear_error(repo):
     result = run_cli("run", "tasks.one", "1")
     assert result.code == 2
     assert "[cache] max_size" in result.err
+
+
+def test_library_evaluations_check_the_limits_only_when_they_computed(repo, monkeypatch):
+    write_module(repo.root, "tasks", TASKS)
+    (repo.root / "merkl.toml").write_text('[cache]\nmax_size = "2500B"\n')
+    tasks = import_fresh(repo.root, "tasks")
+    monkeypatch.setattr(evict, "CHECK_SECONDS", 0.0)
+    sums: list[int] = []
+    real = Index.outputs_size
+    monkeypatch.setattr(Index, "outputs_size", lambda self: sums.append(1) or real(self))
+    with use_session(Session(Repo(repo.root))):
+        tasks.one(1).get()
+        tasks.one(2).get()
+        assert len(sums) == 2  # under the limit: one SUM each, no eviction
+        time.sleep(0.01)
+        tasks.one(2).get()
+        tasks.one(2).get()
+        assert len(sums) == 2  # cache hits check nothing (their use is written at the next check)
+        tasks.one(3).get()  # past the limit: blob(1), least recently used, goes
+    assert cached(repo) == 2
+    assert {e.out_hash for e in Repo(repo.root).index.iter_outputs()} == {
+        tasks.one(2).hash,
+        tasks.one(3).hash,
+    }

@@ -456,6 +456,10 @@ class Index:
         ):
             yield OutputEntry(row[0], row[1], row[2], row[3], bool(row[4])), float(row[5])
 
+    def outputs_size(self) -> int:
+        """The bytes of every cached output's object, counted once per output."""
+        return int(self._read("SELECT COALESCE(SUM(size), 0) FROM outputs")[0][0])
+
     def task_outputs(self) -> dict[str, set[str]]:
         """`module.task` → the out_hashes of its cached outputs (from the run log)."""
         found: dict[str, set[str]] = {}

@@ -49,6 +49,60 @@ class SharedLeases(Protocol):
         """Write the just-stored outputs through to the remote, for the clones waiting."""
 
 
+class Lease:
+    """A held lease; `release()` it, or `settle(defer)` once its output is stored."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str | None, fd: int) -> None:
+        self.path = path  # the per-hash file to unlink on release; None for a byte-range lock
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        """Let the next waiter in (idempotent)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        if self.path is not None:
+            # Unlinked while still held: a waiter that opened this file sees it gone and
+            # retries on a fresh one, so two holders can never lock two files of one hash.
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        os.close(fd)  # drops the lock: it belongs to this open file
+
+    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
+        """The output is stored: release once its index rows are written (`output_lease`)."""
+        if defer is None or not defer(self.release):
+            self.release()
+
+
+def take_lease(
+    dot_dir: Path, out_hash: str, before_wait: Callable[[], None] | None = None
+) -> Lease:
+    """The lease on `out_hash`, waiting while another holds it (`before_wait()` first)."""
+    lease = _take(dot_dir, out_hash, before_wait, wait=True)
+    assert lease is not None
+    return lease
+
+
+def try_lease(dot_dir: Path, out_hash: str) -> Lease | None:
+    """The lease on `out_hash` if nobody holds it, else None at once (executors that run many
+    calls at a time take leases without blocking, and retry the busy ones later)."""
+    return _take(dot_dir, out_hash, None, wait=False)
+
+
+def _take(
+    dot_dir: Path, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
+) -> Lease | None:
+    if _OFD:
+        path = os.path.join(dot_dir, LEASES_DIR, RANGES_FILE)
+        fd = _acquire_range(path, out_hash, before_wait, wait=wait)
+        return None if fd is None else Lease(None, fd)
+    path = os.path.join(dot_dir, LEASES_DIR, out_hash)
+    fd = _acquire(path, before_wait, wait=wait)
+    return None if fd is None else Lease(path, fd)
+
+
 @contextlib.contextmanager
 def output_lease(
     dot_dir: Path,
@@ -65,30 +119,13 @@ def output_lease(
     another holder, `before_wait()` writes this thread's rows and so releases the leases it
     kept: two runs can never wait for each other's deferred leases.
     """
-    if _OFD:
-        fd = _acquire_range(os.path.join(dot_dir, LEASES_DIR, RANGES_FILE), out_hash, before_wait)
-
-        def release() -> None:
-            os.close(fd)  # drops the lock: it belongs to this open file
-
-    else:
-        path = os.path.join(dot_dir, LEASES_DIR, out_hash)
-        fd = _acquire(path, before_wait)
-
-        def release() -> None:
-            # Unlinked while still held: a waiter that opened this file sees it gone and
-            # retries on a fresh one, so two holders can never lock two files of one hash.
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            os.close(fd)
-
+    lease = take_lease(dot_dir, out_hash, before_wait)
     try:
         yield
     except BaseException:
-        release()
+        lease.release()
         raise
-    if defer is None or not defer(release):
-        release()
+    lease.settle(defer)
 
 
 def _open_creating(path: str) -> int:
@@ -99,7 +136,9 @@ def _open_creating(path: str) -> int:
             os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
-def _acquire_range(path: str, out_hash: str, before_wait: Callable[[], None] | None) -> int:
+def _acquire_range(
+    path: str, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
+) -> int | None:
     """An open file of `path` holding the write lock on `out_hash`'s byte (see above)."""
     try:
         offset = int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
@@ -114,6 +153,9 @@ def _acquire_range(path: str, out_hash: str, before_wait: Callable[[], None] | N
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
+            if not wait:
+                os.close(fd)
+                return None
             if before_wait is not None:
                 before_wait()
             fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
@@ -123,13 +165,18 @@ def _acquire_range(path: str, out_hash: str, before_wait: Callable[[], None] | N
     return fd
 
 
-def _acquire(path: str, before_wait: Callable[[], None] | None = None) -> int:
+def _acquire(
+    path: str, before_wait: Callable[[], None] | None = None, *, wait: bool
+) -> int | None:
     while True:
         fd = _open_creating(path)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                if not wait:
+                    os.close(fd)
+                    return None
                 if before_wait is not None:
                     before_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)

@@ -37,6 +37,7 @@ class _Hold:
     fd: int
     mode: int
     users: int = 1
+    named: bool = True  # wrote `.merkl/locks/<pid>`
 
 
 _held: dict[str, _Hold] = {}
@@ -44,8 +45,10 @@ _guard = threading.Lock()
 
 
 @contextlib.contextmanager
-def shared_lock(repo: Repo, command: str) -> Iterator[None]:
-    """Hold the repository lock shared while the block runs (waits only for gc/repair)."""
+def shared_lock(repo: Repo, command: str | None) -> Iterator[None]:
+    """Hold the repository lock shared while the block runs (waits only for gc/repair).
+    With `command` None the hold is not named in `.merkl/locks` (evaluations from Python,
+    where writing that file would cost more than the work of a small run)."""
     with _lock(repo, command, fcntl.LOCK_SH, None):
         yield
 
@@ -58,6 +61,12 @@ def exclusive_lock(
     description of the holders, then this waits for them to finish."""
     with _lock(repo, command, fcntl.LOCK_EX, on_wait):
         yield
+
+
+def held_here(repo: Repo) -> bool:
+    """Whether this process holds the repository lock (a command or an evaluation runs)."""
+    with _guard:
+        return str(repo.dot_dir / LOCK_FILE) in _held
 
 
 @contextlib.contextmanager
@@ -92,7 +101,7 @@ def try_exclusive_lock(repo: Repo, command: str) -> Iterator[bool]:
 
 @contextlib.contextmanager
 def _lock(
-    repo: Repo, command: str, mode: int, on_wait: Callable[[str], None] | None
+    repo: Repo, command: str | None, mode: int, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
     path = str(repo.dot_dir / LOCK_FILE)
     with _guard:
@@ -111,7 +120,8 @@ def _lock(
             last = hold.users == 0
             if last and _held.get(path) is hold:
                 del _held[path]
-            named = last and path not in _held  # no other hold of this process remains
+            # No other hold of this process remains:
+            named = last and hold.named and path not in _held
         if named:
             with contextlib.suppress(OSError):
                 os.unlink(repo.dot_dir / HOLDERS_DIR / str(hold.pid))
@@ -120,7 +130,7 @@ def _lock(
 
 
 def _acquire(
-    repo: Repo, path: str, command: str, mode: int, on_wait: Callable[[str], None] | None
+    repo: Repo, path: str, command: str | None, mode: int, on_wait: Callable[[str], None] | None
 ) -> _Hold:
     os.makedirs(repo.dot_dir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -134,11 +144,12 @@ def _acquire(
     except BaseException:
         os.close(fd)
         raise
-    holder = repo.dot_dir / HOLDERS_DIR / str(os.getpid())
-    with contextlib.suppress(OSError):
-        holder.parent.mkdir(exist_ok=True)
-        holder.write_text(command)
-    hold = _Hold(os.getpid(), fd, mode)
+    if command is not None:
+        holder = repo.dot_dir / HOLDERS_DIR / str(os.getpid())
+        with contextlib.suppress(OSError):
+            holder.parent.mkdir(exist_ok=True)
+            holder.write_text(command)
+    hold = _Hold(os.getpid(), fd, mode, named=command is not None)
     with _guard:
         _held.setdefault(path, hold)  # another thread may have taken its own meanwhile
     return hold

@@ -89,7 +89,7 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
     for it and loads its outputs instead of running the body again. With a remote's shared
     lease as well, the same holds for the clones sharing that remote.
     """
-    if not (session.use_cache and _shared_by(call, _LOCAL_POLICIES)):
+    if not (session.use_cache and leased(call)):
         return _run_and_store(call, values, session)
     repo = session.require_repo()
     cache = repo.cache
@@ -114,6 +114,12 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
 
 
 _LOCAL_POLICIES = (CachePolicy.EVERYWHERE, CachePolicy.LOCAL)
+
+
+def leased(call: Call) -> bool:
+    """Whether computing `call` takes a lease: its outputs are stored where another process
+    of this repository can load them, under a known hash."""
+    return call.outputs[0].hash is not None and _shared_by(call, _LOCAL_POLICIES)
 
 
 def _run_and_store(call: Call, values: ValueMap, session: Session) -> list[Any]:

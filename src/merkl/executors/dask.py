@@ -31,6 +31,7 @@ from merkl.executors.base import (
     task_label,
 )
 from merkl.executors.dependencies import CallDependencies
+from merkl.executors.leases import RunLeases
 from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.start import gc_paused
@@ -89,11 +90,20 @@ class DaskExecutor(Executor):
     def run(self, plan: Plan, values: ValueMap, session: Session) -> None:
         if not plan.calls:
             return
-        dependencies = CallDependencies(plan)
-        refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
-        spec = self._remote_spec(session)
-        with self._connect(len(refs)) as client:
-            _DaskRun(client, dependencies, values, session, refs, spec).run()
+        leases = RunLeases(session)
+        try:
+            # The whole plan is submitted at once, so its leases are taken first (those
+            # another process holds are waited for), and what that process stored is loaded.
+            leases.take_all(plan, values.wanted)
+            if not plan.calls:
+                return
+            dependencies = CallDependencies(plan)
+            refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
+            spec = self._remote_spec(session)
+            with self._connect(len(refs)) as client:
+                _DaskRun(client, dependencies, values, session, refs, spec, leases).run()
+        finally:
+            leases.release_all()  # calls that did not finish
 
     def _remote_spec(self, session: Session) -> RemoteSpec | None:
         """The worker remote's spec (None: results come back here); also lets the local cache
@@ -149,6 +159,7 @@ class _DaskRun:
         session: Session,
         refs: dict[Call, TaskRef],
         remote: RemoteSpec | None = None,
+        leases: RunLeases | None = None,
     ) -> None:
         self.client = client
         self.dependencies = dependencies
@@ -156,6 +167,7 @@ class _DaskRun:
         self.session = session
         self.refs = refs
         self.remote = remote
+        self.leases = leases
         self.unsigned = 0  # calls whose records a worker stored unsigned (it has no key)
         self.token = uuid.uuid4().hex[:8]
 
@@ -252,6 +264,8 @@ class _DaskRun:
                 if self.remote is not None and not result[2]:
                     self.unsigned += 1
                 stored = store_outputs(call, outputs, duration, self.session)
+                if self.leases is not None:
+                    self.leases.stored(call)
                 self.dependencies.set_values(self.values, call, self._loaded(stored, call))
                 progress.advance()
             elif failure is None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextvars
 import os
+import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from merkl.cache.index import BATCH_SECONDS
 from merkl.errors import ExecutorError, UsageError
 from merkl.executors.base import (
     Executor,
@@ -27,6 +29,7 @@ from merkl.executors.base import (
     timed_call,
 )
 from merkl.executors.dependencies import CallDependencies
+from merkl.executors.leases import RETRY_SECONDS, RunLeases
 from merkl.executors.start import POOL_PRELOAD, start_worker_server, worker_context
 from merkl.executors.worker import TaskRef, adopt_environment, run_task, task_ref
 from merkl.graph import Plan
@@ -108,13 +111,48 @@ def _run_all(
     session: Session,
     progress: Progress,
 ) -> None:
-    """Submit each call when its producers are done; store each result as it arrives."""
+    """Submit each call when its producers are done; store each result as it arrives.
+
+    Each call is submitted under its lease (`merkl.executors.leases`): a call another process
+    computes waits until that process stored it, and is then loaded instead of run.
+    """
+    leases = RunLeases(session)
+    try:
+        _submit_and_collect(pool, dependencies, values, session, progress, leases)
+    finally:
+        leases.release_all()  # calls that did not finish (an error or Ctrl-C)
+
+
+def _submit_and_collect(
+    pool: _Pool,
+    dependencies: CallDependencies,
+    values: ValueMap,
+    session: Session,
+    progress: Progress,
+    leases: RunLeases,
+) -> None:
     ready = deque(dependencies.initial())
+    busy: list[Call] = []  # ready, but another process holds their lease
     running: dict[cf.Future[Any], Call] = {}
     failure: BaseException | None = None
+
+    def done(call: Call, stored: list[Any]) -> None:
+        dependencies.set_values(values, call, stored)
+        progress.advance()
+        if failure is None:
+            ready.extend(dependencies.finish(call))
+
     while ready or running:
         while ready and failure is None:
             call = ready.popleft()
+            claim = leases.claim(call)
+            if claim is False:
+                busy.append(call)
+                continue
+            if claim is not True:  # stored meanwhile by the process that held the lease
+                values.started(call)
+                done(call, claim)
+                continue
             try:
                 args, kwargs = call_arguments(call, values)
             except Exception as exc:  # e.g. a missing pipeline argument
@@ -123,33 +161,52 @@ def _run_all(
             values.started(call)
             running[pool.submit(call, args, kwargs)] = call
         if failure is not None:
+            ready.clear()
+            busy.clear()
             for future in running:
                 future.cancel()  # only those not started yet
+        if busy:
+            # Another process may wait for a lease this run settled: write the rows first.
+            leases.write_rows()
+            ready.extend(busy)
+            busy.clear()
         if not running:
-            break
-        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-        for future in done:
+            if ready and failure is None:
+                time.sleep(RETRY_SECONDS)
+            continue
+        finished, _ = cf.wait(
+            running,
+            timeout=RETRY_SECONDS if ready else BATCH_SECONDS,
+            return_when=cf.FIRST_COMPLETED,
+        )
+        if not finished:
+            # Idle: write the pending rows, so that the leases settled on them are released
+            # while the bodies still run (another process, or a body calling `.get()`, may
+            # wait for them).
+            leases.write_rows()
+        for future in finished:
             call = running.pop(future)
             if future.cancelled():
+                leases.failed(call)
                 continue
             try:
                 result, duration = future.result()
                 stored = store_outputs(call, split_outputs(call, result), duration, session)
             except BrokenProcessPool as exc:
+                leases.failed(call)
                 failure = failure or ExecutorError(
                     f"a worker process died while running task {task_label(call)} "
                     f"(killed, out of memory, or a crash in native code): {exc}"
                 )
                 continue
             except Exception as exc:
+                leases.failed(call)
                 # The first failure is the one reported; calls already running finish and
                 # are stored, so a re-run resumes after them.
                 failure = failure or exc
                 continue
-            dependencies.set_values(values, call, stored)
-            progress.advance()
-            if failure is None:
-                ready.extend(dependencies.finish(call))
+            leases.stored(call)
+            done(call, stored)
     if failure is not None:
         raise failure
 

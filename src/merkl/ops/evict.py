@@ -12,11 +12,15 @@ recomputed, or pulled by read-through, when next needed.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import time
+import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from merkl.cache.index import OutputEntry
-from merkl.cache.lock import try_exclusive_lock
+from merkl.cache.lock import held_here, try_exclusive_lock
 from merkl.ops.gc import protected_oids, tracked_pointers
 from merkl.repo import Repo
 from merkl.units import parse_duration, parse_size
@@ -48,7 +52,83 @@ def evict_if_configured(repo: Repo) -> EvictResult | None:
     max_size, max_age = cache_limits(repo)
     if max_size is None and max_age is None:
         return None
+    watch = _watches.get(repo.dot_dir)
+    if watch is not None:  # this command's own evaluations need no other check
+        watch.grown = False
     return evict(repo, max_size=max_size, max_age=max_age)
+
+
+# -- after library evaluations ---------------------------------------------------------------
+# A script, notebook or server calling `.get()` / `merkl.evaluate` runs no command after
+# which to evict, so the evaluations that computed something check the limits themselves:
+# the first in the process at once, later ones at most every `CHECK_SECONDS`, and the process
+# once more as it exits. A size limit is checked with one SUM over the index first, and the
+# eviction runs only when the cache grew past the limit (or past what the last eviction left:
+# protected outputs alone may exceed it). Cache hits never check anything.
+
+CHECK_SECONDS = 30.0
+
+
+@dataclass
+class _Watch:
+    due: float = 0.0  # time.monotonic() of the next check
+    grown: bool = False  # an evaluation computed outputs since the last check
+    floor: int = 0  # bytes of outputs the last eviction left (protected ones)
+    # The open caches of this repository, whose hits are written at exit.
+    repos: weakref.WeakSet[Repo] = field(default_factory=weakref.WeakSet)
+
+
+_watches: dict[Path, _Watch] = {}
+
+
+def watch_limits(repo: Repo) -> None:
+    """Apply this repository's `[cache]` limits after library evaluations (called when the
+    cache opens and the limits are set), and record hits for LRU before the process exits."""
+    watch = _watches.get(repo.dot_dir)
+    if watch is None:
+        watch = _watches[repo.dot_dir] = _Watch()
+        atexit.register(_at_exit, watch)
+    watch.repos.add(repo)
+
+
+def evict_after_evaluation(repo: Repo) -> EvictResult | None:
+    """After an evaluation that computed outputs: evict if the cache grew past its limits
+    (see above); None when nothing was checked."""
+    watch = _watches.get(repo.dot_dir)
+    if watch is None:
+        return None
+    watch.grown = True
+    # A command or another evaluation of this process still reads the cache: it checks later.
+    if time.monotonic() < watch.due or held_here(repo):
+        return None
+    return _check(repo, watch)
+
+
+def _check(repo: Repo, watch: _Watch) -> EvictResult | None:
+    watch.due = time.monotonic() + CHECK_SECONDS
+    watch.grown = False
+    max_size, max_age = cache_limits(repo)
+    repo.cache.flush_use()
+    if max_age is None and (
+        max_size is None or repo.index.outputs_size() <= max(max_size, watch.floor)
+    ):
+        return None
+    result = evict(repo, max_size=max_size, max_age=max_age)
+    if result.skipped:
+        watch.grown = True  # another process reads the cache now: try again later
+    else:
+        watch.floor = repo.index.outputs_size()
+    return result
+
+
+def _at_exit(watch: _Watch) -> None:
+    # Best effort: the repository may be gone, or another process holds it.
+    with contextlib.suppress(Exception):
+        repos = list(watch.repos)
+        for repo in repos:
+            repo.cache.flush_use()
+        if repos and watch.grown and not held_here(repos[0]):
+            _check(repos[0], watch)
 
 
 def evict(

@@ -144,7 +144,8 @@ def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], 
 
 def call_arguments(call: Call, values: Mapping[Lazy, Any]) -> tuple[list[Any], dict[str, Any]]:
     """The positional and keyword arguments of `call`, each lazy value replaced by its value."""
-    return _split(call, substitute(call.bound.arguments, values))
+    arguments = call.arguments
+    return _split(call, substitute(arguments, values) if call.deps else arguments)
 
 
 def task_label(call: Call) -> str:

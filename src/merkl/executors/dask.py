@@ -39,13 +39,12 @@ from merkl.executors.worker_remote import (
     RemoteSpec,
     attach_worker_remote,
     remote_spec,
-    run_call_to_remote,
 )
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.progress import Progress
 from merkl.session import Session
-from merkl.tasks import Call
+from merkl.tasks import Call, Task
 
 if TYPE_CHECKING:
     import distributed
@@ -90,10 +89,21 @@ class DaskExecutor(Executor):
         if not plan.calls:
             return
         dependencies = CallDependencies(plan)
-        refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
+        refs: dict[Call, TaskRef] = {}  # before connecting
+        by_task: dict[Task, TaskRef] = {}  # finding a task's import root takes time: once each
+        for call in dependencies.calls:
+            ref = by_task.get(call.task)
+            if ref is None:
+                ref = by_task[call.task] = task_ref(call.task)
+            refs[call] = ref
         spec = self._remote_spec(session)
+        run_class = _DaskRun
+        if spec is not None:
+            from merkl.executors.chunked import ChunkedRun
+
+            run_class = ChunkedRun
         with self._connect(len(refs)) as client:
-            _DaskRun(client, dependencies, values, session, refs, spec).run()
+            run_class(client, dependencies, values, session, refs, spec).run()
 
     def _remote_spec(self, session: Session) -> RemoteSpec | None:
         """The worker remote's spec (None: results come back here); also lets the local cache
@@ -173,6 +183,8 @@ class _DaskRun:
         inputs.clear()
         with Progress("running (dask)", "tasks", len(pending)) as progress:
             self._collect(pending, progress)
+
+    def _report_unsigned(self) -> None:
         if self.unsigned:
             print(
                 f"merkl: {self.unsigned} task(s) stored unsigned output records on the worker "
@@ -229,11 +241,6 @@ class _DaskRun:
         args, kwargs = call_arguments(call, slots)
         spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
         key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
-        if self.remote is not None:
-            hashes = tuple(p.hash or "" for p in call.outputs)
-            return self.client.submit(
-                run_call_to_remote, spec, self.remote, hashes, *extra, key=key, pure=False
-            )
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 
     def _collect(self, pending: dict[distributed.Future[Any], Call], progress: Progress) -> None:
@@ -248,14 +255,12 @@ class _DaskRun:
         for future, result in completed:
             call = pending.pop(future)
             if future.status == "finished":
-                outputs, duration = result[0], result[1]
-                if self.remote is not None and not result[2]:
-                    self.unsigned += 1
+                outputs, duration = result
                 stored = store_outputs(call, outputs, duration, self.session)
                 self.dependencies.set_values(self.values, call, self._loaded(stored, call))
                 progress.advance()
             elif failure is None:
-                failure = _failure(call, future, result)
+                failure = _failure(task_label(call), future, result)
                 self.client.cancel([f for f in pending if f.status != "finished"])  # type: ignore[no-untyped-call]
         if failure is not None:
             raise failure
@@ -276,7 +281,7 @@ class _DaskRun:
         ]
 
 
-def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseException:
+def _failure(label: str, future: distributed.Future[Any], result: Any) -> BaseException:
     """The task's own exception, unchanged; an ExecutorError for a lost worker."""
     from distributed.scheduler import KilledWorker
 
@@ -284,11 +289,11 @@ def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseEx
         _, exc, traceback = result
         if isinstance(exc, KilledWorker):
             return ExecutorError(
-                f"Dask lost the workers running task {task_label(call)} ({exc}); it may "
+                f"Dask lost the workers running task {label} ({exc}); it may "
                 f"crash them or run out of memory"
             )
         return exc.with_traceback(traceback)  # type: ignore[no-any-return]
     return ExecutorError(
-        f"task {task_label(call)} was cancelled by the Dask cluster ({result!r}); were the "
+        f"task {label} was cancelled by the Dask cluster ({result!r}); were the "
         f"workers or the scheduler restarted?"
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from merkl.executors.base import call_arguments, store_outputs, task_label
+from merkl.executors.base import call_arguments, store_many, task_label
 from merkl.executors.dask import _DaskRun, _failure
 from merkl.executors.dependencies import CallDependencies
 from merkl.executors.worker import CallSpec, DepSlot
@@ -149,8 +149,8 @@ class ChunkedRun(_DaskRun):
             error: BaseException | None = None
             if future.status == "finished":
                 results, signed, error = result
-                for call, (outputs, duration) in zip(calls, results, strict=False):
-                    stored = store_outputs(call, outputs, duration, self.session)
+                done = [(c, outputs, t) for c, (outputs, t) in zip(calls, results, strict=False)]
+                for (call, _, _), stored in zip(done, store_many(done, self.session), strict=True):
                     self.dependencies.set_values(self.values, call, self._loaded(stored, call))
                 if not signed:
                     self.unsigned += len(results)

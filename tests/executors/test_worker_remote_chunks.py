@@ -1,0 +1,173 @@
+"""`--worker-remote` on a LocalCluster at scale: 100,000 tasks in chunks, and values that move
+from worker to worker (not through the driver, not back from the remote)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from merkl.repo import Repo
+from tests.helpers import run_merkl_process, write_module
+
+pytestmark = pytest.mark.slow
+
+STRESS = """
+    from merkl import task
+
+    @task
+    def leaf(g, i):
+        return g * 1000 + i
+
+    @task
+    def total(values):
+        return sum(values)
+
+    def pipeline(groups: int, leaves: int):
+        return total([total([leaf(g, i) for i in range(leaves)]) for g in range(groups)])
+"""
+
+
+@pytest.fixture
+def redis_remote(repo: Repo) -> Iterator[str]:
+    """A Redis remote `shared` under a key prefix of its own, deleted afterwards (Redis: one
+    round trip per batch of writes, where a directory remote creates two files per output)."""
+    import redis
+
+    url = os.environ.get("MERKL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"merkl-test-chunks-{uuid.uuid4().hex[:8]}:"
+    with (repo.root / "merkl.toml").open("a") as config:
+        config.write(f'\n[remotes.shared]\nurl = "{url}"\nprefix = "{prefix}"\n')
+    yield prefix
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=prefix + "*", count=5000))
+    for start in range(0, len(keys), 5000):
+        client.delete(*keys[start : start + 5000])
+
+
+def test_a_hundred_thousand_tasks_on_a_local_cluster(repo: Repo, redis_remote: str) -> None:
+    import redis
+
+    write_module(repo.root, "stress_tasks", STRESS)
+    run = ("run", "--executor", "dask", "-j", "2", "--worker-remote", "shared", "-q")
+    start = time.perf_counter()
+    result = run_merkl_process(*run, "stress_tasks.pipeline", "100", "1000", cwd=repo.root)
+    seconds = time.perf_counter() - start
+    assert result.code == 0, result.err
+    assert result.out.split()[-1] == str(sum(range(100_000)))
+    assert "100101 task(s) run" in result.err
+    print(f"100,101 tasks with --worker-remote on a LocalCluster of 2: {seconds:.1f} s")
+    with sqlite3.connect(repo.dot_dir / "index.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM outputs").fetchone()[0] == 100_101
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 100_101
+    client = redis.Redis.from_url(
+        os.environ.get("MERKL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    records = sum(1 for _ in client.scan_iter(match=redis_remote + "outputs/*", count=5000))
+    assert records == 100_101
+
+    again = run_merkl_process(*run, "stress_tasks.pipeline", "100", "1000", cwd=repo.root)
+    assert again.code == 0, again.err
+    assert again.out.split()[-1] == str(sum(range(100_000)))
+    assert "0 task(s) run" in again.err
+
+
+SHARDS = """
+    import hashlib
+    import os
+    import time
+    from pathlib import Path
+
+    from merkl import task
+    from merkl.serializers import BytesSerializer
+
+    MIB = {mib}
+    BARRIER = Path({barrier!r})
+
+    @task(serializers=BytesSerializer())
+    def shard(i):
+        # Wait until both workers run a shard, so the consumer reads some from another worker.
+        (BARRIER / str(os.getpid())).touch()
+        deadline = time.monotonic() + 30
+        while len(list(BARRIER.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return bytes([i]) * (MIB << 20)
+
+    @task
+    def digest(shards):
+        return [hashlib.sha256(s).hexdigest()[:16] for s in shards]
+
+    def pipeline(n):
+        return digest([shard(i) for i in range(n)])
+"""
+
+# The driver: its own LocalCluster of 2 workers; prints its peak RSS, the workers that ran a
+# shard and the chunk outputs each worker received from another one.
+DRIVER = """
+import json, logging, resource, sys
+sys.path.insert(0, ".")
+
+if __name__ == "__main__":
+    import distributed
+    import merkl
+    from merkl.executors.dask import DaskExecutor
+    from merkl.executors.worker_remote import attach_worker_remote
+    import shard_tasks
+
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    )
+    with cluster, distributed.Client(cluster) as client:
+        executor = DaskExecutor(client=client, worker_remote="shared")
+        (value,) = merkl.evaluate([shard_tasks.pipeline(int(sys.argv[1]))], executor=executor)
+        moved = client.run(
+            lambda dask_worker: sorted(
+                key for entry in dask_worker.transfer_incoming_log for key in entry["keys"]
+            )
+        )
+    print(json.dumps({
+        "value": value,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "moved": moved,
+    }))
+"""
+
+
+def test_dependents_read_values_from_the_worker_that_holds_them(
+    repo: Repo, tmp_path: Path
+) -> None:
+    import hashlib
+
+    n, mib = 8, 24
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    write_module(repo.root, "shard_tasks", SHARDS.format(mib=mib, barrier=str(barrier)))
+    (repo.root / "driver.py").write_text(DRIVER)
+    remote = tmp_path / "shared"
+    assert run_merkl_process("remote", "add", "shared", str(remote), cwd=repo.root).code == 0
+    done = subprocess.run(
+        [sys.executable, "driver.py", str(n)],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    expected = [hashlib.sha256(bytes([i]) * (mib << 20)).hexdigest()[:16] for i in range(n)]
+    assert report["value"] == expected
+    assert len(list(barrier.iterdir())) == 2  # shards ran on both workers
+    moved = [key for keys in report["moved"].values() for key in keys]
+    assert any(key.startswith("merkl-chunk-") for key in moved), report["moved"]
+    # The driver held neither the shards (8 x 24 MiB) nor a copy of them.
+    print(f"driver peak RSS: {report['peak_mib']} MiB ({n} x {mib} MiB shards)")
+    assert report["peak_mib"] < n * mib, report["peak_mib"]

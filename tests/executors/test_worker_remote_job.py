@@ -16,7 +16,7 @@ from merkl.executors.worker_remote import (
     ChunkCall,
     ChunkOutput,
     RemoteSpec,
-    UpstreamFailed,
+    UpstreamFailedError,
     chunk_results,
     remote_spec,
     run_chunk_to_remote,
@@ -155,7 +155,7 @@ def test_a_failing_call_ends_its_chunk_and_what_finished_before_it_is_stored(mod
     dependent = run_chunk_to_remote(
         [_call(module.size, [DepSlot(0, bad)], "4" * 64, label="dep")], frozenset(), spec, out
     )
-    assert isinstance(dependent.failure, UpstreamFailed)
+    assert isinstance(dependent.failure, UpstreamFailedError)
     assert "an input of task dep was not computed" in str(dependent.failure)
 
 

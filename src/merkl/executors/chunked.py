@@ -23,7 +23,7 @@ from merkl.executors.dependencies import CallDependencies
 from merkl.executors.worker import CallSpec, DepSlot
 from merkl.executors.worker_remote import (
     ChunkCall,
-    UpstreamFailed,
+    UpstreamFailedError,
     chunk_results,
     run_chunk_to_remote,
 )
@@ -48,7 +48,7 @@ def chunk_calls(dependencies: CallDependencies, threads: int) -> list[list[Call]
         if depth == len(levels):
             levels.append([])
         levels[depth].append(call)
-    chunks = []
+    chunks: list[list[Call]] = []
     for calls in levels:
         size = max(1, min(MAX_CHUNK, len(calls) // (CHUNKS_PER_THREAD * max(threads, 1))))
         chunks.extend(calls[i : i + size] for i in range(0, len(calls), size))
@@ -103,7 +103,7 @@ class ChunkedRun(_DaskRun):
         extra: list[distributed.Future[Any]] = []
         positions: dict[int, int] = {}  # id(future) -> index in `extra`
         items = []
-        keep = set()
+        keep: set[str] = set()
         for call in calls:
             slots: dict[Lazy, DepSlot] = {}
             for dep in call.deps:
@@ -157,7 +157,7 @@ class ChunkedRun(_DaskRun):
                 progress.advance(len(results))
             else:
                 error = _failure(_chunk_label(calls), future, result)
-            if isinstance(error, UpstreamFailed):
+            if isinstance(error, UpstreamFailedError):
                 upstream = upstream or error
             elif error is not None and failure is None:
                 failure = error

@@ -184,7 +184,7 @@ def run_call(spec: CallSpec, *deps: Any) -> tuple[tuple[Any, ...], float]:
     for slot in iter_lazy((spec.args, spec.kwargs)):
         assert isinstance(slot, DepSlot)
         value = deps[slot.position]
-        slots[slot] = value if slot.index is None else value[0][slot.index]  # type: ignore[index]
+        slots[slot] = value if slot.index is None else value[0][slot.index]
     args, kwargs = substitute((spec.args, spec.kwargs), slots)
     result, duration = timed_call(task.fn, args, kwargs, spec.label)
     outputs = split_result(task, spec.n_outs, result)

@@ -135,7 +135,7 @@ class ChunkOutput:
     failure: Exception | None = None
 
 
-class UpstreamFailed(ExecutorError):
+class UpstreamFailedError(ExecutorError):
     """An input of a chunk's call was not computed: an earlier chunk failed (the driver
     reports that failure instead)."""
 
@@ -178,7 +178,7 @@ def run_chunk_to_remote(
                         out.values[out_hash] = stored[-1]
             del outputs
             out.results.append((tuple(stored), duration))
-    except Exception as exc:  # noqa: BLE001 - reported by the driver, after what finished
+    except Exception as exc:  # reported by the driver, after storing what finished
         out.failure = exc
     batch.flush()
     return out
@@ -212,7 +212,7 @@ def _input(dep: Any, out_hash: int | str | None, remote: Remote, label: str) -> 
         try:
             return dep.values[out_hash]  # type: ignore[index]
         except KeyError:
-            raise UpstreamFailed(
+            raise UpstreamFailedError(
                 f"an input of task {label} was not computed (its task failed)"
             ) from None
     return _read(remote, dep) if isinstance(dep, StoredElsewhere) else dep

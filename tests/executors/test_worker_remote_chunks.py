@@ -119,7 +119,6 @@ if __name__ == "__main__":
     import distributed
     import merkl
     from merkl.executors.dask import DaskExecutor
-    from merkl.executors.worker_remote import attach_worker_remote
     import shard_tasks
 
     cluster = distributed.LocalCluster(
@@ -171,3 +170,61 @@ def test_dependents_read_values_from_the_worker_that_holds_them(
     # The driver held neither the shards (8 x 24 MiB) nor a copy of them.
     print(f"driver peak RSS: {report['peak_mib']} MiB ({n} x {mib} MiB shards)")
     assert report["peak_mib"] < n * mib, report["peak_mib"]
+
+
+SMALL = """
+    from merkl import task
+
+    @task
+    def square(x):
+        return x * x
+
+    @task
+    def add(values):
+        return sum(values)
+
+    def pipeline(n: int):
+        return add([square(i) for i in range(n)])
+"""
+
+GET = """
+import sys
+sys.path.insert(0, ".")
+import small_tasks
+print(small_tasks.square(3).get())
+"""
+
+
+def test_the_index_says_which_remote_holds_an_output(repo: Repo, tmp_path: Path) -> None:
+    write_module(repo.root, "small_tasks", SMALL)
+    remote = tmp_path / "shared"
+    assert run_merkl_process("remote", "add", "shared", str(remote), cwd=repo.root).code == 0
+    run = ("run", "--executor", "dask", "-j", "2", "--worker-remote", "shared", "-q")
+    result = run_merkl_process(*run, "small_tasks.pipeline", "4", cwd=repo.root)
+    assert result.code == 0, result.err
+    assert result.out.split()[-1] == "14"
+
+    index = Repo(repo.root).index
+    entries = list(index.iter_outputs())
+    assert len(entries) == 5
+    only_remote = [e for e in entries if not repo.store.has(e.oid)]
+    assert len(only_remote) == 4  # the squares; the result was fetched here
+    assert {e.remote for e in only_remote} == {"shared"}
+
+    # verify: not missing, a notice naming the remote; --repair keeps them.
+    for argv in (("verify",), ("verify", "--repair")):
+        checked = run_merkl_process(*argv, cwd=repo.root)
+        assert checked.code == 0, checked.out + checked.err
+        assert "remote-only cached outputs: 4" in checked.out
+        assert "on remote shared" in checked.out
+        assert "missing" not in checked.out
+    assert len(list(Repo(repo.root).index.iter_outputs())) == 5
+
+    # `.get()` in another process reads an output through the remote named in the index.
+    (repo.root / "get_square.py").write_text(GET)
+    got = subprocess.run(
+        [sys.executable, "get_square.py"], cwd=repo.root, capture_output=True, text=True
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split()[-1] == "9"
+    assert sum(repo.store.has(e.oid) for e in only_remote) == 1  # fetched into the store

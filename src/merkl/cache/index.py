@@ -1,7 +1,9 @@
 """The local index: `.merkl/index.sqlite` in WAL mode.
 
 Tables:
-- `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size.
+- `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size, and
+  `remote`: the name of the remote holding the object when a worker stored it there and this
+  store may lack it (`merkl run --worker-remote`; NULL: the local store has it).
 - `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
   duration, size, time) — the provenance log.
 - `code_parts`: code hash → the digests of its parts by label (`function helper`, …), so
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     serializer TEXT NOT NULL,
     size INTEGER NOT NULL,
     pushable INTEGER NOT NULL DEFAULT 1,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    remote TEXT
 );
 CREATE INDEX IF NOT EXISTS outputs_oid ON outputs (oid);
 CREATE TABLE IF NOT EXISTS runs (
@@ -103,6 +106,7 @@ class OutputEntry:
     serializer: str
     size: int
     pushable: bool
+    remote: str | None = None  # the remote holding the object, if not the local store
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +229,9 @@ class Index:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outputs)")}
+        if "remote" not in columns:  # an index written before worker remotes
+            conn.execute("ALTER TABLE outputs ADD COLUMN remote TEXT")
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
@@ -269,7 +276,7 @@ class Index:
         if pending is not None and out_hash in pending.outputs:
             return _entry(pending.outputs[out_hash])
         rows = self._read_written(
-            "SELECT out_hash, oid, serializer, size, pushable FROM outputs WHERE out_hash = ?",
+            f"SELECT {_ENTRY} FROM outputs WHERE out_hash = ?",
             (out_hash,),
         )
         return _entry(rows[0]) if rows else None
@@ -285,10 +292,7 @@ class Index:
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
-            sql = (
-                "SELECT out_hash, oid, serializer, size, pushable FROM outputs "
-                f"WHERE out_hash IN ({marks})"
-            )
+            sql = f"SELECT {_ENTRY} FROM outputs WHERE out_hash IN ({marks})"
             for row in self._read_written(sql, part):
                 found.setdefault(row[0], _entry(row))
         return found
@@ -305,7 +309,8 @@ class Index:
 
         now = time.time()
         output_rows = [
-            (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), now) for e in entries
+            (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), e.remote, now)
+            for e in entries  # in `_entry`'s order, as pending rows are read back
         ]
         run_rows = [
             (
@@ -347,7 +352,7 @@ class Index:
         def insert(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT OR IGNORE INTO outputs (out_hash, oid, serializer, size, pushable, "
-                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                "remote, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 output_rows,
             )
             conn.executemany(
@@ -391,11 +396,11 @@ class Index:
     def iter_output_use(self) -> Iterator[tuple[OutputEntry, float]]:
         """Every output with its last use (its creation if never read since)."""
         for row in self._read(
-            "SELECT o.out_hash, o.oid, o.serializer, o.size, o.pushable, "
+            "SELECT o.out_hash, o.oid, o.serializer, o.size, o.pushable, o.remote, "
             "MAX(o.created, COALESCE(u.used, 0)) FROM outputs o "
             "LEFT JOIN output_use u ON u.out_hash = o.out_hash"
         ):
-            yield OutputEntry(row[0], row[1], row[2], row[3], bool(row[4])), float(row[5])
+            yield _entry(row), float(row[6])
 
     def task_outputs(self) -> dict[str, set[str]]:
         """`module.task` → the out_hashes of its cached outputs (from the run log)."""
@@ -408,7 +413,7 @@ class Index:
         return found
 
     def iter_outputs(self) -> Iterator[OutputEntry]:
-        for row in self._read("SELECT out_hash, oid, serializer, size, pushable FROM outputs"):
+        for row in self._read(f"SELECT {_ENTRY} FROM outputs"):
             yield _entry(row)
 
     # -- run log --------------------------------------------------------------------------
@@ -575,8 +580,11 @@ class _Pending:
         return rows
 
 
+_ENTRY = "out_hash, oid, serializer, size, pushable, remote"  # the columns `_entry` reads
+
+
 def _entry(row: Any) -> OutputEntry:
-    return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]))
+    return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
 
 def _retry(operation: Callable[[], _T], attempts: int = 50) -> _T:

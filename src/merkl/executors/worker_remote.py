@@ -32,8 +32,6 @@ from merkl.serializers import get_serializer
 from merkl.tasks import Task, iter_lazy, substitute
 
 if TYPE_CHECKING:
-    from merkl.cache import Cache
-    from merkl.cache.store import ObjectStore
     from merkl.remotes.base import Remote
     from merkl.remotes.signing import Signer
     from merkl.repo import Repo
@@ -62,33 +60,6 @@ def remote_spec(repo: Repo, name: str) -> RemoteSpec:
     # A relative directory is the project's, not the worker's working directory.
     url = config.url if "${" in config.url else anchor_path(repo, config.url)
     return RemoteSpec(config.name, url, tuple(sorted(config.options.items())))
-
-
-class RemoteObjects:
-    """`Cache.elsewhere` for the driver: objects on the worker remote count as cached, and a
-    value needed here (the pipeline's result) is pulled into the local store."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-        self._held: dict[str, bool] = {}
-
-    def has(self, oid: str) -> bool:
-        held = self._held.get(oid)
-        if held is None:
-            held = self._held[oid] = bool(self.remote.has([object_key(oid)]))
-        return held
-
-    def fetch(self, oid: str, store: ObjectStore) -> None:
-        self.remote.pull(store, [oid]).raise_for_failures("pull", self.remote.label)
-
-
-def attach_worker_remote(cache: Cache, repo: Repo, name: str) -> None:
-    """Let `cache` count outputs whose objects are on worker remote `name` as cached (before
-    planning, so a re-run resumes from what reached the remote)."""
-    if cache.elsewhere is None:
-        from merkl.remotes.config import get_remote
-
-        cache.elsewhere = RemoteObjects(get_remote(repo, name))
 
 
 # Per worker process: remotes opened and the signing key (None: the worker has none).
@@ -167,7 +138,7 @@ def run_chunk_to_remote(
             for index, value in enumerate(outputs):
                 out_hash = call.out_hashes[index]
                 if task.policy(index) is CachePolicy.EVERYWHERE:
-                    entry, data = _serialized(task, index, out_hash, value)
+                    entry, data = _serialized(task, index, out_hash, value, remote_spec.name)
                     if out_hash in keep:
                         out.values[out_hash] = task.serializer(index).load(data)
                     batch.add(entry, data)
@@ -218,13 +189,16 @@ def _input(dep: Any, out_hash: int | str | None, remote: Remote, label: str) -> 
     return _read(remote, dep) if isinstance(dep, StoredElsewhere) else dep
 
 
-def _serialized(task: Task, index: int, out_hash: str, value: Any) -> tuple[OutputEntry, bytes]:
+def _serialized(
+    task: Task, index: int, out_hash: str, value: Any, remote: str
+) -> tuple[OutputEntry, bytes]:
     serializer = task.serializer(index)
     try:
         data = serializer.dump(value)
     except SerializationError as exc:
         raise refused_output(task, index, exc) from exc
-    return OutputEntry(out_hash, hash_bytes(data), serializer.name, len(data), True), data
+    entry = OutputEntry(out_hash, hash_bytes(data), serializer.name, len(data), True, remote)
+    return entry, data
 
 
 class _Batch:

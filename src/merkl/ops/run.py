@@ -104,11 +104,6 @@ def run_pipeline(
             pull_for_run(repo, options.remote, [*iter_lazy(result), *writes], session)
         if options.dry:
             return dry_run_table(result, writes, session)
-        worker_remote = getattr(executor, "worker_remote", None)
-        if worker_remote and session.use_cache:  # outputs only that remote holds are cached
-            from merkl.executors.worker_remote import attach_worker_remote
-
-            attach_worker_remote(repo.cache, repo, worker_remote)
         stats = EvalStats()
         start = time.perf_counter()
         # Shared: runs never wait for each other, but gc waits until these objects are indexed.

@@ -144,6 +144,10 @@ def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], 
 
 def call_arguments(call: Call, values: Mapping[Lazy, Any]) -> tuple[list[Any], dict[str, Any]]:
     """The positional and keyword arguments of `call`, each lazy value replaced by its value."""
+    if call.task._simple:  # positional-or-keyword parameters only: all passed by position
+        if not call.deps:
+            return list(call.values), {}
+        return [substitute(value, values) for value in call.values], {}
     arguments = call.arguments
     return _split(call, substitute(arguments, values) if call.deps else arguments)
 

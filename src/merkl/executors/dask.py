@@ -304,11 +304,22 @@ class _ChunkedRun(_DaskRun):
 
     def run(self) -> None:
         self.values.expect(self.dependencies.calls)
-        inputs = self._scatter_inputs()
         threads = sum(self.client.nthreads().values())  # type: ignore[no-untyped-call]
+        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]] = {}
+        with gc_paused():  # ~10 objects per call that all live on: nothing for the collector
+            self._submit_chunks(threads, pending)
+        with Progress("running (dask)", "tasks", len(self.dependencies.calls)) as progress:
+            self._collect_chunks(pending, progress)
+        self._report_unsigned()
+
+    def _submit_chunks(
+        self,
+        threads: int,
+        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]],
+    ) -> None:
+        inputs = self._scatter_inputs()
         read = self._read_by_workers()
         futures: dict[Call, distributed.Future[Any]] = {}  # call -> future of its chunk
-        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]] = {}
         for number, calls in enumerate(chunk_calls(self.dependencies, threads)):
             chunk = self._submit_chunk(number, calls, futures, inputs, read)
             results = self.client.submit(
@@ -322,9 +333,6 @@ class _ChunkedRun(_DaskRun):
         # memory once its results are collected and the chunks reading it have run.
         futures.clear()
         inputs.clear()
-        with Progress("running (dask)", "tasks", len(self.dependencies.calls)) as progress:
-            self._collect_chunks(pending, progress)
-        self._report_unsigned()
 
     def _read_by_workers(self) -> set[str]:
         """Hashes of the outputs computed here that a call of this run reads."""

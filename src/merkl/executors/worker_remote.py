@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from merkl.cache import CachePolicy
 from merkl.cache.facade import StoredElsewhere
@@ -86,9 +86,9 @@ def _worker_signer() -> Signer | None:
     return _signer[0]
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkCall:
-    """One call of a chunk: how to run it and the Merkle hashes of its outputs."""
+class ChunkCall(NamedTuple):
+    """One call of a chunk: how to run it and the Merkle hashes of its outputs (a tuple:
+    pickled without Python-level code, 1,000 to a chunk)."""
 
     spec: CallSpec
     out_hashes: tuple[str, ...]

@@ -169,9 +169,11 @@ def test_dependents_read_values_from_the_worker_that_holds_them(
     assert len(list(barrier.iterdir())) == 2  # shards ran on both workers
     moved = [key for keys in report["moved"].values() for key in keys]
     assert any(key.startswith("merkl-chunk-") for key in moved), report["moved"]
-    # The driver held neither the shards (8 x 24 MiB) nor a copy of them.
-    print(f"driver peak RSS: {report['peak_mib']} MiB ({n} x {mib} MiB shards)")
-    assert report["peak_mib"] < n * mib, (report["peak_mib"], report["before_mib"])
+    # The driver held neither the shards (8 x 24 MiB) nor a copy of them: its peak grows by
+    # less than three shards during the run (its size at rest varies with the environment).
+    growth = report["peak_mib"] - report["before_mib"]
+    print(f"driver peak RSS: {report['peak_mib']} MiB, +{growth} during the run ({n} x {mib} MiB)")
+    assert growth < 3 * mib, report
 
 
 SMALL = """

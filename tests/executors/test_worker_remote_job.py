@@ -179,3 +179,23 @@ def test_a_tiered_worker_remote_is_refused(repo, tmp_path):
 def test_a_relative_directory_worker_remote_is_sent_as_an_absolute_path(repo):
     assert run_cli("remote", "add", "shared", "remote-dir").code == 0
     assert remote_spec(repo, "shared").url == str(repo.root / "remote-dir")
+
+
+def test_an_index_written_before_worker_remotes_gains_the_remote_column(tmp_path):
+    import sqlite3
+
+    from merkl.cache.index import Index, OutputEntry
+
+    path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as conn:  # the outputs table as earlier versions made it
+        conn.execute(
+            "CREATE TABLE outputs (out_hash TEXT PRIMARY KEY, oid TEXT NOT NULL, serializer "
+            "TEXT NOT NULL, size INTEGER NOT NULL, pushable INTEGER NOT NULL DEFAULT 1, "
+            "created REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO outputs VALUES ('a', 'o', 'json', 1, 1, 0)")
+    index = Index(path)
+    assert index.find_output("a") == OutputEntry("a", "o", "json", 1, True, None)
+    index.add_outputs([OutputEntry("b", "p", "json", 2, True, "shared")])
+    assert index.find_output("b") == OutputEntry("b", "p", "json", 2, True, "shared")
+    assert {e.remote for e in index.iter_outputs()} == {None, "shared"}

@@ -232,3 +232,45 @@ def test_the_index_says_which_remote_holds_an_output(repo: Repo, tmp_path: Path)
     assert got.returncode == 0, got.stderr
     assert got.stdout.split()[-1] == "9"
     assert sum(repo.store.has(e.oid) for e in only_remote) == 1  # fetched into the store
+
+
+FAILING = """
+    import os
+
+    from merkl import task
+
+    @task
+    def leaf(i):
+        if i == 5 and os.environ.get("MERKL_TEST_FAIL"):
+            raise ValueError("leaf five is broken")
+        return i
+
+    @task
+    def add(values):
+        return sum(values)
+
+    def pipeline(n: int):
+        return add([leaf(i) for i in range(n)])
+"""
+
+
+def test_a_failing_task_in_a_chunk_fails_the_run_and_what_finished_stays(
+    repo: Repo, tmp_path: Path
+) -> None:
+    write_module(repo.root, "failing_tasks", FAILING)
+    remote = tmp_path / "shared"
+    assert run_merkl_process("remote", "add", "shared", str(remote), cwd=repo.root).code == 0
+    run = ("run", "--executor", "dask", "-j", "2", "--worker-remote", "shared")
+    env = {**os.environ, "MERKL_TEST_FAIL": "1"}
+    # 64 leaves: chunks of 8, so leaf 5 fails the first chunk after leaves 0-4.
+    failed = run_merkl_process(*run, "failing_tasks.pipeline", "64", cwd=repo.root, env=env)
+    assert failed.code == 1
+    assert "ValueError: leaf five is broken" in failed.err
+    assert "not computed" not in failed.err  # the dependent's missing input is not the cause
+    indexed = len(list(Repo(repo.root).index.iter_outputs()))
+    assert 5 <= indexed < 64  # what finished before the failure stays
+
+    again = run_merkl_process(*run, "failing_tasks.pipeline", "64", cwd=repo.root)
+    assert again.code == 0, again.err
+    assert again.out.split()[-1] == str(sum(range(64)))
+    assert f"{65 - indexed} task(s) run" in again.err

@@ -233,6 +233,15 @@ def test_the_index_says_which_remote_holds_an_output(repo: Repo, tmp_path: Path)
     assert got.stdout.split()[-1] == "9"
     assert sum(repo.store.has(e.oid) for e in only_remote) == 1  # fetched into the store
 
+    # Evicting the local cache to nothing drops the local copies (the result and the fetched
+    # square), not the entries: the remote still holds those outputs.
+    from merkl.ops.evict import evict
+
+    assert len(evict(Repo(repo.root), max_size=0).dropped) == 2
+    entries = list(Repo(repo.root).index.iter_outputs())
+    assert len(entries) == 5
+    assert not any(repo.store.has(e.oid) for e in entries)
+
 
 FAILING = """
     import os

@@ -223,6 +223,10 @@ def test_the_index_says_which_remote_holds_an_output(repo: Repo, tmp_path: Path)
         assert "on remote shared" in checked.out
         assert "missing" not in checked.out
     assert len(list(Repo(repo.root).index.iter_outputs())) == 5
+    status = run_merkl_process("status", "--remote", "shared", cwd=repo.root)
+    assert status.code == 0, status.err
+    assert "4 cached output(s) on remote shared only" in status.out
+    assert "lacks 0 tracked file(s) and 0 cached output(s)" in status.out
 
     # `.get()` in another process reads an output through the remote named in the index.
     (repo.root / "get_square.py").write_text(GET)

@@ -239,6 +239,8 @@ def _remote_status(name: str | None) -> str:
         f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
         f"output(s) not here (`merkl pull`)"
     )
+    for name, count in sorted(report.outputs_on_remotes.items()):
+        lines.append(f"{count} cached output(s) on remote {name} only (stored there by workers)")
     return "\n".join(lines)
 
 

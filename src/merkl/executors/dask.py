@@ -6,7 +6,8 @@ a cache are loaded here and scattered once, never recomputed. By default every r
 also sent back to this process, which stores it in the local cache (and so for remotes):
 workers need no shared disk and no credentials, and each output is stored exactly once. With
 `worker_remote` the workers store outputs on that remote themselves and send back only their
-entries (`merkl.executors.worker_remote`).
+entries (`merkl.executors.worker_remote`), and each Dask task runs a chunk of calls
+(`merkl.executors.chunked`).
 
 Without a scheduler address a `LocalCluster` of `jobs` single-threaded worker processes is
 started for the run and shut down after it.

@@ -15,6 +15,9 @@ interpreter start, imports, worker start-up and shutdown included.
 4. Peak RSS of the driver of `merkl run --executor dask -j 2` over 4 shards of 64 MiB, with
    and without `--worker-remote` (a directory remote: the workers store the shards there and
    only hashes come back; without it every shard crosses to the driver).
+5. Per-task cost of `merkl run --executor dask -j 2 --worker-remote` at 10,000 and 100,000
+   tasks (groups of 1,000 leaves and their sums; Dask tasks run chunks of up to 1,000 merkl
+   calls), on a directory remote and on a Redis remote (`--redis URL`, skipped if unreachable).
 
 Run: `.venv-bench/bin/python benchmarks/bench_executors.py` (`make bench` runs every benchmark).
 Other load on the machine shows up in wall times: the CPU-bound commands run in interleaved
@@ -301,6 +304,74 @@ def cluster_memory(n_shards: int = 4, mib: int = 64) -> None:
         print(f"  {name:>22}: {peak} MiB ({seconds:.1f} s)")
 
 
+STRESS = """
+from merkl import task
+
+@task
+def leaf(g, i):
+    return g * 1000 + i
+
+@task
+def total(values):
+    return sum(values)
+
+def pipeline(groups: int):
+    return total([total([leaf(g, i) for i in range(1000)]) for g in range(groups)])
+"""
+
+
+def worker_remote_overhead(redis_url: str, sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
+    """Whole `merkl run --worker-remote` commands over many small tasks: seconds per task."""
+    import uuid
+
+    remotes = {"directory": ""}
+    try:
+        import redis
+
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+        remotes["redis"] = redis_url
+    except Exception as exc:  # the Redis figure is optional
+        print(f"  (no Redis at {redis_url}: {exc}; directory remote only)")
+    print("merkl run --executor dask -j 2 --worker-remote, small tasks (fresh repo each):")
+    for n in sizes:
+        for kind, url in remotes.items():
+            prefix = f"merkl-bench-{uuid.uuid4().hex[:8]}:"
+            with tempfile.TemporaryDirectory(prefix="merkl-bench-wr-") as tmp:
+                work = Path(tmp)
+                (work / "bench_stress.py").write_text(STRESS)
+                merkl = [sys.executable, "-m", "merkl"]
+                subprocess.run([*merkl, "init"], cwd=work, check=True, capture_output=True)
+                with (work / "merkl.toml").open("a") as config:
+                    config.write(
+                        f'\n[remotes.shared]\nurl = "{url or work / "remote"}"\n'
+                        + (f'prefix = "{prefix}"\n' if url else "")
+                    )
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                run = ["run", "--executor", "dask", "-j", "2", "--worker-remote", "shared", "-q"]
+                done = subprocess.run(
+                    [*merkl, *run, "bench_stress.pipeline", str(n // 1000)],
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
+                seconds = time.perf_counter() - start
+            if url:
+                client = redis.Redis.from_url(url)
+                keys = list(client.scan_iter(match=prefix + "*", count=5000))
+                for first in range(0, len(keys), 5000):
+                    client.delete(*keys[first : first + 5000])
+            if done.returncode != 0 or done.stdout.split()[-1] != str(sum(range(n))):
+                raise SystemExit(f"worker-remote run failed:\n{done.stderr}")
+            tasks = n + n // 1000 + 1
+            print(
+                f"  {tasks:>7} tasks, {kind:>9} remote: {seconds:.1f} s, "
+                f"{seconds / tasks * 1e3:.2f} ms/task (load average {load:.1f} before)",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
@@ -312,8 +383,11 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=1000, help="tasks for the overhead run")
     parser.add_argument(
         "--only",
-        choices=["cpu", "overhead", "memory", "cluster"],
+        choices=["cpu", "overhead", "memory", "cluster", "worker-remote"],
         help="run one of the benchmarks",
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", help="Redis for --only worker-remote"
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
@@ -325,6 +399,8 @@ def main() -> None:
         chain_memory()
     if args.only in (None, "cluster"):
         cluster_memory()
+    if args.only in (None, "worker-remote"):
+        worker_remote_overhead(args.redis)
     print(f"machine: load average {os.getloadavg()[0]:.2f} at end")
 
 

@@ -207,3 +207,44 @@ def test_write_file_does_not_rewrite_unchanged_output(repo):
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert run_cli("run", "writer.pipeline", "2").code == 0
     assert json.loads(target.read_text()) == {"x": 2}
+
+
+BIG = """
+from merkl import task
+
+@task
+def leaf(i):
+    return i
+
+def pipeline(n: int):
+    return [leaf(i) for i in range(n)]
+"""
+
+
+def test_run_builds_with_the_collector_paused_and_leaves_it_as_it_was(repo, monkeypatch):
+    import gc
+
+    write_module(repo.root, "big_build", BIG)
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(a) or 0)
+    counts = []
+    import merkl.ops.run as run_module
+
+    monkeypatch.setattr(run_module, "_MANY_OBJECTS", 1000)
+    real_call = run_module.call_with_cli_args
+
+    def call(*args):
+        counts.append(gc.isenabled())
+        return real_call(*args)
+
+    monkeypatch.setattr(run_module, "call_with_cli_args", call)
+    assert run_cli("run", "--dry", "big_build.pipeline", "3000").code == 0
+    assert counts == [False]  # off while the DAG is built
+    assert gc.isenabled()
+    assert len(collected) == 1  # many objects: one full collection after
+    gc.disable()
+    try:
+        assert run_cli("run", "--dry", "big_build.pipeline", "10").code == 0
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from merkl.cache.index import Index, OutputEntry, RunRecord
 from merkl.cache.lease import SharedLeases
 from merkl.cache.store import ObjectStore
-from merkl.errors import CacheMissError, CorruptObjectError, SerializationError
+from merkl.errors import CacheMissError, CorruptObjectError, MerklError, SerializationError
 from merkl.hashing import hash_bytes
 from merkl.serializers import Serializer, get_serializer
 
@@ -49,8 +49,6 @@ class StoredElsewhere:
 class ObjectsElsewhere(Protocol):
     """A place holding objects the local store lacks but the index names (a worker remote)."""
 
-    def has(self, oid: str) -> bool: ...
-
     def fetch(self, oid: str, store: ObjectStore) -> None: ...
 
 
@@ -75,9 +73,9 @@ class Cache:
         self._entries: dict[str, OutputEntry] = {}
         # Set by remotes: fetch an output into the local store on a miss; returns the entry.
         self.read_through: Callable[[str], OutputEntry | None] | None = None
-        # Set for `--worker-remote` runs: indexed outputs whose objects only a remote holds
-        # count as cached (and are fetched when a value is needed here).
-        self.elsewhere: ObjectsElsewhere | None = None
+        # Set by `merkl.remotes`: the remote of a name, which an indexed output whose object a
+        # worker stored there (`OutputEntry.remote`) is fetched from when its value is needed.
+        self.remotes: Callable[[str], ObjectsElsewhere] | None = None
         # Set by a remote with `lease = true`: compute once across the clones sharing it.
         self.shared_leases: SharedLeases | None = None
         # Outputs hit since the last `flush_use`: last use is written in one batch, not per hit.
@@ -120,9 +118,7 @@ class Cache:
             self._forget(out_hash)
             entry = None
         if entry is not None and (
-            not stat
-            or self.store.has(entry.oid)
-            or (self.elsewhere is not None and self.elsewhere.has(entry.oid))
+            not stat or entry.remote is not None or self.store.has(entry.oid)
         ):
             if len(self._entries) >= _MAX_MEMO_ENTRIES:  # a long-lived server: stay bounded
                 self._entries.clear()
@@ -160,7 +156,11 @@ class Cache:
         present = self.store.find_present({entry.oid for entry in rows.values()})
         for out_hash, policy, serializer in lookup:
             entry = rows.get(out_hash)
-            if entry is not None and entry.oid in present and _agrees(entry, serializer):
+            if (
+                entry is not None
+                and (entry.oid in present or entry.remote is not None)
+                and _agrees(entry, serializer)
+            ):
                 if len(self._entries) >= _MAX_MEMO_ENTRIES:
                     self._entries.clear()
                 self._entries[out_hash] = entry
@@ -192,8 +192,8 @@ class Cache:
                 return _memory[out_hash]
             except KeyError:
                 raise CacheMissError(f"output {out_hash[:12]} left the memory cache") from None
-        if self.elsewhere is not None and not self.store.has(entry.oid):
-            self.elsewhere.fetch(entry.oid, self.store)
+        if entry.remote is not None and not self.store.has(entry.oid):
+            self._fetch(out_hash, entry)
         try:
             data = self.store.get_bytes(entry.oid, size=entry.size)
         except FileNotFoundError:
@@ -214,6 +214,24 @@ class Cache:
         except Exception as exc:
             raise SerializationError(
                 f"cannot load output {out_hash[:12]} with serializer {entry.serializer!r}: {exc}"
+            ) from exc
+
+    def _fetch(self, out_hash: str, entry: OutputEntry) -> None:
+        """Bring the object of an output stored on remote `entry.remote` into the store."""
+        if self.remotes is None:
+            raise CacheMissError(
+                f"output {out_hash[:12]} is on remote {entry.remote!r}, which this process "
+                f"cannot open",
+                out_hash=out_hash,
+            )
+        try:
+            self.remotes(entry.remote or "").fetch(entry.oid, self.store)
+        except MerklError as exc:
+            self._entries.pop(out_hash, None)
+            raise CacheMissError(
+                f"output {out_hash[:12]} is on remote {entry.remote!r} but cannot be fetched "
+                f"from it: {exc}",
+                out_hash=out_hash,
             ) from exc
 
     def save(

@@ -1,7 +1,9 @@
 """The local index: `.merkl/index.sqlite` in WAL mode.
 
 Tables:
-- `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size.
+- `outputs`: Merkle hash of a task output → oid of its serialized bytes, serializer, size, and
+  `remote`: the name of the remote holding the object when a worker stored it there and this
+  store may lack it (`merkl run --worker-remote`; NULL: the local store has it).
 - `runs`: one row per computed output (task, module, code hash, argument hashes, parents,
   duration, size, time) — the provenance log.
 - `code_parts`: code hash → the digests of its parts by label (`function helper`, …), so
@@ -61,7 +63,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     serializer TEXT NOT NULL,
     size INTEGER NOT NULL,
     pushable INTEGER NOT NULL DEFAULT 1,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    remote TEXT
 );
 -- (An index on outputs.oid, which no query used, cost a random-order b-tree insert per output.)
 DROP INDEX IF EXISTS outputs_oid;
@@ -108,7 +111,7 @@ CREATE TABLE IF NOT EXISTS folder_state (
 """
 
 
-_FIND_OUTPUT = "SELECT oid, serializer, size, pushable FROM outputs WHERE out_hash = ?"
+_FIND_OUTPUT = "SELECT oid, serializer, size, pushable, remote FROM outputs WHERE out_hash = ?"
 
 # This process's id, renewed in a forked child: a connection is never used across a fork,
 # and `os.getpid()` is a system call on every lookup.
@@ -133,6 +136,7 @@ class OutputEntry:
     serializer: str
     size: int
     pushable: bool
+    remote: str | None = None  # the remote holding the object, if not the local store
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +266,9 @@ class Index:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outputs)")}
+        if "remote" not in columns:  # an index written before worker remotes
+            conn.execute("ALTER TABLE outputs ADD COLUMN remote TEXT")
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE "
             "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
@@ -320,7 +327,7 @@ class Index:
             row = rows[0] if rows else None
         if row is None:
             return None
-        return OutputEntry(out_hash, row[0], row[1], row[2], bool(row[3]))
+        return OutputEntry(out_hash, row[0], row[1], row[2], bool(row[3]), row[4])
 
     def find_outputs(self, out_hashes: Iterable[str]) -> dict[str, OutputEntry]:
         """`find_output` of many hashes: one query per 500 of them (a DAG's thousands of nodes
@@ -333,10 +340,7 @@ class Index:
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
-            sql = (
-                "SELECT out_hash, oid, serializer, size, pushable FROM outputs "
-                f"WHERE out_hash IN ({marks})"
-            )
+            sql = f"SELECT {_ENTRY} FROM outputs WHERE out_hash IN ({marks})"
             for row in self._read_written(sql, part):
                 found.setdefault(row[0], _entry(row))
         return found
@@ -354,7 +358,8 @@ class Index:
 
         now = time.time()
         output_rows = [
-            (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), now) for e in entries
+            (e.out_hash, e.oid, e.serializer, e.size, int(e.pushable), e.remote, now)
+            for e in entries  # in `_entry`'s order, as pending rows are read back
         ]
         run_rows = [
             (
@@ -403,7 +408,7 @@ class Index:
                 )
             conn.executemany(
                 "INSERT OR IGNORE INTO outputs (out_hash, oid, serializer, size, pushable, "
-                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                "remote, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 output_rows,
             )
             conn.executemany(
@@ -450,11 +455,11 @@ class Index:
     def iter_output_use(self) -> Iterator[tuple[OutputEntry, float]]:
         """Every output with its last use (its creation if never read since)."""
         for row in self._read(
-            "SELECT o.out_hash, o.oid, o.serializer, o.size, o.pushable, "
+            "SELECT o.out_hash, o.oid, o.serializer, o.size, o.pushable, o.remote, "
             "MAX(o.created, COALESCE(u.used, 0)) FROM outputs o "
             "LEFT JOIN output_use u ON u.out_hash = o.out_hash"
         ):
-            yield OutputEntry(row[0], row[1], row[2], row[3], bool(row[4])), float(row[5])
+            yield _entry(row), float(row[6])
 
     def outputs_size(self) -> int:
         """The bytes of every cached output's object, counted once per output."""
@@ -471,7 +476,7 @@ class Index:
         return found
 
     def iter_outputs(self) -> Iterator[OutputEntry]:
-        for row in self._read("SELECT out_hash, oid, serializer, size, pushable FROM outputs"):
+        for row in self._read(f"SELECT {_ENTRY} FROM outputs"):
             yield _entry(row)
 
     # -- inline objects (the `blobs` table; `ObjectStore.inline`) -------------------------
@@ -719,8 +724,11 @@ class _Pending:
         return rows
 
 
+_ENTRY = "out_hash, oid, serializer, size, pushable, remote"  # the columns `_entry` reads
+
+
 def _entry(row: Any) -> OutputEntry:
-    return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]))
+    return OutputEntry(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
 
 def _retry(operation: Callable[[], _T], attempts: int = 50) -> _T:

@@ -264,6 +264,10 @@ def _remote_status(names: Sequence[str]) -> str:
             f"{len(report.not_pulled)} tracked file(s) and {report.outputs_not_pulled} cached "
             f"output(s) not here (`merkl pull`)"
         )
+        for remote, count in sorted(report.outputs_on_remotes.items()):
+            shown.append(
+                f"{count} cached output(s) on remote {remote} only (stored there by workers)"
+            )
         lines += shown
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ _TITLES = {
     "index-corrupt": "damaged index",
     "unfinished-command": "unfinished command",
     "orphaned-object": "orphaned object",
+    "on-remote": "remote-only cached output",
     "stale-file-state": "stale stat-cache row",
     "temp-file": "temporary file",
     "foreign-file": "foreign file",

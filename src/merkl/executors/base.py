@@ -150,7 +150,12 @@ def call_body(call: Call, values: Mapping[Lazy, Any]) -> tuple[tuple[Any, ...], 
 
 def call_arguments(call: Call, values: Mapping[Lazy, Any]) -> tuple[list[Any], dict[str, Any]]:
     """The positional and keyword arguments of `call`, each lazy value replaced by its value."""
-    return _split(call, substitute(call.bound.arguments, values))
+    if call.task._simple:  # positional-or-keyword parameters only: all passed by position
+        if not call.deps:
+            return list(call.values), {}
+        return [substitute(value, values) for value in call.values], {}
+    arguments = call.arguments
+    return _split(call, substitute(arguments, values) if call.deps else arguments)
 
 
 def task_label(call: Call) -> str:
@@ -204,46 +209,68 @@ def store_outputs(
     Returns the values as a cache hit would later return them — also without a cache
     (`--no-cache`), so a pipeline behaves the same either way.
     """
-    call_finished(call, duration)  # every executor stores each call here, once
-    task = call.task
+    return store_many([(call, outputs, duration)], session)[0]
+
+
+def store_many(
+    done: list[tuple[Call, tuple[Any, ...], float]], session: Session
+) -> list[list[Any]]:
+    """`store_outputs` of several calls (outputs and duration each) in one `Cache.save`."""
+    if not done:
+        return []
+    for call, _, duration in done:
+        call_finished(call, duration)  # every executor stores each call here, once
     if not session.use_cache:
-        return [as_stored(task, i, value) for i, value in enumerate(outputs)]
-    parents = sorted({dep.hash for dep in call.deps if dep.hash})
-    arg_hashes = call.arg_hashes()
-    arg_values = small_argument_values(call, arg_hashes)
+        return [
+            [as_stored(call.task, i, value) for i, value in enumerate(outputs)]
+            for call, outputs, _ in done
+        ]
     now = time.time()
     items = []
     runs = []
-    for placeholder, value in zip(call.outputs, outputs, strict=True):
-        index = placeholder.index
-        out_hash = placeholder.hash
-        assert out_hash is not None, "a computed output always has a hash"
-        items.append((out_hash, value, task.serializer(index), task.policy(index)))
-        runs.append(
-            RunRecord(
-                out_hash,
-                index,
-                task.name,
-                task.module,
-                task.code_hash,
-                call.args_hash or "",
-                arg_hashes,
-                parents,
-                duration,
-                0,
-                now,
-                arg_values,
+    code_parts = {}
+    for call, outputs, duration in done:
+        task = call.task
+        code_parts[task.code_hash] = task.code.parts
+        parents = sorted({dep.hash for dep in call.deps if dep.hash})
+        arg_hashes = call.arg_hashes()
+        arg_values = small_argument_values(call, arg_hashes)
+        for placeholder, value in zip(call.outputs, outputs, strict=True):
+            index = placeholder.index
+            out_hash = placeholder.hash
+            assert out_hash is not None, "a computed output always has a hash"
+            items.append((out_hash, value, task.serializer(index), task.policy(index)))
+            runs.append(
+                RunRecord(
+                    out_hash,
+                    index,
+                    task.name,
+                    task.module,
+                    task.code_hash,
+                    call.args_hash or "",
+                    arg_hashes,
+                    parents,
+                    duration,
+                    0,
+                    now,
+                    arg_values,
+                )
             )
-        )
     try:
-        return session.require_repo().cache.save(items, runs, {task.code_hash: task.code.parts})
+        values = session.require_repo().cache.save(items, runs, code_parts)
     except SerializationError as exc:
         bad = getattr(exc, "out_hash", None)
-        index = next((p.index for p in call.outputs if p.hash == bad), -1)
-        raise refused_output(task, index, exc) from exc
+        call, index = next(
+            ((c, p.index) for c, _, _ in done for p in c.outputs if p.hash == bad),
+            (done[0][0], -1),
+        )
+        raise refused_output(call.task, index, exc) from exc
     except Exception as exc:
-        exc.add_note(f"while storing the outputs of merkl task {task.module}.{task.name}")
+        names = ", ".join(dict.fromkeys(f"{c.task.module}.{c.task.name}" for c, _, _ in done))
+        exc.add_note(f"while storing the outputs of merkl task {names}")
         raise
+    each = iter(values)  # in the order of `items`: each call's outputs in turn
+    return [[next(each) for _ in range(call.n_outs)] for call, _, _ in done]
 
 
 def as_stored(task: Task, index: int, value: Any) -> Any:

@@ -6,7 +6,8 @@ a cache are loaded here and scattered once, never recomputed. By default every r
 also sent back to this process, which stores it in the local cache (and so for remotes):
 workers need no shared disk and no credentials, and each output is stored exactly once. With
 `worker_remote` the workers store outputs on that remote themselves and send back only their
-entries (`merkl.executors.worker_remote`).
+entries (`merkl.executors.worker_remote`), and each Dask task runs a chunk of calls
+(`merkl.executors.chunked`).
 
 Without a scheduler address a `LocalCluster` of `jobs` single-threaded worker processes is
 started for the run and shut down after it.
@@ -27,9 +28,11 @@ from merkl.executors.base import (
     Executor,
     ValueMap,
     call_arguments,
+    store_many,
     store_outputs,
     task_label,
 )
+from merkl.executors.chunked import chunk_calls
 from merkl.executors.dependencies import CallDependencies
 from merkl.executors.leases import RunLeases
 from merkl.executors.local_cluster import local_client, warm_up
@@ -37,16 +40,18 @@ from merkl.executors.pool import check_jobs, default_jobs
 from merkl.executors.start import gc_paused
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
 from merkl.executors.worker_remote import (
+    ChunkCall,
     RemoteSpec,
-    attach_worker_remote,
+    UpstreamFailedError,
+    chunk_results,
     remote_spec,
-    run_call_to_remote,
+    run_chunk_to_remote,
 )
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder
 from merkl.progress import Progress
 from merkl.session import Session
-from merkl.tasks import Call
+from merkl.tasks import Call, Task
 
 if TYPE_CHECKING:
     import distributed
@@ -98,21 +103,25 @@ class DaskExecutor(Executor):
             if not plan.calls:
                 return
             dependencies = CallDependencies(plan)
-            refs = {call: task_ref(call.task) for call in dependencies.calls}  # before connecting
+            refs: dict[Call, TaskRef] = {}  # before connecting
+            by_task: dict[Task, TaskRef] = {}  # finding a task's import root takes time: once
+            for call in dependencies.calls:
+                ref = by_task.get(call.task)
+                if ref is None:
+                    ref = by_task[call.task] = task_ref(call.task)
+                refs[call] = ref
             spec = self._remote_spec(session)
+            run_class = _DaskRun if spec is None else _ChunkedRun
             with self._connect(len(refs)) as client:
-                _DaskRun(client, dependencies, values, session, refs, spec, leases).run()
+                run_class(client, dependencies, values, session, refs, spec, leases).run()
         finally:
             leases.release_all()  # calls that did not finish
 
     def _remote_spec(self, session: Session) -> RemoteSpec | None:
-        """The worker remote's spec (None: results come back here); also lets the local cache
-        count and fetch the objects on it."""
+        """The worker remote's spec (None: results come back here)."""
         if self.worker_remote is None or not session.use_cache:
             return None
-        repo = session.require_repo()
-        attach_worker_remote(repo.cache, repo, self.worker_remote)
-        return remote_spec(repo, self.worker_remote)
+        return remote_spec(session.require_repo(), self.worker_remote)
 
     @contextlib.contextmanager
     def _connect(self, n_calls: int) -> Iterator[distributed.Client]:
@@ -185,6 +194,8 @@ class _DaskRun:
         inputs.clear()
         with Progress("running (dask)", "tasks", len(pending)) as progress:
             self._collect(pending, progress)
+
+    def _report_unsigned(self) -> None:
         if self.unsigned:
             print(
                 f"merkl: {self.unsigned} task(s) stored unsigned output records on the worker "
@@ -241,11 +252,6 @@ class _DaskRun:
         args, kwargs = call_arguments(call, slots)
         spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
         key = f"{call.task.name}-{(call.outputs[0].hash or 'nohash')[:16]}-{self.token}"
-        if self.remote is not None:
-            hashes = tuple(p.hash or "" for p in call.outputs)
-            return self.client.submit(
-                run_call_to_remote, spec, self.remote, hashes, *extra, key=key, pure=False
-            )
         return self.client.submit(run_call, spec, *extra, key=key, pure=False)
 
     def _collect(self, pending: dict[distributed.Future[Any], Call], progress: Progress) -> None:
@@ -260,16 +266,14 @@ class _DaskRun:
         for future, result in completed:
             call = pending.pop(future)
             if future.status == "finished":
-                outputs, duration = result[0], result[1]
-                if self.remote is not None and not result[2]:
-                    self.unsigned += 1
+                outputs, duration = result
                 stored = store_outputs(call, outputs, duration, self.session)
                 if self.leases is not None:
                     self.leases.stored(call)
                 self.dependencies.set_values(self.values, call, self._loaded(stored, call))
                 progress.advance()
             elif failure is None:
-                failure = _failure(call, future, result)
+                failure = _failure(task_label(call), future, result)
                 self.client.cancel([f for f in pending if f.status != "finished"])  # type: ignore[no-untyped-call]
         if failure is not None:
             raise failure
@@ -290,7 +294,7 @@ class _DaskRun:
         ]
 
 
-def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseException:
+def _failure(label: str, future: distributed.Future[Any], result: Any) -> BaseException:
     """The task's own exception, unchanged; an ExecutorError for a lost worker."""
     from distributed.scheduler import KilledWorker
 
@@ -298,11 +302,139 @@ def _failure(call: Call, future: distributed.Future[Any], result: Any) -> BaseEx
         _, exc, traceback = result
         if isinstance(exc, KilledWorker):
             return ExecutorError(
-                f"Dask lost the workers running task {task_label(call)} ({exc}); it may "
+                f"Dask lost the workers running task {label} ({exc}); it may "
                 f"crash them or run out of memory"
             )
         return exc.with_traceback(traceback)  # type: ignore[no-any-return]
     return ExecutorError(
-        f"task {task_label(call)} was cancelled by the Dask cluster ({result!r}); were the "
+        f"task {label} was cancelled by the Dask cluster ({result!r}); were the "
         f"workers or the scheduler restarted?"
     )
+
+
+class _ChunkedRun(_DaskRun):
+    """A `_DaskRun` whose workers store outputs on the worker remote, in chunks."""
+
+    def run(self) -> None:
+        self.values.expect(self.dependencies.calls)
+        threads = sum(self.client.nthreads().values())  # type: ignore[no-untyped-call]
+        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]] = {}
+        with gc_paused():  # ~10 objects per call that all live on: nothing for the collector
+            self._submit_chunks(threads, pending)
+        with Progress("running (dask)", "tasks", len(self.dependencies.calls)) as progress:
+            self._collect_chunks(pending, progress)
+        self._report_unsigned()
+
+    def _submit_chunks(
+        self,
+        threads: int,
+        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]],
+    ) -> None:
+        inputs = self._scatter_inputs()
+        read = self._read_by_workers()
+        futures: dict[Call, distributed.Future[Any]] = {}  # call -> future of its chunk
+        for number, calls in enumerate(chunk_calls(self.dependencies, threads)):
+            chunk = self._submit_chunk(number, calls, futures, inputs, read)
+            results = self.client.submit(
+                chunk_results, chunk, key=f"merkl-results-{number}-{self.token}", pure=False
+            )
+            pending[results] = (calls, chunk)
+            for call in calls:
+                futures[call] = chunk
+                self.values.started(call)  # its inputs are on the cluster now
+        # Only `pending` holds the chunks' futures from here: a chunk leaves the workers'
+        # memory once its results are collected and the chunks reading it have run.
+        futures.clear()
+        inputs.clear()
+
+    def _read_by_workers(self) -> set[str]:
+        """Hashes of the outputs computed here that a call of this run reads."""
+        producer_of = self.dependencies.producer_of
+        return {
+            dep.hash
+            for call in self.dependencies.calls
+            for dep in call.deps
+            if dep.hash is not None and producer_of(dep) is not None
+        }
+
+    def _submit_chunk(
+        self,
+        number: int,
+        calls: list[Call],
+        futures: dict[Call, distributed.Future[Any]],
+        inputs: dict[Lazy, distributed.Future[Any]],
+        read: set[str],
+    ) -> distributed.Future[Any]:
+        extra: list[distributed.Future[Any]] = []
+        positions: dict[int, int] = {}  # id(future) -> index in `extra`
+        items = []
+        keep: set[str] = set()
+        for call in calls:
+            slots: dict[Lazy, DepSlot] = {}
+            for dep in call.deps:
+                if dep in slots:
+                    continue
+                producer = self.dependencies.producer_of(dep)
+                source = futures[producer] if producer is not None else inputs[dep]
+                position = positions.setdefault(id(source), len(extra))
+                if position == len(extra):
+                    extra.append(source)
+                slots[dep] = DepSlot(position, dep.hash if producer is not None else None)
+            args, kwargs = call_arguments(call, slots)
+            hashes = tuple(p.hash or "" for p in call.outputs)
+            keep.update(h for h in hashes if h in read)
+            spec = CallSpec(self.refs[call], call.n_outs, args, kwargs, task_label(call))
+            items.append(ChunkCall(spec, hashes))
+        return self.client.submit(
+            run_chunk_to_remote,
+            items,
+            frozenset(keep),
+            self.remote,
+            *extra,
+            key=f"merkl-chunk-{number}-{self.token}",
+            pure=False,
+        )
+
+    def _collect_chunks(
+        self,
+        pending: dict[distributed.Future[Any], tuple[list[Call], distributed.Future[Any]]],
+        progress: Progress,
+    ) -> None:
+        """Store results as they arrive. On the first failure cancel the chunks that have not
+        finished, store what has (so a re-run resumes after it), then raise that failure."""
+        import distributed
+
+        completed = distributed.as_completed(  # type: ignore[no-untyped-call]
+            list(pending), loop=self.client.loop, with_results=True, raise_errors=False
+        )
+        failure: BaseException | None = None
+        upstream: BaseException | None = None  # a chunk that lacked an input: not the cause
+        for future, result in completed:
+            calls, _chunk = pending.pop(future)
+            error: BaseException | None = None
+            if future.status == "finished":
+                results, signed, error = result
+                done = [(c, outputs, t) for c, (outputs, t) in zip(calls, results, strict=False)]
+                for (call, _, _), stored in zip(done, store_many(done, self.session), strict=True):
+                    if self.leases is not None:
+                        self.leases.stored(call)
+                    self.dependencies.set_values(self.values, call, self._loaded(stored, call))
+                if not signed:
+                    self.unsigned += len(results)
+                progress.advance(len(results))
+            else:
+                error = _failure(_chunk_label(calls), future, result)
+            if isinstance(error, UpstreamFailedError):
+                upstream = upstream or error
+            elif error is not None and failure is None:
+                failure = error
+                unfinished = [c for _, c in pending.values() if c.status != "finished"]
+                self.client.cancel(unfinished)  # type: ignore[no-untyped-call]
+        if failure is not None or upstream is not None:
+            raise failure or upstream  # type: ignore[misc]
+
+
+def _chunk_label(calls: list[Call]) -> str:
+    """The task a failed chunk was running, as `_failure` names it."""
+    label = task_label(calls[0])
+    return label if len(calls) == 1 else f"{label} (or one of {len(calls) - 1} more)"

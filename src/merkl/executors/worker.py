@@ -151,11 +151,12 @@ def run_task(ref: TaskRef, args: list[Any], kwargs: dict[str, Any], label: str) 
 
 class DepSlot(Lazy):
     """Stands for a dependency's value in arguments sent to a Dask worker: output `index` of
-    the call result at `position` among the job's extra arguments (None: the whole value)."""
+    the call result at `position` among the job's extra arguments (None: the whole value; a
+    Merkle hash: that output of a chunk, `merkl.executors.worker_remote`)."""
 
     __slots__ = ("index", "position")
 
-    def __init__(self, position: int, index: int | None) -> None:
+    def __init__(self, position: int, index: int | str | None) -> None:
         self.position = position
         self.index = index
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from merkl.cache import CachePolicy
 from merkl.cache.facade import StoredElsewhere
 from merkl.cache.index import OutputEntry
-from merkl.errors import CacheMissError, SerializationError, UsageError
+from merkl.errors import CacheMissError, ExecutorError, SerializationError, UsageError
 from merkl.executors.base import as_stored, refused_output, split_result, timed_call
 from merkl.executors.worker import CallSpec, DepSlot, resolve_task
 from merkl.hashing import hash_bytes
@@ -32,8 +32,6 @@ from merkl.serializers import get_serializer
 from merkl.tasks import Task, iter_lazy, substitute
 
 if TYPE_CHECKING:
-    from merkl.cache import Cache
-    from merkl.cache.store import ObjectStore
     from merkl.remotes.base import Remote
     from merkl.remotes.signing import Signer
     from merkl.repo import Repo
@@ -64,33 +62,6 @@ def remote_spec(repo: Repo, name: str) -> RemoteSpec:
     return RemoteSpec(config.name, url, tuple(sorted(config.options.items())))
 
 
-class RemoteObjects:
-    """`Cache.elsewhere` for the driver: objects on the worker remote count as cached, and a
-    value needed here (the pipeline's result) is pulled into the local store."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-        self._held: dict[str, bool] = {}
-
-    def has(self, oid: str) -> bool:
-        held = self._held.get(oid)
-        if held is None:
-            held = self._held[oid] = bool(self.remote.has([object_key(oid)]))
-        return held
-
-    def fetch(self, oid: str, store: ObjectStore) -> None:
-        self.remote.pull(store, [oid], inline=True).raise_for_failures("pull", self.remote.label)
-
-
-def attach_worker_remote(cache: Cache, repo: Repo, name: str) -> None:
-    """Let `cache` count outputs whose objects are on worker remote `name` as cached (before
-    planning, so a re-run resumes from what reached the remote)."""
-    if cache.elsewhere is None:
-        from merkl.remotes.config import get_remote
-
-        cache.elsewhere = RemoteObjects(get_remote(repo, name))
-
-
 # Per worker process: remotes opened and the signing key (None: the worker has none).
 _remotes: dict[RemoteSpec, Remote] = {}
 _signer: list[Signer | None] = []
@@ -115,50 +86,151 @@ def _worker_signer() -> Signer | None:
     return _signer[0]
 
 
-def run_call_to_remote(
-    spec: CallSpec, remote_spec: RemoteSpec, out_hashes: tuple[str, ...], *deps: Any
-) -> tuple[tuple[Any, ...], float, bool]:
-    """Dask job: run one call, store its outputs on the remote; return their entries (values
-    for outputs kept off remotes), the duration, and whether the records were signed."""
+class ChunkCall(NamedTuple):
+    """One call of a chunk: how to run it and the Merkle hashes of its outputs (a tuple:
+    pickled without Python-level code, 1,000 to a chunk)."""
+
+    spec: CallSpec
+    out_hashes: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ChunkOutput:
+    """What a chunk job leaves in its worker's memory: `values` (by output hash) of the
+    outputs later chunks read, which Dask hands to them (moving them between workers when it
+    must), and `results`, the only part sent to the driver (see `chunk_results`)."""
+
+    values: dict[str, Any]
+    results: list[tuple[tuple[Any, ...], float]]
+    signed: bool
+    failure: Exception | None = None
+
+
+class UpstreamFailedError(ExecutorError):
+    """An input of a chunk's call was not computed: an earlier chunk failed (the driver
+    reports that failure instead)."""
+
+
+#: Serialized bytes a chunk holds before writing them to the remote in one batch.
+_FLUSH_BYTES = 64 << 20
+_SMALL = 64 << 10  # bytes up to which an object is written without asking if it is there
+
+
+def run_chunk_to_remote(
+    calls: list[ChunkCall], keep: frozenset[str], remote_spec: RemoteSpec, *deps: Any
+) -> ChunkOutput:
+    """Dask job: run `calls` (independent of one another) one after the other, storing their
+    outputs on the remote in batches (objects, then the records naming them), and keep the
+    values of the outputs in `keep` for the chunks that read them.
+
+    A failing call ends the chunk: what finished before it is stored and returned with the
+    failure, so the driver indexes it and a re-run resumes after it.
+    """
     remote = _open(remote_spec)
-    task = resolve_task(spec.ref)
+    signer = _worker_signer()
+    batch = _Batch(remote, signer)
+    out = ChunkOutput({}, [], signer is not None)
+    try:
+        for call in calls:
+            task = resolve_task(call.spec.ref)
+            outputs, duration = _run(task, call.spec, deps, remote)
+            stored: list[Any] = []
+            for index, value in enumerate(outputs):
+                out_hash = call.out_hashes[index]
+                if task.policy(index) is CachePolicy.EVERYWHERE:
+                    entry, data = _serialized(task, index, out_hash, value, remote_spec.name)
+                    if out_hash in keep:
+                        out.values[out_hash] = task.serializer(index).load(data)
+                    batch.add(entry, data)
+                    stored.append(StoredElsewhere(entry))
+                else:  # kept off remotes: the value travels, as without a worker remote
+                    stored.append(as_stored(task, index, value))
+                    if out_hash in keep:
+                        out.values[out_hash] = stored[-1]
+            del outputs
+            out.results.append((tuple(stored), duration))
+    except Exception as exc:  # reported by the driver, after storing what finished
+        out.failure = exc
+    batch.flush()
+    return out
+
+
+def chunk_results(
+    out: ChunkOutput,
+) -> tuple[list[tuple[tuple[Any, ...], float]], bool, Exception | None]:
+    """Dask job on the chunk's worker: the part of its output the driver receives."""
+    return out.results, out.signed, out.failure
+
+
+def _run(
+    task: Task, spec: CallSpec, deps: tuple[Any, ...], remote: Remote
+) -> tuple[tuple[Any, ...], float]:
     slots: dict[Lazy, Any] = {}
     for slot in iter_lazy((spec.args, spec.kwargs)):
         assert isinstance(slot, DepSlot)
-        value = deps[slot.position]
-        item = value if slot.index is None else value[0][slot.index]
-        slots[slot] = _read(remote, item) if isinstance(item, StoredElsewhere) else item
+        slots[slot] = _input(deps[slot.position], slot.index, remote, spec.label)
     args, kwargs = substitute((spec.args, spec.kwargs), slots)
+    del slots
     result, duration = timed_call(task.fn, args, kwargs, spec.label)
-    del args, kwargs, slots
-    outputs = split_result(task, spec.n_outs, result)
-    del result
-    signer = _worker_signer()
-    stored: list[Any] = []
-    entries: list[OutputEntry] = []
-    for index, value in enumerate(outputs):
-        if task.policy(index) is not CachePolicy.EVERYWHERE:
-            stored.append(as_stored(task, index, value))
-            continue
-        entry = _write(remote, task, index, out_hashes[index], value)
-        entries.append(entry)
-        stored.append(StoredElsewhere(entry))
-    if entries:  # objects first, then the records that name them
-        remote.push_outputs(entries, signer).raise_for_failures("push", remote.label)
-    return tuple(stored), duration, signer is not None
+    return split_result(task, spec.n_outs, result), duration
 
 
-def _write(remote: Remote, task: Task, index: int, out_hash: str, value: Any) -> OutputEntry:
+def _input(dep: Any, out_hash: int | str | None, remote: Remote, label: str) -> Any:
+    """A dependency's value: from an earlier chunk's output (in this worker's memory, or
+    moved here by Dask), or a value the driver scattered (read from the remote if only the
+    remote holds it)."""
+    if isinstance(dep, ChunkOutput):
+        try:
+            return dep.values[out_hash]  # type: ignore[index]
+        except KeyError:
+            raise UpstreamFailedError(
+                f"an input of task {label} was not computed (its task failed)"
+            ) from None
+    return _read(remote, dep) if isinstance(dep, StoredElsewhere) else dep
+
+
+def _serialized(
+    task: Task, index: int, out_hash: str, value: Any, remote: str
+) -> tuple[OutputEntry, bytes]:
     serializer = task.serializer(index)
     try:
         data = serializer.dump(value)
     except SerializationError as exc:
         raise refused_output(task, index, exc) from exc
-    oid = hash_bytes(data)
-    key = object_key(oid)
-    if not remote.has([key]):
-        remote.put([(key, data)])
-    return OutputEntry(out_hash, oid, serializer.name, len(data), True)
+    entry = OutputEntry(out_hash, hash_bytes(data), serializer.name, len(data), True, remote)
+    return entry, data
+
+
+class _Batch:
+    """Objects and their output records, written to the remote together: one existence
+    check and one write per batch instead of one each (objects before the records)."""
+
+    def __init__(self, remote: Remote, signer: Signer | None) -> None:
+        self.remote = remote
+        self.signer = signer
+        self.objects: dict[str, bytes] = {}
+        self.entries: list[OutputEntry] = []
+        self.nbytes = 0
+
+    def add(self, entry: OutputEntry, data: bytes) -> None:
+        self.objects[object_key(entry.oid)] = data
+        self.entries.append(entry)
+        self.nbytes += len(data)
+        if self.nbytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        remote = self.remote
+        if self.objects:
+            # Small objects are written again rather than looked up first: as cheap, one
+            # request fewer. Their content names them, so rewriting one changes nothing.
+            held = remote.has([k for k, data in self.objects.items() if len(data) > _SMALL])
+            missing = [(key, data) for key, data in self.objects.items() if key not in held]
+            if missing:
+                remote.put(missing)
+        if self.entries:
+            remote.push_outputs(self.entries, self.signer).raise_for_failures("push", remote.label)
+        self.objects, self.entries, self.nbytes = {}, [], 0
 
 
 def _read(remote: Remote, stored: StoredElsewhere) -> Any:

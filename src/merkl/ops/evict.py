@@ -148,7 +148,11 @@ def evict(
         pointers = tracked_pointers(repo)
         pinned = {p.output for p in pointers if p.output}
         keep = protected_oids(repo, pointers)
-        entries = sorted(repo.index.iter_output_use(), key=lambda pair: pair[1])
+        entries = sorted(
+            # Outputs whose object only a remote holds take no room here (`--worker-remote`).
+            (pair for pair in repo.index.iter_output_use() if _held_here(repo, pair[0])),
+            key=lambda pair: pair[1],
+        )
         sizes = {entry.oid: entry.size for entry, _ in entries}
         total = sum(size for oid, size in sizes.items() if oid not in keep)
         cutoff = time.time() - max_age if max_age is not None else None
@@ -169,11 +173,15 @@ def evict(
     return result
 
 
+def _held_here(repo: Repo, entry: OutputEntry) -> bool:
+    return entry.remote is None or repo.store.has(entry.oid)
+
+
 def _drop(repo: Repo, doomed: list[OutputEntry], keep: set[str], result: EvictResult) -> None:
-    gone = {entry.out_hash for entry in doomed}
-    repo.index.remove_outputs(gone)
-    still = {entry.oid for entry in repo.index.iter_outputs()}
+    # An output a worker stored on a remote keeps its row: only the local copy goes.
+    repo.index.remove_outputs({entry.out_hash for entry in doomed if entry.remote is None})
+    still = {entry.oid for entry in repo.index.iter_outputs() if entry.remote is None}
     freed = {entry.oid: entry.size for entry in doomed if entry.oid not in still | keep}
     repo.store.remove_many(freed)
     result.freed = sum(freed.values())
-    result.dropped = sorted(gone)
+    result.dropped = sorted(entry.out_hash for entry in doomed)

@@ -18,6 +18,8 @@ class RemoteStatus:
     not_pulled: list[str] = field(default_factory=list)  # tracked paths only the remote has
     outputs_not_pushed: int = 0  # pushable cached outputs the remote has no record of
     outputs_not_pulled: int = 0  # records on the remote this cache lacks
+    # Outputs whose object only a remote holds (`merkl run --worker-remote`), by remote name.
+    outputs_on_remotes: dict[str, int] = field(default_factory=dict)
 
 
 def remote_status(repo: Repo, remote_name: str | None) -> RemoteStatus:
@@ -39,8 +41,15 @@ def remote_status(repo: Repo, remote_name: str | None) -> RemoteStatus:
                 report.not_pulled.append(rel)
         remote_outputs = set(remote.iter_output_hashes())
         entries = list(repo.index.iter_outputs())
-        report.outputs_not_pushed = sum(
-            1 for e in entries if e.pushable and e.out_hash not in remote_outputs
+        elsewhere = {e.out_hash for e in entries if e.remote and not repo.store.has(e.oid)}
+        for entry in entries:
+            if entry.out_hash in elsewhere:
+                held = report.outputs_on_remotes
+                held[entry.remote or ""] = held.get(entry.remote or "", 0) + 1
+        report.outputs_not_pushed = sum(  # push sends only what this cache holds
+            1
+            for e in entries
+            if e.pushable and e.out_hash not in remote_outputs and e.out_hash not in elsewhere
         )
         report.outputs_not_pulled = len(remote_outputs - {e.out_hash for e in entries})
         return report

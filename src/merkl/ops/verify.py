@@ -308,6 +308,11 @@ def _check_outputs(
             kind, detail = "corrupt-output", f"its object {entry.oid} is corrupt"
         elif inline.get(entry.oid) == entry.size:
             continue
+        elif not repo.store.has(entry.oid) and entry.remote is not None:
+            # A Dask worker stored it there (`--worker-remote`): not a problem, a notice.
+            detail = f"on remote {entry.remote} (object {entry.oid})"
+            report.findings.append(Finding("on-remote", entry.out_hash, detail))
+            continue
         elif not repo.store.has(entry.oid):
             kind, detail = "missing-object", f"its object {entry.oid} is not in the store"
         elif _size(repo, entry.oid) != entry.size:

@@ -11,6 +11,7 @@ in this process; the task is computed locally instead.
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from merkl.remotes.records import Record, is_safe_serializer, object_key
 
 if TYPE_CHECKING:
     from merkl.cache import Cache
+    from merkl.cache.store import ObjectStore
     from merkl.remotes.base import Remote
     from merkl.remotes.config import RemoteConfig
     from merkl.remotes.trust import RecordPolicy
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 def install_read_through(repo: Repo, cache: Cache) -> None:
     """Set `cache.read_through` (and `cache.shared_leases` with `lease = true`) when a
     configured remote asks for it; errors in the configuration surface later, on use, not
-    while opening the cache."""
+    while opening the cache. Also set `cache.remotes`, which opens a remote by name when an
+    output a worker stored there is needed (`merkl run --worker-remote`)."""
+    cache.remotes = functools.partial(_remote_objects, repo)
     config = preferred_read_through(repo)
     if config is None:
         return
@@ -41,6 +45,23 @@ def install_read_through(repo: Repo, cache: Cache) -> None:
 
         ttl = float(config.options.get("lease_ttl", RemoteLeases.DEFAULT_TTL))
         cache.shared_leases = RemoteLeases(repo, config.name, ttl)
+
+
+class RemoteObjects:
+    """What `Cache.remotes` gives for a remote: fetches the objects of outputs a worker stored
+    there into the local store (the pipeline's result, or a `.get()` later)."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    def fetch(self, oid: str, store: ObjectStore) -> None:
+        self.remote.pull(store, [oid], inline=True).raise_for_failures("pull", self.remote.label)
+
+
+def _remote_objects(repo: Repo, name: str) -> RemoteObjects:
+    from merkl.remotes.config import get_remote
+
+    return RemoteObjects(get_remote(repo, name))
 
 
 def preferred_read_through(repo: Repo) -> RemoteConfig | None:

@@ -139,7 +139,16 @@ def test_a_changed_argument_gives_its_own_value(memo_repo, url):
     assert response.json()["result"]["scaled"] == 12
 
 
-def test_an_output_gone_from_the_cache_is_computed_again(memo_repo, url):
+@pytest.fixture
+def objects_as_files(memo_repo: Repo) -> None:
+    """Outputs stored as object files, not inline: a process keeps the inline objects it read
+    in memory (a value it can still serve, verified), so deleting one would change nothing."""
+    config = memo_repo.dot_dir / "config.toml"
+    before = config.read_text() if config.exists() else ""
+    config.write_text(before + "\n[cache]\ninline_max = 0\n")
+
+
+def test_an_output_gone_from_the_cache_is_computed_again(memo_repo, objects_as_files, url):
     first = run(url, "from_file", "data.txt", 2)
     assert run(url, "from_file", "data.txt", 2)["stats"]["ran"] == 0
     calls = pipeline_calls(memo_repo)

@@ -45,12 +45,48 @@ class SharedLeases(Protocol):
     def hold(self, out_hash: str) -> AbstractContextManager[None]:
         """Hold the remote's lease on `out_hash`, waiting while another clone holds it."""
 
+    def many(self) -> HeldShared:
+        """An empty set of leases one thread takes and releases one by one (executors that
+        run many calls at a time), renewed together."""
+
     def publish(self, out_hashes: list[str]) -> None:
         """Write the just-stored outputs through to the remote, for the clones waiting."""
 
 
+class HeldShared(Protocol):
+    """Leases on a remote held by one thread (`SharedLeases.many`)."""
+
+    def try_take(self, out_hash: str) -> bool:
+        """Take the lease on `out_hash` unless another clone holds it (False). True also when
+        the remote cannot give leases (reported once): the caller then computes it anyway."""
+
+    def take(self, out_hash: str) -> None:
+        """`try_take` until it succeeds."""
+
+    def release(self, out_hash: str) -> None:
+        """Drop the lease on `out_hash` if held."""
+
+    def close(self) -> None:
+        """Release every lease still held."""
+
+
 class Lease:
     """A held lease; `release()` it, or `settle(defer)` once its output is stored."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        """Let the next waiter in (idempotent)."""
+        raise NotImplementedError
+
+    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
+        """The output is stored: release once its index rows are written (`output_lease`)."""
+        if defer is None or not defer(self.release):
+            self.release()
+
+
+class _FileLease(Lease):
+    """A lease that is a whole open file: a per-hash flock'd file, or the ranges file."""
 
     __slots__ = ("fd", "path")
 
@@ -59,7 +95,6 @@ class Lease:
         self.fd: int | None = fd
 
     def release(self) -> None:
-        """Let the next waiter in (idempotent)."""
         fd, self.fd = self.fd, None
         if fd is None:
             return
@@ -70,10 +105,70 @@ class Lease:
                 os.unlink(self.path)
         os.close(fd)  # drops the lock: it belongs to this open file
 
-    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
-        """The output is stored: release once its index rows are written (`output_lease`)."""
-        if defer is None or not defer(self.release):
-            self.release()
+
+class LeaseFile:
+    """Many leases of one thread on ONE open file (executors that hold a lease per call).
+
+    An OFD lock belongs to an open file description, and one description holds locks on any
+    number of bytes: a run that holds all its plan's leases at once (Dask) needs one open file,
+    not one per lease, whatever the open-file limit. Another open of the file (another thread
+    or process) still conflicts with every byte held here. The file is closed once its last
+    lease is released (and opened again for the next). Not thread-safe: one thread's leases.
+    Without OFD locks each lease is a file of its own (`take_lease`).
+    """
+
+    ONE_FILE = _OFD  # False: one open file per held lease
+
+    def __init__(self, dot_dir: Path) -> None:
+        self.dot_dir = dot_dir
+        self._fd: int | None = None
+        self._held = 0  # leases taken (or being waited for) on `_fd`
+
+    def take(
+        self, out_hash: str, before_wait: Callable[[], None] | None = None, *, wait: bool = True
+    ) -> Lease | None:
+        """The lease on `out_hash`; without `wait`, None at once if another holds it."""
+        if not _OFD:
+            return _take(self.dot_dir, out_hash, before_wait, wait=wait)
+        if self._fd is None:
+            self._fd = _open_creating(os.path.join(self.dot_dir, LEASES_DIR, RANGES_FILE))
+        offset = _offset(out_hash)
+        self._held += 1  # the file stays open while this waits
+        try:
+            taken = _lock_range(self._fd, offset, before_wait, wait=wait)
+        except BaseException:
+            self._drop()
+            raise
+        if not taken:
+            self._drop()
+            return None
+        return _RangeLease(self, offset)
+
+    def _unlock(self, offset: int) -> None:
+        assert self._fd is not None
+        fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_UNLCK, offset))
+        self._drop()
+
+    def _drop(self) -> None:
+        self._held -= 1
+        if self._held == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+class _RangeLease(Lease):
+    """One byte locked on a `LeaseFile`: released by unlocking it, the file stays open."""
+
+    __slots__ = ("file", "offset")
+
+    def __init__(self, file: LeaseFile, offset: int) -> None:
+        self.file: LeaseFile | None = file
+        self.offset = offset
+
+    def release(self) -> None:
+        file, self.file = self.file, None
+        if file is not None:
+            file._unlock(self.offset)
 
 
 def take_lease(
@@ -97,10 +192,10 @@ def _take(
     if _OFD:
         path = os.path.join(dot_dir, LEASES_DIR, RANGES_FILE)
         fd = _acquire_range(path, out_hash, before_wait, wait=wait)
-        return None if fd is None else Lease(None, fd)
+        return None if fd is None else _FileLease(None, fd)
     path = os.path.join(dot_dir, LEASES_DIR, out_hash)
     fd = _acquire(path, before_wait, wait=wait)
-    return None if fd is None else Lease(path, fd)
+    return None if fd is None else _FileLease(path, fd)
 
 
 @contextlib.contextmanager
@@ -136,33 +231,50 @@ def _open_creating(path: str) -> int:
             os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
+def _offset(out_hash: str) -> int:
+    """The byte of the ranges file that is the lease on `out_hash`."""
+    try:
+        return int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
+    except ValueError:
+        return int.from_bytes(out_hash.encode()[:7].ljust(7, b"\0"), "big")
+
+
+def _flock(kind: int, offset: int) -> bytes:
+    """struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+
+
 def _acquire_range(
     path: str, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
 ) -> int | None:
     """An open file of `path` holding the write lock on `out_hash`'s byte (see above)."""
-    try:
-        offset = int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
-    except ValueError:
-        offset = int.from_bytes(out_hash.encode()[:7].ljust(7, b"\0"), "big")
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding.
-    lock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
     fd = _open_creating(path)
     try:
-        try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if not wait:
-                os.close(fd)
-                return None
-            if before_wait is not None:
-                before_wait()
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
+        if _lock_range(fd, _offset(out_hash), before_wait, wait=wait):
+            return fd
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    os.close(fd)
+    return None
+
+
+def _lock_range(
+    fd: int, offset: int, before_wait: Callable[[], None] | None, *, wait: bool
+) -> bool:
+    """Write-lock byte `offset` on the open file `fd`; False if another holds it and not `wait`."""
+    lock = _flock(fcntl.F_WRLCK, offset)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        if not wait:
+            return False
+        if before_wait is not None:
+            before_wait()
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
+    return True
 
 
 def _acquire(

@@ -11,11 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from merkl.cache.lease import RANGES_FILE
+from merkl.cache.lease import RANGES_FILE, Lease, LeaseFile, take_lease
 from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
@@ -217,3 +218,113 @@ def test_a_body_reading_an_output_its_own_run_just_stored_does_not_deadlock(
     assert not thread.is_alive(), "deadlocked on a lease its own process holds"
     assert results == [0, 20, 40]
     assert sorted(pipe.RAN) == [0, 1, 2]  # the nested reads loaded base(i): run once each
+
+
+def _take_in_thread(take: Callable[[], object]) -> threading.Thread:
+    """A thread running `take` (a blocking lease), started; alive while it waits."""
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(timeout=0.3)
+    return thread
+
+
+@pytest.mark.skipif(not LeaseFile.ONE_FILE, reason="byte-range leases on one file: Linux")
+def test_many_leases_of_one_run_share_one_open_file(repo: Repo) -> None:
+    fds = Path("/proc/self/fd")
+    before = len(list(fds.iterdir()))
+    file = LeaseFile(repo.dot_dir)
+    held = [file.take(f"{i:064x}") for i in range(1000)]
+    assert len(list(fds.iterdir())) == before + 1
+    for lease in held:
+        assert lease is not None
+        lease.release()
+    assert len(list(fds.iterdir())) == before  # closed with its last lease
+
+
+def test_a_run_holding_leases_on_one_file_excludes_other_threads(repo: Repo) -> None:
+    ours, other = "ab" * 32, "cd" * 32
+    file = LeaseFile(repo.dot_dir)
+    first, second = file.take(ours), file.take(other)
+    assert first is not None
+    assert second is not None
+    # Another thread's lease (its own open file), and another thread's run, wait for ours.
+    taken: list[Lease] = []
+    waiter = _take_in_thread(lambda: taken.append(take_lease(repo.dot_dir, ours)))
+    other_run = LeaseFile(repo.dot_dir)
+    assert other_run.take(other, wait=False) is None
+    assert waiter.is_alive()
+    first.release()  # one byte unlocked: the other stays held
+    waiter.join(timeout=10)
+    assert len(taken) == 1
+    assert other_run.take(other, wait=False) is None
+    run_waiter = _take_in_thread(lambda: taken.append(other_run.take(other) or first))
+    assert run_waiter.is_alive()
+    second.release()
+    run_waiter.join(timeout=10)
+    assert len(taken) == 2
+    # And the other way round: a held `take_lease` keeps a run out.
+    assert file.take(ours, wait=False) is None
+    taken[0].release()
+    again = file.take(ours, wait=False)
+    assert again is not None
+    again.release()
+    taken[1].release()
+
+
+MANY = """
+import os
+from merkl import task
+
+@task
+def square(i):
+    with open(os.environ["LEASE_TEST_LOG"], "a") as log:
+        log.write(f"square{i} {os.getpid()}\\n")
+    return i * i
+
+def root(n):
+    return [square(i) for i in range(n)]
+"""
+
+LOW_LIMIT = """
+import resource, sys, time
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # soft and hard: cannot be raised
+root, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, str(root))
+import manypipe
+from merkl.evaluation import evaluate
+from merkl.executors import get_executor
+from merkl.repo import Repo
+from merkl.session import Session, use_session
+executor = get_executor("dask", jobs=1)
+while not go.exists():
+    time.sleep(0.01)
+with use_session(Session(Repo(root))):
+    print(sum(evaluate(manypipe.root(n), executor=executor)))
+"""
+
+
+def test_dask_leases_every_call_beyond_the_open_file_limit(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    n = 1000
+    write_module(repo.root, "manypipe", MANY)
+    go = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(repo.root)]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOW_LIMIT, str(repo.root), str(go), str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(sum(i * i for i in range(n)))]
+        assert "open-file limit" not in err, err
+    assert runs(log) == sorted(f"square{i}" for i in range(n))

@@ -28,6 +28,7 @@ from tests.lease_helpers import (
     kill_and_time_takeover,
     runs,
     start,
+    start_merkl_run,
     wait_until_hanging,
     write_pipeline,
 )
@@ -131,24 +132,7 @@ def test_four_merkl_runs_on_a_pool_run_each_body_once(
     repo: Repo, log: Path, tmp_path: Path, executor: str
 ) -> None:
     go = tmp_path / "go"
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(repo.root)]),
-        LEASE_TEST_LOG=str(log),
-        LEASE_TEST_GO=str(go),
-    )
-    command = [sys.executable, "-m", "merkl", "run", "--executor", executor, "--jobs", "2"]
-    procs = [
-        subprocess.Popen(
-            [*command, f"{MODULE}.root", str(WIDTH)],
-            cwd=repo.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
+    procs = [start_merkl_run(repo.root, go, log, WIDTH, executor) for _ in range(4)]
     go.touch()  # each waits for it as it imports the pipeline
     for proc in procs:
         out, err = proc.communicate(timeout=300)

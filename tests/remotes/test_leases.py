@@ -24,6 +24,7 @@ from tests.lease_helpers import (
     kill_and_time_takeover,
     runs,
     start,
+    start_merkl_run,
     wait_until_hanging,
     write_pipeline,
 )
@@ -66,6 +67,26 @@ def test_two_clones_sharing_a_remote_compute_once(shared: str, tmp_path: Path) -
     go, log = tmp_path / "go", tmp_path / "ran.log"
     procs = [start(repo.root, go, log, WIDTH) for repo in clones for _ in range(2)]
     go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(EXPECTED)]
+        assert "Warning" not in err, err
+    assert runs(log) == ALL_BODIES
+
+
+@pytest.mark.parametrize("executors", [("threads", "processes"), ("dask", "threads")])
+def test_two_clones_running_on_executors_sharing_redis_compute_once(
+    redis_prefix: str, tmp_path: Path, executors: tuple[str, str]
+) -> None:
+    shared = f'url = "{REDIS_URL}"\nprefix = "{redis_prefix}"\n'
+    clones = [_clone(tmp_path / name, shared, 5) for name in ("a", "b")]
+    go, log = tmp_path / "go", tmp_path / "ran.log"
+    procs = [
+        start_merkl_run(repo.root, go, log, WIDTH, executor)
+        for repo, executor in zip(clones, executors, strict=True)
+    ]
+    go.touch()  # each waits for it as it imports the pipeline
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

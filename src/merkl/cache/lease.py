@@ -15,7 +15,8 @@ while held.
 The lease needs no heartbeat: the kernel drops either lock the moment its holder dies, even by
 kill -9, so a waiter takes over at once and computes the output itself. (A holder that hangs
 without dying keeps its lease, as it would keep a heartbeat going.) Both locks belong to an
-open file, so threads of one process exclude each other as processes do.
+open file, so threads of one process exclude each other as processes do. An executor's
+coordinating thread that holds a lease per call keeps them all on one open file (`LeaseFile`).
 
 Across machines, a remote with `lease = true` adds a second, shared lease (`SharedLeases`, set
 on the cache by `merkl.remotes.leases`), taken inside the local one, so one process per machine

@@ -5,18 +5,19 @@ output would each compute it. Before computing, a run takes the lease on the out
 an exclusive `flock` on `.merkl/leases/<hash>`; a second run blocks there, and once it holds
 the lease finds the output in the cache and loads it instead of computing it.
 
-On Linux the lease is a one-byte lock, at an offset taken from the hash, in one shared file
-(`.merkl/leases/ranges`, an open-file-description lock: `F_OFD_SETLK`) rather than a file of
-its own: creating and unlinking a file per computed output cost 0.1-0.4 ms on this machine's
-file system, more than a tiny task's whole bookkeeping; opening the existing file costs a few
-µs. Elsewhere it is an exclusive `flock` on `.merkl/leases/<hash>`, a file that exists only
-while held.
+On Linux the lease is a one-byte lock, at an offset taken from the hash, in one of 256
+shared files (`.merkl/leases/ranges.N`, an open-file-description lock: `F_OFD_SETLK`) rather
+than a file of its own: creating and unlinking a file per computed output cost 0.1-0.4 ms
+on this machine's file system, more than a tiny task's whole bookkeeping; opening an existing
+file costs a few µs. Elsewhere it is an exclusive `flock` on `.merkl/leases/<hash>`, a file
+that exists only while held.
 
 The lease needs no heartbeat: the kernel drops either lock the moment its holder dies, even by
 kill -9, so a waiter takes over at once and computes the output itself. (A holder that hangs
 without dying keeps its lease, as it would keep a heartbeat going.) Both locks belong to an
 open file, so threads of one process exclude each other as processes do. An executor's
-coordinating thread that holds a lease per call keeps them all on one open file (`LeaseFile`).
+coordinating thread that holds a lease per call keeps them all on one open file per ranges file
+(`LeaseFile`).
 
 Across machines, a remote with `lease = true` adds a second, shared lease (`SharedLeases`, set
 on the cache by `merkl.remotes.leases`), taken inside the local one, so one process per machine
@@ -36,7 +37,12 @@ from pathlib import Path
 from typing import Protocol
 
 LEASES_DIR = "leases"
-RANGES_FILE = "ranges"  # the byte-range leases' file, in LEASES_DIR
+RANGES_FILE = "ranges"  # the byte-range leases' files: ranges.0 ... ranges.255, in LEASES_DIR
+# The kernel checks a new lock against every lock on its file (a list per inode), so a run
+# holding all its leases at once (Dask) would take them in quadratic time on one file (30,000
+# locks: 19.6 s here). Over 256 files 100,000 took 3.1-3.6 s (64 files: 9.5 s), for at most
+# 256 open files per run.
+RANGE_SHARDS = 256
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
 
 
@@ -108,22 +114,22 @@ class _FileLease(Lease):
 
 
 class LeaseFile:
-    """Many leases of one thread on ONE open file (executors that hold a lease per call).
+    """Many leases of one thread on one open file per ranges file (executors that hold a lease
+    per call).
 
     An OFD lock belongs to an open file description, and one description holds locks on any
-    number of bytes: a run that holds all its plan's leases at once (Dask) needs one open file,
-    not one per lease, whatever the open-file limit. Another open of the file (another thread
-    or process) still conflicts with every byte held here. The file is closed once its last
-    lease is released (and opened again for the next). Not thread-safe: one thread's leases.
+    number of bytes: a run that holds all its plan's leases at once (Dask) needs at most
+    `RANGE_SHARDS` open files, not one per lease, whatever the open-file limit. Another open
+    of a file (another thread or process) still conflicts with every byte held here. A file is
+    closed once its last lease there is released. Not thread-safe: one thread's leases.
     Without OFD locks each lease is a file of its own (`take_lease`).
     """
 
-    ONE_FILE = _OFD  # False: one open file per held lease
+    SHARED_FILES = _OFD  # False: one open file per held lease
 
     def __init__(self, dot_dir: Path) -> None:
         self.dot_dir = dot_dir
-        self._fd: int | None = None
-        self._held = 0  # leases taken (or being waited for) on `_fd`
+        self._open: dict[str, _Shard] = {}  # by path: the ranges files this holds leases on
 
     def take(
         self, out_hash: str, before_wait: Callable[[], None] | None = None, *, wait: bool = True
@@ -131,45 +137,57 @@ class LeaseFile:
         """The lease on `out_hash`; without `wait`, None at once if another holds it."""
         if not _OFD:
             return _take(self.dot_dir, out_hash, before_wait, wait=wait)
-        if self._fd is None:
-            self._fd = _open_creating(os.path.join(self.dot_dir, LEASES_DIR, RANGES_FILE))
-        offset = _offset(out_hash)
-        self._held += 1  # the file stays open while this waits
+        path, offset = _range_of(self.dot_dir, out_hash)
+        shard = self._open.get(path)
+        if shard is None:
+            shard = self._open[path] = _Shard(_open_creating(path))
+        shard.held += 1  # the file stays open while this waits
         try:
-            taken = _lock_range(self._fd, offset, before_wait, wait=wait)
+            taken = _lock_range(shard.fd, offset, before_wait, wait=wait)
         except BaseException:
-            self._drop()
+            self._drop(path)
             raise
         if not taken:
-            self._drop()
+            self._drop(path)
             return None
-        return _RangeLease(self, offset)
+        return _RangeLease(self, path, offset)
 
-    def _unlock(self, offset: int) -> None:
-        assert self._fd is not None
-        fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_UNLCK, offset))
-        self._drop()
+    def _unlock(self, path: str, offset: int) -> None:
+        fcntl.fcntl(self._open[path].fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_UNLCK, offset))
+        self._drop(path)
 
-    def _drop(self) -> None:
-        self._held -= 1
-        if self._held == 0 and self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+    def _drop(self, path: str) -> None:
+        shard = self._open[path]
+        shard.held -= 1
+        if shard.held == 0:
+            del self._open[path]
+            os.close(shard.fd)
+
+
+class _Shard:
+    """One ranges file open in a `LeaseFile`, and how many leases it holds there."""
+
+    __slots__ = ("fd", "held")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.held = 0
 
 
 class _RangeLease(Lease):
     """One byte locked on a `LeaseFile`: released by unlocking it, the file stays open."""
 
-    __slots__ = ("file", "offset")
+    __slots__ = ("file", "offset", "path")
 
-    def __init__(self, file: LeaseFile, offset: int) -> None:
+    def __init__(self, file: LeaseFile, path: str, offset: int) -> None:
         self.file: LeaseFile | None = file
+        self.path = path
         self.offset = offset
 
     def release(self) -> None:
         file, self.file = self.file, None
         if file is not None:
-            file._unlock(self.offset)
+            file._unlock(self.path, self.offset)
 
 
 def take_lease(
@@ -191,8 +209,7 @@ def _take(
     dot_dir: Path, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
 ) -> Lease | None:
     if _OFD:
-        path = os.path.join(dot_dir, LEASES_DIR, RANGES_FILE)
-        fd = _acquire_range(path, out_hash, before_wait, wait=wait)
+        fd = _acquire_range(*_range_of(dot_dir, out_hash), before_wait, wait=wait)
         return None if fd is None else _FileLease(None, fd)
     path = os.path.join(dot_dir, LEASES_DIR, out_hash)
     fd = _acquire(path, before_wait, wait=wait)
@@ -232,12 +249,14 @@ def _open_creating(path: str) -> int:
             os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
-def _offset(out_hash: str) -> int:
-    """The byte of the ranges file that is the lease on `out_hash`."""
+def _range_of(dot_dir: Path, out_hash: str) -> tuple[str, int]:
+    """The ranges file and the byte in it that are the lease on `out_hash`."""
     try:
-        return int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
+        offset = int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
     except ValueError:
-        return int.from_bytes(out_hash.encode()[:7].ljust(7, b"\0"), "big")
+        offset = int.from_bytes(out_hash.encode()[:7].ljust(7, b"\0"), "big")
+    name = f"{RANGES_FILE}.{offset % RANGE_SHARDS}"
+    return os.path.join(dot_dir, LEASES_DIR, name), offset
 
 
 def _flock(kind: int, offset: int) -> bytes:
@@ -246,12 +265,12 @@ def _flock(kind: int, offset: int) -> bytes:
 
 
 def _acquire_range(
-    path: str, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
+    path: str, offset: int, before_wait: Callable[[], None] | None, *, wait: bool
 ) -> int | None:
-    """An open file of `path` holding the write lock on `out_hash`'s byte (see above)."""
+    """An open file of `path` holding the write lock on byte `offset` (see above)."""
     fd = _open_creating(path)
     try:
-        if _lock_range(fd, _offset(out_hash), before_wait, wait=wait):
+        if _lock_range(fd, offset, before_wait, wait=wait):
             return fd
     except BaseException:
         os.close(fd)

@@ -7,10 +7,11 @@ fails its call in the coordinator, which releases that lease at once; a coordina
 drops its locks with it. A lease another process holds is never waited for while this run
 holds others, except in hash order (`take_all`), so two runs cannot wait for each other.
 
-All of a run's leases are bytes locked on one open file (`LeaseFile`), so Dask holds its whole
-plan's leases whatever the open-file limit. With a remote's shared lease (`lease = true`) a
-call also takes that, inside the local one and the same way (without waiting, or in hash order
-for `take_all`); the outputs are written through to the remote before it is released.
+A run's leases are bytes locked on one open file per ranges file (`LeaseFile`: 256 at most),
+so Dask holds its whole plan's leases whatever the open-file limit. With a remote's shared
+lease (`lease = true`) a call also takes that, inside the local one and the same way (without
+waiting, or in hash order for `take_all`); its outputs are written through to the remote
+before that lease is released.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class RunLeases:
             if first := self._first(call):
                 by_hash.setdefault(first, call)  # the call that runs (not a later twin)
         firsts = sorted(by_hash)
-        room = len(firsts) if LeaseFile.ONE_FILE else _open_files_room(len(firsts))
+        room = len(firsts) if LeaseFile.SHARED_FILES else _open_files_room(len(firsts))
         if room < len(firsts):
             print(
                 f"merkl: this run leases {room} of its {len(firsts)} calls (the open-file limit "

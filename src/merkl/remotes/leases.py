@@ -2,11 +2,12 @@
 
 Clones that share a remote with `read_through = true` and `lease = true` take, before computing
 a missing output, the remote's lease on its hash (Redis: `SET leases/<hash> token NX PX ttl`;
-SQL: a lease row, see `merkl.remotes.sql`).
-The holder renews it every third of `lease_ttl` (default 15 s) from a background thread,
-writes the outputs through to the remote as soon as they are stored, then drops the lease; a
-clone that finds the lease taken polls until it is free and then reads the value through. A
-holder that dies stops renewing: its lease expires within `lease_ttl` and a waiter takes over.
+SQL: a lease row, see `merkl.remotes.sql`). The holder renews it every third of `lease_ttl`
+(default 15 s) from a background thread (one for all the leases an executor's run holds:
+`HeldLeases`), writes the outputs through to the remote as soon as they are stored, then drops
+the lease; a clone that finds the lease taken polls until it is free and then reads the value
+through. A holder that dies stops renewing: its lease expires within `lease_ttl` and a waiter
+takes over.
 
 Only kinds with an atomic create-if-absent have leases (Redis, SQL); on others `lease = true` is
 reported once and runs compute locally. A remote that fails is reported once and not asked
@@ -116,8 +117,10 @@ class HeldLeases:
     def release(self, out_hash: str) -> None:
         with self._lock:
             token = self._tokens.pop(out_hash, None)
+        if token is None:
+            return
         remote = self._leases._remote.open()
-        if token is not None and remote is not None:
+        if remote is not None:
             with contextlib.suppress(MerklError):
                 remote.release_lease(LEASES + out_hash, token)  # else it expires by itself
 

@@ -104,6 +104,28 @@ def start(
     )
 
 
+def start_merkl_run(
+    root: Path, go: Path, log: Path, width: int, executor: str, jobs: int = 2
+) -> subprocess.Popen[str]:
+    """`merkl run --executor EXECUTOR --jobs JOBS leasepipe.root WIDTH` in the repository at
+    `root`; the pipeline's import waits for `go`."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(root)]),
+        LEASE_TEST_LOG=str(log),
+        LEASE_TEST_GO=str(go),
+    )
+    command = [sys.executable, "-m", "merkl", "run", "--executor", executor, "--jobs", str(jobs)]
+    return subprocess.Popen(
+        [*command, f"{MODULE}.root", str(width)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def runs(log: Path) -> list[str]:
     """The bodies that ran, one name per run, sorted."""
     return sorted(line.split()[0] for line in log.read_text().splitlines()) if log.exists() else []

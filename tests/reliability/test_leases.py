@@ -5,17 +5,19 @@ Real processes on one repository; every body logs its runs (`tests.lease_helpers
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from merkl.cache.lease import RANGES_FILE
+from merkl.cache.lease import RANGE_SHARDS, RANGES_FILE, Lease, LeaseFile, take_lease
 from merkl.evaluation import evaluate
 from merkl.repo import Repo
 from merkl.session import Session, use_session
@@ -27,6 +29,7 @@ from tests.lease_helpers import (
     kill_and_time_takeover,
     runs,
     start,
+    start_merkl_run,
     wait_until_hanging,
     write_pipeline,
 )
@@ -75,8 +78,9 @@ def test_four_processes_run_each_body_once(
 ) -> None:
     run_together(repo, log, tmp_path, [(executor, jobs)] * 4)
     assert runs(log) == all_bodies(WIDTH)
-    # A lease file of its own lives while held; Linux's byte-range leases share one file.
-    assert {p.name for p in (repo.dot_dir / "leases").iterdir()} <= {RANGES_FILE}
+    # A lease file of its own lives while held; Linux's byte-range leases share 256 files.
+    names = {p.name for p in (repo.dot_dir / "leases").iterdir()}
+    assert all(name.startswith(f"{RANGES_FILE}.") for name in names), names
 
 
 @pytest.mark.parametrize("executor", [None, "threads"])
@@ -130,24 +134,7 @@ def test_four_merkl_runs_on_a_pool_run_each_body_once(
     repo: Repo, log: Path, tmp_path: Path, executor: str
 ) -> None:
     go = tmp_path / "go"
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(repo.root)]),
-        LEASE_TEST_LOG=str(log),
-        LEASE_TEST_GO=str(go),
-    )
-    command = [sys.executable, "-m", "merkl", "run", "--executor", executor, "--jobs", "2"]
-    procs = [
-        subprocess.Popen(
-            [*command, f"{MODULE}.root", str(WIDTH)],
-            cwd=repo.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
+    procs = [start_merkl_run(repo.root, go, log, WIDTH, executor) for _ in range(4)]
     go.touch()  # each waits for it as it imports the pipeline
     for proc in procs:
         out, err = proc.communicate(timeout=300)
@@ -217,3 +204,120 @@ def test_a_body_reading_an_output_its_own_run_just_stored_does_not_deadlock(
     assert not thread.is_alive(), "deadlocked on a lease its own process holds"
     assert results == [0, 20, 40]
     assert sorted(pipe.RAN) == [0, 1, 2]  # the nested reads loaded base(i): run once each
+
+
+def _take_in_thread(take: Callable[[], object]) -> threading.Thread:
+    """A thread running `take` (a blocking lease), started; alive while it waits."""
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(timeout=0.3)
+    return thread
+
+
+@pytest.mark.skipif(not LeaseFile.SHARED_FILES, reason="byte-range leases on one file: Linux")
+def test_many_leases_of_one_run_share_a_few_open_files(repo: Repo) -> None:
+    leases = os.path.realpath(repo.dot_dir / "leases")
+
+    def open_on_ranges() -> int:
+        """How many of this process's open files are ranges files."""
+        fds = Path("/proc/self/fd").iterdir()
+        return sum(1 for fd in fds if os.path.dirname(os.path.realpath(fd)) == leases)
+
+    file = LeaseFile(repo.dot_dir)
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(1000)]
+    held = [file.take(out_hash) for out_hash in hashes]
+    assert open_on_ranges() == len({int(h[:15], 16) % RANGE_SHARDS for h in hashes}) <= 256
+    for lease in held:
+        assert lease is not None
+        lease.release()
+    assert open_on_ranges() == 0  # closed with its last lease
+
+
+def test_a_run_holding_leases_on_one_file_excludes_other_threads(repo: Repo) -> None:
+    ours, other = "ab" * 32, "cd" * 32
+    file = LeaseFile(repo.dot_dir)
+    first, second = file.take(ours), file.take(other)
+    assert first is not None
+    assert second is not None
+    # Another thread's lease (its own open file), and another thread's run, wait for ours.
+    taken: list[Lease] = []
+    waiter = _take_in_thread(lambda: taken.append(take_lease(repo.dot_dir, ours)))
+    other_run = LeaseFile(repo.dot_dir)
+    assert other_run.take(other, wait=False) is None
+    assert waiter.is_alive()
+    first.release()  # one byte unlocked: the other stays held
+    waiter.join(timeout=10)
+    assert len(taken) == 1
+    assert other_run.take(other, wait=False) is None
+    run_waiter = _take_in_thread(lambda: taken.append(other_run.take(other) or first))
+    assert run_waiter.is_alive()
+    second.release()
+    run_waiter.join(timeout=10)
+    assert len(taken) == 2
+    # And the other way round: a held `take_lease` keeps a run out.
+    assert file.take(ours, wait=False) is None
+    taken[0].release()
+    again = file.take(ours, wait=False)
+    assert again is not None
+    again.release()
+    taken[1].release()
+
+
+MANY = """
+import hashlib
+import os
+from merkl import task
+
+@task
+def square(i):
+    with open(os.environ["LEASE_TEST_LOG"], "a") as log:
+        log.write(f"square{i} {os.getpid()}\\n")
+    return i * i
+
+def root(n):
+    return [square(i) for i in range(n)]
+"""
+
+LOW_LIMIT = """
+import resource, sys, time
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))  # soft and hard: cannot be raised
+root, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, str(root))
+import manypipe
+from merkl.evaluation import evaluate
+from merkl.executors import get_executor
+from merkl.repo import Repo
+from merkl.session import Session, use_session
+executor = get_executor("dask", jobs=1)
+while not go.exists():
+    time.sleep(0.01)
+with use_session(Session(Repo(root))):
+    print(sum(evaluate(manypipe.root(n), executor=executor)))
+"""
+
+
+def test_dask_leases_every_call_beyond_the_open_file_limit(
+    repo: Repo, log: Path, tmp_path: Path
+) -> None:
+    n = 1000
+    write_module(repo.root, "manypipe", MANY)
+    go = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(repo.root)]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOW_LIMIT, str(repo.root), str(go), str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.split() == [str(sum(i * i for i in range(n)))]
+        assert "open-file limit" not in err, err
+    assert runs(log) == sorted(f"square{i}" for i in range(n))

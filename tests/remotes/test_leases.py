@@ -6,6 +6,7 @@ runs to one file (`tests.lease_helpers`), so the log counts how often each body 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.lease_helpers import (
     kill_and_time_takeover,
     runs,
     start,
+    start_merkl_run,
     wait_until_hanging,
     write_pipeline,
 )
@@ -61,17 +63,37 @@ def _clone(folder: Path, shared: str, ttl: float) -> Repo:
     return repo
 
 
-def test_two_clones_sharing_a_remote_compute_once(shared: str, tmp_path: Path) -> None:
-    clones = [_clone(tmp_path / name, shared, 5) for name in ("a", "b")]
-    go, log = tmp_path / "go", tmp_path / "ran.log"
-    procs = [start(repo.root, go, log, WIDTH) for repo in clones for _ in range(2)]
-    go.touch()
+def _each_body_ran_once(procs: list[subprocess.Popen[str]], log: Path) -> None:
+    """Every process printed the result, without a warning, and each body ran once in all."""
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert out.split() == [str(EXPECTED)]
         assert "Warning" not in err, err
     assert runs(log) == ALL_BODIES
+
+
+def test_two_clones_sharing_a_remote_compute_once(shared: str, tmp_path: Path) -> None:
+    clones = [_clone(tmp_path / name, shared, 5) for name in ("a", "b")]
+    go, log = tmp_path / "go", tmp_path / "ran.log"
+    procs = [start(repo.root, go, log, WIDTH) for repo in clones for _ in range(2)]
+    go.touch()
+    _each_body_ran_once(procs, log)
+
+
+@pytest.mark.parametrize("executors", [("threads", "processes"), ("dask", "threads")])
+def test_two_clones_running_on_executors_sharing_redis_compute_once(
+    redis_prefix: str, tmp_path: Path, executors: tuple[str, str]
+) -> None:
+    shared = f'url = "{REDIS_URL}"\nprefix = "{redis_prefix}"\n'
+    clones = [_clone(tmp_path / name, shared, 5) for name in ("a", "b")]
+    go, log = tmp_path / "go", tmp_path / "ran.log"
+    procs = [
+        start_merkl_run(repo.root, go, log, WIDTH, executor)
+        for repo, executor in zip(clones, executors, strict=True)
+    ]
+    go.touch()  # each waits for it as it imports the pipeline
+    _each_body_ran_once(procs, log)
 
 
 def test_a_killed_holder_in_another_clone_expires_and_is_taken_over(

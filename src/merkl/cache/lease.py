@@ -5,17 +5,19 @@ output would each compute it. Before computing, a run takes the lease on the out
 an exclusive `flock` on `.merkl/leases/<hash>`; a second run blocks there, and once it holds
 the lease finds the output in the cache and loads it instead of computing it.
 
-On Linux the lease is a one-byte lock, at an offset taken from the hash, in one shared file
-(`.merkl/leases/ranges`, an open-file-description lock: `F_OFD_SETLK`) rather than a file of
-its own: creating and unlinking a file per computed output cost 0.1-0.4 ms on this machine's
-file system, more than a tiny task's whole bookkeeping; opening the existing file costs a few
-µs. Elsewhere it is an exclusive `flock` on `.merkl/leases/<hash>`, a file that exists only
-while held.
+On Linux the lease is a one-byte lock, at an offset taken from the hash, in one of 256
+shared files (`.merkl/leases/ranges.N`, an open-file-description lock: `F_OFD_SETLK`) rather
+than a file of its own: creating and unlinking a file per computed output cost 0.1-0.4 ms
+on this machine's file system, more than a tiny task's whole bookkeeping; opening an existing
+file costs a few µs. Elsewhere it is an exclusive `flock` on `.merkl/leases/<hash>`, a file
+that exists only while held.
 
 The lease needs no heartbeat: the kernel drops either lock the moment its holder dies, even by
 kill -9, so a waiter takes over at once and computes the output itself. (A holder that hangs
 without dying keeps its lease, as it would keep a heartbeat going.) Both locks belong to an
-open file, so threads of one process exclude each other as processes do.
+open file, so threads of one process exclude each other as processes do. An executor's
+coordinating thread that holds a lease per call keeps them all on one open file per ranges file
+(`LeaseFile`).
 
 Across machines, a remote with `lease = true` adds a second, shared lease (`SharedLeases`, set
 on the cache by `merkl.remotes.leases`), taken inside the local one, so one process per machine
@@ -35,7 +37,12 @@ from pathlib import Path
 from typing import Protocol
 
 LEASES_DIR = "leases"
-RANGES_FILE = "ranges"  # the byte-range leases' file, in LEASES_DIR
+RANGES_FILE = "ranges"  # the byte-range leases' files: ranges.0 ... ranges.255, in LEASES_DIR
+# The kernel checks a new lock against every lock on its file (a list per inode), so a run
+# holding all its leases at once (Dask) would take them in quadratic time on one file (30,000
+# locks: 19.6 s here). Over 256 files 100,000 took 3.1-3.6 s (64 files: 9.5 s), for at most
+# 256 open files per run.
+RANGE_SHARDS = 256
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
 
 
@@ -45,12 +52,48 @@ class SharedLeases(Protocol):
     def hold(self, out_hash: str) -> AbstractContextManager[None]:
         """Hold the remote's lease on `out_hash`, waiting while another clone holds it."""
 
+    def many(self) -> HeldShared:
+        """An empty set of leases one thread takes and releases one by one (executors that
+        run many calls at a time), renewed together."""
+
     def publish(self, out_hashes: list[str]) -> None:
         """Write the just-stored outputs through to the remote, for the clones waiting."""
 
 
+class HeldShared(Protocol):
+    """Leases on a remote held by one thread (`SharedLeases.many`)."""
+
+    def try_take(self, out_hash: str) -> bool:
+        """Take the lease on `out_hash` unless another clone holds it (False). True also when
+        the remote cannot give leases (reported once): the caller then computes it anyway."""
+
+    def take(self, out_hash: str) -> None:
+        """`try_take` until it succeeds."""
+
+    def release(self, out_hash: str) -> None:
+        """Drop the lease on `out_hash` if held."""
+
+    def close(self) -> None:
+        """Release every lease still held."""
+
+
 class Lease:
     """A held lease; `release()` it, or `settle(defer)` once its output is stored."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        """Let the next waiter in (idempotent)."""
+        raise NotImplementedError
+
+    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
+        """The output is stored: release once its index rows are written (`output_lease`)."""
+        if defer is None or not defer(self.release):
+            self.release()
+
+
+class _FileLease(Lease):
+    """A lease that is a whole open file: a per-hash flock'd file, or the ranges file."""
 
     __slots__ = ("fd", "path")
 
@@ -59,7 +102,6 @@ class Lease:
         self.fd: int | None = fd
 
     def release(self) -> None:
-        """Let the next waiter in (idempotent)."""
         fd, self.fd = self.fd, None
         if fd is None:
             return
@@ -70,10 +112,82 @@ class Lease:
                 os.unlink(self.path)
         os.close(fd)  # drops the lock: it belongs to this open file
 
-    def settle(self, defer: Callable[[Callable[[], None]], bool] | None) -> None:
-        """The output is stored: release once its index rows are written (`output_lease`)."""
-        if defer is None or not defer(self.release):
-            self.release()
+
+class LeaseFile:
+    """Many leases of one thread on one open file per ranges file (executors that hold a lease
+    per call).
+
+    An OFD lock belongs to an open file description, and one description holds locks on any
+    number of bytes: a run that holds all its plan's leases at once (Dask) needs at most
+    `RANGE_SHARDS` open files, not one per lease, whatever the open-file limit. Another open
+    of a file (another thread or process) still conflicts with every byte held here. A file is
+    closed once its last lease there is released. Not thread-safe: one thread's leases.
+    Without OFD locks each lease is a file of its own (`take_lease`).
+    """
+
+    SHARED_FILES = _OFD  # False: one open file per held lease
+
+    def __init__(self, dot_dir: Path) -> None:
+        self.dot_dir = dot_dir
+        self._open: dict[str, _Shard] = {}  # by path: the ranges files this holds leases on
+
+    def take(
+        self, out_hash: str, before_wait: Callable[[], None] | None = None, *, wait: bool = True
+    ) -> Lease | None:
+        """The lease on `out_hash`; without `wait`, None at once if another holds it."""
+        if not _OFD:
+            return _take(self.dot_dir, out_hash, before_wait, wait=wait)
+        path, offset = _range_of(self.dot_dir, out_hash)
+        shard = self._open.get(path)
+        if shard is None:
+            shard = self._open[path] = _Shard(_open_creating(path))
+        shard.held += 1  # the file stays open while this waits
+        try:
+            taken = _lock_range(shard.fd, offset, before_wait, wait=wait)
+        except BaseException:
+            self._drop(path)
+            raise
+        if not taken:
+            self._drop(path)
+            return None
+        return _RangeLease(self, path, offset)
+
+    def _unlock(self, path: str, offset: int) -> None:
+        fcntl.fcntl(self._open[path].fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_UNLCK, offset))
+        self._drop(path)
+
+    def _drop(self, path: str) -> None:
+        shard = self._open[path]
+        shard.held -= 1
+        if shard.held == 0:
+            del self._open[path]
+            os.close(shard.fd)
+
+
+class _Shard:
+    """One ranges file open in a `LeaseFile`, and how many leases it holds there."""
+
+    __slots__ = ("fd", "held")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.held = 0
+
+
+class _RangeLease(Lease):
+    """One byte locked on a `LeaseFile`: released by unlocking it, the file stays open."""
+
+    __slots__ = ("file", "offset", "path")
+
+    def __init__(self, file: LeaseFile, path: str, offset: int) -> None:
+        self.file: LeaseFile | None = file
+        self.path = path
+        self.offset = offset
+
+    def release(self) -> None:
+        file, self.file = self.file, None
+        if file is not None:
+            file._unlock(self.path, self.offset)
 
 
 def take_lease(
@@ -95,12 +209,11 @@ def _take(
     dot_dir: Path, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
 ) -> Lease | None:
     if _OFD:
-        path = os.path.join(dot_dir, LEASES_DIR, RANGES_FILE)
-        fd = _acquire_range(path, out_hash, before_wait, wait=wait)
-        return None if fd is None else Lease(None, fd)
+        fd = _acquire_range(*_range_of(dot_dir, out_hash), before_wait, wait=wait)
+        return None if fd is None else _FileLease(None, fd)
     path = os.path.join(dot_dir, LEASES_DIR, out_hash)
     fd = _acquire(path, before_wait, wait=wait)
-    return None if fd is None else Lease(path, fd)
+    return None if fd is None else _FileLease(path, fd)
 
 
 @contextlib.contextmanager
@@ -136,33 +249,52 @@ def _open_creating(path: str) -> int:
             os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
-def _acquire_range(
-    path: str, out_hash: str, before_wait: Callable[[], None] | None, *, wait: bool
-) -> int | None:
-    """An open file of `path` holding the write lock on `out_hash`'s byte (see above)."""
+def _range_of(dot_dir: Path, out_hash: str) -> tuple[str, int]:
+    """The ranges file and the byte in it that are the lease on `out_hash`."""
     try:
         offset = int(out_hash[:15], 16)  # 60 bits of the hash: distinct outputs never meet
     except ValueError:
         offset = int.from_bytes(out_hash.encode()[:7].ljust(7, b"\0"), "big")
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding.
-    lock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    name = f"{RANGES_FILE}.{offset % RANGE_SHARDS}"
+    return os.path.join(dot_dir, LEASES_DIR, name), offset
+
+
+def _flock(kind: int, offset: int) -> bytes:
+    """struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+
+
+def _acquire_range(
+    path: str, offset: int, before_wait: Callable[[], None] | None, *, wait: bool
+) -> int | None:
+    """An open file of `path` holding the write lock on byte `offset` (see above)."""
     fd = _open_creating(path)
     try:
-        try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if not wait:
-                os.close(fd)
-                return None
-            if before_wait is not None:
-                before_wait()
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
+        if _lock_range(fd, offset, before_wait, wait=wait):
+            return fd
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    os.close(fd)
+    return None
+
+
+def _lock_range(
+    fd: int, offset: int, before_wait: Callable[[], None] | None, *, wait: bool
+) -> bool:
+    """Write-lock byte `offset` on the open file `fd`; False if another holds it and not `wait`."""
+    lock = _flock(fcntl.F_WRLCK, offset)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        if not wait:
+            return False
+        if before_wait is not None:
+            before_wait()
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
+    return True
 
 
 def _acquire(

@@ -100,7 +100,7 @@ def run_call(call: Call, values: ValueMap, session: Session) -> list[Any]:
         # Stored since the plan was made, by the holder this waited for?
         stored = cached_values(call.outputs, cache, remote=False)
         shared = cache.shared_leases
-        if stored is None and shared is not None and _shared_by(call, (CachePolicy.EVERYWHERE,)):
+        if stored is None and shared is not None and shared_leased(call):
             with shared.hold(first):
                 stored = cached_values(call.outputs, cache)  # by another clone?
                 if stored is None:
@@ -120,6 +120,12 @@ def leased(call: Call) -> bool:
     """Whether computing `call` takes a lease: its outputs are stored where another process
     of this repository can load them, under a known hash."""
     return call.outputs[0].hash is not None and _shared_by(call, _LOCAL_POLICIES)
+
+
+def shared_leased(call: Call) -> bool:
+    """Whether computing `call` also takes the remote's shared lease (`Cache.shared_leases`):
+    its outputs are pushed, so another clone can read them through."""
+    return _shared_by(call, (CachePolicy.EVERYWHERE,))
 
 
 def _run_and_store(call: Call, values: ValueMap, session: Session) -> list[Any]:

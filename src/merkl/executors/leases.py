@@ -4,8 +4,14 @@ Their coordinating thread, the one that stores every output, takes the lease on 
 first output (`merkl.cache.lease`) before the call goes to a worker, and settles it once the
 outputs are stored; workers never touch the repository. A worker that dies, even by kill -9,
 fails its call in the coordinator, which releases that lease at once; a coordinator that dies
-drops its flocks with it. A lease another process holds is never waited for while this run
+drops its locks with it. A lease another process holds is never waited for while this run
 holds others, except in hash order (`take_all`), so two runs cannot wait for each other.
+
+A run's leases are bytes locked on one open file per ranges file (`LeaseFile`: 256 at most),
+so Dask holds its whole plan's leases whatever the open-file limit. With a remote's shared
+lease (`lease = true`) a call also takes that, inside the local one and the same way (without
+waiting, or in hash order for `take_all`); its outputs are written through to the remote
+before that lease is released.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from merkl.cache.index import OutputEntry
-from merkl.cache.lease import Lease, take_lease, try_lease
-from merkl.executors.base import leased
+from merkl.cache.lease import Lease, LeaseFile
+from merkl.executors.base import leased, shared_leased
 from merkl.graph import Plan
 from merkl.placeholder import Lazy, Placeholder, cached_values
 from merkl.session import Session
@@ -34,8 +40,16 @@ class RunLeases:
     """The leases one run's coordinator holds, by call."""
 
     def __init__(self, session: Session) -> None:
-        self.repo = session.require_repo() if session.use_cache else None
+        self.repo = repo = session.require_repo() if session.use_cache else None
+        self.file = LeaseFile(repo.dot_dir) if repo is not None else None
         self.held: dict[Call, Lease] = {}
+        self.shared = repo.cache.shared_leases if repo is not None else None
+        self.shared_held = self.shared.many() if self.shared is not None else None
+        self.sharing: set[Call] = set()  # calls holding the shared lease too
+
+    def _shares(self, call: Call) -> bool:
+        """Whether `call` takes the remote's shared lease as well."""
+        return self.shared_held is not None and shared_leased(call)
 
     def _first(self, call: Call) -> str | None:
         """The hash the lease of `call` is on; None when `call` takes no lease."""
@@ -51,14 +65,26 @@ class RunLeases:
         if first is None:
             return True
         assert self.repo is not None
-        lease = try_lease(self.repo.dot_dir, first)
+        assert self.file is not None
+        lease = self.file.take(first, wait=False)
         if lease is None:
             return False
-        stored = cached_values(call.outputs, self.repo.cache, remote=False)
+        cache = self.repo.cache
+        stored = cached_values(call.outputs, cache, remote=False)
+        if stored is None and self._shares(call):
+            assert self.shared_held is not None
+            if not self.shared_held.try_take(first):
+                lease.release()  # another clone computes it: try again later
+                return False
+            stored = cached_values(call.outputs, cache)  # by another clone?
+            if stored is not None:
+                self.shared_held.release(first)
         if stored is not None:
             lease.release()
             return stored
         self.held[call] = lease
+        if self._shares(call):
+            self.sharing.add(call)
         return True
 
     def take_all(self, plan: Plan, wanted: Callable[[Lazy], bool]) -> None:
@@ -67,10 +93,14 @@ class RunLeases:
         they needed (for executors that submit a whole plan at once: Dask)."""
         if self.repo is None:
             return
+        assert self.file is not None
         cache = self.repo.cache
-        by_hash = {first: call for call in plan.calls if (first := self._first(call))}
+        by_hash: dict[str, Call] = {}
+        for call in plan.calls:
+            if first := self._first(call):
+                by_hash.setdefault(first, call)  # the call that runs (not a later twin)
         firsts = sorted(by_hash)
-        room = _open_files_room(len(firsts))
+        room = len(firsts) if LeaseFile.SHARED_FILES else _open_files_room(len(firsts))
         if room < len(firsts):
             print(
                 f"merkl: this run leases {room} of its {len(firsts)} calls (the open-file limit "
@@ -78,33 +108,58 @@ class RunLeases:
                 file=sys.stderr,
             )
         for first in firsts[:room]:
-            self.held[by_hash[first]] = take_lease(self.repo.dot_dir, first, cache.index.flush)
+            call = by_hash[first]
+            lease = self.file.take(first, cache.index.flush)
+            assert lease is not None
+            self.held[call] = lease
+            if self._shares(call) and cached_values(call.outputs, cache, remote=False) is None:
+                assert self.shared_held is not None
+                self.shared_held.take(first)  # in hash order too: after the local lease
+                self.sharing.add(call)
         found: dict[Placeholder, OutputEntry] = {}
         for call in self.held:
-            entries = {p: p.find_cached(cache, remote=False) for p in call.outputs}
+            remote = call in self.sharing  # stored by another clone meanwhile?
+            entries = {p: p.find_cached(cache, remote=remote) for p in call.outputs}
             if all(entry is not None for entry in entries.values()):
                 found.update({p: e for p, e in entries.items() if e is not None})
         if found:
             plan.cached.update(found)
             plan.calls[:] = _still_needed(plan, {p.hash for p in found}, wanted)
             for call in set(self.held) - set(plan.calls):
-                self.held.pop(call).release()
+                self.failed(call)
 
     def stored(self, call: Call) -> None:
-        """The outputs of `call` are stored: release its lease once their rows are written."""
+        """The outputs of `call` are stored: write them through to the shared remote and
+        release its shared lease, and release its local lease once their rows are written."""
         lease = self.held.pop(call, None)
-        if lease is not None:
-            assert self.repo is not None
-            lease.settle(self.repo.cache.index.after_flush)
+        if lease is None:
+            return
+        assert self.repo is not None
+        self._drop_shared(call, publish=True)
+        lease.settle(self.repo.cache.index.after_flush)
 
     def failed(self, call: Call) -> None:
         """`call` did not run to the end: let another process compute it now."""
         lease = self.held.pop(call, None)
+        self._drop_shared(call, publish=False)
         if lease is not None:
             lease.release()
 
+    def _drop_shared(self, call: Call, *, publish: bool) -> None:
+        """Release the shared lease of `call` if it holds one; first, with `publish`, write
+        its stored outputs through to the remote (for the clones waiting for them)."""
+        if call not in self.sharing or self.shared is None or self.shared_held is None:
+            return
+        self.sharing.discard(call)
+        if publish:
+            self.shared.publish([p.hash or "" for p in call.outputs])
+        self.shared_held.release(call.outputs[0].hash or "")
+
     def release_all(self) -> None:
         """Release the leases of calls whose outputs were not stored (an interrupted run)."""
+        if self.shared_held is not None:
+            self.shared_held.close()
+        self.sharing.clear()
         for lease in self.held.values():
             lease.release()
         self.held.clear()

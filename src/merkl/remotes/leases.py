@@ -2,11 +2,12 @@
 
 Clones that share a remote with `read_through = true` and `lease = true` take, before computing
 a missing output, the remote's lease on its hash (Redis: `SET leases/<hash> token NX PX ttl`;
-SQL: a lease row, see `merkl.remotes.sql`).
-The holder renews it every third of `lease_ttl` (default 15 s) from a background thread,
-writes the outputs through to the remote as soon as they are stored, then drops the lease; a
-clone that finds the lease taken polls until it is free and then reads the value through. A
-holder that dies stops renewing: its lease expires within `lease_ttl` and a waiter takes over.
+SQL: a lease row, see `merkl.remotes.sql`). The holder renews it every third of `lease_ttl`
+(default 15 s) from a background thread (one for all the leases an executor's run holds:
+`HeldLeases`), writes the outputs through to the remote as soon as they are stored, then drops
+the lease; a clone that finds the lease taken polls until it is free and then reads the value
+through. A holder that dies stops renewing: its lease expires within `lease_ttl` and a waiter
+takes over.
 
 Only kinds with an atomic create-if-absent have leases (Redis, SQL); on others `lease = true` is
 reported once and runs compute locally. A remote that fails is reported once and not asked
@@ -51,41 +52,15 @@ class RemoteLeases:
 
     @contextlib.contextmanager
     def hold(self, out_hash: str) -> Iterator[None]:
-        remote = self._remote.open()
-        name = LEASES + out_hash
-        token = secrets.token_hex(16)
-        ttl_ms = max(1, int(self.ttl * 1000))
+        held = self.many()
         try:
-            while remote is not None and not remote.try_lease(name, token, ttl_ms):
-                time.sleep(min(0.2, self.ttl / 10))  # another clone computes it
-        except MerklError as exc:
-            self._remote.give_up(exc)
-            remote = None
-        if remote is None:
-            yield
-            return
-        stop = threading.Event()
-        renewer = threading.Thread(
-            target=self._renew, args=(remote, name, token, ttl_ms, stop), daemon=True
-        )
-        renewer.start()
-        try:
+            held.take(out_hash)
             yield
         finally:
-            stop.set()
-            renewer.join()
-            with contextlib.suppress(MerklError):
-                remote.release_lease(name, token)  # else it expires by itself
+            held.close()
 
-    def _renew(
-        self, remote: Remote, name: str, token: str, ttl_ms: int, stop: threading.Event
-    ) -> None:
-        while not stop.wait(self.ttl / 3):
-            try:
-                if not remote.renew_lease(name, token, ttl_ms):
-                    return  # expired (a long pause): another clone may compute it too
-            except MerklError:
-                return
+    def many(self) -> HeldLeases:
+        return HeldLeases(self)
 
     def publish(self, out_hashes: list[str]) -> None:
         from merkl.remotes.signing import load_signer
@@ -103,3 +78,69 @@ class RemoteLeases:
                 remote.push_outputs(entries, signer=load_signer())
         except MerklError as exc:
             self._remote.give_up(exc)
+
+
+class HeldLeases:
+    """Leases on the remote that one thread takes and releases one by one (`many`: executors
+    running many calls hold one per call), renewed together by one background thread."""
+
+    def __init__(self, leases: RemoteLeases) -> None:
+        self._leases = leases
+        self._ttl_ms = max(1, int(leases.ttl * 1000))
+        self._tokens: dict[str, str] = {}  # out_hash -> the token holding its lease
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def try_take(self, out_hash: str) -> bool:
+        remote = self._leases._remote.open()
+        if remote is None:
+            return True  # no leases to be had: compute it here
+        token = secrets.token_hex(16)
+        try:
+            if not remote.try_lease(LEASES + out_hash, token, self._ttl_ms):
+                return False  # another clone computes it
+        except MerklError as exc:
+            self._leases._remote.give_up(exc)
+            return True
+        with self._lock:
+            self._tokens[out_hash] = token
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew, args=(remote,), daemon=True)
+            self._renewer.start()
+        return True
+
+    def take(self, out_hash: str) -> None:
+        while not self.try_take(out_hash):
+            time.sleep(min(0.2, self._leases.ttl / 10))
+
+    def release(self, out_hash: str) -> None:
+        with self._lock:
+            token = self._tokens.pop(out_hash, None)
+        if token is None:
+            return
+        remote = self._leases._remote.open()
+        if remote is not None:
+            with contextlib.suppress(MerklError):
+                remote.release_lease(LEASES + out_hash, token)  # else it expires by itself
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        for out_hash in list(self._tokens):
+            self.release(out_hash)
+
+    def _renew(self, remote: Remote) -> None:
+        while not self._stop.wait(self._leases.ttl / 3):
+            with self._lock:
+                held = list(self._tokens.items())
+            for out_hash, token in held:
+                try:
+                    if not remote.renew_lease(LEASES + out_hash, token, self._ttl_ms):
+                        # Expired (a long pause): another clone may compute it too.
+                        with self._lock:
+                            if self._tokens.get(out_hash) == token:
+                                del self._tokens[out_hash]
+                except MerklError:
+                    return

@@ -117,3 +117,21 @@ def test_a_run_plans_with_one_lookup_per_level(repo: Repo, monkeypatch) -> None:
     # each of the 601 computed calls looks once more under its lease (another process may
     # have stored it since the plan: `merkl.cache.lease`). Planning itself is 4 batches.
     assert counts == {"single": 1 + 601, "batched": 4}
+
+
+def test_a_get_that_misses_is_not_looked_up_again_by_its_plan(repo: Repo, monkeypatch) -> None:
+    """A first `.get()` asks the index for its output once before it runs (the miss) and once
+    under its lease (stored meanwhile by another process?), not a third time in its plan; the
+    plan still looks up the outputs the call reads."""
+    write_module(repo.root, "small", PIPELINE)
+    small = import_fresh(repo.root, "small")
+    with use_session(repo=repo):
+        small.add_one(1).get()
+        counts = _queries(monkeypatch)
+        assert small.add_one(2).get() == 3
+        assert counts == {"single": 2, "batched": 0}
+        counts.update(single=0, batched=0)
+        assert small.total([small.add_one(1), small.add_one(3)]).get() == 6
+        # total: the miss and the lease's look; add_one(1), add_one(3): one batch; add_one(3)
+        # under its lease
+        assert counts == {"single": 3, "batched": 1}

@@ -13,7 +13,7 @@ from merkl.executors import get_executor
 from merkl.executors.base import Executor, ValueMap
 from merkl.graph import Plan, make_plan
 from merkl.observers import RUN_HOOKS, planned, should_watch, watch_evaluation
-from merkl.placeholder import NOT_CACHED, Lazy, Placeholder, cached_value, cached_values
+from merkl.placeholder import NOT_CACHED, NOT_FOUND, Lazy, Placeholder, cached_value, cached_values
 from merkl.session import Session, current_session
 from merkl.tasks import iter_lazy, substitute
 
@@ -57,11 +57,14 @@ def evaluate_one(target: Lazy, executor: Executor | str | None = None) -> Any:
     loaded without the lists of an evaluation."""
     if executor is None and type(target) is Placeholder and not should_watch():
         session = current_session()
+        missed: frozenset[Lazy] = frozenset()
         if session.use_cache:
             value = cached_value(target, session.require_repo().cache)
-            if value is not NOT_CACHED:
+            if value is NOT_FOUND:
+                missed = frozenset((target,))  # the plan need not ask again
+            elif value is not NOT_CACHED:
                 return value
-        return _compute([target], None, session, None)[0]
+        return _compute([target], None, session, None, missed)[0]
     return evaluate([target], executor=executor)[0]
 
 
@@ -85,8 +88,10 @@ def _compute(
     executor: Executor | str | None,
     session: Session,
     stats: EvalStats | None,
+    missed: frozenset[Lazy] = frozenset(),
 ) -> list[Any]:
-    """Plan `targets` against the cache and run what it lacks (some may be cached)."""
+    """Plan `targets` against the cache and run what it lacks (some may be cached); `missed`
+    as `make_plan` takes it."""
     from merkl.files import FileOutput
 
     writes = [t for t in targets if isinstance(t, FileOutput)]
@@ -95,7 +100,7 @@ def _compute(
     cache = repo.cache if repo is not None else None
     # Held shared while the plan's cached outputs are read: eviction and gc skip or wait.
     with shared_lock(repo, None) if repo is not None else contextlib.nullcontext():
-        plan = make_plan(needed, cache)
+        plan = make_plan(needed, cache, missed)
         planned(plan)
         if stats is not None:
             stats.ran += len({call.outputs[0].hash for call in plan.calls})  # twins run once

@@ -24,13 +24,17 @@ class Plan:
     leaves: list[Lazy] = field(default_factory=list)  # files, stored outputs, missing args
 
 
-def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
+def make_plan(
+    targets: Iterable[Lazy], cache: Cache | None, missed: frozenset[Lazy] = frozenset()
+) -> Plan:
     """Decide what to load and what to run; with `cache=None` everything runs.
 
     A cached output's upstream is never visited: the Merkle hash already vouches for it.
+    `missed`: outputs the caller has just looked up and not found, not asked again (whoever
+    stores one meanwhile holds its lease, which the executor takes and then looks again).
     """
     targets = list(targets)
-    found = _find_reachable(targets, cache) if cache is not None else {}
+    found = _find_reachable(targets, cache, missed) if cache is not None else {}
     plan = Plan()
     seen: set[Lazy] = set()
     queued: set[Call] = set()
@@ -61,7 +65,9 @@ def make_plan(targets: Iterable[Lazy], cache: Cache | None) -> Plan:
     return plan
 
 
-def _find_reachable(targets: list[Lazy], cache: Cache) -> dict[Placeholder, OutputEntry]:
+def _find_reachable(
+    targets: list[Lazy], cache: Cache, missed: frozenset[Lazy]
+) -> dict[Placeholder, OutputEntry]:
     """The cache entries of the outputs `make_plan` visits (those reachable from the targets
     without passing a cached one), found level by level: one batched lookup per level of the
     DAG, not one query and one `stat` per output."""
@@ -71,7 +77,7 @@ def _find_reachable(targets: list[Lazy], cache: Cache) -> dict[Placeholder, Outp
     while level:
         level = [node for node in dict.fromkeys(level) if node not in seen]
         seen.update(level)
-        hits = find_cached_many(level, cache)
+        hits = find_cached_many([n for n in level if n not in missed], cache)
         found.update(hits)
         level = [
             dep
@@ -86,6 +92,8 @@ def find_cached_many(nodes: Iterable[Lazy], cache: Cache) -> dict[Placeholder, O
     """`Placeholder.find_cached` of every hashed placeholder among `nodes`, in batched lookups
     (`Cache.find_many`)."""
     outputs = [n for n in nodes if isinstance(n, Placeholder) and n.hash is not None]
+    if not outputs:
+        return {}
     found = cache.find_many(
         (p.hash or "", p.task.policy(p.index), p.task.serializer(p.index).name) for p in outputs
     )

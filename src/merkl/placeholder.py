@@ -188,17 +188,21 @@ def cached_values(
 
 
 NOT_CACHED: Any = object()  # what `cached_value` returns for an output it cannot load
+# ... when no cache holds it at all (so a plan made now need not look it up again)
+NOT_FOUND: Any = object()
 
 
 def cached_value(output: Placeholder, cache: Cache) -> Any:
-    """`cached_values([output], cache)[0]`, or NOT_CACHED (the hit path of `.get()`)."""
+    """`cached_values([output], cache)[0]` (the hit path of `.get()`); NOT_FOUND when no cache
+    (this process, the index, a read-through remote) has it, NOT_CACHED when one has it but
+    it cannot be loaded (the object vanished or was corrupt)."""
     out_hash = output.hash
     if out_hash is None:
         return NOT_CACHED
     policy, serializer = output.call.task.lookup(output.index)
     entry = cache.find(out_hash, policy, serializer, stat=False)
     if entry is None:
-        return NOT_CACHED
+        return NOT_FOUND
     try:
         return cache.load(out_hash, entry)
     except (CacheMissError, CorruptObjectError):

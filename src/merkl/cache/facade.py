@@ -287,6 +287,18 @@ def _agrees(entry: OutputEntry, serializer: str | None) -> bool:
 
 
 def _with_size(run: RunRecord, size: int) -> RunRecord:
-    from dataclasses import replace
-
-    return replace(run, size=size)
+    # Spelled out: `dataclasses.replace` cost more than the rest of storing a tiny output.
+    return RunRecord(
+        run.out_hash,
+        run.out_index,
+        run.task,
+        run.module,
+        run.code_hash,
+        run.args_hash,
+        run.arg_hashes,
+        run.parents,
+        run.duration,
+        size,
+        run.time,
+        run.arg_values,
+    )

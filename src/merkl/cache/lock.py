@@ -66,21 +66,20 @@ def exclusive_lock(
 def held_here(repo: Repo) -> bool:
     """Whether this process holds the repository lock (a command or an evaluation runs)."""
     with _guard:
-        return str(repo.dot_dir / LOCK_FILE) in _held
+        return os.path.join(repo.dot_dir, LOCK_FILE) in _held
 
 
 @contextlib.contextmanager
 def try_exclusive_lock(repo: Repo, command: str) -> Iterator[bool]:
     """Hold the repository lock alone if nobody holds it (yields True), else yield False at
     once: for housekeeping that may simply skip a turn (cache eviction)."""
-    path = str(repo.dot_dir / LOCK_FILE)
+    path = os.path.join(repo.dot_dir, LOCK_FILE)
     with _guard:
         busy = path in _held  # this process holds it already (shared or not)
     if busy:
         yield False
         return
-    os.makedirs(repo.dot_dir, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fd = _open(repo, path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -103,7 +102,7 @@ def try_exclusive_lock(repo: Repo, command: str) -> Iterator[bool]:
 def _lock(
     repo: Repo, command: str | None, mode: int, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
-    path = str(repo.dot_dir / LOCK_FILE)
+    path = os.path.join(repo.dot_dir, LOCK_FILE)
     with _guard:
         hold = _held.get(path)
         if hold is not None and hold.pid == os.getpid():
@@ -132,8 +131,7 @@ def _lock(
 def _acquire(
     repo: Repo, path: str, command: str | None, mode: int, on_wait: Callable[[str], None] | None
 ) -> _Hold:
-    os.makedirs(repo.dot_dir, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fd = _open(repo, path)
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -153,6 +151,16 @@ def _acquire(
     with _guard:
         _held.setdefault(path, hold)  # another thread may have taken its own meanwhile
     return hold
+
+
+def _open(repo: Repo, path: str) -> int:
+    """The lock file open (created with `.merkl/` if need be: a `makedirs` on every
+    evaluation would cost more than the lock)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except FileNotFoundError:
+        os.makedirs(repo.dot_dir, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
 def describe_holders(repo: Repo) -> str:

@@ -17,10 +17,18 @@ KNOWN_EXECUTORS: dict[str, str] = {
 }
 
 
+_local: Executor | None = None
+
+
 def get_executor(spec: Executor | str | None = None, **options: Any) -> Executor:
     """An executor instance from an instance, a registered name, or None (local)."""
     if isinstance(spec, Executor):
         return spec
+    if spec is None and not options:  # every `.get()`: the stateless local executor, once
+        global _local
+        if _local is None:
+            _local = get_executor("local")
+        return _local
     name = spec or "local"
     try:
         path = KNOWN_EXECUTORS[name]

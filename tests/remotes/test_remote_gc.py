@@ -340,13 +340,23 @@ def test_gc_racing_pushes_loses_nothing(tmp_path, kind, request):
 def kill_gc_after(repo: Repo, seconds: float) -> bool:
     """Start `merkl gc --remote shared --grace 0 --yes` as a process, SIGKILL it after
     `seconds`; whether it was still running then."""
+    return gc_finished_within(repo, seconds) is None
+
+
+def gc_finished_within(repo: Repo, seconds: float) -> float | None:
+    """`kill_gc_after`, telling how long the gc took when it ended by itself (None: killed)."""
+    start = time.monotonic()
     proc = _python(
         "-m", "merkl", "gc", "--remote", "shared", "--grace", "0", "--yes", cwd=repo.root
     )
-    time.sleep(seconds)
-    proc.send_signal(signal.SIGKILL)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    return proc.returncode == -signal.SIGKILL
+    if proc.returncode == -signal.SIGKILL:
+        return None
+    return time.monotonic() - start
 
 
 def _readable(folder: Path) -> None:

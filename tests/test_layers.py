@@ -32,7 +32,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("merkl.errors", "merkl.units", "merkl.progress"),
+    ("merkl.errors", "merkl.units", "merkl.progress", "merkl.collector"),
     ("merkl.hashing", "merkl.canonical_ast", "merkl.serializers", "merkl.typed_json", "merkl.fs"),
     ("merkl.cache", "merkl.pointer", "merkl.repo"),
     ("merkl.tracking",),

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from merkl.cache.facade import StoredElsewhere
+from merkl.collector import gc_paused
 from merkl.errors import ExecutorError, UsageError
 from merkl.executors.base import (
     Executor,
@@ -37,7 +38,6 @@ from merkl.executors.dependencies import CallDependencies
 from merkl.executors.leases import RunLeases
 from merkl.executors.local_cluster import local_client, warm_up
 from merkl.executors.pool import check_jobs, default_jobs
-from merkl.executors.start import gc_paused
 from merkl.executors.worker import CallSpec, DepSlot, TaskRef, run_call, task_ref
 from merkl.executors.worker_remote import (
     ChunkCall,

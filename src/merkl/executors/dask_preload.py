@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 
-from merkl.executors.start import gc_paused
+from merkl.collector import gc_paused
 
 
 def _preload() -> None:

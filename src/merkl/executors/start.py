@@ -10,11 +10,8 @@ passed separately (the server's is from when it started).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import multiprocessing
 import multiprocessing.context
-from collections.abc import Iterator
 
 # Imported in the server, so that forked workers need not: merkl's worker side for pools,
 # and `distributed` with it for a LocalCluster (whichever executor starts the server first).
@@ -44,16 +41,3 @@ def start_worker_server(preload: list[str]) -> None:
 
         worker_context(preload)
         forkserver.ensure_running()
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (as it was before, after it): a large
-    import such as `distributed` would set off ~130 collections, dearer than one after it."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
